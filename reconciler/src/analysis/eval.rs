@@ -1,0 +1,392 @@
+//! Deciding one flow, with the reasons: the tiers consulted, the policies that
+//! applied, and the rule (file:line) that decided each direction.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::analysis::Analysis;
+use crate::diag::Pos;
+use crate::model::{
+    Action, Direction, Endpoint, EntityRule, Policy, PolicyId, PortMatch, Protocol, Rule,
+};
+use crate::selector::Expr;
+
+/// One end of a flow: an address, and the endpoint that owns it if any.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer<'a> {
+    pub ip: IpAddr,
+    pub endpoint: Option<&'a Endpoint>,
+}
+
+/// A new connection from `src` to `dst`.
+#[derive(Clone, Copy, Debug)]
+pub struct Flow<'a> {
+    pub src: Peer<'a>,
+    pub dst: Peer<'a>,
+    pub protocol: Protocol,
+    pub dst_port: u16,
+    /// Usually unknown (an ephemeral port); rules that match source ports are
+    /// then reported as undecidable.
+    pub src_port: Option<u16>,
+}
+
+/// Something the L3/L4 verdict could not decide exactly.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Caveat {
+    /// An `http` rule was treated as matching its L3/L4 part.
+    Http(Pos),
+    /// A DNS `domains` rule was treated as matching nothing.
+    Domains(Pos),
+    /// A `services` rule was treated as matching nothing (no Service inventory).
+    Service(Pos),
+    /// A rule on source ports was consulted while the source port is unknown.
+    SourcePort(Pos),
+}
+
+impl fmt::Display for Caveat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Caveat::Http(p) => write!(f, "{p}: http match not evaluated at L3/L4 (treated as matching)"),
+            Caveat::Domains(p) => write!(f, "{p}: DNS domains not evaluated (treated as matching nothing)"),
+            Caveat::Service(p) => write!(f, "{p}: services not evaluated without a Service inventory (treated as matching nothing)"),
+            Caveat::SourcePort(p) => write!(f, "{p}: source port unknown (ports never match, notPorts always match)"),
+        }
+    }
+}
+
+/// Why a direction was decided the way it was.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reason {
+    /// This end is not a workload endpoint (an outside address, a
+    /// hostNetwork pod): nothing polices it.
+    NotPoliced(&'static str),
+    /// Kubernetes: traffic between a pod and its own node is always allowed.
+    SameNode,
+    /// A rule decided.
+    Rule {
+        policy: PolicyId,
+        tier: String,
+        rule: usize,
+        action: Action,
+        origin: Pos,
+    },
+    /// Policies of the tier applied, none decided: the tier's default action.
+    TierDefault { tier: String, action: Action },
+    /// No tier decided: the endpoint's profile allows (Kubernetes pods).
+    Profile,
+}
+
+/// What happened in one policy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyStep {
+    pub policy: PolicyId,
+    pub origin: Pos,
+    /// The rules that matched, in order, with their actions (Log included).
+    pub matched: Vec<(usize, Action, Pos)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TierStep {
+    pub tier: String,
+    pub policies: Vec<PolicyStep>,
+}
+
+/// One direction's verdict.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DirVerdict {
+    pub allowed: bool,
+    pub reason: Reason,
+    pub tiers: Vec<TierStep>,
+    pub caveats: Vec<Caveat>,
+}
+
+impl DirVerdict {
+    fn unpoliced(reason: Reason) -> Self {
+        DirVerdict {
+            allowed: true,
+            reason,
+            tiers: Vec::new(),
+            caveats: Vec::new(),
+        }
+    }
+}
+
+/// The verdict on a flow: the source's egress and the destination's ingress.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub egress: DirVerdict,
+    pub ingress: DirVerdict,
+}
+
+impl Verdict {
+    pub fn caveats(&self) -> impl Iterator<Item = &Caveat> {
+        self.egress.caveats.iter().chain(&self.ingress.caveats)
+    }
+}
+
+fn same_node(a: Option<&Endpoint>, b: Option<&Endpoint>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            a.node.is_some() && a.node == b.node && (a.host_network || b.host_network)
+        }
+        _ => false,
+    }
+}
+
+impl Analysis {
+    /// Decides a flow.
+    pub fn evaluate(&self, flow: &Flow<'_>) -> Verdict {
+        if same_node(flow.src.endpoint, flow.dst.endpoint) {
+            let v = DirVerdict::unpoliced(Reason::SameNode);
+            return Verdict {
+                allowed: true,
+                egress: v.clone(),
+                ingress: v,
+            };
+        }
+        let egress = match flow.src.endpoint {
+            Some(e) if !e.host_network => self.evaluate_direction(e, Direction::Egress, flow),
+            Some(_) => DirVerdict::unpoliced(Reason::NotPoliced("source is host-networked")),
+            None => DirVerdict::unpoliced(Reason::NotPoliced("source is not a workload endpoint")),
+        };
+        let ingress = match flow.dst.endpoint {
+            Some(e) if !e.host_network => self.evaluate_direction(e, Direction::Ingress, flow),
+            Some(_) => DirVerdict::unpoliced(Reason::NotPoliced("destination is host-networked")),
+            None => {
+                DirVerdict::unpoliced(Reason::NotPoliced("destination is not a workload endpoint"))
+            }
+        };
+        Verdict {
+            allowed: egress.allowed && ingress.allowed,
+            egress,
+            ingress,
+        }
+    }
+
+    /// Calico's per-endpoint pipeline (C6-C8) for one direction.
+    pub fn evaluate_direction(
+        &self,
+        local: &Endpoint,
+        dir: Direction,
+        flow: &Flow<'_>,
+    ) -> DirVerdict {
+        let mut steps = Vec::new();
+        let mut caveats = Vec::new();
+        for plan in &self.tiers {
+            let applicable: Vec<&Policy> = plan
+                .policies
+                .iter()
+                .map(|&i| &self.policies[i])
+                .filter(|p| p.applies_in(dir) && p.selector.eval(&local.labels))
+                .collect();
+            if applicable.is_empty() {
+                continue;
+            }
+            let mut tier_step = TierStep {
+                tier: plan.tier.name.clone(),
+                policies: Vec::new(),
+            };
+            let mut passed = false;
+            'policies: for p in applicable {
+                let mut step = PolicyStep {
+                    policy: p.id.clone(),
+                    origin: p.origin.clone(),
+                    matched: Vec::new(),
+                };
+                for r in p.rules(dir) {
+                    if !self.rule_matches(r, dir, flow, &mut caveats) {
+                        continue;
+                    }
+                    step.matched.push((r.index, r.action, r.origin.clone()));
+                    match r.action {
+                        Action::Log => continue,
+                        Action::Pass => {
+                            passed = true;
+                            tier_step.policies.push(step);
+                            break 'policies;
+                        }
+                        Action::Allow | Action::Deny => {
+                            tier_step.policies.push(step);
+                            steps.push(tier_step);
+                            caveats.sort();
+                            caveats.dedup();
+                            return DirVerdict {
+                                allowed: r.action == Action::Allow,
+                                reason: Reason::Rule {
+                                    policy: p.id.clone(),
+                                    tier: plan.tier.name.clone(),
+                                    rule: r.index,
+                                    action: r.action,
+                                    origin: r.origin.clone(),
+                                },
+                                tiers: steps,
+                                caveats,
+                            };
+                        }
+                    }
+                }
+                tier_step.policies.push(step);
+            }
+            steps.push(tier_step);
+            if !passed && plan.tier.default_action == Action::Deny {
+                caveats.sort();
+                caveats.dedup();
+                return DirVerdict {
+                    allowed: false,
+                    reason: Reason::TierDefault {
+                        tier: plan.tier.name.clone(),
+                        action: Action::Deny,
+                    },
+                    tiers: steps,
+                    caveats,
+                };
+            }
+        }
+        caveats.sort();
+        caveats.dedup();
+        DirVerdict {
+            allowed: true,
+            reason: Reason::Profile,
+            tiers: steps,
+            caveats,
+        }
+    }
+
+    fn rule_matches(
+        &self,
+        r: &Rule,
+        dir: Direction,
+        flow: &Flow<'_>,
+        caveats: &mut Vec<Caveat>,
+    ) -> bool {
+        let v6 = flow.dst.ip.is_ipv6();
+        if r.ip_version.is_some_and(|v| (v == 6) != v6) {
+            return false;
+        }
+        if r.protocol.is_some_and(|p| p != flow.protocol) || r.not_protocol == Some(flow.protocol) {
+            return false;
+        }
+        if r.icmp.is_some() && !matches!(flow.protocol, Protocol::Icmp | Protocol::IcmpV6) {
+            return false;
+        }
+        // Local side first, then remote: both must match.
+        let (src_ok, dst_ok);
+        match dir {
+            Direction::Ingress => {
+                dst_ok =
+                    self.entity_matches(&r.destination, &flow.dst, Some(flow.dst_port), r, caveats);
+                src_ok =
+                    dst_ok && self.entity_matches(&r.source, &flow.src, flow.src_port, r, caveats);
+            }
+            Direction::Egress => {
+                src_ok = self.entity_matches(&r.source, &flow.src, flow.src_port, r, caveats);
+                dst_ok = src_ok
+                    && self.entity_matches(
+                        &r.destination,
+                        &flow.dst,
+                        Some(flow.dst_port),
+                        r,
+                        caveats,
+                    );
+            }
+        }
+        let ok = src_ok && dst_ok;
+        if ok && r.http {
+            caveats.push(Caveat::Http(r.origin.clone()));
+        }
+        ok
+    }
+
+    fn entity_matches(
+        &self,
+        e: &EntityRule,
+        peer: &Peer<'_>,
+        port: Option<u16>,
+        r: &Rule,
+        caveats: &mut Vec<Caveat>,
+    ) -> bool {
+        if e.service.is_some() {
+            caveats.push(Caveat::Service(r.origin.clone()));
+            return false;
+        }
+        if !e.domains.is_empty() {
+            caveats.push(Caveat::Domains(r.origin.clone()));
+            return false;
+        }
+        if !e.nets.is_empty() && !e.nets.iter().any(|n| n.contains(&peer.ip)) {
+            return false;
+        }
+        if e.not_nets.iter().any(|n| n.contains(&peer.ip)) {
+            return false;
+        }
+        if let Some(s) = &e.selector {
+            if !self.selector_matches_ip(s, peer) {
+                return false;
+            }
+        }
+        if let Some(s) = &e.not_selector {
+            if self.selector_matches_ip(s, peer) {
+                return false;
+            }
+        }
+        if e.ports.is_empty() && e.not_ports.is_empty() {
+            return true;
+        }
+        let Some(port) = port else {
+            caveats.push(Caveat::SourcePort(r.origin.clone()));
+            return e.ports.is_empty();
+        };
+        let hit = |pm: &PortMatch| match pm {
+            PortMatch::Range(a, b) => (*a..=*b).contains(&port),
+            PortMatch::Named(n) => peer
+                .endpoint
+                .is_some_and(|ep| !ep.host_network && ep.named_port(n, r.protocol, port)),
+        };
+        (e.ports.is_empty() || e.ports.iter().any(hit)) && !e.not_ports.iter().any(hit)
+    }
+
+    /// C3: a selector matches an address if the workload endpoint that owns it,
+    /// or any network set containing it, has matching labels.
+    pub fn selector_matches_ip(&self, s: &Expr, peer: &Peer<'_>) -> bool {
+        if peer
+            .endpoint
+            .is_some_and(|e| !e.host_network && s.eval(&e.labels))
+        {
+            return true;
+        }
+        self.network_sets
+            .iter()
+            .any(|n| n.set.nets.iter().any(|net| net.contains(&peer.ip)) && s.eval(&n.labels))
+    }
+
+    /// The peer for an endpoint in the family of `v6`, if it has an address there.
+    pub fn peer_of<'a>(&self, e: &'a Endpoint, v6: bool) -> Option<Peer<'a>> {
+        e.ip_in(v6).map(|ip| Peer {
+            ip,
+            endpoint: Some(e),
+        })
+    }
+
+    /// Resolves `ns/pod` or an IP address to a peer.
+    pub fn resolve(&self, s: &str) -> Result<Peer<'_>, String> {
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return Ok(Peer {
+                ip,
+                endpoint: self.endpoint_at(ip),
+            });
+        }
+        let e = self.endpoint(s).ok_or_else(|| {
+            format!("no endpoint {s:?} in the cluster (use namespace/pod or an IP)")
+        })?;
+        let ip = e
+            .ips
+            .first()
+            .copied()
+            .ok_or_else(|| format!("endpoint {s} has no IP"))?;
+        Ok(Peer {
+            ip,
+            endpoint: Some(e),
+        })
+    }
+}

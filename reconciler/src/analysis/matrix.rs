@@ -1,0 +1,621 @@
+//! Every endpoint pair at once.
+//!
+//! Endpoints that policy cannot tell apart (same Calico labels, same named
+//! ports, addresses inside the same CIDRs that rules and network sets
+//! mention, and the same node where host-networked pods make the node matter)
+//! form one class. Selectors are evaluated once per class through an inverted
+//! label index, and each local class runs its tiers over bit sets of remote
+//! classes, so the cost grows with classes and rules, not with pods squared.
+//! IPv4 and IPv6 are separate passes: a pair is decided over IPv4 if both
+//! ends have an IPv4 address, otherwise over IPv6.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use ipnet::IpNet;
+
+use crate::analysis::bitset::Bitset;
+use crate::analysis::Analysis;
+use crate::model::port::FlowPort;
+use crate::model::{Action, Direction, EntityRule, PortMatch, Protocol, Rule};
+use crate::selector::Expr;
+
+/// The verdicts for every ordered endpoint pair and port.
+pub struct Matrix {
+    /// Endpoint ids, in the analysis' order.
+    pub endpoints: Vec<String>,
+    pub ports: Vec<FlowPort>,
+    passes: Vec<Pass>,
+}
+
+/// Counts for one port.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub pairs: u64,
+    pub allowed: u64,
+    pub denied: u64,
+    /// Pairs whose verdict an L7, DNS, Service or source-port rule may change.
+    pub caveated: u64,
+}
+
+struct Pass {
+    v6: bool,
+    /// Endpoint index -> class, for endpoints that take part in this pass.
+    class_of: Vec<Option<usize>>,
+    class_size: Vec<u64>,
+    /// Per port: class -> destination classes it may connect to.
+    allowed: Vec<Vec<Bitset>>,
+    /// Per port: class -> destination classes whose verdict carries a caveat.
+    flagged: Vec<Vec<Bitset>>,
+    /// v6 pass only: classes whose members also have IPv4 (decided in the v4 pass).
+    has_v4: Vec<bool>,
+}
+
+#[derive(Hash, PartialEq, Eq)]
+struct ClassKey {
+    host: bool,
+    node: Option<String>,
+    labels: BTreeMap<String, String>,
+    named_ports: BTreeMap<String, Vec<(Protocol, u16)>>,
+    cidrs: Vec<u32>,
+    has_v4: bool,
+}
+
+struct Class {
+    rep: usize,
+    host: bool,
+    node: Option<String>,
+}
+
+/// Everything one pass needs to evaluate rules over class bit sets.
+struct Space<'a> {
+    an: &'a Analysis,
+    classes: Vec<Class>,
+    n: usize,
+    workload: Bitset,
+    index: HashMap<&'a str, HashMap<&'a str, Bitset>>,
+    has_key: HashMap<&'a str, Bitset>,
+    /// For each mentioned CIDR, the classes whose address it contains.
+    cidr_classes: Vec<Bitset>,
+    cidr_ids: HashMap<IpNet, usize>,
+    memo: HashMap<(usize, bool), Bitset>,
+    named: HashMap<(String, Option<Protocol>, u16), Bitset>,
+}
+
+impl Matrix {
+    /// Decides every pair of endpoints for every port.
+    pub fn compute(an: &Analysis, ports: &[FlowPort]) -> Matrix {
+        let endpoints = an.endpoints.iter().map(|e| e.id.clone()).collect();
+        let cidrs = mentioned_cidrs(an);
+        let passes = [false, true]
+            .into_iter()
+            .filter_map(|v6| Pass::compute(an, v6, &cidrs, ports))
+            .collect();
+        Matrix {
+            endpoints,
+            ports: ports.to_vec(),
+            passes,
+        }
+    }
+
+    fn pass_for(&self, a: usize, b: usize) -> Option<(&Pass, usize, usize)> {
+        self.passes
+            .iter()
+            .find_map(|p| Some((p, p.class_of[a]?, p.class_of[b]?)))
+    }
+
+    /// Whether endpoint `a` may open a new connection to endpoint `b` on port `port`.
+    pub fn allowed(&self, port: usize, a: usize, b: usize) -> bool {
+        self.pass_for(a, b)
+            .is_some_and(|(p, ca, cb)| p.allowed[port][ca].has(cb))
+    }
+
+    /// Whether the verdict for the pair may depend on something L3/L4 cannot see.
+    pub fn caveated(&self, port: usize, a: usize, b: usize) -> bool {
+        self.pass_for(a, b)
+            .is_some_and(|(p, ca, cb)| p.flagged[port][ca].has(cb))
+    }
+
+    /// Pair counts for a port, computed over classes (no per-pod expansion).
+    /// A pod and itself are not a pair.
+    pub fn counts(&self, port: usize) -> Counts {
+        let n = self.endpoints.len() as u64;
+        let mut c = Counts {
+            pairs: n * n.saturating_sub(1),
+            ..Counts::default()
+        };
+        for p in &self.passes {
+            for (s, row) in p.allowed[port].iter().enumerate() {
+                for d in row.ones() {
+                    if p.v6 && p.has_v4[s] && p.has_v4[d] {
+                        continue;
+                    }
+                    let k = if s == d {
+                        p.class_size[s] * (p.class_size[s] - 1)
+                    } else {
+                        p.class_size[s] * p.class_size[d]
+                    };
+                    c.allowed += k;
+                }
+                for d in p.flagged[port][s].ones() {
+                    if p.v6 && p.has_v4[s] && p.has_v4[d] {
+                        continue;
+                    }
+                    let k = if s == d {
+                        p.class_size[s] * (p.class_size[s] - 1)
+                    } else {
+                        p.class_size[s] * p.class_size[d]
+                    };
+                    c.caveated += k;
+                }
+            }
+        }
+        c.denied = c.pairs - c.allowed;
+        c
+    }
+
+    /// How many endpoint classes each pass used (IPv4, IPv6).
+    pub fn class_counts(&self) -> Vec<(bool, usize)> {
+        self.passes
+            .iter()
+            .map(|p| (p.v6, p.class_size.len()))
+            .collect()
+    }
+}
+
+fn mentioned_cidrs(an: &Analysis) -> Vec<IpNet> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let mut add = |n: &IpNet| {
+        if seen.insert(*n) {
+            out.push(*n);
+        }
+    };
+    for p in &an.policies {
+        for r in p.ingress.iter().chain(&p.egress) {
+            for e in [&r.source, &r.destination] {
+                e.nets.iter().chain(&e.not_nets).for_each(&mut add);
+            }
+        }
+    }
+    for s in &an.network_sets {
+        s.set.nets.iter().for_each(&mut add);
+    }
+    out
+}
+
+impl Pass {
+    fn compute(an: &Analysis, v6: bool, cidrs: &[IpNet], ports: &[FlowPort]) -> Option<Pass> {
+        let host_nodes: HashSet<&str> = an
+            .endpoints
+            .iter()
+            .filter(|e| e.host_network)
+            .filter_map(|e| e.node.as_deref())
+            .collect();
+        let mut keys: HashMap<ClassKey, usize> = HashMap::new();
+        let mut classes: Vec<Class> = Vec::new();
+        let mut class_size = Vec::new();
+        let mut has_v4 = Vec::new();
+        let mut class_of = vec![None; an.endpoints.len()];
+        let mut class_cidrs: Vec<Vec<u32>> = Vec::new();
+        for (i, e) in an.endpoints.iter().enumerate() {
+            let Some(ip) = e.ip_in(v6) else { continue };
+            let node_matters = e.node.as_deref().is_some_and(|n| host_nodes.contains(n));
+            let key = ClassKey {
+                host: e.host_network,
+                node: if node_matters { e.node.clone() } else { None },
+                labels: e.labels.clone(),
+                named_ports: if e.host_network {
+                    BTreeMap::new()
+                } else {
+                    e.named_ports.clone()
+                },
+                cidrs: cidrs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| n.contains(&ip))
+                    .map(|(j, _)| j as u32)
+                    .collect(),
+                has_v4: v6 && e.ip_in(false).is_some(),
+            };
+            let next = classes.len();
+            let c = *keys.entry(key).or_insert_with_key(|k| {
+                class_cidrs.push(k.cidrs.clone());
+                has_v4.push(k.has_v4);
+                class_size.push(0);
+                next
+            });
+            if c == next {
+                classes.push(Class {
+                    rep: i,
+                    host: e.host_network,
+                    node: e.node.clone(),
+                });
+            }
+            class_size[c] += 1;
+            class_of[i] = Some(c);
+        }
+        if classes.is_empty() {
+            return None;
+        }
+        let n = classes.len();
+        let mut space = Space::new(an, classes, &class_cidrs, cidrs);
+
+        // Which policies apply to which class, per direction, tier by tier.
+        let policy_sets: Vec<Bitset> = an
+            .policies
+            .iter()
+            .map(|p| space.select(&p.selector, false))
+            .collect();
+
+        let mut allowed = Vec::new();
+        let mut flagged = Vec::new();
+        for fp in ports {
+            let mut egress = Vec::with_capacity(n);
+            let mut egress_flag = Vec::with_capacity(n);
+            let mut ingress = Vec::with_capacity(n);
+            let mut ingress_flag = Vec::with_capacity(n);
+            for l in 0..n {
+                let (e, ef) = space.direction(l, Direction::Egress, *fp, v6, &policy_sets);
+                let (i, inf) = space.direction(l, Direction::Ingress, *fp, v6, &policy_sets);
+                egress.push(e);
+                egress_flag.push(ef);
+                ingress.push(i);
+                ingress_flag.push(inf);
+            }
+            // combined[s] = egress[s] ∩ { d : ingress[d] has s }
+            let mut ingress_t = vec![Bitset::empty(n); n];
+            let mut flag_t = vec![Bitset::empty(n); n];
+            for d in 0..n {
+                for s in ingress[d].ones() {
+                    ingress_t[s].set(d);
+                }
+                for s in ingress_flag[d].ones() {
+                    flag_t[s].set(d);
+                }
+            }
+            let mut comb = Vec::with_capacity(n);
+            let mut flags = Vec::with_capacity(n);
+            for s in 0..n {
+                let mut c = egress[s].intersect(&ingress_t[s]);
+                let mut f = egress_flag[s].clone();
+                f.or(&flag_t[s]);
+                // Kubernetes: a pod and its own node always talk (K11).
+                for d in 0..n {
+                    let (a, b) = (&space.classes[s], &space.classes[d]);
+                    if (a.host || b.host) && a.node.is_some() && a.node == b.node {
+                        c.set(d);
+                        f.and_not(&single(n, d));
+                    }
+                }
+                flags.push(f);
+                comb.push(c);
+            }
+            allowed.push(comb);
+            flagged.push(flags);
+        }
+        Some(Pass {
+            v6,
+            class_of,
+            class_size,
+            allowed,
+            flagged,
+            has_v4,
+        })
+    }
+}
+
+fn single(n: usize, i: usize) -> Bitset {
+    let mut b = Bitset::empty(n);
+    b.set(i);
+    b
+}
+
+impl<'a> Space<'a> {
+    fn new(
+        an: &'a Analysis,
+        classes: Vec<Class>,
+        class_cidrs: &[Vec<u32>],
+        cidrs: &[IpNet],
+    ) -> Self {
+        let n = classes.len();
+        let mut workload = Bitset::empty(n);
+        let mut index: HashMap<&str, HashMap<&str, Bitset>> = HashMap::new();
+        let mut has_key: HashMap<&str, Bitset> = HashMap::new();
+        for (c, class) in classes.iter().enumerate() {
+            if class.host {
+                continue;
+            }
+            workload.set(c);
+            for (k, v) in &an.endpoints[class.rep].labels {
+                index
+                    .entry(k)
+                    .or_default()
+                    .entry(v)
+                    .or_insert_with(|| Bitset::empty(n))
+                    .set(c);
+                has_key.entry(k).or_insert_with(|| Bitset::empty(n)).set(c);
+            }
+        }
+        let mut cidr_classes = vec![Bitset::empty(n); cidrs.len()];
+        for (c, ids) in class_cidrs.iter().enumerate() {
+            for &j in ids {
+                cidr_classes[j as usize].set(c);
+            }
+        }
+        let cidr_ids = cidrs.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        Space {
+            an,
+            classes,
+            n,
+            workload,
+            index,
+            has_key,
+            cidr_classes,
+            cidr_ids,
+            memo: HashMap::new(),
+            named: HashMap::new(),
+        }
+    }
+
+    fn labels_eval(&self, e: &Expr) -> Bitset {
+        let n = self.n;
+        let eq = |k: &str, v: &str| {
+            self.index
+                .get(k)
+                .and_then(|m| m.get(v))
+                .cloned()
+                .unwrap_or_else(|| Bitset::empty(n))
+        };
+        let scan = |k: &str, pred: &dyn Fn(&str) -> bool| {
+            let mut b = Bitset::empty(n);
+            if let Some(m) = self.index.get(k) {
+                for (v, set) in m {
+                    if pred(v) {
+                        b.or(set);
+                    }
+                }
+            }
+            b
+        };
+        match e {
+            Expr::All | Expr::Global => Bitset::full(n),
+            Expr::Has(k) => self
+                .has_key
+                .get(k.as_str())
+                .cloned()
+                .unwrap_or_else(|| Bitset::empty(n)),
+            Expr::Eq(k, v) => eq(k, v),
+            Expr::Ne(k, v) => eq(k, v).not(),
+            Expr::In(k, vs) => scan(k, &|x| vs.contains(x)),
+            Expr::NotIn(k, vs) => scan(k, &|x| vs.contains(x)).not(),
+            Expr::Contains(k, v) => scan(k, &|x| x.contains(v.as_str())),
+            Expr::StartsWith(k, v) => scan(k, &|x| x.starts_with(v.as_str())),
+            Expr::EndsWith(k, v) => scan(k, &|x| x.ends_with(v.as_str())),
+            Expr::Not(x) => self.labels_eval(x).not(),
+            Expr::And(xs) => {
+                let mut b = Bitset::full(n);
+                for x in xs {
+                    b.and(&self.labels_eval(x));
+                }
+                b
+            }
+            Expr::Or(xs) => {
+                let mut b = Bitset::empty(n);
+                for x in xs {
+                    b.or(&self.labels_eval(x));
+                }
+                b
+            }
+        }
+    }
+
+    /// The classes a selector matches: workload classes by labels, plus (for
+    /// rule selectors) classes whose address lies in a matching network set.
+    fn select(&self, e: &Expr, with_sets: bool) -> Bitset {
+        let mut b = self.labels_eval(e);
+        b.and(&self.workload);
+        if with_sets {
+            for s in &self.an.network_sets {
+                if e.eval(&s.labels) {
+                    for net in &s.set.nets {
+                        b.or(&self.cidr_classes[self.cidr_ids[net]]);
+                    }
+                }
+            }
+        }
+        b
+    }
+
+    fn nets_union(&self, nets: &[IpNet]) -> Bitset {
+        let mut b = Bitset::empty(self.n);
+        for net in nets {
+            b.or(&self.cidr_classes[self.cidr_ids[net]]);
+        }
+        b
+    }
+
+    /// Classes matching an entity's address conditions (nets, selectors);
+    /// ports are checked separately. Memoised per rule side.
+    fn entity_base(&mut self, e: &EntityRule, key: (usize, bool)) -> Bitset {
+        if let Some(b) = self.memo.get(&key) {
+            return b.clone();
+        }
+        let mut b = Bitset::full(self.n);
+        if e.service.is_some() || !e.domains.is_empty() {
+            b = Bitset::empty(self.n);
+        } else {
+            if !e.nets.is_empty() {
+                b.and(&self.nets_union(&e.nets));
+            }
+            b.and_not(&self.nets_union(&e.not_nets));
+            if let Some(s) = &e.selector {
+                b.and(&self.select(s, true));
+            }
+            if let Some(s) = &e.not_selector {
+                b.and_not(&self.select(s, true));
+            }
+        }
+        self.memo.insert(key, b.clone());
+        b
+    }
+
+    fn named_set(&mut self, name: &str, proto: Option<Protocol>, port: u16) -> Bitset {
+        let key = (name.to_string(), proto, port);
+        if let Some(b) = self.named.get(&key) {
+            return b.clone();
+        }
+        let mut b = Bitset::empty(self.n);
+        for (c, class) in self.classes.iter().enumerate() {
+            if !class.host && self.an.endpoints[class.rep].named_port(name, proto, port) {
+                b.set(c);
+            }
+        }
+        self.named.insert(key, b.clone());
+        b
+    }
+
+    /// Classes whose port on this side matches the entity's ports/notPorts.
+    fn port_set(&mut self, e: &EntityRule, proto: Option<Protocol>, port: u16) -> Bitset {
+        let hit = |s: &mut Self, pms: &[PortMatch]| {
+            let mut b = Bitset::empty(s.n);
+            for pm in pms {
+                match pm {
+                    PortMatch::Range(a, z) if (*a..=*z).contains(&port) => b = Bitset::full(s.n),
+                    PortMatch::Range(..) => {}
+                    PortMatch::Named(name) => b.or(&s.named_set(name, proto, port)),
+                }
+            }
+            b
+        };
+        let mut b = if e.ports.is_empty() {
+            Bitset::full(self.n)
+        } else {
+            hit(self, &e.ports)
+        };
+        b.and_not(&hit(self, &e.not_ports));
+        b
+    }
+
+    /// The remote classes a rule matches for local class `l`, and whether the
+    /// rule involved something undecidable (for caveats).
+    fn rule_set(
+        &mut self,
+        rule_key: usize,
+        r: &Rule,
+        l: usize,
+        dir: Direction,
+        fp: FlowPort,
+        v6: bool,
+    ) -> (Bitset, bool) {
+        let none = Bitset::empty(self.n);
+        if r.ip_version.is_some_and(|v| (v == 6) != v6)
+            || r.protocol.is_some_and(|p| p != fp.protocol)
+            || r.not_protocol == Some(fp.protocol)
+            || r.icmp.is_some()
+        {
+            return (none, false);
+        }
+        let (local, remote, local_is_src) = match dir {
+            Direction::Ingress => (&r.destination, &r.source, false),
+            Direction::Egress => (&r.source, &r.destination, true),
+        };
+        let undecidable = r.needs_l7() || local.service.is_some() || remote.service.is_some();
+        // Local side.
+        if !self.entity_base(local, (rule_key, local_is_src)).has(l) {
+            return (none, undecidable);
+        }
+        let mut src_port_unknown = false;
+        if local_is_src {
+            if !local.ports.is_empty() || !local.not_ports.is_empty() {
+                src_port_unknown = true;
+                if !local.ports.is_empty() {
+                    return (none, true);
+                }
+            }
+        } else if !self.port_set(local, r.protocol, fp.port).has(l) {
+            return (none, undecidable);
+        }
+        // Remote side.
+        let mut m = self.entity_base(remote, (rule_key, !local_is_src));
+        if local_is_src {
+            m.and(&self.port_set(remote, r.protocol, fp.port));
+        } else if !remote.ports.is_empty() || !remote.not_ports.is_empty() {
+            src_port_unknown = true;
+            if !remote.ports.is_empty() {
+                m = none;
+            }
+        }
+        (m, undecidable || src_port_unknown)
+    }
+
+    /// One local class, one direction: the remote classes allowed, and those
+    /// whose verdict carries a caveat.
+    fn direction(
+        &mut self,
+        l: usize,
+        dir: Direction,
+        fp: FlowPort,
+        v6: bool,
+        policy_sets: &[Bitset],
+    ) -> (Bitset, Bitset) {
+        let n = self.n;
+        let an = self.an;
+        if self.classes[l].host {
+            return (Bitset::full(n), Bitset::empty(n));
+        }
+        let mut undecided = Bitset::full(n);
+        let mut allowed = Bitset::empty(n);
+        let mut flagged = Bitset::empty(n);
+        for plan in &an.tiers {
+            let mut any = false;
+            let mut passed = Bitset::empty(n);
+            for &pi in &plan.policies {
+                let p = &an.policies[pi];
+                if !p.applies_in(dir) || !policy_sets[pi].has(l) {
+                    continue;
+                }
+                any = true;
+                for (ri, r) in p.rules(dir).iter().enumerate() {
+                    if undecided.is_empty() {
+                        break;
+                    }
+                    let key = rule_id(pi, dir, ri);
+                    let (mut m, caveat) = self.rule_set(key, r, l, dir, fp, v6);
+                    if caveat {
+                        flagged.or(&undecided);
+                    }
+                    m.and(&undecided);
+                    match r.action {
+                        Action::Log => {}
+                        Action::Allow => {
+                            allowed.or(&m);
+                            undecided.and_not(&m);
+                        }
+                        Action::Deny => undecided.and_not(&m),
+                        Action::Pass => {
+                            passed.or(&m);
+                            undecided.and_not(&m);
+                        }
+                    }
+                }
+            }
+            if !any {
+                continue;
+            }
+            // End of tier: what no rule decided meets the tier's default action.
+            if plan.tier.default_action == Action::Deny {
+                undecided = passed;
+            } else {
+                undecided.or(&passed);
+            }
+        }
+        // The profile allows whatever every tier passed on.
+        allowed.or(&undecided);
+        (allowed, flagged)
+    }
+}
+
+/// A unique key for one rule of one policy in one direction.
+fn rule_id(policy: usize, dir: Direction, rule: usize) -> usize {
+    (policy << 21) | ((dir == Direction::Egress) as usize) << 20 | rule
+}

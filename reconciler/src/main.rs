@@ -1,0 +1,337 @@
+//! The `netward` command: flags, glue and exit codes. All logic lives in the library.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use netward::analysis::{Analysis, Flow, Matrix, View};
+use netward::diag::{Diagnostic, Severity};
+use netward::manifest::{load_cluster, load_policies};
+use netward::model::port::FlowPort;
+use netward::model::{Cluster, PolicySet};
+use netward::report::{self, MatrixFormat};
+use netward::selector::Selector;
+use netward::{synth, validate};
+
+#[derive(Parser)]
+#[command(
+    name = "netward",
+    version,
+    about = "Kubernetes and Calico network policy engine: validate, select, matrix, explain"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check policy files; print every error and warning as file:line:col.
+    Validate {
+        /// Policy files or directories (recursively *.yaml, *.yml, *.json).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Cluster snapshots, for the checks that need endpoints.
+        #[arg(long)]
+        cluster: Vec<PathBuf>,
+    },
+    /// List the endpoints a Calico selector matches.
+    Select {
+        selector: String,
+        #[arg(long, required = true)]
+        cluster: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = SelectFormat::Text)]
+        format: SelectFormat,
+    },
+    /// The truth table: which endpoint may open a connection to which, per port.
+    Matrix {
+        #[arg(long, required = true, num_args = 1..)]
+        policies: Vec<PathBuf>,
+        #[arg(long, required = true, num_args = 1..)]
+        cluster: Vec<PathBuf>,
+        /// PORT/PROTO, e.g. 80/TCP, 53/UDP.
+        #[arg(long, required = true, num_args = 1..)]
+        port: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Evaluate as if every staged policy were committed.
+        #[arg(long)]
+        staged: bool,
+    },
+    /// Decide one connection and say why: tiers, policies, the deciding rule.
+    Explain {
+        #[arg(long, required = true, num_args = 1..)]
+        policies: Vec<PathBuf>,
+        #[arg(long, required = true, num_args = 1..)]
+        cluster: Vec<PathBuf>,
+        /// namespace/pod or an IP address.
+        #[arg(long)]
+        from: String,
+        /// namespace/pod or an IP address.
+        #[arg(long)]
+        to: String,
+        /// PORT/PROTO, e.g. 8080/TCP.
+        #[arg(long)]
+        port: String,
+        /// The source port, when a rule matches on it (usually ephemeral and unknown).
+        #[arg(long)]
+        src_port: Option<u16>,
+        #[arg(long)]
+        staged: bool,
+        #[arg(long, value_enum, default_value_t = ExplainFormat::Text)]
+        format: ExplainFormat,
+    },
+    /// Write a synthetic cluster and policy set (for benchmarks and tests).
+    Generate {
+        #[arg(long, default_value_t = 1000)]
+        pods: usize,
+        #[arg(long, default_value_t = 200)]
+        policies: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Directory to write cluster.yaml and policies.yaml into.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SelectFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExplainFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+    Csv,
+    Md,
+    Summary,
+}
+
+/// Failures the user sees, each with its exit code.
+enum Failure {
+    /// Bad input: every diagnostic, exit 1.
+    Input(Vec<Diagnostic>),
+    /// A usage problem found after parsing flags (unknown endpoint, bad port): exit 2.
+    Usage(String),
+    Io(String),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(Failure::Input(diags)) => {
+            print_diags(&diags);
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(msg)) => {
+            eprintln!("netward: {msg}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Io(msg)) => {
+            eprintln!("netward: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn print_diags(diags: &[Diagnostic]) {
+    let mut err = std::io::stderr().lock();
+    for d in diags {
+        let _ = writeln!(err, "{d}");
+    }
+}
+
+fn policies(paths: &[PathBuf]) -> Result<PolicySet, Failure> {
+    let (set, warnings) = load_policies(paths).into_result().map_err(Failure::Input)?;
+    let _ = warnings;
+    Ok(set)
+}
+
+fn cluster(paths: &[PathBuf]) -> Result<Cluster, Failure> {
+    let (c, _) = load_cluster(paths).into_result().map_err(Failure::Input)?;
+    Ok(c)
+}
+
+fn ports(specs: &[String]) -> Result<Vec<FlowPort>, Failure> {
+    specs
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(|s| FlowPort::parse(s.trim()).map_err(Failure::Usage))
+        .collect()
+}
+
+fn out(text: &str) -> Result<ExitCode, Failure> {
+    let mut o = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth a message.
+    let _ = o.write_all(text.as_bytes());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(cmd: Command) -> Result<ExitCode, Failure> {
+    match cmd {
+        Command::Validate {
+            paths,
+            cluster: cluster_paths,
+        } => {
+            let loaded = load_policies(&paths);
+            let mut diags = loaded.diagnostics;
+            let cl = if cluster_paths.is_empty() {
+                None
+            } else {
+                let lc = load_cluster(&cluster_paths);
+                diags.extend(lc.diagnostics);
+                Some(lc.value)
+            };
+            diags.extend(validate::warnings(&loaded.value, cl.as_ref()));
+            netward::diag::sort(&mut diags);
+            diags.dedup();
+            let errors = diags
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
+            let warnings = diags.len() - errors;
+            let mut text = String::new();
+            for d in &diags {
+                text.push_str(&format!("{d}\n"));
+            }
+            let _ = out(&text);
+            eprintln!(
+                "{} policies checked: {errors} errors, {warnings} warnings",
+                loaded.value.policies.len()
+            );
+            Ok(if errors > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Select {
+            selector,
+            cluster: cluster_paths,
+            format,
+        } => {
+            let sel = Selector::parse(&selector).map_err(|e| {
+                Failure::Usage(format!("{e}\n  {selector}\n  {}^", " ".repeat(e.col - 1)))
+            })?;
+            let c = cluster(&cluster_paths)?;
+            let ids: Vec<String> = c
+                .endpoints()
+                .into_iter()
+                .filter(|e| !e.host_network && sel.matches(&e.labels))
+                .map(|e| e.id)
+                .collect();
+            match format {
+                SelectFormat::Text => {
+                    out(&ids.iter().map(|i| format!("{i}\n")).collect::<String>())
+                }
+                SelectFormat::Json => out(&(serde_json::to_string_pretty(
+                    &serde_json::json!({ "endpoints": ids }),
+                )
+                .expect("JSON")
+                    + "\n")),
+            }
+        }
+        Command::Matrix {
+            policies: pp,
+            cluster: cp,
+            port,
+            format,
+            staged,
+        } => {
+            let set = policies(&pp)?;
+            let c = cluster(&cp)?;
+            let ports = ports(&port)?;
+            let an = Analysis::new(&set, &c, if staged { View::Staged } else { View::Enforced });
+            let m = Matrix::compute(&an, &ports);
+            let f = match format {
+                Format::Table => MatrixFormat::Table,
+                Format::Json => MatrixFormat::Json,
+                Format::Csv => MatrixFormat::Csv,
+                Format::Md => MatrixFormat::Md,
+                Format::Summary => MatrixFormat::Summary,
+            };
+            out(&report::matrix(&m, f))
+        }
+        Command::Explain {
+            policies: pp,
+            cluster: cp,
+            from,
+            to,
+            port,
+            src_port,
+            staged,
+            format,
+        } => {
+            let set = policies(&pp)?;
+            let c = cluster(&cp)?;
+            let fp = FlowPort::parse(&port).map_err(Failure::Usage)?;
+            let an = Analysis::new(&set, &c, if staged { View::Staged } else { View::Enforced });
+            let mut src = an.resolve(&from).map_err(Failure::Usage)?;
+            let mut dst = an.resolve(&to).map_err(Failure::Usage)?;
+            // Use one address family for both ends when an endpoint has both.
+            if src.ip.is_ipv6() != dst.ip.is_ipv6() {
+                if let Some(p) = dst.endpoint.and_then(|e| an.peer_of(e, src.ip.is_ipv6())) {
+                    dst = p;
+                } else if let Some(p) = src.endpoint.and_then(|e| an.peer_of(e, dst.ip.is_ipv6())) {
+                    src = p;
+                } else {
+                    return Err(Failure::Usage(format!(
+                        "{from} and {to} share no address family"
+                    )));
+                }
+            }
+            let flow = Flow {
+                src,
+                dst,
+                protocol: fp.protocol,
+                dst_port: fp.port,
+                src_port,
+            };
+            let v = an.evaluate(&flow);
+            let text = match format {
+                ExplainFormat::Text => report::explain_text(&an, &flow, &v),
+                ExplainFormat::Json => report::explain_json(&an, &flow, &v),
+            };
+            let _ = out(&text);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Generate {
+            pods,
+            policies,
+            seed,
+            out: dir,
+        } => {
+            let g = synth::generate(&synth::Shape {
+                pods,
+                policies,
+                seed,
+            });
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Failure::Io(format!("{}: {e}", dir.display())))?;
+            for (name, text) in [("cluster.yaml", &g.cluster), ("policies.yaml", &g.policies)] {
+                let p = dir.join(name);
+                std::fs::write(&p, text)
+                    .map_err(|e| Failure::Io(format!("{}: {e}", p.display())))?;
+            }
+            eprintln!(
+                "wrote {} pods and {} policies to {}",
+                pods,
+                policies,
+                dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Reading manifests: files and directories of YAML/JSON documents, turned
+//! into policies and cluster snapshots with every problem reported in place.
+
+pub mod fields;
+pub mod load;
+pub mod yaml;
+
+pub use load::{load_cluster, load_policies, Loaded};

@@ -1,0 +1,692 @@
+//! Calico `projectcalico.org/v3` objects: (Global)NetworkPolicy, their staged
+//! forms, (Global)NetworkSet and Tier, decoded strictly and scoped the way
+//! Calico's update processors scope them (C2, C3).
+
+use std::collections::BTreeMap;
+
+use ipnet::IpNet;
+
+use crate::diag::{DResult, Diagnostic};
+use crate::manifest::fields::{Fields, Src};
+use crate::manifest::yaml::{Node, Value};
+use crate::model::cluster::{NS_LABEL, SA_LABEL};
+use crate::model::k8s::{cidr, decode_meta, port_number};
+use crate::model::policy::{
+    Action, EntityRule, IcmpMatch, NetworkSet, Policy, PolicyId, PolicyKind, Rule, StagedAction,
+    Tier,
+};
+use crate::model::port::{check_port_name, PortMatch, Protocol};
+use crate::selector::{self, Expr};
+
+/// Parses a selector string field, mapping parse errors to the file.
+fn selector_at(src: Src<'_>, n: &Node, what: &str) -> DResult<Expr> {
+    let text = src.str(n, what)?;
+    selector::parse(&text.value).map_err(|e| {
+        Diagnostic::error(
+            src.content_pos(n).shifted(e.col - 1),
+            format!("{what}: invalid selector: {}", e.message),
+        )
+    })
+}
+
+fn no_global(src: Src<'_>, n: &Node, e: &Expr, what: &str) -> DResult<()> {
+    if e.mentions_global() {
+        return Err(src.err(
+            n,
+            format!("{what}: global() may only be used alone in a rule's namespaceSelector"),
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes a Calico NetworkPolicy, GlobalNetworkPolicy or staged form.
+pub fn decode_policy(src: Src<'_>, root: &Node, kind: PolicyKind) -> DResult<Policy> {
+    let global = matches!(
+        kind,
+        PolicyKind::GlobalNetworkPolicy | PolicyKind::StagedGlobalNetworkPolicy
+    );
+    let mut f = src.fields(root, "policy")?;
+    f.skip(&["apiVersion", "kind", "status"]);
+    let meta = decode_meta(src, &mut f, kind.name())?;
+    let namespace = if global {
+        if let Some(ns) = &meta.namespace {
+            return Err(Diagnostic::error(
+                ns.pos.clone(),
+                format!("{} is cluster-wide and has no namespace", kind.name()),
+            ));
+        }
+        None
+    } else {
+        Some(
+            meta.namespace
+                .map(|n| n.value)
+                .unwrap_or_else(|| "default".into()),
+        )
+    };
+    let spec = f
+        .get("spec")
+        .ok_or_else(|| src.err(root, format!("{} without spec", kind.name())))?;
+    f.finish()?;
+    let mut s = src.fields(spec, "policy spec")?;
+
+    let staged = if kind.is_staged() {
+        Some(match s.str("stagedAction")? {
+            None => StagedAction::Set,
+            Some(a) if a.value == "Set" => StagedAction::Set,
+            Some(a) if a.value == "Delete" => StagedAction::Delete,
+            Some(a) => {
+                return Err(Diagnostic::error(
+                    a.pos,
+                    format!("stagedAction must be Set or Delete, not {:?}", a.value),
+                ))
+            }
+        })
+    } else {
+        None
+    };
+    let tier = match s.str("tier")? {
+        Some(t) if t.value.is_empty() => "default".to_string(),
+        Some(t) => t.value,
+        None => "default".to_string(),
+    };
+    let order = match s.get("order") {
+        None => None,
+        Some(n) => Some(match &n.value {
+            Value::Int(i) => *i as f64,
+            Value::Float(x) => *x,
+            other => {
+                return Err(src.err(
+                    n,
+                    format!("order: expected a number, found {}", other.type_name()),
+                ))
+            }
+        }),
+    };
+
+    let sel = match s.get("selector") {
+        Some(n) => {
+            let e = selector_at(src, n, "selector")?;
+            no_global(src, n, &e, "selector")?;
+            e
+        }
+        None => Expr::All,
+    };
+    let mut terms = vec![sel];
+    match &namespace {
+        Some(ns) => terms.push(Expr::Eq(NS_LABEL.into(), ns.clone())),
+        None => {
+            if let Some(n) = s.get("namespaceSelector") {
+                let e = selector_at(src, n, "namespaceSelector")?;
+                no_global(src, n, &e, "namespaceSelector")?;
+                terms.push(e.prefixed("pcns.", &Expr::Has(NS_LABEL.into())));
+            }
+        }
+    }
+    if let Some(n) = s.get("serviceAccountSelector") {
+        let e = selector_at(src, n, "serviceAccountSelector")?;
+        no_global(src, n, &e, "serviceAccountSelector")?;
+        terms.push(e.prefixed("pcsa.", &Expr::Has(SA_LABEL.into())));
+    }
+    let selector = Expr::and(terms);
+
+    let ingress_nodes = s.seq("ingress")?.unwrap_or(&[]);
+    let egress_nodes = s.seq("egress")?.unwrap_or(&[]);
+    let types = s.strings("types")?;
+    let (mut ingress_type, mut egress_type) = (false, false);
+    if types.is_empty() {
+        // C10: Calico's own defaulting, unlike Kubernetes' K2.
+        egress_type = !egress_nodes.is_empty();
+        ingress_type = !ingress_nodes.is_empty() || egress_nodes.is_empty();
+    }
+    for t in &types {
+        let slot = match t.value.as_str() {
+            "Ingress" => &mut ingress_type,
+            "Egress" => &mut egress_type,
+            other => {
+                return Err(Diagnostic::error(
+                    t.pos.clone(),
+                    format!("types: unknown type {other:?}: use Ingress or Egress"),
+                ))
+            }
+        };
+        if *slot {
+            return Err(Diagnostic::error(
+                t.pos.clone(),
+                format!("types: {} listed twice", t.value),
+            ));
+        }
+        *slot = true;
+    }
+
+    let do_not_track = s.bool("doNotTrack")?.unwrap_or(false);
+    let pre_dnat = s.bool("preDNAT")?.unwrap_or(false);
+    let apply_on_forward = s.bool("applyOnForward")?.unwrap_or(false);
+    if !global && (do_not_track || pre_dnat || apply_on_forward) {
+        return Err(src.err(
+            spec,
+            "doNotTrack, preDNAT and applyOnForward exist only on GlobalNetworkPolicy",
+        ));
+    }
+    if (do_not_track || pre_dnat) && !apply_on_forward {
+        return Err(src.err(spec, "doNotTrack and preDNAT require applyOnForward: true"));
+    }
+    if do_not_track && pre_dnat {
+        return Err(src.err(spec, "doNotTrack and preDNAT cannot both be set"));
+    }
+    if pre_dnat && (egress_type || !egress_nodes.is_empty()) {
+        return Err(src.err(
+            spec,
+            "a preDNAT policy may not have egress rules or the Egress type",
+        ));
+    }
+    s.skip(&["performanceHints"]);
+
+    let ns = namespace.as_deref();
+    let ingress = ingress_nodes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| rule(src, r, i, ns, true))
+        .collect::<DResult<Vec<_>>>()?;
+    let egress = egress_nodes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| rule(src, r, i, ns, false))
+        .collect::<DResult<Vec<_>>>()?;
+    if staged == Some(StagedAction::Delete) && (!ingress.is_empty() || !egress.is_empty()) {
+        return Err(src.err(spec, "stagedAction Delete requires an empty spec"));
+    }
+    s.finish()?;
+
+    Ok(Policy {
+        id: PolicyId {
+            kind,
+            namespace,
+            name: meta.name.value,
+        },
+        tier,
+        order,
+        selector,
+        ingress_type,
+        egress_type,
+        ingress,
+        egress,
+        staged,
+        origin: src.pos(root),
+    })
+}
+
+fn decode_protocol(src: Src<'_>, n: &Node, what: &str) -> DResult<Protocol> {
+    match &n.value {
+        Value::Int(i) if (1..=255).contains(i) => Ok(Protocol::from_number(*i as u8)),
+        Value::Str(s) => Protocol::from_name(s)
+            .or_else(|| {
+                s.parse::<u8>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .map(Protocol::from_number)
+            })
+            .ok_or_else(|| src.err(n, format!("{what}: unknown protocol {s:?}"))),
+        other => Err(src.err(
+            n,
+            format!("{what}: expected a protocol name or 1..255, found {other}"),
+        )),
+    }
+}
+
+fn icmp(src: Src<'_>, n: &Node, what: &str) -> DResult<IcmpMatch> {
+    let mut f = src.fields(n, "icmp")?;
+    let typ = f.int("type")?;
+    let code = f.int("code")?;
+    f.finish()?;
+    let typ = typ
+        .map(|t| {
+            u8::try_from(t.value)
+                .ok()
+                .filter(|v| *v <= 254)
+                .ok_or_else(|| Diagnostic::error(t.pos, format!("{what}.type must be 0..254")))
+        })
+        .transpose()?;
+    let code_v = code
+        .clone()
+        .map(|c| {
+            u8::try_from(c.value)
+                .map_err(|_| Diagnostic::error(c.pos, format!("{what}.code must be 0..255")))
+        })
+        .transpose()?;
+    if code_v.is_some() && typ.is_none() {
+        return Err(src.err(n, format!("{what}: code requires type")));
+    }
+    Ok(IcmpMatch { typ, code: code_v })
+}
+
+fn rule(src: Src<'_>, n: &Node, index: usize, ns: Option<&str>, ingress: bool) -> DResult<Rule> {
+    let mut f = src.fields(n, "rule")?;
+    f.skip(&["metadata"]);
+    let action_at = f
+        .str("action")?
+        .ok_or_else(|| src.err(n, "rule without action"))?;
+    let action = match action_at.value.as_str() {
+        "Allow" => Action::Allow,
+        "Deny" => Action::Deny,
+        "Log" => Action::Log,
+        "Pass" => Action::Pass,
+        other => {
+            return Err(Diagnostic::error(
+                action_at.pos,
+                format!("unknown action {other:?}: use Allow, Deny, Log or Pass"),
+            ))
+        }
+    };
+    let protocol = f
+        .get("protocol")
+        .map(|p| decode_protocol(src, p, "protocol"))
+        .transpose()?;
+    let not_protocol = f
+        .get("notProtocol")
+        .map(|p| decode_protocol(src, p, "notProtocol"))
+        .transpose()?;
+    let ip_version = match f.int("ipVersion")? {
+        None => None,
+        Some(v) if v.value == 4 || v.value == 6 => Some(v.value as u8),
+        Some(v) => return Err(Diagnostic::error(v.pos, "ipVersion must be 4 or 6")),
+    };
+    let icmp_node = f.get("icmp");
+    let not_icmp_node = f.get("notICMP");
+    let icmp_m = icmp_node.map(|x| icmp(src, x, "icmp")).transpose()?;
+    let not_icmp_m = not_icmp_node.map(|x| icmp(src, x, "notICMP")).transpose()?;
+    if let Some(x) = icmp_node.or(not_icmp_node) {
+        match protocol {
+            Some(Protocol::Icmp) if ip_version == Some(6) => {
+                return Err(src.err(x, "protocol ICMP needs ipVersion 4"))
+            }
+            Some(Protocol::IcmpV6) if ip_version == Some(4) => {
+                return Err(src.err(x, "protocol ICMPv6 needs ipVersion 6"))
+            }
+            Some(Protocol::Icmp | Protocol::IcmpV6) => {}
+            _ => return Err(src.err(x, "icmp/notICMP require protocol ICMP or ICMPv6")),
+        }
+    }
+    let source = match f.get("source") {
+        Some(x) => entity(src, x, ns, protocol, "source")?,
+        None => EntityRule::default(),
+    };
+    let destination = match f.get("destination") {
+        Some(x) => entity(src, x, ns, protocol, "destination")?,
+        None => EntityRule::default(),
+    };
+    if source.service.is_some() && !ingress {
+        return Err(src.err(n, "source services may only be used in ingress rules"));
+    }
+    if destination.service.is_some() && ingress {
+        return Err(src.err(n, "destination services may only be used in egress rules"));
+    }
+    let http = match f.get("http") {
+        None => false,
+        Some(h) => {
+            let mut hf = src.fields(h, "http")?;
+            let _methods = hf.strings("methods")?;
+            for p in hf.seq("paths")?.unwrap_or(&[]) {
+                let mut pf = src.fields(p, "http path")?;
+                let exact = pf.str("exact")?;
+                let prefix = pf.str("prefix")?;
+                pf.finish()?;
+                if exact.is_some() == prefix.is_some() {
+                    return Err(src.err(p, "an http path needs exactly one of exact or prefix"));
+                }
+            }
+            hf.finish()?;
+            if action != Action::Allow
+                || !ingress
+                || !matches!(protocol, None | Some(Protocol::Tcp))
+            {
+                return Err(src.err(h, "http matches are allowed only on ingress Allow rules with protocol TCP or none"));
+            }
+            true
+        }
+    };
+    let origin = src.pos(n);
+    f.finish()?;
+    for side in [&source, &destination] {
+        let fam: Vec<bool> = side
+            .nets
+            .iter()
+            .chain(&side.not_nets)
+            .map(|n| n.addr().is_ipv4())
+            .collect();
+        if fam.iter().any(|v| *v) && fam.iter().any(|v| !*v) {
+            return Err(Diagnostic::error(
+                origin.clone(),
+                "a rule may not mix IPv4 and IPv6 CIDRs",
+            ));
+        }
+    }
+    Ok(Rule {
+        action,
+        ip_version,
+        protocol,
+        not_protocol,
+        icmp: icmp_m,
+        not_icmp: not_icmp_m,
+        source,
+        destination,
+        http,
+        index,
+        origin,
+    })
+}
+
+fn ports(
+    src: Src<'_>,
+    items: &[Node],
+    proto: Option<Protocol>,
+    what: &str,
+) -> DResult<Vec<PortMatch>> {
+    let mut out = Vec::new();
+    for p in items {
+        let pm = match &p.value {
+            Value::Int(i) => {
+                let n = port_number(src, p, *i)?;
+                PortMatch::Range(n, n)
+            }
+            Value::Str(s) if s.contains(':') => {
+                let (a, b) = s.split_once(':').expect("checked");
+                let num = |x: &str| {
+                    x.parse::<i64>()
+                        .map_err(|_| src.err(p, format!("{what}: invalid port range {s:?}")))
+                };
+                let (a, b) = (port_number(src, p, num(a)?)?, port_number(src, p, num(b)?)?);
+                if b < a {
+                    return Err(
+                        src.err(p, format!("{what}: port range {s:?} ends before it starts"))
+                    );
+                }
+                PortMatch::Range(a, b)
+            }
+            Value::Str(s) if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() => {
+                let n = port_number(src, p, s.parse::<i64>().unwrap_or(0))?;
+                PortMatch::Range(n, n)
+            }
+            Value::Str(s) => {
+                check_port_name(s).map_err(|e| src.err(p, format!("{what}: {e}")))?;
+                PortMatch::Named(s.clone())
+            }
+            other => {
+                return Err(src.err(
+                    p,
+                    format!(
+                        "{what}: expected a port, range or name, found {}",
+                        other.type_name()
+                    ),
+                ))
+            }
+        };
+        if matches!(pm, PortMatch::Range(..)) && !proto.is_some_and(Protocol::has_ports) {
+            return Err(src.err(
+                p,
+                format!("{what}: numeric ports need protocol TCP, UDP or SCTP"),
+            ));
+        }
+        out.push(pm);
+    }
+    Ok(out)
+}
+
+fn nets(f: &mut Fields<'_>, key: &str) -> DResult<Vec<IpNet>> {
+    f.strings(key)?.iter().map(|a| cidr(a, false)).collect()
+}
+
+/// One EntityRule, scoped by namespace the way rules.go does (C3).
+fn entity(
+    src: Src<'_>,
+    n: &Node,
+    policy_ns: Option<&str>,
+    proto: Option<Protocol>,
+    side: &str,
+) -> DResult<EntityRule> {
+    let mut f = src.fields(n, "source/destination")?;
+    let nets_v = nets(&mut f, "nets")?;
+    let not_nets = nets(&mut f, "notNets")?;
+    for net in &not_nets {
+        if net.prefix_len() == 0 {
+            return Err(src.err(
+                n,
+                format!("{side}.notNets may not contain {net} (it would match nothing)"),
+            ));
+        }
+    }
+    let sel = f
+        .get("selector")
+        .map(|x| -> DResult<Expr> {
+            let e = selector_at(src, x, &format!("{side}.selector"))?;
+            no_global(src, x, &e, &format!("{side}.selector"))?;
+            Ok(e)
+        })
+        .transpose()?;
+    let not_sel = f
+        .get("notSelector")
+        .map(|x| -> DResult<Expr> {
+            let e = selector_at(src, x, &format!("{side}.notSelector"))?;
+            no_global(src, x, &e, &format!("{side}.notSelector"))?;
+            Ok(e)
+        })
+        .transpose()?;
+    let ns_sel = f
+        .get("namespaceSelector")
+        .map(|x| -> DResult<Expr> {
+            let e = selector_at(src, x, &format!("{side}.namespaceSelector"))?;
+            if e.mentions_global() && e != Expr::Global {
+                return Err(src.err(
+                    x,
+                    format!("{side}.namespaceSelector: global() must be used alone"),
+                ));
+            }
+            Ok(e)
+        })
+        .transpose()?;
+    let ports_v = ports(
+        src,
+        f.seq("ports")?.unwrap_or(&[]),
+        proto,
+        &format!("{side}.ports"),
+    )?;
+    let not_ports = ports(
+        src,
+        f.seq("notPorts")?.unwrap_or(&[]),
+        proto,
+        &format!("{side}.notPorts"),
+    )?;
+    let mut sa_terms = Vec::new();
+    if let Some(sa) = f.get("serviceAccounts") {
+        let mut sf = src.fields(sa, "serviceAccounts")?;
+        let names = sf.strings("names")?;
+        if !names.is_empty() {
+            sa_terms.push(Expr::In(
+                SA_LABEL.into(),
+                names.into_iter().map(|a| a.value).collect(),
+            ));
+        }
+        if let Some(x) = sf.get("selector") {
+            let e = selector_at(src, x, &format!("{side}.serviceAccounts.selector"))?;
+            no_global(src, x, &e, "serviceAccounts.selector")?;
+            sa_terms.push(e.prefixed("pcsa.", &Expr::Has(SA_LABEL.into())));
+        }
+        sf.finish()?;
+    }
+    let service = match f.get("services") {
+        None => None,
+        Some(x) => {
+            let mut sf = src.fields(x, "services")?;
+            let name = sf
+                .str("name")?
+                .ok_or_else(|| src.err(x, "services without name"))?;
+            let sns = sf.str("namespace")?.map(|a| a.value);
+            sf.finish()?;
+            let sns = match (sns, policy_ns) {
+                (Some(s), _) => s,
+                (None, Some(p)) => p.to_string(),
+                (None, None) => {
+                    return Err(
+                        src.err(x, "services.namespace is required in a GlobalNetworkPolicy")
+                    )
+                }
+            };
+            if sel.is_some()
+                || not_sel.is_some()
+                || ns_sel.is_some()
+                || !nets_v.is_empty()
+                || !not_nets.is_empty()
+                || !sa_terms.is_empty()
+            {
+                return Err(src.err(
+                    x,
+                    "services cannot be combined with selectors, nets or serviceAccounts",
+                ));
+            }
+            if side == "destination" && (!ports_v.is_empty() || !not_ports.is_empty()) {
+                return Err(src.err(x, "destination ports are not allowed with services"));
+            }
+            Some((sns, name.value))
+        }
+    };
+    let domains: Vec<String> = f.strings("domains")?.into_iter().map(|a| a.value).collect();
+    f.finish()?;
+
+    // C3: namespace scoping of the positive selector.
+    let uses_selectors = sel.is_some() || not_sel.is_some() || !sa_terms.is_empty();
+    let mut terms = Vec::new();
+    match (&ns_sel, policy_ns) {
+        (Some(Expr::Global), _) => terms.push(Expr::not(Expr::Has(NS_LABEL.into()))),
+        (Some(e), _) => terms.push(e.prefixed("pcns.", &Expr::Has(NS_LABEL.into()))),
+        (None, Some(ns)) if uses_selectors => terms.push(Expr::Eq(NS_LABEL.into(), ns.into())),
+        (None, _) => {}
+    }
+    terms.extend(sa_terms);
+    if let Some(s) = sel {
+        terms.push(s);
+    }
+    let selector = if terms.is_empty() && ns_sel.is_none() {
+        None
+    } else {
+        Some(Expr::and(terms))
+    };
+    Ok(EntityRule {
+        nets: nets_v,
+        not_nets,
+        selector,
+        not_selector: not_sel,
+        ports: ports_v,
+        not_ports,
+        service,
+        domains,
+    })
+}
+
+/// Decodes a NetworkSet (namespaced) or GlobalNetworkSet.
+pub fn decode_network_set(src: Src<'_>, root: &Node, global: bool) -> DResult<NetworkSet> {
+    let kind = if global {
+        "GlobalNetworkSet"
+    } else {
+        "NetworkSet"
+    };
+    let mut f = src.fields(root, "network set")?;
+    f.skip(&["apiVersion", "kind", "status"]);
+    let meta_node = f
+        .get("metadata")
+        .ok_or_else(|| src.err(root, format!("{kind} without metadata")))?;
+    let mut m = src.fields(meta_node, "metadata")?;
+    let name = m
+        .str("name")?
+        .ok_or_else(|| src.err(meta_node, format!("{kind} without metadata.name")))?;
+    let namespace = m.str("namespace")?;
+    let own: BTreeMap<String, String> = m.string_map("labels")?;
+    if own.contains_key(NS_LABEL) {
+        return Err(src.err(
+            meta_node,
+            format!("{kind} may not set the label {NS_LABEL}"),
+        ));
+    }
+    let mut nets_v = Vec::new();
+    if let Some(spec) = f.get("spec") {
+        let mut s = src.fields(spec, "network set spec")?;
+        nets_v = nets(&mut s, "nets")?;
+        s.skip(&["allowedEgressDomains"]);
+        s.finish()?;
+    }
+    f.finish()?;
+    let (namespace, labels) = if global {
+        if let Some(ns) = namespace {
+            return Err(Diagnostic::error(
+                ns.pos,
+                "GlobalNetworkSet is cluster-wide and has no namespace",
+            ));
+        }
+        (None, own)
+    } else {
+        let ns = namespace
+            .map(|n| n.value)
+            .unwrap_or_else(|| "default".into());
+        let mut l = own;
+        l.insert(NS_LABEL.into(), ns.clone());
+        (Some(ns), l)
+    };
+    Ok(NetworkSet {
+        namespace,
+        name: name.value,
+        labels,
+        nets: nets_v,
+        origin: src.pos(root),
+    })
+}
+
+/// Decodes a Tier.
+pub fn decode_tier(src: Src<'_>, root: &Node) -> DResult<Tier> {
+    let mut f = src.fields(root, "Tier")?;
+    f.skip(&["apiVersion", "kind", "status"]);
+    let meta = decode_meta(src, &mut f, "Tier")?;
+    if meta.name.value.contains('.') {
+        return Err(Diagnostic::error(
+            meta.name.pos,
+            "tier names may not contain '.'",
+        ));
+    }
+    let mut order = None;
+    let mut default_action = Action::Deny;
+    if let Some(spec) = f.get("spec") {
+        let mut s = src.fields(spec, "Tier spec")?;
+        if let Some(n) = s.get("order") {
+            order = Some(match &n.value {
+                Value::Int(i) => *i as f64,
+                Value::Float(x) => *x,
+                other => {
+                    return Err(src.err(
+                        n,
+                        format!("order: expected a number, found {}", other.type_name()),
+                    ))
+                }
+            });
+        }
+        if let Some(a) = s.str("defaultAction")? {
+            default_action = match a.value.as_str() {
+                "Deny" => Action::Deny,
+                "Pass" => Action::Pass,
+                other => {
+                    return Err(Diagnostic::error(
+                        a.pos,
+                        format!("defaultAction must be Deny or Pass, not {other:?}"),
+                    ))
+                }
+            };
+        }
+        s.finish()?;
+    }
+    f.finish()?;
+    if meta.name.value == "default" && default_action != Action::Deny {
+        return Err(src.err(root, "the default tier's defaultAction must be Deny"));
+    }
+    Ok(Tier {
+        name: meta.name.value,
+        order,
+        default_action,
+        origin: Some(src.pos(root)),
+    })
+}

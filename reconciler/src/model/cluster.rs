@@ -1,0 +1,336 @@
+//! The cluster a policy set is about: namespaces and pods, and the endpoints
+//! (with Calico's labels) that policies select.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use crate::diag::{DResult, Pos};
+use crate::manifest::fields::Src;
+use crate::manifest::yaml::Node;
+use crate::model::port::Protocol;
+
+pub const NS_LABEL: &str = "projectcalico.org/namespace";
+pub const ORCH_LABEL: &str = "projectcalico.org/orchestrator";
+pub const SA_LABEL: &str = "projectcalico.org/serviceaccount";
+pub const NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Namespace {
+    pub name: String,
+    /// Including the implicit `kubernetes.io/metadata.name`.
+    pub labels: BTreeMap<String, String>,
+    pub origin: Pos,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerPort {
+    pub name: Option<String>,
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pod {
+    pub namespace: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub ips: Vec<IpAddr>,
+    pub node: Option<String>,
+    pub host_network: bool,
+    pub service_account: String,
+    pub ports: Vec<ContainerPort>,
+    pub phase: String,
+    pub origin: Pos,
+}
+
+impl Pod {
+    /// Pods that are not Running, or Pending with an IP, are not endpoints.
+    pub fn is_endpoint(&self) -> bool {
+        !self.ips.is_empty() && (self.phase == "Running" || self.phase == "Pending")
+    }
+}
+
+/// A pod as the policy engine sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Endpoint {
+    /// `namespace/name`.
+    pub id: String,
+    pub namespace: String,
+    pub name: String,
+    /// The labels Calico gives the workload endpoint (C1). Empty for
+    /// hostNetwork pods, which are the node, not workload endpoints.
+    pub labels: BTreeMap<String, String>,
+    pub ips: Vec<IpAddr>,
+    pub node: Option<String>,
+    pub host_network: bool,
+    /// Named container ports: name -> (protocol, number), one per protocol.
+    pub named_ports: BTreeMap<String, Vec<(Protocol, u16)>>,
+}
+
+impl Endpoint {
+    /// The endpoint's address in one family, the first one listed.
+    pub fn ip_in(&self, v6: bool) -> Option<IpAddr> {
+        self.ips.iter().copied().find(|ip| ip.is_ipv6() == v6)
+    }
+
+    pub fn named_port(&self, name: &str, proto: Option<Protocol>, port: u16) -> bool {
+        self.named_ports.get(name).is_some_and(|v| {
+            v.iter()
+                .any(|(p, n)| *n == port && proto.is_none_or(|want| want == *p))
+        })
+    }
+}
+
+/// Namespaces and pods, merged from one or more snapshots.
+#[derive(Clone, Debug, Default)]
+pub struct Cluster {
+    pub namespaces: BTreeMap<String, Namespace>,
+    pub pods: Vec<Pod>,
+}
+
+impl Cluster {
+    /// The endpoints, sorted by id.
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        let mut out: Vec<Endpoint> = self
+            .pods
+            .iter()
+            .filter(|p| p.is_endpoint())
+            .map(|p| self.endpoint(p))
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    fn endpoint(&self, pod: &Pod) -> Endpoint {
+        let mut named_ports: BTreeMap<String, Vec<(Protocol, u16)>> = BTreeMap::new();
+        for cp in &pod.ports {
+            if let Some(n) = &cp.name {
+                named_ports
+                    .entry(n.clone())
+                    .or_default()
+                    .push((cp.protocol, cp.port));
+            }
+        }
+        let labels = if pod.host_network {
+            BTreeMap::new()
+        } else {
+            self.calico_labels(pod)
+        };
+        Endpoint {
+            id: format!("{}/{}", pod.namespace, pod.name),
+            namespace: pod.namespace.clone(),
+            name: pod.name.clone(),
+            labels,
+            ips: pod.ips.clone(),
+            node: pod.node.clone(),
+            host_network: pod.host_network,
+            named_ports,
+        }
+    }
+
+    /// C1: inherited profile labels first (`pcns.*`, `pcsa.projectcalico.org/name`),
+    /// then the pod's own labels and Calico's, which win.
+    pub fn calico_labels(&self, pod: &Pod) -> BTreeMap<String, String> {
+        let mut l = namespace_profile_labels(&pod.namespace, self.namespaces.get(&pod.namespace));
+        l.insert(
+            "pcsa.projectcalico.org/name".into(),
+            pod.service_account.clone(),
+        );
+        l.extend(pod.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        l.insert(NS_LABEL.into(), pod.namespace.clone());
+        l.insert(ORCH_LABEL.into(), "k8s".into());
+        if pod.service_account.len() <= 63 {
+            l.insert(SA_LABEL.into(), pod.service_account.clone());
+        }
+        l
+    }
+
+    /// A network set's labels as Calico sees them (C4): a NetworkSet inherits
+    /// its namespace's profile labels; its own labels win.
+    pub fn network_set_labels(&self, set: &crate::model::NetworkSet) -> BTreeMap<String, String> {
+        match &set.namespace {
+            None => set.labels.clone(),
+            Some(ns) => {
+                let mut l = namespace_profile_labels(ns, self.namespaces.get(ns));
+                l.extend(set.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+                l
+            }
+        }
+    }
+
+    pub fn merge(&mut self, other: Cluster) {
+        self.namespaces.extend(other.namespaces);
+        for pod in other.pods {
+            self.pods
+                .retain(|p| !(p.namespace == pod.namespace && p.name == pod.name));
+            self.pods.push(pod);
+        }
+    }
+
+    /// Adds namespaces that pods mention but no snapshot listed (with only the implicit label).
+    pub fn fill_missing_namespaces(&mut self) {
+        for pod in &self.pods {
+            if !self.namespaces.contains_key(&pod.namespace) {
+                let mut labels = BTreeMap::new();
+                labels.insert(NAME_LABEL.to_string(), pod.namespace.clone());
+                self.namespaces.insert(
+                    pod.namespace.clone(),
+                    Namespace {
+                        name: pod.namespace.clone(),
+                        labels,
+                        origin: pod.origin.clone(),
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// The labels a namespace's profile `kns.<ns>` gives to what lives in it.
+pub fn namespace_profile_labels(
+    ns: &str,
+    namespace: Option<&Namespace>,
+) -> BTreeMap<String, String> {
+    let mut l = BTreeMap::new();
+    if let Some(n) = namespace {
+        for (k, v) in &n.labels {
+            l.insert(format!("pcns.{k}"), v.clone());
+        }
+    } else {
+        l.insert(format!("pcns.{NAME_LABEL}"), ns.to_string());
+    }
+    l.insert("pcns.projectcalico.org/name".into(), ns.to_string());
+    l
+}
+
+/// Decodes a `v1` Namespace object (unknown fields are tolerated: snapshots
+/// come from `kubectl get -o yaml` and carry much more than we read).
+pub fn decode_namespace(src: Src<'_>, root: &Node) -> DResult<Namespace> {
+    let mut f = src.fields(root, "Namespace")?;
+    let meta = f
+        .get("metadata")
+        .ok_or_else(|| src.err(root, "Namespace without metadata"))?;
+    let mut m = src.fields(meta, "metadata")?;
+    let name = m
+        .str("name")?
+        .ok_or_else(|| src.err(meta, "Namespace without metadata.name"))?;
+    let mut labels = m.string_map("labels")?;
+    labels.insert(NAME_LABEL.to_string(), name.value.clone());
+    Ok(Namespace {
+        name: name.value,
+        labels,
+        origin: src.pos(root),
+    })
+}
+
+/// Decodes a `v1` Pod object.
+pub fn decode_pod(src: Src<'_>, root: &Node) -> DResult<Pod> {
+    let mut f = src.fields(root, "Pod")?;
+    let meta = f
+        .get("metadata")
+        .ok_or_else(|| src.err(root, "Pod without metadata"))?;
+    let mut m = src.fields(meta, "metadata")?;
+    let name = m
+        .str("name")?
+        .ok_or_else(|| src.err(meta, "Pod without metadata.name"))?
+        .value;
+    let namespace = m
+        .str("namespace")?
+        .map(|a| a.value)
+        .unwrap_or_else(|| "default".into());
+    let labels = m.string_map("labels")?;
+
+    let mut node = None;
+    let mut host_network = false;
+    let mut service_account = "default".to_string();
+    let mut ports = Vec::new();
+    if let Some(spec) = f.get("spec") {
+        let mut s = src.fields(spec, "spec")?;
+        node = s.str("nodeName")?.map(|a| a.value);
+        host_network = s.bool("hostNetwork")?.unwrap_or(false);
+        if let Some(sa) = s.str("serviceAccountName")?.or(s.str("serviceAccount")?) {
+            service_account = sa.value;
+        }
+        for c in s.seq("containers")?.unwrap_or(&[]) {
+            let mut cf = src.fields(c, "container")?;
+            for p in cf.seq("ports")?.unwrap_or(&[]) {
+                let mut pf = src.fields(p, "containerPort")?;
+                let num = pf
+                    .int("containerPort")?
+                    .ok_or_else(|| src.err(p, "container port without containerPort"))?;
+                let port = u16::try_from(num.value)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        src.err(
+                            p,
+                            format!("containerPort {} is out of range 1..65535", num.value),
+                        )
+                    })?;
+                let protocol = match pf.str("protocol")? {
+                    None => Protocol::Tcp,
+                    Some(p) => match Protocol::from_name(&p.value) {
+                        Some(pr @ (Protocol::Tcp | Protocol::Udp | Protocol::Sctp)) => pr,
+                        _ => {
+                            return Err(crate::diag::Diagnostic::error(
+                                p.pos,
+                                format!("unknown container port protocol {:?}", p.value),
+                            ))
+                        }
+                    },
+                };
+                ports.push(ContainerPort {
+                    name: pf.str("name")?.map(|a| a.value),
+                    port,
+                    protocol,
+                });
+            }
+        }
+    }
+
+    let mut phase = "Running".to_string();
+    let mut ips = Vec::new();
+    if let Some(status) = f.get("status") {
+        let mut s = src.fields(status, "status")?;
+        if let Some(p) = s.str("phase")? {
+            phase = p.value;
+        }
+        for item in s.seq("podIPs")?.unwrap_or(&[]) {
+            let mut pf = src.fields(item, "podIP")?;
+            if let Some(ip) = pf.str("ip")? {
+                let addr: IpAddr = ip.value.parse().map_err(|_| {
+                    crate::diag::Diagnostic::error(
+                        ip.pos.clone(),
+                        format!("invalid pod IP {:?}", ip.value),
+                    )
+                })?;
+                if !ips.contains(&addr) {
+                    ips.push(addr);
+                }
+            }
+        }
+        if let Some(ip) = s.str("podIP")? {
+            let addr: IpAddr = ip.value.parse().map_err(|_| {
+                crate::diag::Diagnostic::error(
+                    ip.pos.clone(),
+                    format!("invalid pod IP {:?}", ip.value),
+                )
+            })?;
+            if !ips.contains(&addr) {
+                ips.insert(0, addr);
+            }
+        }
+    }
+    Ok(Pod {
+        namespace,
+        name,
+        labels,
+        ips,
+        node,
+        host_network,
+        service_account,
+        ports,
+        phase,
+        origin: src.pos(root),
+    })
+}

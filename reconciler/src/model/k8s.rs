@@ -1,0 +1,463 @@
+//! Kubernetes `networking.k8s.io/v1` NetworkPolicy, decoded strictly and
+//! translated into the Calico model the way Calico does it (C9): tier
+//! `default`, order 1000, every rule an Allow, peers scoped by namespace.
+
+use std::collections::BTreeMap;
+
+use ipnet::IpNet;
+
+use crate::diag::{DResult, Diagnostic};
+use crate::manifest::fields::{At, Fields, Src};
+use crate::manifest::yaml::{Node, Value};
+use crate::model::cluster::{NS_LABEL, ORCH_LABEL};
+use crate::model::policy::{Action, EntityRule, Policy, PolicyId, PolicyKind, Rule, StagedAction};
+use crate::model::port::{check_port_name, PortMatch, Protocol};
+use crate::selector::{self, check_label_key, check_label_value, Expr, Requirement};
+
+/// The order Calico gives every Kubernetes NetworkPolicy.
+pub const K8S_POLICY_ORDER: f64 = 1000.0;
+
+/// `metadata` of a policy object: name and namespace (other fields are read
+/// and ignored; objects copied from a cluster carry many).
+pub(crate) struct Meta {
+    pub name: At<String>,
+    pub namespace: Option<At<String>>,
+}
+
+pub(crate) fn decode_meta(src: Src<'_>, f: &mut Fields<'_>, kind: &str) -> DResult<Meta> {
+    let meta = f
+        .get("metadata")
+        .ok_or_else(|| Diagnostic::error(f.pos(), format!("{kind} without metadata")))?;
+    let mut m = src.fields(meta, "metadata")?;
+    let name = m
+        .str("name")?
+        .ok_or_else(|| src.err(meta, format!("{kind} without metadata.name")))?;
+    check_object_name(&name)?;
+    let namespace = m.str("namespace")?;
+    if let Some(ns) = &namespace {
+        check_object_name(ns)?;
+    }
+    Ok(Meta { name, namespace })
+}
+
+fn check_object_name(n: &At<String>) -> DResult<()> {
+    let s = &n.value;
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(Diagnostic::error(
+            n.pos.clone(),
+            format!("invalid name {s:?}: use lowercase letters, digits, '-' and '.'"),
+        ))
+    }
+}
+
+/// Decodes a `metav1.LabelSelector` into a selector expression.
+pub(crate) fn label_selector(src: Src<'_>, n: &Node) -> DResult<Expr> {
+    let mut f = src.fields(n, "label selector")?;
+    let mut match_labels = BTreeMap::new();
+    if let Some(ml) = f.get("matchLabels") {
+        let entries: &[(Node, Node)] = match &ml.value {
+            Value::Map(m) => m,
+            other => {
+                return Err(src.err(
+                    ml,
+                    format!(
+                        "matchLabels: expected a mapping, found {}",
+                        other.type_name()
+                    ),
+                ))
+            }
+        };
+        for (k, v) in entries {
+            let key = src.str(k, "matchLabels key")?;
+            check_label_key(&key.value).map_err(|e| Diagnostic::error(key.pos.clone(), e))?;
+            let val = src.str(v, &format!("matchLabels.{}", key.value))?;
+            check_label_value(&val.value).map_err(|e| Diagnostic::error(val.pos.clone(), e))?;
+            match_labels.insert(key.value, val.value);
+        }
+    }
+    let mut reqs = Vec::new();
+    for e in f.seq("matchExpressions")?.unwrap_or(&[]) {
+        let mut ef = src.fields(e, "matchExpressions entry")?;
+        let key = ef
+            .str("key")?
+            .ok_or_else(|| src.err(e, "matchExpressions entry without key"))?;
+        check_label_key(&key.value).map_err(|m| Diagnostic::error(key.pos.clone(), m))?;
+        let op = ef
+            .str("operator")?
+            .ok_or_else(|| src.err(e, "matchExpressions entry without operator"))?;
+        let values = ef.strings("values")?;
+        for v in &values {
+            check_label_value(&v.value).map_err(|m| Diagnostic::error(v.pos.clone(), m))?;
+        }
+        let vals: Vec<String> = values.into_iter().map(|v| v.value).collect();
+        let r = match op.value.as_str() {
+            "In" | "NotIn" if vals.is_empty() => {
+                return Err(Diagnostic::error(
+                    op.pos,
+                    format!("operator {} needs a non-empty values list", op.value),
+                ))
+            }
+            "In" => Requirement::In(key.value, vals),
+            "NotIn" => Requirement::NotIn(key.value, vals),
+            "Exists" | "DoesNotExist" if !vals.is_empty() => {
+                return Err(Diagnostic::error(
+                    op.pos,
+                    format!("operator {} takes no values", op.value),
+                ))
+            }
+            "Exists" => Requirement::Exists(key.value),
+            "DoesNotExist" => Requirement::DoesNotExist(key.value),
+            other => {
+                return Err(Diagnostic::error(
+                    op.pos,
+                    format!("unknown operator {other:?}: use In, NotIn, Exists or DoesNotExist"),
+                ))
+            }
+        };
+        ef.finish()?;
+        reqs.push(r);
+    }
+    f.finish()?;
+    Ok(selector::from_label_selector(&match_labels, &reqs))
+}
+
+/// Parses a CIDR; host bits must be zero, as the API server requires for ipBlock.
+pub(crate) fn cidr(a: &At<String>, strict: bool) -> DResult<IpNet> {
+    let net: IpNet = a
+        .value
+        .parse()
+        .or_else(|_| a.value.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| Diagnostic::error(a.pos.clone(), format!("invalid CIDR {:?}", a.value)))?;
+    if strict && net.trunc() != net {
+        return Err(Diagnostic::error(
+            a.pos.clone(),
+            format!(
+                "CIDR {:?} has host bits set (did you mean {}?)",
+                a.value,
+                net.trunc()
+            ),
+        ));
+    }
+    Ok(net.trunc())
+}
+
+/// Decodes a networking.k8s.io/v1 NetworkPolicy (or a Calico
+/// StagedKubernetesNetworkPolicy) and translates it.
+pub fn decode(src: Src<'_>, root: &Node, staged: bool) -> DResult<Policy> {
+    let kind_name = if staged {
+        "StagedKubernetesNetworkPolicy"
+    } else {
+        "NetworkPolicy"
+    };
+    let mut f = src.fields(root, "NetworkPolicy")?;
+    f.skip(&["apiVersion", "kind", "status"]);
+    let meta = decode_meta(src, &mut f, kind_name)?;
+    let namespace = meta
+        .namespace
+        .map(|n| n.value)
+        .unwrap_or_else(|| "default".into());
+    let spec = f
+        .get("spec")
+        .ok_or_else(|| src.err(root, format!("{kind_name} without spec")))?;
+    f.finish()?;
+
+    let mut s = src.fields(spec, "NetworkPolicy spec")?;
+    let mut staged_action = None;
+    if staged {
+        staged_action = Some(match s.str("stagedAction")? {
+            None => StagedAction::Set,
+            Some(a) if a.value == "Set" => StagedAction::Set,
+            Some(a) if a.value == "Delete" => StagedAction::Delete,
+            Some(a) => {
+                return Err(Diagnostic::error(
+                    a.pos,
+                    format!("stagedAction must be Set or Delete, not {:?}", a.value),
+                ))
+            }
+        });
+    }
+    let pod_sel = match s.get("podSelector") {
+        Some(n) => label_selector(src, n)?,
+        None => Expr::All,
+    };
+    let ingress_nodes = s.seq("ingress")?.unwrap_or(&[]);
+    let egress_nodes = s.seq("egress")?.unwrap_or(&[]);
+    let mut ingress_type = false;
+    let mut egress_type = false;
+    let types = s.strings("policyTypes")?;
+    if types.is_empty() {
+        // K2: Ingress always; Egress iff there are egress rules.
+        ingress_type = true;
+        egress_type = !egress_nodes.is_empty();
+    }
+    for t in &types {
+        let slot = match t.value.as_str() {
+            "Ingress" => &mut ingress_type,
+            "Egress" => &mut egress_type,
+            other => {
+                return Err(Diagnostic::error(
+                    t.pos.clone(),
+                    format!("policyTypes: unknown type {other:?}: use Ingress or Egress"),
+                ))
+            }
+        };
+        if *slot {
+            return Err(Diagnostic::error(
+                t.pos.clone(),
+                format!("policyTypes: {} listed twice", t.value),
+            ));
+        }
+        *slot = true;
+    }
+
+    let mut ingress = Vec::new();
+    for (i, r) in ingress_nodes.iter().enumerate() {
+        ingress.extend(rule(src, r, i, &namespace, true)?);
+    }
+    let mut egress = Vec::new();
+    for (i, r) in egress_nodes.iter().enumerate() {
+        egress.extend(rule(src, r, i, &namespace, false)?);
+    }
+    s.finish()?;
+
+    let selector = Expr::and(vec![
+        Expr::Eq(ORCH_LABEL.into(), "k8s".into()),
+        pod_sel,
+        Expr::Eq(NS_LABEL.into(), namespace.clone()),
+    ]);
+    Ok(Policy {
+        id: PolicyId {
+            kind: if staged {
+                PolicyKind::StagedKubernetesNetworkPolicy
+            } else {
+                PolicyKind::KubernetesNetworkPolicy
+            },
+            namespace: Some(namespace),
+            name: meta.name.value,
+        },
+        tier: "default".into(),
+        order: Some(K8S_POLICY_ORDER),
+        selector,
+        ingress_type,
+        egress_type,
+        ingress,
+        egress,
+        staged: staged_action,
+        origin: src.pos(root),
+    })
+}
+
+/// One k8s rule, expanded into one Allow per (peer, port entry); their union
+/// is the k8s rule.
+fn rule(src: Src<'_>, n: &Node, index: usize, ns: &str, ingress: bool) -> DResult<Vec<Rule>> {
+    let what = if ingress {
+        "ingress rule"
+    } else {
+        "egress rule"
+    };
+    let peers_key = if ingress { "from" } else { "to" };
+    let mut f = src.fields(n, what)?;
+    let peers: Vec<(EntityRule, crate::diag::Pos)> = match f.seq(peers_key)? {
+        None => vec![(EntityRule::default(), src.pos(n))],
+        Some([]) => vec![(EntityRule::default(), src.pos(n))],
+        Some(items) => items
+            .iter()
+            .map(|p| Ok((peer(src, p, ns)?, src.pos(p))))
+            .collect::<DResult<_>>()?,
+    };
+    let ports: Vec<(Option<Protocol>, Vec<PortMatch>)> = match f.seq("ports")? {
+        None | Some([]) => vec![(None, Vec::new())],
+        Some(items) => items.iter().map(|p| port(src, p)).collect::<DResult<_>>()?,
+    };
+    f.finish()?;
+    let mut out = Vec::new();
+    for (peer, pos) in &peers {
+        for (proto, pm) in &ports {
+            let mut local = EntityRule {
+                ports: pm.clone(),
+                ..EntityRule::default()
+            };
+            let mut remote = peer.clone();
+            if !ingress {
+                // Egress: the destination is the peer, and the ports are its ports.
+                remote.ports = std::mem::take(&mut local.ports);
+            }
+            let (source, destination) = if ingress {
+                (remote, local)
+            } else {
+                (local, remote)
+            };
+            out.push(Rule {
+                action: Action::Allow,
+                ip_version: peer
+                    .nets
+                    .first()
+                    .map(|n| if n.addr().is_ipv4() { 4 } else { 6 }),
+                protocol: *proto,
+                not_protocol: None,
+                icmp: None,
+                not_icmp: None,
+                source,
+                destination,
+                http: false,
+                index,
+                origin: pos.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn peer(src: Src<'_>, n: &Node, ns: &str) -> DResult<EntityRule> {
+    let mut f = src.fields(n, "peer")?;
+    let pod = f
+        .get("podSelector")
+        .map(|x| label_selector(src, x))
+        .transpose()?;
+    let nsel = f
+        .get("namespaceSelector")
+        .map(|x| label_selector(src, x))
+        .transpose()?;
+    let ip_block = f.get("ipBlock");
+    let has_sel = f.present("podSelector") || f.present("namespaceSelector");
+    f.finish()?;
+    if let Some(b) = ip_block {
+        if has_sel {
+            return Err(src.err(n, "a peer may not specify both ipBlock and another peer"));
+        }
+        let mut bf = src.fields(b, "ipBlock")?;
+        let c = bf
+            .str("cidr")?
+            .ok_or_else(|| src.err(b, "ipBlock without cidr"))?;
+        let net = cidr(&c, false)?;
+        let mut except = Vec::new();
+        for e in bf.strings("except")? {
+            let x = cidr(&e, false)?;
+            if x.addr().is_ipv4() != net.addr().is_ipv4()
+                || !net.contains(&x)
+                || x.prefix_len() <= net.prefix_len()
+            {
+                return Err(Diagnostic::error(
+                    e.pos,
+                    format!(
+                        "except {} must be a strict subset of cidr {}",
+                        e.value, c.value
+                    ),
+                ));
+            }
+            except.push(x);
+        }
+        bf.finish()?;
+        return Ok(EntityRule {
+            nets: vec![net],
+            not_nets: except,
+            ..EntityRule::default()
+        });
+    }
+    let pods_only = Expr::Eq(ORCH_LABEL.into(), "k8s".into());
+    let selector = match (pod, nsel) {
+        (None, None) => {
+            return Err(src.err(
+                n,
+                "a peer must specify podSelector, namespaceSelector or ipBlock",
+            ))
+        }
+        (Some(p), None) => Expr::and(vec![pods_only, p, Expr::Eq(NS_LABEL.into(), ns.into())]),
+        (p, Some(nsx)) => {
+            let scoped = nsx.prefixed("pcns.", &Expr::Has(NS_LABEL.into()));
+            Expr::and(vec![
+                pods_only,
+                Expr::Has(NS_LABEL.into()),
+                scoped,
+                p.unwrap_or(Expr::All),
+            ])
+        }
+    };
+    Ok(EntityRule {
+        selector: Some(selector),
+        ..EntityRule::default()
+    })
+}
+
+fn port(src: Src<'_>, n: &Node) -> DResult<(Option<Protocol>, Vec<PortMatch>)> {
+    let mut f = src.fields(n, "port")?;
+    let proto = match f.str("protocol")? {
+        None => Protocol::Tcp,
+        Some(p) => match p.value.as_str() {
+            "TCP" => Protocol::Tcp,
+            "UDP" => Protocol::Udp,
+            "SCTP" => Protocol::Sctp,
+            other => {
+                return Err(Diagnostic::error(
+                    p.pos,
+                    format!("unknown protocol {other:?}: use TCP, UDP or SCTP"),
+                ))
+            }
+        },
+    };
+    let end = f.int("endPort")?;
+    let pm = match f.get("port") {
+        None => {
+            if let Some(e) = end {
+                return Err(Diagnostic::error(e.pos, "endPort requires a numeric port"));
+            }
+            Vec::new()
+        }
+        Some(p) => match &p.value {
+            Value::Int(i) => {
+                let first = port_number(src, p, *i)?;
+                let last = match end {
+                    None => first,
+                    Some(e) => {
+                        let last = port_number(src, p, e.value)
+                            .map_err(|d| Diagnostic::error(e.pos.clone(), d.message))?;
+                        if last < first {
+                            return Err(Diagnostic::error(
+                                e.pos,
+                                format!("endPort {last} is smaller than port {first}"),
+                            ));
+                        }
+                        last
+                    }
+                };
+                vec![PortMatch::Range(first, last)]
+            }
+            Value::Str(s) => {
+                if let Some(e) = end {
+                    return Err(Diagnostic::error(
+                        e.pos,
+                        "endPort requires a numeric port, not a named one",
+                    ));
+                }
+                check_port_name(s).map_err(|e| src.err(p, e))?;
+                vec![PortMatch::Named(s.clone())]
+            }
+            other => {
+                return Err(src.err(
+                    p,
+                    format!(
+                        "port: expected a number or a name, found {}",
+                        other.type_name()
+                    ),
+                ))
+            }
+        },
+    };
+    f.finish()?;
+    Ok((Some(proto), pm))
+}
+
+pub(crate) fn port_number(src: Src<'_>, n: &Node, i: i64) -> DResult<u16> {
+    u16::try_from(i)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| src.err(n, format!("port {i} is out of range 1..65535")))
+}

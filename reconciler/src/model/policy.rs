@@ -1,0 +1,321 @@
+//! Tiered, ordered policies with rules: the normalized form of both APIs.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use ipnet::IpNet;
+
+use crate::diag::Pos;
+use crate::model::port::{PortMatch, Protocol};
+use crate::selector::Expr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    Allow,
+    Deny,
+    Log,
+    Pass,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Allow => "Allow",
+            Action::Deny => "Deny",
+            Action::Log => "Log",
+            Action::Pass => "Pass",
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Direction {
+    Ingress,
+    Egress,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        })
+    }
+}
+
+/// The API kind a policy came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PolicyKind {
+    /// `networking.k8s.io/v1` NetworkPolicy.
+    KubernetesNetworkPolicy,
+    /// `projectcalico.org/v3` NetworkPolicy.
+    NetworkPolicy,
+    GlobalNetworkPolicy,
+    StagedKubernetesNetworkPolicy,
+    StagedNetworkPolicy,
+    StagedGlobalNetworkPolicy,
+}
+
+impl PolicyKind {
+    pub fn is_staged(self) -> bool {
+        matches!(
+            self,
+            PolicyKind::StagedKubernetesNetworkPolicy
+                | PolicyKind::StagedNetworkPolicy
+                | PolicyKind::StagedGlobalNetworkPolicy
+        )
+    }
+
+    /// The enforced kind a staged kind stands in for.
+    pub fn enforced(self) -> PolicyKind {
+        match self {
+            PolicyKind::StagedKubernetesNetworkPolicy => PolicyKind::KubernetesNetworkPolicy,
+            PolicyKind::StagedNetworkPolicy => PolicyKind::NetworkPolicy,
+            PolicyKind::StagedGlobalNetworkPolicy => PolicyKind::GlobalNetworkPolicy,
+            k => k,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyKind::KubernetesNetworkPolicy => "KubernetesNetworkPolicy",
+            PolicyKind::NetworkPolicy => "NetworkPolicy",
+            PolicyKind::GlobalNetworkPolicy => "GlobalNetworkPolicy",
+            PolicyKind::StagedKubernetesNetworkPolicy => "StagedKubernetesNetworkPolicy",
+            PolicyKind::StagedNetworkPolicy => "StagedNetworkPolicy",
+            PolicyKind::StagedGlobalNetworkPolicy => "StagedGlobalNetworkPolicy",
+        }
+    }
+}
+
+/// A policy's identity: kind, namespace (None for global kinds) and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PolicyId {
+    pub kind: PolicyKind,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl fmt::Display for PolicyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {}/{}", self.kind.name(), ns, self.name),
+            None => write!(f, "{} {}", self.kind.name(), self.name),
+        }
+    }
+}
+
+/// What a staged policy would do to the enforced set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StagedAction {
+    Set,
+    Delete,
+}
+
+/// One side (`source` or `destination`) of a rule, already scoped: `selector`
+/// includes the namespace terms Calico adds (C3).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EntityRule {
+    pub nets: Vec<IpNet>,
+    pub not_nets: Vec<IpNet>,
+    pub selector: Option<Expr>,
+    pub not_selector: Option<Expr>,
+    pub ports: Vec<PortMatch>,
+    pub not_ports: Vec<PortMatch>,
+    /// A Kubernetes Service by namespace/name; netward has no Service inventory,
+    /// so such a rule is reported and matches nothing.
+    pub service: Option<(String, String)>,
+    /// DNS names (Calico Enterprise); not decidable at L3/L4.
+    pub domains: Vec<String>,
+}
+
+impl EntityRule {
+    pub fn is_empty(&self) -> bool {
+        *self == EntityRule::default()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IcmpMatch {
+    pub typ: Option<u8>,
+    pub code: Option<u8>,
+}
+
+/// One rule of a policy, in the policy's order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rule {
+    pub action: Action,
+    pub ip_version: Option<u8>,
+    pub protocol: Option<Protocol>,
+    pub not_protocol: Option<Protocol>,
+    pub icmp: Option<IcmpMatch>,
+    pub not_icmp: Option<IcmpMatch>,
+    pub source: EntityRule,
+    pub destination: EntityRule,
+    /// An application-layer (`http`) match: netward decides the L3/L4 part and
+    /// marks every verdict the rule influences.
+    pub http: bool,
+    /// Index of the rule as the user wrote it (for Kubernetes policies the
+    /// index of the ingress/egress rule; one k8s rule may expand to several).
+    pub index: usize,
+    pub origin: Pos,
+}
+
+impl Rule {
+    /// Whether deciding this rule needs something L3/L4 cannot see.
+    pub fn needs_l7(&self) -> bool {
+        self.http || !self.source.domains.is_empty() || !self.destination.domains.is_empty()
+    }
+}
+
+/// A policy in the normalized model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    pub id: PolicyId,
+    pub tier: String,
+    /// Lower runs first; None runs last.
+    pub order: Option<f64>,
+    /// The endpoints the policy applies to, scoped (C2).
+    pub selector: Expr,
+    pub ingress_type: bool,
+    pub egress_type: bool,
+    pub ingress: Vec<Rule>,
+    pub egress: Vec<Rule>,
+    pub staged: Option<StagedAction>,
+    pub origin: Pos,
+}
+
+impl Policy {
+    pub fn applies_in(&self, dir: Direction) -> bool {
+        match dir {
+            Direction::Ingress => self.ingress_type,
+            Direction::Egress => self.egress_type,
+        }
+    }
+
+    pub fn rules(&self, dir: Direction) -> &[Rule] {
+        match dir {
+            Direction::Ingress => &self.ingress,
+            Direction::Egress => &self.egress,
+        }
+    }
+
+    /// The sort key within a tier (felix policy_sorter: order, nil last, then name).
+    pub fn sort_key(&self) -> (f64, &str, Option<&str>, PolicyKind) {
+        (
+            self.order.unwrap_or(f64::INFINITY),
+            &self.id.name,
+            self.id.namespace.as_deref(),
+            self.id.kind,
+        )
+    }
+}
+
+/// A Calico tier.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tier {
+    pub name: String,
+    pub order: Option<f64>,
+    /// Deny or Pass: what happens when policies of the tier applied and none decided.
+    pub default_action: Action,
+    pub origin: Option<Pos>,
+}
+
+impl Tier {
+    /// The tiers Calico always has (C7).
+    pub fn well_known() -> Vec<Tier> {
+        vec![
+            Tier {
+                name: "kube-admin".into(),
+                order: Some(1000.0),
+                default_action: Action::Pass,
+                origin: None,
+            },
+            Tier {
+                name: "default".into(),
+                order: Some(1_000_000.0),
+                default_action: Action::Deny,
+                origin: None,
+            },
+            Tier {
+                name: "kube-baseline".into(),
+                order: Some(10_000_000.0),
+                default_action: Action::Pass,
+                origin: None,
+            },
+        ]
+    }
+}
+
+/// A NetworkSet or GlobalNetworkSet: labelled CIDRs that rule selectors match.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetworkSet {
+    pub namespace: Option<String>,
+    pub name: String,
+    /// The set's own labels, plus `projectcalico.org/namespace` for NetworkSets;
+    /// `Cluster::network_set_labels` adds what the namespace gives.
+    pub labels: BTreeMap<String, String>,
+    pub nets: Vec<IpNet>,
+    pub origin: Pos,
+}
+
+/// Everything loaded from policy files.
+#[derive(Clone, Debug, Default)]
+pub struct PolicySet {
+    pub policies: Vec<Policy>,
+    pub tiers: BTreeMap<String, Tier>,
+    pub network_sets: Vec<NetworkSet>,
+}
+
+impl PolicySet {
+    /// The tiers in evaluation order (order ascending, none last, then name).
+    pub fn tier_order(&self) -> Vec<&Tier> {
+        let mut tiers: Vec<&Tier> = self.tiers.values().collect();
+        tiers.sort_by(|a, b| {
+            let ka = a.order.unwrap_or(f64::INFINITY);
+            let kb = b.order.unwrap_or(f64::INFINITY);
+            ka.total_cmp(&kb).then_with(|| a.name.cmp(&b.name))
+        });
+        tiers
+    }
+
+    /// The enforced policies (staged ones never are).
+    pub fn enforced(&self) -> PolicySet {
+        PolicySet {
+            policies: self
+                .policies
+                .iter()
+                .filter(|p| !p.id.kind.is_staged())
+                .cloned()
+                .collect(),
+            tiers: self.tiers.clone(),
+            network_sets: self.network_sets.clone(),
+        }
+    }
+
+    /// What would be enforced if every staged policy were committed: a staged
+    /// Set replaces the enforced policy of the same identity (or adds it), a
+    /// staged Delete removes it.
+    pub fn with_staged(&self) -> PolicySet {
+        let mut out = self.enforced();
+        for p in self.policies.iter().filter(|p| p.id.kind.is_staged()) {
+            let target = PolicyId {
+                kind: p.id.kind.enforced(),
+                namespace: p.id.namespace.clone(),
+                name: p.id.name.clone(),
+            };
+            out.policies.retain(|q| q.id != target);
+            if p.staged == Some(StagedAction::Set) {
+                let mut q = p.clone();
+                q.id = target;
+                q.staged = None;
+                out.policies.push(q);
+            }
+        }
+        out
+    }
+
+    pub fn has_staged(&self) -> bool {
+        self.policies.iter().any(|p| p.id.kind.is_staged())
+    }
+}

@@ -1,0 +1,310 @@
+//! Rendering analysis results for people and machines. Pure: strings out.
+
+use std::fmt::Write;
+
+use serde_json::{json, Map, Value};
+
+use crate::analysis::{Analysis, DirVerdict, Flow, Matrix, Reason, Verdict};
+use crate::model::Action;
+
+/// Output formats of `netward matrix`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatrixFormat {
+    Table,
+    Json,
+    Csv,
+    Md,
+    Summary,
+}
+
+pub fn matrix(m: &Matrix, format: MatrixFormat) -> String {
+    match format {
+        MatrixFormat::Table => matrix_table(m),
+        MatrixFormat::Json => matrix_json(m),
+        MatrixFormat::Csv => matrix_csv(m),
+        MatrixFormat::Md => matrix_md(m),
+        MatrixFormat::Summary => matrix_summary(m),
+    }
+}
+
+/// The e2e suite's truth table: `.` allowed, `X` denied, `-` a pod and itself,
+/// `*` a verdict that an L7/DNS/Service/source-port rule may change.
+fn matrix_table(m: &Matrix) -> String {
+    let mut out = String::new();
+    let n = m.endpoints.len();
+    for (pi, port) in m.ports.iter().enumerate() {
+        let _ = writeln!(out, "{port}");
+        let _ = writeln!(out, "-\t{}", m.endpoints.join("\t"));
+        for a in 0..n {
+            let _ = write!(out, "{}", m.endpoints[a]);
+            for b in 0..n {
+                let cell = if a == b {
+                    "-".to_string()
+                } else {
+                    let c = if m.allowed(pi, a, b) { "." } else { "X" };
+                    if m.caveated(pi, a, b) {
+                        format!("{c}*")
+                    } else {
+                        c.to_string()
+                    }
+                };
+                let _ = write!(out, "\t{cell}");
+            }
+            out.push('\n');
+        }
+        let c = m.counts(pi);
+        let _ = writeln!(
+            out,
+            "{} allowed, {} denied of {} pairs\n",
+            c.allowed, c.denied, c.pairs
+        );
+    }
+    out
+}
+
+fn matrix_json(m: &Matrix) -> String {
+    let n = m.endpoints.len();
+    let ports: Vec<Value> = m
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(pi, port)| {
+            let mut allowed = Map::new();
+            for a in 0..n {
+                let dsts: Vec<Value> = (0..n)
+                    .filter(|&b| b != a && m.allowed(pi, a, b))
+                    .map(|b| Value::from(m.endpoints[b].clone()))
+                    .collect();
+                allowed.insert(m.endpoints[a].clone(), Value::Array(dsts));
+            }
+            json!({"port": port.to_string(), "allowed": allowed})
+        })
+        .collect();
+    let v = json!({"endpoints": m.endpoints, "ports": ports});
+    serde_json::to_string_pretty(&v).expect("JSON values always serialize") + "\n"
+}
+
+fn matrix_csv(m: &Matrix) -> String {
+    let mut out = String::from("from,to,port,allowed,caveat\n");
+    let n = m.endpoints.len();
+    for (pi, port) in m.ports.iter().enumerate() {
+        for a in 0..n {
+            for b in (0..n).filter(|&b| b != a) {
+                let _ = writeln!(
+                    out,
+                    "{},{},{},{},{}",
+                    m.endpoints[a],
+                    m.endpoints[b],
+                    port,
+                    m.allowed(pi, a, b),
+                    m.caveated(pi, a, b)
+                );
+            }
+        }
+    }
+    out
+}
+
+fn matrix_md(m: &Matrix) -> String {
+    let mut out = String::new();
+    let n = m.endpoints.len();
+    for (pi, port) in m.ports.iter().enumerate() {
+        let _ = writeln!(out, "### {port}\n");
+        let _ = writeln!(out, "| from \\ to | {} |", m.endpoints.join(" | "));
+        let _ = writeln!(out, "|---|{}", "---|".repeat(n));
+        for a in 0..n {
+            let cells: Vec<&str> = (0..n)
+                .map(|b| {
+                    if a == b {
+                        "-"
+                    } else if m.allowed(pi, a, b) {
+                        "✅"
+                    } else {
+                        "❌"
+                    }
+                })
+                .collect();
+            let _ = writeln!(out, "| {} | {} |", m.endpoints[a], cells.join(" | "));
+        }
+        let c = m.counts(pi);
+        let _ = writeln!(
+            out,
+            "\n{} allowed, {} denied of {} pairs\n",
+            c.allowed, c.denied, c.pairs
+        );
+    }
+    out
+}
+
+fn matrix_summary(m: &Matrix) -> String {
+    let mut out = String::new();
+    let classes: Vec<String> = m
+        .class_counts()
+        .iter()
+        .map(|(v6, n)| format!("{n} {}", if *v6 { "IPv6" } else { "IPv4" }))
+        .collect();
+    let _ = writeln!(
+        out,
+        "{} endpoints, {} classes",
+        m.endpoints.len(),
+        classes.join(" + ")
+    );
+    for (pi, port) in m.ports.iter().enumerate() {
+        let c = m.counts(pi);
+        let _ = write!(
+            out,
+            "{port}: {} allowed, {} denied of {} pairs",
+            c.allowed, c.denied, c.pairs
+        );
+        if c.caveated > 0 {
+            let _ = write!(
+                out,
+                " ({} may change with L7/DNS/Service/source-port rules)",
+                c.caveated
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn reason_text(r: &Reason) -> String {
+    match r {
+        Reason::NotPoliced(why) => format!("not policed: {why}"),
+        Reason::SameNode => {
+            "allowed: traffic between a pod and its own node is always allowed".into()
+        }
+        Reason::Rule {
+            policy,
+            tier,
+            rule,
+            action,
+            origin,
+        } => {
+            format!(
+                "{} by {policy} rule {rule} (tier {tier}) at {origin}",
+                verb(*action)
+            )
+        }
+        Reason::TierDefault { tier, action } => {
+            format!(
+                "{} by the end of tier {tier}: policies applied and none matched",
+                verb(*action)
+            )
+        }
+        Reason::Profile => "allowed: no policy decided; the namespace profile allows".into(),
+    }
+}
+
+fn verb(a: Action) -> &'static str {
+    match a {
+        Action::Allow => "allowed",
+        Action::Deny => "denied",
+        Action::Pass => "passed",
+        Action::Log => "logged",
+    }
+}
+
+fn direction_text(out: &mut String, title: &str, d: &DirVerdict) {
+    let _ = writeln!(out, "{title}: {}", if d.allowed { "ALLOW" } else { "DENY" });
+    for t in &d.tiers {
+        let _ = writeln!(out, "  tier {}:", t.tier);
+        for p in &t.policies {
+            if p.matched.is_empty() {
+                let _ = writeln!(out, "    {} ({}): no rule matched", p.policy, p.origin);
+            } else {
+                for (i, a, pos) in &p.matched {
+                    let _ = writeln!(
+                        out,
+                        "    {} ({}): rule {i} matched: {a} ({pos})",
+                        p.policy, p.origin
+                    );
+                }
+            }
+        }
+    }
+    let _ = writeln!(out, "  => {}", reason_text(&d.reason));
+    for c in &d.caveats {
+        let _ = writeln!(out, "  caveat: {c}");
+    }
+}
+
+fn peer_text(an: &Analysis, p: &crate::analysis::Peer<'_>) -> String {
+    let _ = an;
+    match p.endpoint {
+        Some(e) => format!("{} ({})", e.id, p.ip),
+        None => p.ip.to_string(),
+    }
+}
+
+/// `netward explain` as text.
+pub fn explain_text(an: &Analysis, flow: &Flow<'_>, v: &Verdict) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} -> {} {}/{}: {}",
+        peer_text(an, &flow.src),
+        peer_text(an, &flow.dst),
+        flow.dst_port,
+        flow.protocol,
+        if v.allowed { "ALLOWED" } else { "DENIED" }
+    );
+    direction_text(&mut out, "egress of source", &v.egress);
+    direction_text(&mut out, "ingress of destination", &v.ingress);
+    out
+}
+
+fn dir_json(d: &DirVerdict) -> Value {
+    let reason = match &d.reason {
+        Reason::NotPoliced(why) => json!({"kind": "not-policed", "why": why}),
+        Reason::SameNode => json!({"kind": "same-node"}),
+        Reason::Rule {
+            policy,
+            tier,
+            rule,
+            action,
+            origin,
+        } => json!({
+            "kind": "rule", "policy": policy.to_string(), "tier": tier, "rule": rule,
+            "action": action.to_string(), "at": origin.to_string()
+        }),
+        Reason::TierDefault { tier, action } => {
+            json!({"kind": "tier-default", "tier": tier, "action": action.to_string()})
+        }
+        Reason::Profile => json!({"kind": "profile"}),
+    };
+    let tiers: Vec<Value> = d
+        .tiers
+        .iter()
+        .map(|t| {
+            let ps: Vec<Value> = t
+                .policies
+                .iter()
+                .map(|p| {
+                    let m: Vec<Value> = p
+                        .matched
+                        .iter()
+                        .map(|(i, a, pos)| json!({"rule": i, "action": a.to_string(), "at": pos.to_string()}))
+                        .collect();
+                    json!({"policy": p.policy.to_string(), "at": p.origin.to_string(), "matched": m})
+                })
+                .collect();
+            json!({"tier": t.tier, "policies": ps})
+        })
+        .collect();
+    let caveats: Vec<String> = d.caveats.iter().map(|c| c.to_string()).collect();
+    json!({"allowed": d.allowed, "reason": reason, "tiers": tiers, "caveats": caveats})
+}
+
+/// `netward explain` as JSON.
+pub fn explain_json(an: &Analysis, flow: &Flow<'_>, v: &Verdict) -> String {
+    let val = json!({
+        "from": peer_text(an, &flow.src),
+        "to": peer_text(an, &flow.dst),
+        "port": format!("{}/{}", flow.dst_port, flow.protocol),
+        "allowed": v.allowed,
+        "egress": dir_json(&v.egress),
+        "ingress": dir_json(&v.ingress),
+    });
+    serde_json::to_string_pretty(&val).expect("JSON values always serialize") + "\n"
+}
