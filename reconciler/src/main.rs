@@ -122,6 +122,8 @@ enum Format {
 enum Failure {
     /// Bad input: every diagnostic, exit 1.
     Input(Vec<Diagnostic>),
+    /// Input given on the command line is wrong (a selector): exit 1.
+    Invalid(String),
     /// A usage problem found after parsing flags (unknown endpoint, bad port): exit 2.
     Usage(String),
     Io(String),
@@ -133,6 +135,10 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(Failure::Input(diags)) => {
             print_diags(&diags);
+            ExitCode::from(1)
+        }
+        Err(Failure::Invalid(msg)) => {
+            eprintln!("netward: {msg}");
             ExitCode::from(1)
         }
         Err(Failure::Usage(msg)) => {
@@ -223,7 +229,7 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             format,
         } => {
             let sel = Selector::parse(&selector).map_err(|e| {
-                Failure::Usage(format!("{e}\n  {selector}\n  {}^", " ".repeat(e.col - 1)))
+                Failure::Invalid(format!("{e}\n  {selector}\n  {}^", " ".repeat(e.col - 1)))
             })?;
             let c = cluster(&cluster_paths)?;
             let ids: Vec<String> = c
@@ -278,27 +284,9 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             let c = cluster(&cp)?;
             let fp = FlowPort::parse(&port).map_err(Failure::Usage)?;
             let an = Analysis::new(&set, &c, if staged { View::Staged } else { View::Enforced });
-            let mut src = an.resolve(&from).map_err(Failure::Usage)?;
-            let mut dst = an.resolve(&to).map_err(Failure::Usage)?;
-            // Use one address family for both ends when an endpoint has both.
-            if src.ip.is_ipv6() != dst.ip.is_ipv6() {
-                if let Some(p) = dst.endpoint.and_then(|e| an.peer_of(e, src.ip.is_ipv6())) {
-                    dst = p;
-                } else if let Some(p) = src.endpoint.and_then(|e| an.peer_of(e, dst.ip.is_ipv6())) {
-                    src = p;
-                } else {
-                    return Err(Failure::Usage(format!(
-                        "{from} and {to} share no address family"
-                    )));
-                }
-            }
-            let flow = Flow {
-                src,
-                dst,
-                protocol: fp.protocol,
-                dst_port: fp.port,
-                src_port,
-            };
+            let flow = an
+                .flow(&from, &to, fp.protocol, fp.port, src_port)
+                .map_err(Failure::Usage)?;
             let v = an.evaluate(&flow);
             let text = match format {
                 ExplainFormat::Text => report::explain_text(&an, &flow, &v),

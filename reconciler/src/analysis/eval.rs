@@ -274,18 +274,39 @@ impl Analysis {
         let (src_ok, dst_ok);
         match dir {
             Direction::Ingress => {
-                dst_ok =
-                    self.entity_matches(&r.destination, &flow.dst, Some(flow.dst_port), r, caveats);
-                src_ok =
-                    dst_ok && self.entity_matches(&r.source, &flow.src, flow.src_port, r, caveats);
+                dst_ok = self.entity_matches(
+                    &r.destination,
+                    &flow.dst,
+                    Some(flow.dst_port),
+                    flow.protocol,
+                    r,
+                    caveats,
+                );
+                src_ok = dst_ok
+                    && self.entity_matches(
+                        &r.source,
+                        &flow.src,
+                        flow.src_port,
+                        flow.protocol,
+                        r,
+                        caveats,
+                    );
             }
             Direction::Egress => {
-                src_ok = self.entity_matches(&r.source, &flow.src, flow.src_port, r, caveats);
+                src_ok = self.entity_matches(
+                    &r.source,
+                    &flow.src,
+                    flow.src_port,
+                    flow.protocol,
+                    r,
+                    caveats,
+                );
                 dst_ok = src_ok
                     && self.entity_matches(
                         &r.destination,
                         &flow.dst,
                         Some(flow.dst_port),
+                        flow.protocol,
                         r,
                         caveats,
                     );
@@ -303,6 +324,7 @@ impl Analysis {
         e: &EntityRule,
         peer: &Peer<'_>,
         port: Option<u16>,
+        flow_proto: Protocol,
         r: &Rule,
         caveats: &mut Vec<Caveat>,
     ) -> bool {
@@ -341,7 +363,7 @@ impl Analysis {
             PortMatch::Range(a, b) => (*a..=*b).contains(&port),
             PortMatch::Named(n) => peer
                 .endpoint
-                .is_some_and(|ep| !ep.host_network && ep.named_port(n, r.protocol, port)),
+                .is_some_and(|ep| !ep.host_network && ep.named_port(n, flow_proto, port)),
         };
         (e.ports.is_empty() || e.ports.iter().any(hit)) && !e.not_ports.iter().any(hit)
     }
@@ -365,6 +387,36 @@ impl Analysis {
         e.ip_in(v6).map(|ip| Peer {
             ip,
             endpoint: Some(e),
+        })
+    }
+
+    /// The flow between two peers written as `ns/pod` or IP, in one address
+    /// family: an endpoint with both families uses the other end's.
+    pub fn flow(
+        &self,
+        from: &str,
+        to: &str,
+        protocol: Protocol,
+        dst_port: u16,
+        src_port: Option<u16>,
+    ) -> Result<Flow<'_>, String> {
+        let mut src = self.resolve(from)?;
+        let mut dst = self.resolve(to)?;
+        if src.ip.is_ipv6() != dst.ip.is_ipv6() {
+            if let Some(p) = dst.endpoint.and_then(|e| self.peer_of(e, src.ip.is_ipv6())) {
+                dst = p;
+            } else if let Some(p) = src.endpoint.and_then(|e| self.peer_of(e, dst.ip.is_ipv6())) {
+                src = p;
+            } else {
+                return Err(format!("{from} and {to} share no address family"));
+            }
+        }
+        Ok(Flow {
+            src,
+            dst,
+            protocol,
+            dst_port,
+            src_port,
         })
     }
 

@@ -78,7 +78,7 @@ struct Space<'a> {
     cidr_classes: Vec<Bitset>,
     cidr_ids: HashMap<IpNet, usize>,
     memo: HashMap<(usize, bool), Bitset>,
-    named: HashMap<(String, Option<Protocol>, u16), Bitset>,
+    named: HashMap<(String, Protocol, u16), Bitset>,
 }
 
 impl Matrix {
@@ -459,7 +459,7 @@ impl<'a> Space<'a> {
         b
     }
 
-    fn named_set(&mut self, name: &str, proto: Option<Protocol>, port: u16) -> Bitset {
+    fn named_set(&mut self, name: &str, proto: Protocol, port: u16) -> Bitset {
         let key = (name.to_string(), proto, port);
         if let Some(b) = self.named.get(&key) {
             return b.clone();
@@ -475,7 +475,7 @@ impl<'a> Space<'a> {
     }
 
     /// Classes whose port on this side matches the entity's ports/notPorts.
-    fn port_set(&mut self, e: &EntityRule, proto: Option<Protocol>, port: u16) -> Bitset {
+    fn port_set(&mut self, e: &EntityRule, proto: Protocol, port: u16) -> Bitset {
         let hit = |s: &mut Self, pms: &[PortMatch]| {
             let mut b = Bitset::empty(s.n);
             for pm in pms {
@@ -532,13 +532,13 @@ impl<'a> Space<'a> {
                     return (none, true);
                 }
             }
-        } else if !self.port_set(local, r.protocol, fp.port).has(l) {
+        } else if !self.port_set(local, fp.protocol, fp.port).has(l) {
             return (none, undecidable);
         }
         // Remote side.
         let mut m = self.entity_base(remote, (rule_key, !local_is_src));
         if local_is_src {
-            m.and(&self.port_set(remote, r.protocol, fp.port));
+            m.and(&self.port_set(remote, fp.protocol, fp.port));
         } else if !remote.ports.is_empty() || !remote.not_ports.is_empty() {
             src_port_unknown = true;
             if !remote.ports.is_empty() {

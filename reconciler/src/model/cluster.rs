@@ -73,11 +73,12 @@ impl Endpoint {
         self.ips.iter().copied().find(|ip| ip.is_ipv6() == v6)
     }
 
-    pub fn named_port(&self, name: &str, proto: Option<Protocol>, port: u16) -> bool {
-        self.named_ports.get(name).is_some_and(|v| {
-            v.iter()
-                .any(|(p, n)| *n == port && proto.is_none_or(|want| want == *p))
-        })
+    /// Whether the endpoint declares container port `name` as exactly
+    /// `proto`/`port` (a named port matches only its own protocol, K8, C5).
+    pub fn named_port(&self, name: &str, proto: Protocol, port: u16) -> bool {
+        self.named_ports
+            .get(name)
+            .is_some_and(|v| v.iter().any(|(p, n)| *n == port && *p == proto))
     }
 }
 

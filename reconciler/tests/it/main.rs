@@ -1,0 +1,7 @@
+//! netward's integration tests: one binary, a module per concern.
+
+mod bad_input;
+mod cli;
+mod model_vs_matrix;
+mod semantics;
+mod support;

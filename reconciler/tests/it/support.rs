@@ -1,0 +1,94 @@
+//! Building worlds from inline YAML and asking both evaluators about them.
+
+use std::sync::Arc;
+
+use netward::analysis::{Analysis, Matrix, View};
+use netward::diag::Diagnostic;
+use netward::manifest::load::{load_cluster_text, load_policy_texts};
+use netward::model::port::FlowPort;
+use netward::model::{Cluster, PolicySet};
+
+pub fn policies(yaml: &str) -> PolicySet {
+    let mut diags = Vec::new();
+    let set = load_policy_texts(std::iter::once((Arc::from("p.yaml"), yaml)), &mut diags);
+    assert!(diags.is_empty(), "policy errors: {diags:#?}");
+    set
+}
+
+pub fn policy_errors(yaml: &str) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    load_policy_texts(std::iter::once((Arc::from("p.yaml"), yaml)), &mut diags);
+    diags
+}
+
+pub fn cluster(yaml: &str) -> Cluster {
+    let mut diags = Vec::new();
+    let mut c = load_cluster_text(&Arc::from("c.yaml"), yaml, &mut diags);
+    assert!(diags.is_empty(), "cluster errors: {diags:#?}");
+    c.fill_missing_namespaces();
+    c
+}
+
+/// A world: a cluster and policies, evaluated the enforced way.
+pub struct World {
+    pub an: Analysis,
+}
+
+impl World {
+    pub fn new(cluster_yaml: &str, policy_yaml: &str) -> Self {
+        Self::with_view(cluster_yaml, policy_yaml, View::Enforced)
+    }
+
+    pub fn with_view(cluster_yaml: &str, policy_yaml: &str, view: View) -> Self {
+        let c = cluster(cluster_yaml);
+        let p = policies(policy_yaml);
+        World {
+            an: Analysis::new(&p, &c, view),
+        }
+    }
+
+    /// Whether `from` may connect to `to` on `port` ("80/TCP"); `from`/`to`
+    /// are `ns/pod` or IPs. For pod pairs the matrix must agree with explain.
+    pub fn allows(&self, from: &str, to: &str, port: &str) -> bool {
+        let fp = FlowPort::parse(port).expect("port");
+        let flow = self
+            .an
+            .flow(from, to, fp.protocol, fp.port, None)
+            .expect("flow");
+        let v = self.an.evaluate(&flow);
+        if let (Some(a), Some(b)) = (flow.src.endpoint, flow.dst.endpoint) {
+            let m = Matrix::compute(&self.an, &[fp]);
+            let ia = self
+                .an
+                .endpoints
+                .iter()
+                .position(|e| e.id == a.id)
+                .expect("a");
+            let ib = self
+                .an
+                .endpoints
+                .iter()
+                .position(|e| e.id == b.id)
+                .expect("b");
+            assert_eq!(
+                m.allowed(0, ia, ib),
+                v.allowed,
+                "matrix and explain disagree on {from} -> {to} {port}"
+            );
+        }
+        v.allowed
+    }
+}
+
+/// A pod document: `pod("ns", "name", "10.0.0.1", "app: a, role: x")`.
+pub fn pod(ns: &str, name: &str, ip: &str, labels: &str) -> String {
+    format!(
+        "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels: {{{labels}}}\nspec:\n  nodeName: n1\n  containers:\n  - name: c\n    ports:\n    - {{name: http, containerPort: 8080}}\n    - {{name: dns, containerPort: 53, protocol: UDP}}\nstatus:\n  phase: Running\n  podIP: {ip}\n"
+    )
+}
+
+pub fn namespace(name: &str, labels: &str) -> String {
+    format!(
+        "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels: {{{labels}}}\n"
+    )
+}
