@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use netward::analysis::{Analysis, Flow, Matrix, View};
+use netward::analysis::{Analysis, Matrix, View};
 use netward::diag::{Diagnostic, Severity};
 use netward::manifest::{load_cluster, load_policies};
 use netward::model::port::FlowPort;

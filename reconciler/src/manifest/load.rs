@@ -282,6 +282,7 @@ pub fn load_policy_texts<'t>(
             }
         }
     }
+    check_references(&mut set, diags);
     set
 }
 

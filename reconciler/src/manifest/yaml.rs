@@ -182,9 +182,14 @@ pub fn parse_documents(file: &Arc<str>, text: &str) -> Result<Vec<Document>, Dia
 fn first_line(msg: &str) -> String {
     let line = msg.lines().next().unwrap_or(msg);
     let line = line.strip_prefix("error: ").unwrap_or(line);
-    match line.find(": ") {
-        Some(i) if line.starts_with("line ") => line[i + 2..].to_owned(),
-        _ => line.to_owned(),
+    let reason = match line.find(": ") {
+        Some(i) if line.starts_with("line ") => &line[i + 2..],
+        _ => line,
+    };
+    // Some parser messages repeat the place at the end.
+    match reason.rfind(" at line ") {
+        Some(i) => reason[..i].to_owned(),
+        None => reason.to_owned(),
     }
 }
 
