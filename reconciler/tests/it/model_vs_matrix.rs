@@ -13,8 +13,20 @@ use crate::support::{cluster, policies};
 const APPS: [&str; 3] = ["a", "b", "c"];
 const ROLES: [&str; 2] = ["x", "yy"];
 
-fn pod_doc(i: usize, ns: usize, app: usize, role: Option<usize>, host: bool, v6: bool, dual: bool, node: usize, ports: u8) -> String {
-    let role = role.map(|r| format!(", role: {}", ROLES[r])).unwrap_or_default();
+fn pod_doc(
+    i: usize,
+    ns: usize,
+    app: usize,
+    role: Option<usize>,
+    host: bool,
+    v6: bool,
+    dual: bool,
+    node: usize,
+    ports: u8,
+) -> String {
+    let role = role
+        .map(|r| format!(", role: {}", ROLES[r]))
+        .unwrap_or_default();
     let ip = if host {
         format!("192.168.0.{}", node + 1)
     } else if v6 && !dual {
@@ -22,7 +34,11 @@ fn pod_doc(i: usize, ns: usize, app: usize, role: Option<usize>, host: bool, v6:
     } else {
         format!("10.0.{}.{}", ns, i + 1)
     };
-    let ips = if dual && !host { format!("\n  podIPs: [{{ip: {ip}}}, {{ip: 'fd00::{}'}}]", i + 1) } else { String::new() };
+    let ips = if dual && !host {
+        format!("\n  podIPs: [{{ip: {ip}}}, {{ip: 'fd00::{}'}}]", i + 1)
+    } else {
+        String::new()
+    };
     let mut cps = String::new();
     if ports & 1 != 0 {
         cps.push_str("    - {name: web, containerPort: 80}\n");
@@ -33,7 +49,11 @@ fn pod_doc(i: usize, ns: usize, app: usize, role: Option<usize>, host: bool, v6:
     if ports & 4 != 0 {
         cps.push_str("    - {name: alt, containerPort: 81}\n");
     }
-    let cps = if cps.is_empty() { String::new() } else { format!("    ports:\n{cps}") };
+    let cps = if cps.is_empty() {
+        String::new()
+    } else {
+        format!("    ports:\n{cps}")
+    };
     format!(
         "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p{i}\n  namespace: ns{ns}\n  labels: {{app: {}{role}}}\nspec:\n  nodeName: n{node}\n  hostNetwork: {host}\n  containers:\n  - name: c\n{cps}status:\n  phase: Running\n  podIP: {ip}{ips}\n",
         APPS[app]
@@ -41,15 +61,29 @@ fn pod_doc(i: usize, ns: usize, app: usize, role: Option<usize>, host: bool, v6:
 }
 
 fn arb_pod(i: usize) -> impl Strategy<Value = String> {
-    (0..3usize, 0..3usize, proptest::option::of(0..2usize), prop::bool::weighted(0.1), prop::bool::weighted(0.1), prop::bool::weighted(0.15), 0..2usize, 0..8u8)
-        .prop_map(move |(ns, app, role, host, v6, dual, node, ports)| pod_doc(i, ns, app, role, host, v6, dual, node, ports))
+    (
+        0..3usize,
+        0..3usize,
+        proptest::option::of(0..2usize),
+        prop::bool::weighted(0.1),
+        prop::bool::weighted(0.1),
+        prop::bool::weighted(0.15),
+        0..2usize,
+        0..8u8,
+    )
+        .prop_map(move |(ns, app, role, host, v6, dual, node, ports)| {
+            pod_doc(i, ns, app, role, host, v6, dual, node, ports)
+        })
 }
 
 fn arb_label_selector() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("{}".to_string()),
         (0..3usize).prop_map(|a| format!("{{matchLabels: {{app: {}}}}}", APPS[a])),
-        (0..2usize).prop_map(|r| format!("{{matchExpressions: [{{key: role, operator: NotIn, values: [{}]}}]}}", ROLES[r])),
+        (0..2usize).prop_map(|r| format!(
+            "{{matchExpressions: [{{key: role, operator: NotIn, values: [{}]}}]}}",
+            ROLES[r]
+        )),
         Just("{matchExpressions: [{key: role, operator: Exists}]}".to_string()),
     ]
 }
@@ -57,7 +91,8 @@ fn arb_label_selector() -> impl Strategy<Value = String> {
 fn arb_ns_selector() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("{}".to_string()),
-        (0..3usize).prop_map(|n| format!("{{matchLabels: {{kubernetes.io/metadata.name: ns{n}}}}}")),
+        (0..3usize)
+            .prop_map(|n| format!("{{matchLabels: {{kubernetes.io/metadata.name: ns{n}}}}}")),
         Just("{matchLabels: {env: prod}}".to_string()),
     ]
 }
@@ -66,7 +101,8 @@ fn arb_k8s_peer() -> impl Strategy<Value = String> {
     prop_oneof![
         arb_label_selector().prop_map(|s| format!("{{podSelector: {s}}}")),
         arb_ns_selector().prop_map(|s| format!("{{namespaceSelector: {s}}}")),
-        (arb_label_selector(), arb_ns_selector()).prop_map(|(p, n)| format!("{{podSelector: {p}, namespaceSelector: {n}}}")),
+        (arb_label_selector(), arb_ns_selector())
+            .prop_map(|(p, n)| format!("{{podSelector: {p}, namespaceSelector: {n}}}")),
         Just("{ipBlock: {cidr: 10.0.0.0/16, except: [10.0.1.0/24]}}".to_string()),
         Just("{ipBlock: {cidr: 192.168.0.0/24}}".to_string()),
         Just("{ipBlock: {cidr: 'fd00::/64'}}".to_string()),
@@ -84,20 +120,24 @@ fn arb_k8s_port() -> impl Strategy<Value = String> {
 }
 
 fn arb_k8s_rule(peer_key: &'static str) -> impl Strategy<Value = String> {
-    (proptest::collection::vec(arb_k8s_peer(), 0..3), proptest::collection::vec(arb_k8s_port(), 0..3)).prop_map(move |(peers, ports)| {
-        let mut r = String::from("  - ");
-        if !peers.is_empty() {
-            r.push_str(&format!("{peer_key}: [{}]\n    ", peers.join(", ")));
-        }
-        if !ports.is_empty() {
-            r.push_str(&format!("ports: [{}]\n", ports.join(", ")));
-        } else if peers.is_empty() {
-            r.push_str("{}\n");
-        } else {
-            r.push('\n');
-        }
-        r
-    })
+    (
+        proptest::collection::vec(arb_k8s_peer(), 0..3),
+        proptest::collection::vec(arb_k8s_port(), 0..3),
+    )
+        .prop_map(move |(peers, ports)| {
+            let mut r = String::from("  - ");
+            if !peers.is_empty() {
+                r.push_str(&format!("{peer_key}: [{}]\n    ", peers.join(", ")));
+            }
+            if !ports.is_empty() {
+                r.push_str(&format!("ports: [{}]\n", ports.join(", ")));
+            } else if peers.is_empty() {
+                r.push_str("{}\n");
+            } else {
+                r.push('\n');
+            }
+            r
+        })
 }
 
 fn arb_k8s_policy(i: usize) -> impl Strategy<Value = String> {
@@ -127,8 +167,16 @@ fn arb_entity() -> impl Strategy<Value = String> {
     (
         proptest::option::of(arb_calico_selector()),
         proptest::option::of(arb_calico_selector()),
-        proptest::option::of(prop_oneof![Just("all()"), Just("env == 'prod'"), Just("global()")]),
-        proptest::option::of(prop_oneof![Just("[10.0.0.0/16]"), Just("[10.0.2.0/24, 192.168.0.0/16]"), Just("[203.0.113.0/24]")]),
+        proptest::option::of(prop_oneof![
+            Just("all()"),
+            Just("env == 'prod'"),
+            Just("global()")
+        ]),
+        proptest::option::of(prop_oneof![
+            Just("[10.0.0.0/16]"),
+            Just("[10.0.2.0/24, 192.168.0.0/16]"),
+            Just("[203.0.113.0/24]")
+        ]),
         proptest::option::of(prop_oneof![Just("[10.0.1.0/24]"), Just("[192.168.0.0/30]")]),
     )
         .prop_map(|(sel, not_sel, ns, nets, not_nets)| {
@@ -155,18 +203,39 @@ fn arb_entity() -> impl Strategy<Value = String> {
 fn arb_calico_rule() -> impl Strategy<Value = String> {
     (
         prop_oneof![Just("Allow"), Just("Deny"), Just("Pass"), Just("Log")],
-        prop_oneof![Just(""), Just("protocol: TCP, "), Just("protocol: UDP, "), Just("notProtocol: TCP, ")],
+        prop_oneof![
+            Just(""),
+            Just("protocol: TCP, "),
+            Just("protocol: UDP, "),
+            Just("notProtocol: TCP, ")
+        ],
         arb_entity(),
         arb_entity(),
-        prop_oneof![Just(""), Just("80"), Just("'80:85'"), Just("web"), Just("alt")],
+        prop_oneof![
+            Just(""),
+            Just("80"),
+            Just("'80:85'"),
+            Just("web"),
+            Just("alt")
+        ],
         prop::bool::ANY,
     )
         .prop_map(|(action, proto, src, dst, port, not)| {
-            let dst = if port.is_empty() || (!proto.contains("protocol: ") && !port.chars().all(|c| c.is_alphabetic())) || proto.starts_with("not") && !port.chars().all(|c| c.is_alphabetic()) {
+            let dst = if port.is_empty()
+                || (!proto.contains("protocol: ") && !port.chars().all(|c| c.is_alphabetic()))
+                || proto.starts_with("not") && !port.chars().all(|c| c.is_alphabetic())
+            {
                 dst
             } else {
                 let key = if not { "notPorts" } else { "ports" };
-                format!("{}{key}: [{port}]}}", if dst == "{}" { "{".to_string() } else { format!("{}, ", &dst[..dst.len() - 1]) })
+                format!(
+                    "{}{key}: [{port}]}}",
+                    if dst == "{}" {
+                        "{".to_string()
+                    } else {
+                        format!("{}, ", &dst[..dst.len() - 1])
+                    }
+                )
             };
             format!("  - {{action: {action}, {proto}source: {src}, destination: {dst}}}\n")
         })
