@@ -59,19 +59,13 @@ impl Analysis {
         let policies = set.policies.clone();
         let mut tiers = Vec::new();
         for t in set.tier_order() {
-            let mut idx: Vec<usize> = (0..policies.len())
-                .filter(|&i| policies[i].tier == t.name)
-                .collect();
+            let mut idx: Vec<usize> = (0..policies.len()).filter(|&i| policies[i].tier == t.name).collect();
             idx.sort_by(|&a, &b| {
                 let (ka, kb) = (policies[a].sort_key(), policies[b].sort_key());
-                ka.0.total_cmp(&kb.0)
-                    .then_with(|| (ka.1, ka.2, ka.3).cmp(&(kb.1, kb.2, kb.3)))
+                ka.0.total_cmp(&kb.0).then_with(|| (ka.1, ka.2, ka.3).cmp(&(kb.1, kb.2, kb.3)))
             });
             if !idx.is_empty() {
-                tiers.push(TierPlan {
-                    tier: t.clone(),
-                    policies: idx,
-                });
+                tiers.push(TierPlan { tier: t.clone(), policies: idx });
             }
         }
         let endpoints = cluster.endpoints();
@@ -87,18 +81,9 @@ impl Analysis {
         let network_sets = set
             .network_sets
             .iter()
-            .map(|s| LabelledSet {
-                labels: cluster.network_set_labels(s),
-                set: s.clone(),
-            })
+            .map(|s| LabelledSet { labels: cluster.network_set_labels(s), set: s.clone() })
             .collect();
-        Analysis {
-            policies,
-            tiers,
-            endpoints,
-            network_sets,
-            by_ip,
-        }
+        Analysis { policies, tiers, endpoints, network_sets, by_ip }
     }
 
     /// The endpoint with this id (`ns/name`).

@@ -16,29 +16,17 @@ pub struct Pos {
 
 impl Pos {
     pub fn new(file: &Arc<str>, line: u32, col: u32) -> Self {
-        Pos {
-            file: file.clone(),
-            line,
-            col,
-        }
+        Pos { file: file.clone(), line, col }
     }
 
     /// A position with no known place inside `file` (a whole-file problem).
     pub fn file_only(file: &str) -> Self {
-        Pos {
-            file: Arc::from(file),
-            line: 0,
-            col: 0,
-        }
+        Pos { file: Arc::from(file), line: 0, col: 0 }
     }
 
     /// The same line, `n` columns to the right.
     pub fn shifted(&self, n: usize) -> Self {
-        Pos {
-            file: self.file.clone(),
-            line: self.line,
-            col: self.col + n as u32,
-        }
+        Pos { file: self.file.clone(), line: self.line, col: self.col + n as u32 }
     }
 }
 
@@ -68,19 +56,11 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(pos: Pos, message: impl Into<String>) -> Self {
-        Diagnostic {
-            severity: Severity::Error,
-            pos,
-            message: message.into(),
-        }
+        Diagnostic { severity: Severity::Error, pos, message: message.into() }
     }
 
     pub fn warning(pos: Pos, message: impl Into<String>) -> Self {
-        Diagnostic {
-            severity: Severity::Warning,
-            pos,
-            message: message.into(),
-        }
+        Diagnostic { severity: Severity::Warning, pos, message: message.into() }
     }
 }
 

@@ -171,11 +171,7 @@ fn cluster(paths: &[PathBuf]) -> Result<Cluster, Failure> {
 }
 
 fn ports(specs: &[String]) -> Result<Vec<FlowPort>, Failure> {
-    specs
-        .iter()
-        .flat_map(|s| s.split(','))
-        .map(|s| FlowPort::parse(s.trim()).map_err(Failure::Usage))
-        .collect()
+    specs.iter().flat_map(|s| s.split(',')).map(|s| FlowPort::parse(s.trim()).map_err(Failure::Usage)).collect()
 }
 
 fn out(text: &str) -> Result<ExitCode, Failure> {
@@ -187,10 +183,7 @@ fn out(text: &str) -> Result<ExitCode, Failure> {
 
 fn run(cmd: Command) -> Result<ExitCode, Failure> {
     match cmd {
-        Command::Validate {
-            paths,
-            cluster: cluster_paths,
-        } => {
+        Command::Validate { paths, cluster: cluster_paths } => {
             let loaded = load_policies(&paths);
             let mut diags = loaded.diagnostics;
             let cl = if cluster_paths.is_empty() {
@@ -203,59 +196,30 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             diags.extend(validate::warnings(&loaded.value, cl.as_ref()));
             netward::diag::sort(&mut diags);
             diags.dedup();
-            let errors = diags
-                .iter()
-                .filter(|d| d.severity == Severity::Error)
-                .count();
+            let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
             let warnings = diags.len() - errors;
             let mut text = String::new();
             for d in &diags {
                 text.push_str(&format!("{d}\n"));
             }
             let _ = out(&text);
-            eprintln!(
-                "{} policies checked: {errors} errors, {warnings} warnings",
-                loaded.value.policies.len()
-            );
-            Ok(if errors > 0 {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
+            eprintln!("{} policies checked: {errors} errors, {warnings} warnings", loaded.value.policies.len());
+            Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
-        Command::Select {
-            selector,
-            cluster: cluster_paths,
-            format,
-        } => {
-            let sel = Selector::parse(&selector).map_err(|e| {
-                Failure::Invalid(format!("{e}\n  {selector}\n  {}^", " ".repeat(e.col - 1)))
-            })?;
+        Command::Select { selector, cluster: cluster_paths, format } => {
+            let sel = Selector::parse(&selector)
+                .map_err(|e| Failure::Invalid(format!("{e}\n  {selector}\n  {}^", " ".repeat(e.col - 1))))?;
             let c = cluster(&cluster_paths)?;
-            let ids: Vec<String> = c
-                .endpoints()
-                .into_iter()
-                .filter(|e| !e.host_network && sel.matches(&e.labels))
-                .map(|e| e.id)
-                .collect();
+            let ids: Vec<String> =
+                c.endpoints().into_iter().filter(|e| !e.host_network && sel.matches(&e.labels)).map(|e| e.id).collect();
             match format {
-                SelectFormat::Text => {
-                    out(&ids.iter().map(|i| format!("{i}\n")).collect::<String>())
+                SelectFormat::Text => out(&ids.iter().map(|i| format!("{i}\n")).collect::<String>()),
+                SelectFormat::Json => {
+                    out(&(serde_json::to_string_pretty(&serde_json::json!({ "endpoints": ids })).expect("JSON") + "\n"))
                 }
-                SelectFormat::Json => out(&(serde_json::to_string_pretty(
-                    &serde_json::json!({ "endpoints": ids }),
-                )
-                .expect("JSON")
-                    + "\n")),
             }
         }
-        Command::Matrix {
-            policies: pp,
-            cluster: cp,
-            port,
-            format,
-            staged,
-        } => {
+        Command::Matrix { policies: pp, cluster: cp, port, format, staged } => {
             let set = policies(&pp)?;
             let c = cluster(&cp)?;
             let ports = ports(&port)?;
@@ -270,23 +234,12 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             };
             out(&report::matrix(&m, f))
         }
-        Command::Explain {
-            policies: pp,
-            cluster: cp,
-            from,
-            to,
-            port,
-            src_port,
-            staged,
-            format,
-        } => {
+        Command::Explain { policies: pp, cluster: cp, from, to, port, src_port, staged, format } => {
             let set = policies(&pp)?;
             let c = cluster(&cp)?;
             let fp = FlowPort::parse(&port).map_err(Failure::Usage)?;
             let an = Analysis::new(&set, &c, if staged { View::Staged } else { View::Enforced });
-            let flow = an
-                .flow(&from, &to, fp.protocol, fp.port, src_port)
-                .map_err(Failure::Usage)?;
+            let flow = an.flow(&from, &to, fp.protocol, fp.port, src_port).map_err(Failure::Usage)?;
             let v = an.evaluate(&flow);
             let text = match format {
                 ExplainFormat::Text => report::explain_text(&an, &flow, &v),
@@ -295,30 +248,14 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             let _ = out(&text);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Generate {
-            pods,
-            policies,
-            seed,
-            out: dir,
-        } => {
-            let g = synth::generate(&synth::Shape {
-                pods,
-                policies,
-                seed,
-            });
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| Failure::Io(format!("{}: {e}", dir.display())))?;
+        Command::Generate { pods, policies, seed, out: dir } => {
+            let g = synth::generate(&synth::Shape { pods, policies, seed });
+            std::fs::create_dir_all(&dir).map_err(|e| Failure::Io(format!("{}: {e}", dir.display())))?;
             for (name, text) in [("cluster.yaml", &g.cluster), ("policies.yaml", &g.policies)] {
                 let p = dir.join(name);
-                std::fs::write(&p, text)
-                    .map_err(|e| Failure::Io(format!("{}: {e}", p.display())))?;
+                std::fs::write(&p, text).map_err(|e| Failure::Io(format!("{}: {e}", p.display())))?;
             }
-            eprintln!(
-                "wrote {} pods and {} policies to {}",
-                pods,
-                policies,
-                dir.display()
-            );
+            eprintln!("wrote {} pods and {} policies to {}", pods, policies, dir.display());
             Ok(ExitCode::SUCCESS)
         }
     }

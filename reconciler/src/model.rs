@@ -13,7 +13,6 @@ pub mod port;
 
 pub use cluster::{Cluster, Endpoint, Namespace, Pod};
 pub use policy::{
-    Action, Direction, EntityRule, NetworkSet, Policy, PolicyId, PolicyKind, PolicySet, Rule,
-    StagedAction, Tier,
+    Action, Direction, EntityRule, NetworkSet, Policy, PolicyId, PolicyKind, PolicySet, Rule, StagedAction, Tier,
 };
 pub use port::{PortMatch, Protocol};

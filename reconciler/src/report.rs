@@ -53,11 +53,7 @@ fn matrix_table(m: &Matrix) -> String {
             out.push('\n');
         }
         let c = m.counts(pi);
-        let _ = writeln!(
-            out,
-            "{} allowed, {} denied of {} pairs\n",
-            c.allowed, c.denied, c.pairs
-        );
+        let _ = writeln!(out, "{} allowed, {} denied of {} pairs\n", c.allowed, c.denied, c.pairs);
     }
     out
 }
@@ -127,41 +123,21 @@ fn matrix_md(m: &Matrix) -> String {
             let _ = writeln!(out, "| {} | {} |", m.endpoints[a], cells.join(" | "));
         }
         let c = m.counts(pi);
-        let _ = writeln!(
-            out,
-            "\n{} allowed, {} denied of {} pairs\n",
-            c.allowed, c.denied, c.pairs
-        );
+        let _ = writeln!(out, "\n{} allowed, {} denied of {} pairs\n", c.allowed, c.denied, c.pairs);
     }
     out
 }
 
 fn matrix_summary(m: &Matrix) -> String {
     let mut out = String::new();
-    let classes: Vec<String> = m
-        .class_counts()
-        .iter()
-        .map(|(v6, n)| format!("{n} {}", if *v6 { "IPv6" } else { "IPv4" }))
-        .collect();
-    let _ = writeln!(
-        out,
-        "{} endpoints, {} classes",
-        m.endpoints.len(),
-        classes.join(" + ")
-    );
+    let classes: Vec<String> =
+        m.class_counts().iter().map(|(v6, n)| format!("{n} {}", if *v6 { "IPv6" } else { "IPv4" })).collect();
+    let _ = writeln!(out, "{} endpoints, {} classes", m.endpoints.len(), classes.join(" + "));
     for (pi, port) in m.ports.iter().enumerate() {
         let c = m.counts(pi);
-        let _ = write!(
-            out,
-            "{port}: {} allowed, {} denied of {} pairs",
-            c.allowed, c.denied, c.pairs
-        );
+        let _ = write!(out, "{port}: {} allowed, {} denied of {} pairs", c.allowed, c.denied, c.pairs);
         if c.caveated > 0 {
-            let _ = write!(
-                out,
-                " ({} may change with L7/DNS/Service/source-port rules)",
-                c.caveated
-            );
+            let _ = write!(out, " ({} may change with L7/DNS/Service/source-port rules)", c.caveated);
         }
         out.push('\n');
     }
@@ -171,26 +147,12 @@ fn matrix_summary(m: &Matrix) -> String {
 fn reason_text(r: &Reason) -> String {
     match r {
         Reason::NotPoliced(why) => format!("not policed: {why}"),
-        Reason::SameNode => {
-            "allowed: traffic between a pod and its own node is always allowed".into()
-        }
-        Reason::Rule {
-            policy,
-            tier,
-            rule,
-            action,
-            origin,
-        } => {
-            format!(
-                "{} by {policy} rule {rule} (tier {tier}) at {origin}",
-                verb(*action)
-            )
+        Reason::SameNode => "allowed: traffic between a pod and its own node is always allowed".into(),
+        Reason::Rule { policy, tier, rule, action, origin } => {
+            format!("{} by {policy} rule {rule} (tier {tier}) at {origin}", verb(*action))
         }
         Reason::TierDefault { tier, action } => {
-            format!(
-                "{} by the end of tier {tier}: policies applied and none matched",
-                verb(*action)
-            )
+            format!("{} by the end of tier {tier}: policies applied and none matched", verb(*action))
         }
         Reason::Profile => "allowed: no policy decided; the namespace profile allows".into(),
     }
@@ -214,11 +176,7 @@ fn direction_text(out: &mut String, title: &str, d: &DirVerdict) {
                 let _ = writeln!(out, "    {} ({}): no rule matched", p.policy, p.origin);
             } else {
                 for (i, a, pos) in &p.matched {
-                    let _ = writeln!(
-                        out,
-                        "    {} ({}): rule {i} matched: {a} ({pos})",
-                        p.policy, p.origin
-                    );
+                    let _ = writeln!(out, "    {} ({}): rule {i} matched: {a} ({pos})", p.policy, p.origin);
                 }
             }
         }
@@ -258,13 +216,7 @@ fn dir_json(d: &DirVerdict) -> Value {
     let reason = match &d.reason {
         Reason::NotPoliced(why) => json!({"kind": "not-policed", "why": why}),
         Reason::SameNode => json!({"kind": "same-node"}),
-        Reason::Rule {
-            policy,
-            tier,
-            rule,
-            action,
-            origin,
-        } => json!({
+        Reason::Rule { policy, tier, rule, action, origin } => json!({
             "kind": "rule", "policy": policy.to_string(), "tier": tier, "rule": rule,
             "action": action.to_string(), "at": origin.to_string()
         }),

@@ -51,10 +51,7 @@ pub enum Requirement {
 /// every `matchLabels` pair (sorted by key) and every requirement, ANDed.
 /// An empty selector selects everything.
 pub fn from_label_selector(match_labels: &BTreeMap<String, String>, exprs: &[Requirement]) -> Expr {
-    let mut terms: Vec<Expr> = match_labels
-        .iter()
-        .map(|(k, v)| Expr::Eq(k.clone(), v.clone()))
-        .collect();
+    let mut terms: Vec<Expr> = match_labels.iter().map(|(k, v)| Expr::Eq(k.clone(), v.clone())).collect();
     for r in exprs {
         terms.push(match r {
             Requirement::In(k, vs) => Expr::In(k.clone(), vs.iter().cloned().collect()),
@@ -76,21 +73,19 @@ pub fn check_label_key(key: &str) -> Result<(), String> {
     };
     if let Some(p) = prefix {
         if p.is_empty() || p.len() > 253 {
-            return Err(format!(
-                "label key {key:?}: prefix must be 1..253 characters"
-            ));
+            return Err(format!("label key {key:?}: prefix must be 1..253 characters"));
         }
         let ok = p.split('.').all(|part| {
             !part.is_empty()
                 && part.len() <= 63
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && !part.starts_with('-')
                 && !part.ends_with('-')
         });
         if !ok {
-            return Err(format!("label key {key:?}: prefix must be a DNS subdomain (lowercase letters, digits, '-', '.')"));
+            return Err(format!(
+                "label key {key:?}: prefix must be a DNS subdomain (lowercase letters, digits, '-', '.')"
+            ));
         }
     }
     check_label_name(name).map_err(|why| format!("label key {key:?}: name {why}"))
@@ -113,10 +108,7 @@ fn check_label_name(name: &str) -> Result<(), String> {
     if !alnum(b[0]) || !alnum(b[b.len() - 1]) {
         return Err("must start and end with a letter or digit".into());
     }
-    if !b
-        .iter()
-        .all(|&c| alnum(c) || c == b'-' || c == b'_' || c == b'.')
-    {
+    if !b.iter().all(|&c| alnum(c) || c == b'-' || c == b'_' || c == b'.') {
         return Err("may contain only letters, digits, '-', '_' and '.'".into());
     }
     Ok(())

@@ -79,11 +79,7 @@ pub fn generate(shape: &Shape) -> Generated {
     while pods + agents < shape.pods {
         let ns = apps.len() % namespaces;
         let tier = TIERS[rng.below(TIERS.len())];
-        let app = App {
-            ns,
-            name: format!("{tier}{}", apps.len()),
-            tier,
-        };
+        let app = App { ns, name: format!("{tier}{}", apps.len()), tier };
         let replicas = (2 + rng.below(7)).min(shape.pods - agents - pods);
         let hash = format!("{:x}", rng.next() & 0xffffff);
         for r in 0..replicas {
@@ -96,10 +92,7 @@ pub fn generate(shape: &Shape) -> Generated {
                 app.name, app.ns, app.name, app.tier, app.name
             );
             for (pname, port, proto) in ports_of(tier) {
-                let _ = write!(
-                    cluster,
-                    "    - name: {pname}\n      containerPort: {port}\n      protocol: {proto}\n"
-                );
+                let _ = write!(cluster, "    - name: {pname}\n      containerPort: {port}\n      protocol: {proto}\n");
             }
             let _ = write!(
                 cluster,
@@ -170,10 +163,7 @@ pub fn generate(shape: &Shape) -> Generated {
         }
         count += 1;
     }
-    Generated {
-        cluster,
-        policies: pol,
-    }
+    Generated { cluster, policies: pol }
 }
 
 #[cfg(test)]
@@ -185,25 +175,14 @@ mod tests {
 
     #[test]
     fn generated_worlds_load_cleanly_with_the_requested_size() {
-        let g = generate(&Shape {
-            pods: 300,
-            policies: 60,
-            seed: 7,
-        });
+        let g = generate(&Shape { pods: 300, policies: 60, seed: 7 });
         let mut diags = Vec::new();
         let c = load_cluster_text(&Arc::from("cluster.yaml"), &g.cluster, &mut diags);
-        let p = load_policy_texts(
-            std::iter::once((Arc::from("policies.yaml"), g.policies.as_str())),
-            &mut diags,
-        );
+        let p = load_policy_texts(std::iter::once((Arc::from("policies.yaml"), g.policies.as_str())), &mut diags);
         assert!(diags.is_empty(), "{diags:?}");
         assert_eq!(c.pods.len(), 300);
         assert!(p.policies.len() >= 60, "{}", p.policies.len());
-        let again = generate(&Shape {
-            pods: 300,
-            policies: 60,
-            seed: 7,
-        });
+        let again = generate(&Shape { pods: 300, policies: 60, seed: 7 });
         assert_eq!(again.cluster, g.cluster, "same seed, same world");
     }
 }

@@ -15,10 +15,7 @@ pub fn warnings(set: &PolicySet, cluster: Option<&Cluster>) -> Vec<Diagnostic> {
     let mut names: BTreeMap<(Option<&str>, &str), Vec<&Policy>> = BTreeMap::new();
     for p in &set.policies {
         if !p.id.kind.is_staged() {
-            names
-                .entry((p.id.namespace.as_deref(), p.id.name.as_str()))
-                .or_default()
-                .push(p);
+            names.entry((p.id.namespace.as_deref(), p.id.name.as_str())).or_default().push(p);
         }
         for dir in [Direction::Ingress, Direction::Egress] {
             let rules = p.rules(dir);
@@ -34,9 +31,7 @@ pub fn warnings(set: &PolicySet, cluster: Option<&Cluster>) -> Vec<Diagnostic> {
     for ((ns, name), ps) in names {
         if ps.len() > 1 {
             let kinds: Vec<&str> = ps.iter().map(|p| p.id.kind.name()).collect();
-            let full = ns
-                .map(|n| format!("{n}/{name}"))
-                .unwrap_or_else(|| name.to_string());
+            let full = ns.map(|n| format!("{n}/{name}")).unwrap_or_else(|| name.to_string());
             for p in &ps[1..] {
                 out.push(Diagnostic::warning(
                     p.origin.clone(),
@@ -63,7 +58,13 @@ fn rule_warnings(p: &Policy, dir: Direction, rules: &[Rule], out: &mut Vec<Diagn
                 }
             }
             if e.service.is_some() {
-                out.push(Diagnostic::warning(r.origin.clone(), format!("{}: services matches need a Service inventory; netward treats this rule as matching nothing", p.id)));
+                out.push(Diagnostic::warning(
+                    r.origin.clone(),
+                    format!(
+                        "{}: services matches need a Service inventory; netward treats this rule as matching nothing",
+                        p.id
+                    ),
+                ));
             }
             if !e.domains.is_empty() {
                 out.push(Diagnostic::warning(r.origin.clone(), format!("{}: DNS domains cannot be decided at L3/L4; netward treats this rule as matching nothing and marks affected verdicts", p.id)));
@@ -73,10 +74,7 @@ fn rule_warnings(p: &Policy, dir: Direction, rules: &[Rule], out: &mut Vec<Diagn
             out.push(Diagnostic::warning(r.origin.clone(), format!("{}: http matches are application-layer; netward decides the L3/L4 part and marks affected verdicts", p.id)));
         }
         // Shadowing: an earlier terminal rule at least as general decides first.
-        if let Some(i) = rules[..j]
-            .iter()
-            .position(|e| is_terminal(e) && covers(e, r))
-        {
+        if let Some(i) = rules[..j].iter().position(|e| is_terminal(e) && covers(e, r)) {
             // Rules expanded from one Kubernetes rule share an index; only report across rules.
             if rules[i].index != r.index {
                 out.push(Diagnostic::warning(
@@ -118,36 +116,26 @@ fn entity_covers(a: &EntityRule, b: &EntityRule) -> bool {
 fn cluster_warnings(set: &PolicySet, cluster: &Cluster, out: &mut Vec<Diagnostic>) {
     let an = Analysis::new(set, cluster, crate::analysis::View::Staged);
     let workloads: Vec<_> = an.endpoints.iter().filter(|e| !e.host_network).collect();
-    let named: std::collections::BTreeSet<&str> = workloads
-        .iter()
-        .flat_map(|e| e.named_ports.keys().map(String::as_str))
-        .collect();
+    let named: std::collections::BTreeSet<&str> =
+        workloads.iter().flat_map(|e| e.named_ports.keys().map(String::as_str)).collect();
     for p in &set.policies {
         if !workloads.iter().any(|e| p.selector.eval(&e.labels)) {
-            out.push(Diagnostic::warning(
-                p.origin.clone(),
-                format!("{}: selects no endpoint in the cluster", p.id),
-            ));
+            out.push(Diagnostic::warning(p.origin.clone(), format!("{}: selects no endpoint in the cluster", p.id)));
         }
         for r in p.ingress.iter().chain(&p.egress) {
             for e in [&r.source, &r.destination] {
                 if let Some(s) = &e.selector {
                     let hits_endpoint = workloads.iter().any(|w| {
-                        w.ips.first().is_some_and(|ip| {
-                            an.selector_matches_ip(
-                                s,
-                                &Peer {
-                                    ip: *ip,
-                                    endpoint: Some(w),
-                                },
-                            )
-                        })
+                        w.ips.first().is_some_and(|ip| an.selector_matches_ip(s, &Peer { ip: *ip, endpoint: Some(w) }))
                     });
                     let hits_set = an.network_sets.iter().any(|n| s.eval(&n.labels));
                     if !hits_endpoint && !hits_set {
                         out.push(Diagnostic::warning(
                             r.origin.clone(),
-                            format!("{}: rule {} selector matches no endpoint or network set in the cluster", p.id, r.index),
+                            format!(
+                                "{}: rule {} selector matches no endpoint or network set in the cluster",
+                                p.id, r.index
+                            ),
                         ));
                     }
                 }

@@ -8,17 +8,11 @@ pub struct Bitset {
 
 impl Bitset {
     pub fn empty(len: usize) -> Self {
-        Bitset {
-            words: vec![0; len.div_ceil(64)],
-            len,
-        }
+        Bitset { words: vec![0; len.div_ceil(64)], len }
     }
 
     pub fn full(len: usize) -> Self {
-        let mut b = Bitset {
-            words: vec![!0; len.div_ceil(64)],
-            len,
-        };
+        let mut b = Bitset { words: vec![!0; len.div_ceil(64)], len };
         b.trim();
         b
     }
@@ -45,31 +39,19 @@ impl Bitset {
     }
 
     pub fn or(&mut self, o: &Bitset) {
-        self.words
-            .iter_mut()
-            .zip(&o.words)
-            .for_each(|(a, b)| *a |= b);
+        self.words.iter_mut().zip(&o.words).for_each(|(a, b)| *a |= b);
     }
 
     pub fn and(&mut self, o: &Bitset) {
-        self.words
-            .iter_mut()
-            .zip(&o.words)
-            .for_each(|(a, b)| *a &= b);
+        self.words.iter_mut().zip(&o.words).for_each(|(a, b)| *a &= b);
     }
 
     pub fn and_not(&mut self, o: &Bitset) {
-        self.words
-            .iter_mut()
-            .zip(&o.words)
-            .for_each(|(a, b)| *a &= !b);
+        self.words.iter_mut().zip(&o.words).for_each(|(a, b)| *a &= !b);
     }
 
     pub fn not(&self) -> Bitset {
-        let mut b = Bitset {
-            words: self.words.iter().map(|w| !w).collect(),
-            len: self.len,
-        };
+        let mut b = Bitset { words: self.words.iter().map(|w| !w).collect(), len: self.len };
         b.trim();
         b
     }

@@ -6,9 +6,7 @@ use std::net::IpAddr;
 
 use crate::analysis::Analysis;
 use crate::diag::Pos;
-use crate::model::{
-    Action, Direction, Endpoint, EntityRule, Policy, PolicyId, PortMatch, Protocol, Rule,
-};
+use crate::model::{Action, Direction, Endpoint, EntityRule, Policy, PolicyId, PortMatch, Protocol, Rule};
 use crate::selector::Expr;
 
 /// One end of a flow: an address, and the endpoint that owns it if any.
@@ -48,7 +46,9 @@ impl fmt::Display for Caveat {
         match self {
             Caveat::Http(p) => write!(f, "{p}: http match not evaluated at L3/L4 (treated as matching)"),
             Caveat::Domains(p) => write!(f, "{p}: DNS domains not evaluated (treated as matching nothing)"),
-            Caveat::Service(p) => write!(f, "{p}: services not evaluated without a Service inventory (treated as matching nothing)"),
+            Caveat::Service(p) => {
+                write!(f, "{p}: services not evaluated without a Service inventory (treated as matching nothing)")
+            }
             Caveat::SourcePort(p) => write!(f, "{p}: source port unknown (ports never match, notPorts always match)"),
         }
     }
@@ -63,13 +63,7 @@ pub enum Reason {
     /// Kubernetes: traffic between a pod and its own node is always allowed.
     SameNode,
     /// A rule decided.
-    Rule {
-        policy: PolicyId,
-        tier: String,
-        rule: usize,
-        action: Action,
-        origin: Pos,
-    },
+    Rule { policy: PolicyId, tier: String, rule: usize, action: Action, origin: Pos },
     /// Policies of the tier applied, none decided: the tier's default action.
     TierDefault { tier: String, action: Action },
     /// No tier decided: the endpoint's profile allows (Kubernetes pods).
@@ -102,12 +96,7 @@ pub struct DirVerdict {
 
 impl DirVerdict {
     fn unpoliced(reason: Reason) -> Self {
-        DirVerdict {
-            allowed: true,
-            reason,
-            tiers: Vec::new(),
-            caveats: Vec::new(),
-        }
+        DirVerdict { allowed: true, reason, tiers: Vec::new(), caveats: Vec::new() }
     }
 }
 
@@ -127,9 +116,7 @@ impl Verdict {
 
 fn same_node(a: Option<&Endpoint>, b: Option<&Endpoint>) -> bool {
     match (a, b) {
-        (Some(a), Some(b)) => {
-            a.node.is_some() && a.node == b.node && (a.host_network || b.host_network)
-        }
+        (Some(a), Some(b)) => a.node.is_some() && a.node == b.node && (a.host_network || b.host_network),
         _ => false,
     }
 }
@@ -139,11 +126,7 @@ impl Analysis {
     pub fn evaluate(&self, flow: &Flow<'_>) -> Verdict {
         if same_node(flow.src.endpoint, flow.dst.endpoint) {
             let v = DirVerdict::unpoliced(Reason::SameNode);
-            return Verdict {
-                allowed: true,
-                egress: v.clone(),
-                ingress: v,
-            };
+            return Verdict { allowed: true, egress: v.clone(), ingress: v };
         }
         let egress = match flow.src.endpoint {
             Some(e) if !e.host_network => self.evaluate_direction(e, Direction::Egress, flow),
@@ -153,24 +136,13 @@ impl Analysis {
         let ingress = match flow.dst.endpoint {
             Some(e) if !e.host_network => self.evaluate_direction(e, Direction::Ingress, flow),
             Some(_) => DirVerdict::unpoliced(Reason::NotPoliced("destination is host-networked")),
-            None => {
-                DirVerdict::unpoliced(Reason::NotPoliced("destination is not a workload endpoint"))
-            }
+            None => DirVerdict::unpoliced(Reason::NotPoliced("destination is not a workload endpoint")),
         };
-        Verdict {
-            allowed: egress.allowed && ingress.allowed,
-            egress,
-            ingress,
-        }
+        Verdict { allowed: egress.allowed && ingress.allowed, egress, ingress }
     }
 
     /// Calico's per-endpoint pipeline (C6-C8) for one direction.
-    pub fn evaluate_direction(
-        &self,
-        local: &Endpoint,
-        dir: Direction,
-        flow: &Flow<'_>,
-    ) -> DirVerdict {
+    pub fn evaluate_direction(&self, local: &Endpoint, dir: Direction, flow: &Flow<'_>) -> DirVerdict {
         let mut steps = Vec::new();
         let mut caveats = Vec::new();
         for plan in &self.tiers {
@@ -183,17 +155,10 @@ impl Analysis {
             if applicable.is_empty() {
                 continue;
             }
-            let mut tier_step = TierStep {
-                tier: plan.tier.name.clone(),
-                policies: Vec::new(),
-            };
+            let mut tier_step = TierStep { tier: plan.tier.name.clone(), policies: Vec::new() };
             let mut passed = false;
             'policies: for p in applicable {
-                let mut step = PolicyStep {
-                    policy: p.id.clone(),
-                    origin: p.origin.clone(),
-                    matched: Vec::new(),
-                };
+                let mut step = PolicyStep { policy: p.id.clone(), origin: p.origin.clone(), matched: Vec::new() };
                 for r in p.rules(dir) {
                     if !self.rule_matches(r, dir, flow, &mut caveats) {
                         continue;
@@ -234,10 +199,7 @@ impl Analysis {
                 caveats.dedup();
                 return DirVerdict {
                     allowed: false,
-                    reason: Reason::TierDefault {
-                        tier: plan.tier.name.clone(),
-                        action: Action::Deny,
-                    },
+                    reason: Reason::TierDefault { tier: plan.tier.name.clone(), action: Action::Deny },
                     tiers: steps,
                     caveats,
                 };
@@ -245,21 +207,10 @@ impl Analysis {
         }
         caveats.sort();
         caveats.dedup();
-        DirVerdict {
-            allowed: true,
-            reason: Reason::Profile,
-            tiers: steps,
-            caveats,
-        }
+        DirVerdict { allowed: true, reason: Reason::Profile, tiers: steps, caveats }
     }
 
-    fn rule_matches(
-        &self,
-        r: &Rule,
-        dir: Direction,
-        flow: &Flow<'_>,
-        caveats: &mut Vec<Caveat>,
-    ) -> bool {
+    fn rule_matches(&self, r: &Rule, dir: Direction, flow: &Flow<'_>, caveats: &mut Vec<Caveat>) -> bool {
         let v6 = flow.dst.ip.is_ipv6();
         if r.ip_version.is_some_and(|v| (v == 6) != v6) {
             return false;
@@ -274,42 +225,13 @@ impl Analysis {
         let (src_ok, dst_ok);
         match dir {
             Direction::Ingress => {
-                dst_ok = self.entity_matches(
-                    &r.destination,
-                    &flow.dst,
-                    Some(flow.dst_port),
-                    flow.protocol,
-                    r,
-                    caveats,
-                );
-                src_ok = dst_ok
-                    && self.entity_matches(
-                        &r.source,
-                        &flow.src,
-                        flow.src_port,
-                        flow.protocol,
-                        r,
-                        caveats,
-                    );
+                dst_ok = self.entity_matches(&r.destination, &flow.dst, Some(flow.dst_port), flow.protocol, r, caveats);
+                src_ok = dst_ok && self.entity_matches(&r.source, &flow.src, flow.src_port, flow.protocol, r, caveats);
             }
             Direction::Egress => {
-                src_ok = self.entity_matches(
-                    &r.source,
-                    &flow.src,
-                    flow.src_port,
-                    flow.protocol,
-                    r,
-                    caveats,
-                );
+                src_ok = self.entity_matches(&r.source, &flow.src, flow.src_port, flow.protocol, r, caveats);
                 dst_ok = src_ok
-                    && self.entity_matches(
-                        &r.destination,
-                        &flow.dst,
-                        Some(flow.dst_port),
-                        flow.protocol,
-                        r,
-                        caveats,
-                    );
+                    && self.entity_matches(&r.destination, &flow.dst, Some(flow.dst_port), flow.protocol, r, caveats);
             }
         }
         let ok = src_ok && dst_ok;
@@ -361,9 +283,9 @@ impl Analysis {
         };
         let hit = |pm: &PortMatch| match pm {
             PortMatch::Range(a, b) => (*a..=*b).contains(&port),
-            PortMatch::Named(n) => peer
-                .endpoint
-                .is_some_and(|ep| !ep.host_network && ep.named_port(n, flow_proto, port)),
+            PortMatch::Named(n) => {
+                peer.endpoint.is_some_and(|ep| !ep.host_network && ep.named_port(n, flow_proto, port))
+            }
         };
         (e.ports.is_empty() || e.ports.iter().any(hit)) && !e.not_ports.iter().any(hit)
     }
@@ -371,23 +293,15 @@ impl Analysis {
     /// C3: a selector matches an address if the workload endpoint that owns it,
     /// or any network set containing it, has matching labels.
     pub fn selector_matches_ip(&self, s: &Expr, peer: &Peer<'_>) -> bool {
-        if peer
-            .endpoint
-            .is_some_and(|e| !e.host_network && s.eval(&e.labels))
-        {
+        if peer.endpoint.is_some_and(|e| !e.host_network && s.eval(&e.labels)) {
             return true;
         }
-        self.network_sets
-            .iter()
-            .any(|n| n.set.nets.iter().any(|net| net.contains(&peer.ip)) && s.eval(&n.labels))
+        self.network_sets.iter().any(|n| n.set.nets.iter().any(|net| net.contains(&peer.ip)) && s.eval(&n.labels))
     }
 
     /// The peer for an endpoint in the family of `v6`, if it has an address there.
     pub fn peer_of<'a>(&self, e: &'a Endpoint, v6: bool) -> Option<Peer<'a>> {
-        e.ip_in(v6).map(|ip| Peer {
-            ip,
-            endpoint: Some(e),
-        })
+        e.ip_in(v6).map(|ip| Peer { ip, endpoint: Some(e) })
     }
 
     /// The flow between two peers written as `ns/pod` or IP, in one address
@@ -411,34 +325,17 @@ impl Analysis {
                 return Err(format!("{from} and {to} share no address family"));
             }
         }
-        Ok(Flow {
-            src,
-            dst,
-            protocol,
-            dst_port,
-            src_port,
-        })
+        Ok(Flow { src, dst, protocol, dst_port, src_port })
     }
 
     /// Resolves `ns/pod` or an IP address to a peer.
     pub fn resolve(&self, s: &str) -> Result<Peer<'_>, String> {
         if let Ok(ip) = s.parse::<IpAddr>() {
-            return Ok(Peer {
-                ip,
-                endpoint: self.endpoint_at(ip),
-            });
+            return Ok(Peer { ip, endpoint: self.endpoint_at(ip) });
         }
-        let e = self.endpoint(s).ok_or_else(|| {
-            format!("no endpoint {s:?} in the cluster (use namespace/pod or an IP)")
-        })?;
-        let ip = e
-            .ips
-            .first()
-            .copied()
-            .ok_or_else(|| format!("endpoint {s} has no IP"))?;
-        Ok(Peer {
-            ip,
-            endpoint: Some(e),
-        })
+        let e =
+            self.endpoint(s).ok_or_else(|| format!("no endpoint {s:?} in the cluster (use namespace/pod or an IP)"))?;
+        let ip = e.ips.first().copied().ok_or_else(|| format!("endpoint {s} has no IP"))?;
+        Ok(Peer { ip, endpoint: Some(e) })
     }
 }

@@ -25,6 +25,13 @@ pub struct Matrix {
     pub endpoints: Vec<String>,
     pub ports: Vec<FlowPort>,
     passes: Vec<Pass>,
+    /// Per endpoint: host-networked, and its node (interned).
+    host: Vec<bool>,
+    node: Vec<Option<usize>>,
+    /// Pairs that K11 allows whatever the policies say: a host-networked pod
+    /// and a pod on the same node. Few; kept apart so the node does not split
+    /// classes.
+    same_node: Vec<(usize, usize)>,
 }
 
 /// Counts for one port.
@@ -53,7 +60,6 @@ struct Pass {
 #[derive(Hash, PartialEq, Eq)]
 struct ClassKey {
     host: bool,
-    node: Option<String>,
     labels: BTreeMap<String, String>,
     named_ports: BTreeMap<String, Vec<(Protocol, u16)>>,
     cidrs: Vec<u32>,
@@ -63,7 +69,6 @@ struct ClassKey {
 struct Class {
     rep: usize,
     host: bool,
-    node: Option<String>,
 }
 
 /// Everything one pass needs to evaluate rules over class bit sets.
@@ -86,43 +91,70 @@ impl Matrix {
     pub fn compute(an: &Analysis, ports: &[FlowPort]) -> Matrix {
         let endpoints = an.endpoints.iter().map(|e| e.id.clone()).collect();
         let cidrs = mentioned_cidrs(an);
-        let passes = [false, true]
-            .into_iter()
-            .filter_map(|v6| Pass::compute(an, v6, &cidrs, ports))
+        let passes: Vec<Pass> =
+            [false, true].into_iter().filter_map(|v6| Pass::compute(an, v6, &cidrs, ports)).collect();
+        let mut nodes: HashMap<&str, usize> = HashMap::new();
+        let node: Vec<Option<usize>> = an
+            .endpoints
+            .iter()
+            .map(|e| {
+                e.node.as_deref().map(|n| {
+                    let k = nodes.len();
+                    *nodes.entry(n).or_insert(k)
+                })
+            })
             .collect();
-        Matrix {
-            endpoints,
-            ports: ports.to_vec(),
-            passes,
+        let host: Vec<bool> = an.endpoints.iter().map(|e| e.host_network).collect();
+        let mut same_node = Vec::new();
+        for (h, _) in host.iter().enumerate().filter(|(_, h)| **h) {
+            for (w, n) in node.iter().enumerate() {
+                if w != h && n.is_some() && *n == node[h] && passes_share(&passes, h, w) {
+                    same_node.push((h, w));
+                    if !host[w] {
+                        same_node.push((w, h));
+                    }
+                }
+            }
         }
+        Matrix { endpoints, ports: ports.to_vec(), passes, host, node, same_node }
+    }
+
+    /// K11: a host-networked pod and a pod on its node always talk (over an
+    /// address family both have).
+    fn node_local(&self, a: usize, b: usize) -> bool {
+        (self.host[a] || self.host[b])
+            && self.node[a].is_some()
+            && self.node[a] == self.node[b]
+            && self.pass_for(a, b).is_some()
+    }
+
+    fn class_allowed(&self, port: usize, a: usize, b: usize) -> bool {
+        self.pass_for(a, b).is_some_and(|(p, ca, cb)| p.allowed[port][ca].has(cb))
+    }
+
+    fn class_flagged(&self, port: usize, a: usize, b: usize) -> bool {
+        self.pass_for(a, b).is_some_and(|(p, ca, cb)| p.flagged[port][ca].has(cb))
     }
 
     fn pass_for(&self, a: usize, b: usize) -> Option<(&Pass, usize, usize)> {
-        self.passes
-            .iter()
-            .find_map(|p| Some((p, p.class_of[a]?, p.class_of[b]?)))
+        self.passes.iter().find_map(|p| Some((p, p.class_of[a]?, p.class_of[b]?)))
     }
 
     /// Whether endpoint `a` may open a new connection to endpoint `b` on port `port`.
     pub fn allowed(&self, port: usize, a: usize, b: usize) -> bool {
-        self.pass_for(a, b)
-            .is_some_and(|(p, ca, cb)| p.allowed[port][ca].has(cb))
+        self.node_local(a, b) || self.class_allowed(port, a, b)
     }
 
     /// Whether the verdict for the pair may depend on something L3/L4 cannot see.
     pub fn caveated(&self, port: usize, a: usize, b: usize) -> bool {
-        self.pass_for(a, b)
-            .is_some_and(|(p, ca, cb)| p.flagged[port][ca].has(cb))
+        !self.node_local(a, b) && self.class_flagged(port, a, b)
     }
 
     /// Pair counts for a port, computed over classes (no per-pod expansion).
     /// A pod and itself are not a pair.
     pub fn counts(&self, port: usize) -> Counts {
         let n = self.endpoints.len() as u64;
-        let mut c = Counts {
-            pairs: n * n.saturating_sub(1),
-            ..Counts::default()
-        };
+        let mut c = Counts { pairs: n * n.saturating_sub(1), ..Counts::default() };
         for p in &self.passes {
             for (s, row) in p.allowed[port].iter().enumerate() {
                 for d in row.ones() {
@@ -149,17 +181,26 @@ impl Matrix {
                 }
             }
         }
+        for &(a, b) in &self.same_node {
+            if !self.class_allowed(port, a, b) {
+                c.allowed += 1;
+            }
+            if self.class_flagged(port, a, b) {
+                c.caveated -= 1;
+            }
+        }
         c.denied = c.pairs - c.allowed;
         c
     }
 
     /// How many endpoint classes each pass used (IPv4, IPv6).
     pub fn class_counts(&self) -> Vec<(bool, usize)> {
-        self.passes
-            .iter()
-            .map(|p| (p.v6, p.class_size.len()))
-            .collect()
+        self.passes.iter().map(|p| (p.v6, p.class_size.len())).collect()
     }
+}
+
+fn passes_share(passes: &[Pass], a: usize, b: usize) -> bool {
+    passes.iter().any(|p| p.class_of[a].is_some() && p.class_of[b].is_some())
 }
 
 fn mentioned_cidrs(an: &Analysis) -> Vec<IpNet> {
@@ -185,12 +226,6 @@ fn mentioned_cidrs(an: &Analysis) -> Vec<IpNet> {
 
 impl Pass {
     fn compute(an: &Analysis, v6: bool, cidrs: &[IpNet], ports: &[FlowPort]) -> Option<Pass> {
-        let host_nodes: HashSet<&str> = an
-            .endpoints
-            .iter()
-            .filter(|e| e.host_network)
-            .filter_map(|e| e.node.as_deref())
-            .collect();
         let mut keys: HashMap<ClassKey, usize> = HashMap::new();
         let mut classes: Vec<Class> = Vec::new();
         let mut class_size = Vec::new();
@@ -199,22 +234,11 @@ impl Pass {
         let mut class_cidrs: Vec<Vec<u32>> = Vec::new();
         for (i, e) in an.endpoints.iter().enumerate() {
             let Some(ip) = e.ip_in(v6) else { continue };
-            let node_matters = e.node.as_deref().is_some_and(|n| host_nodes.contains(n));
             let key = ClassKey {
                 host: e.host_network,
-                node: if node_matters { e.node.clone() } else { None },
                 labels: e.labels.clone(),
-                named_ports: if e.host_network {
-                    BTreeMap::new()
-                } else {
-                    e.named_ports.clone()
-                },
-                cidrs: cidrs
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, n)| n.contains(&ip))
-                    .map(|(j, _)| j as u32)
-                    .collect(),
+                named_ports: if e.host_network { BTreeMap::new() } else { e.named_ports.clone() },
+                cidrs: cidrs.iter().enumerate().filter(|(_, n)| n.contains(&ip)).map(|(j, _)| j as u32).collect(),
                 has_v4: v6 && e.ip_in(false).is_some(),
             };
             let next = classes.len();
@@ -225,11 +249,7 @@ impl Pass {
                 next
             });
             if c == next {
-                classes.push(Class {
-                    rep: i,
-                    host: e.host_network,
-                    node: e.node.clone(),
-                });
+                classes.push(Class { rep: i, host: e.host_network });
             }
             class_size[c] += 1;
             class_of[i] = Some(c);
@@ -241,11 +261,7 @@ impl Pass {
         let mut space = Space::new(an, classes, &class_cidrs, cidrs);
 
         // Which policies apply to which class, per direction, tier by tier.
-        let policy_sets: Vec<Bitset> = an
-            .policies
-            .iter()
-            .map(|p| space.select(&p.selector, false))
-            .collect();
+        let policy_sets: Vec<Bitset> = an.policies.iter().map(|p| space.select(&p.selector, false)).collect();
 
         let mut allowed = Vec::new();
         let mut flagged = Vec::new();
@@ -276,47 +292,20 @@ impl Pass {
             let mut comb = Vec::with_capacity(n);
             let mut flags = Vec::with_capacity(n);
             for s in 0..n {
-                let mut c = egress[s].intersect(&ingress_t[s]);
+                comb.push(egress[s].intersect(&ingress_t[s]));
                 let mut f = egress_flag[s].clone();
                 f.or(&flag_t[s]);
-                // Kubernetes: a pod and its own node always talk (K11).
-                for d in 0..n {
-                    let (a, b) = (&space.classes[s], &space.classes[d]);
-                    if (a.host || b.host) && a.node.is_some() && a.node == b.node {
-                        c.set(d);
-                        f.and_not(&single(n, d));
-                    }
-                }
                 flags.push(f);
-                comb.push(c);
             }
             allowed.push(comb);
             flagged.push(flags);
         }
-        Some(Pass {
-            v6,
-            class_of,
-            class_size,
-            allowed,
-            flagged,
-            has_v4,
-        })
+        Some(Pass { v6, class_of, class_size, allowed, flagged, has_v4 })
     }
 }
 
-fn single(n: usize, i: usize) -> Bitset {
-    let mut b = Bitset::empty(n);
-    b.set(i);
-    b
-}
-
 impl<'a> Space<'a> {
-    fn new(
-        an: &'a Analysis,
-        classes: Vec<Class>,
-        class_cidrs: &[Vec<u32>],
-        cidrs: &[IpNet],
-    ) -> Self {
+    fn new(an: &'a Analysis, classes: Vec<Class>, class_cidrs: &[Vec<u32>], cidrs: &[IpNet]) -> Self {
         let n = classes.len();
         let mut workload = Bitset::empty(n);
         let mut index: HashMap<&str, HashMap<&str, Bitset>> = HashMap::new();
@@ -327,12 +316,7 @@ impl<'a> Space<'a> {
             }
             workload.set(c);
             for (k, v) in &an.endpoints[class.rep].labels {
-                index
-                    .entry(k)
-                    .or_default()
-                    .entry(v)
-                    .or_insert_with(|| Bitset::empty(n))
-                    .set(c);
+                index.entry(k).or_default().entry(v).or_insert_with(|| Bitset::empty(n)).set(c);
                 has_key.entry(k).or_insert_with(|| Bitset::empty(n)).set(c);
             }
         }
@@ -359,13 +343,8 @@ impl<'a> Space<'a> {
 
     fn labels_eval(&self, e: &Expr) -> Bitset {
         let n = self.n;
-        let eq = |k: &str, v: &str| {
-            self.index
-                .get(k)
-                .and_then(|m| m.get(v))
-                .cloned()
-                .unwrap_or_else(|| Bitset::empty(n))
-        };
+        let eq =
+            |k: &str, v: &str| self.index.get(k).and_then(|m| m.get(v)).cloned().unwrap_or_else(|| Bitset::empty(n));
         let scan = |k: &str, pred: &dyn Fn(&str) -> bool| {
             let mut b = Bitset::empty(n);
             if let Some(m) = self.index.get(k) {
@@ -379,11 +358,7 @@ impl<'a> Space<'a> {
         };
         match e {
             Expr::All | Expr::Global => Bitset::full(n),
-            Expr::Has(k) => self
-                .has_key
-                .get(k.as_str())
-                .cloned()
-                .unwrap_or_else(|| Bitset::empty(n)),
+            Expr::Has(k) => self.has_key.get(k.as_str()).cloned().unwrap_or_else(|| Bitset::empty(n)),
             Expr::Eq(k, v) => eq(k, v),
             Expr::Ne(k, v) => eq(k, v).not(),
             Expr::In(k, vs) => scan(k, &|x| vs.contains(x)),
@@ -487,11 +462,7 @@ impl<'a> Space<'a> {
             }
             b
         };
-        let mut b = if e.ports.is_empty() {
-            Bitset::full(self.n)
-        } else {
-            hit(self, &e.ports)
-        };
+        let mut b = if e.ports.is_empty() { Bitset::full(self.n) } else { hit(self, &e.ports) };
         b.and_not(&hit(self, &e.not_ports));
         b
     }

@@ -53,40 +53,22 @@ impl<'a> Src<'a> {
 
     pub fn str(&self, n: &'a Node, what: &str) -> DResult<At<String>> {
         match &n.value {
-            Value::Str(s) => Ok(At {
-                value: s.clone(),
-                pos: self.pos(n),
-            }),
-            other => Err(self.err(
-                n,
-                format!("{what}: expected a string, found {}", other.type_name()),
-            )),
+            Value::Str(s) => Ok(At { value: s.clone(), pos: self.pos(n) }),
+            other => Err(self.err(n, format!("{what}: expected a string, found {}", other.type_name()))),
         }
     }
 
     pub fn int(&self, n: &'a Node, what: &str) -> DResult<At<i64>> {
         match &n.value {
-            Value::Int(i) => Ok(At {
-                value: *i,
-                pos: self.pos(n),
-            }),
-            other => Err(self.err(
-                n,
-                format!("{what}: expected an integer, found {}", other.type_name()),
-            )),
+            Value::Int(i) => Ok(At { value: *i, pos: self.pos(n) }),
+            other => Err(self.err(n, format!("{what}: expected an integer, found {}", other.type_name()))),
         }
     }
 
     pub fn bool(&self, n: &'a Node, what: &str) -> DResult<bool> {
         match &n.value {
             Value::Bool(b) => Ok(*b),
-            other => Err(self.err(
-                n,
-                format!(
-                    "{what}: expected true or false, found {}",
-                    other.type_name()
-                ),
-            )),
+            other => Err(self.err(n, format!("{what}: expected true or false, found {}", other.type_name()))),
         }
     }
 
@@ -95,10 +77,7 @@ impl<'a> Src<'a> {
         match &n.value {
             Value::Seq(items) => Ok(items),
             Value::Null => Ok(&[]),
-            other => Err(self.err(
-                n,
-                format!("{what}: expected a list, found {}", other.type_name()),
-            )),
+            other => Err(self.err(n, format!("{what}: expected a list, found {}", other.type_name()))),
         }
     }
 
@@ -111,12 +90,7 @@ impl<'a> Src<'a> {
         let entries: &[(Node, Node)] = match &n.value {
             Value::Map(m) => m,
             Value::Null => &[],
-            other => {
-                return Err(self.err(
-                    n,
-                    format!("{what}: expected a mapping, found {}", other.type_name()),
-                ))
-            }
+            other => return Err(self.err(n, format!("{what}: expected a mapping, found {}", other.type_name()))),
         };
         let mut out = BTreeMap::new();
         for (k, v) in entries {
@@ -142,20 +116,9 @@ impl<'a> Fields<'a> {
         let entries: &[(Node, Node)] = match &node.value {
             Value::Map(m) => m,
             Value::Null => &[],
-            other => {
-                return Err(src.err(
-                    node,
-                    format!("{what}: expected a mapping, found {}", other.type_name()),
-                ))
-            }
+            other => return Err(src.err(node, format!("{what}: expected a mapping, found {}", other.type_name()))),
         };
-        Ok(Fields {
-            src,
-            node,
-            entries,
-            used: vec![false; entries.len()],
-            what,
-        })
+        Ok(Fields { src, node, entries, used: vec![false; entries.len()], what })
     }
 
     pub fn node(&self) -> &'a Node {
@@ -180,9 +143,7 @@ impl<'a> Fields<'a> {
 
     /// Whether `key` is written at all, even as `null` or `[]`.
     pub fn present(&self, key: &str) -> bool {
-        self.entries
-            .iter()
-            .any(|(k, _)| matches!(&k.value, Value::Str(s) if s == key))
+        self.entries.iter().any(|(k, _)| matches!(&k.value, Value::Str(s) if s == key))
     }
 
     pub fn str(&mut self, key: &str) -> DResult<Option<At<String>>> {
@@ -207,11 +168,7 @@ impl<'a> Fields<'a> {
 
     pub fn string_map(&mut self, key: &str) -> DResult<BTreeMap<String, String>> {
         let src = self.src;
-        Ok(self
-            .get(key)
-            .map(|n| src.string_map(n, key))
-            .transpose()?
-            .unwrap_or_default())
+        Ok(self.get(key).map(|n| src.string_map(n, key)).transpose()?.unwrap_or_default())
     }
 
     /// A list of strings with their positions.
@@ -238,9 +195,7 @@ impl<'a> Fields<'a> {
                     Value::Str(s) => s.clone(),
                     other => other.to_string(),
                 };
-                return Err(self
-                    .src
-                    .err(k, format!("unknown field {name:?} in {}", self.what)));
+                return Err(self.src.err(k, format!("unknown field {name:?} in {}", self.what)));
             }
         }
         Ok(())

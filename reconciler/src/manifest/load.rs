@@ -24,9 +24,7 @@ pub struct Loaded<T> {
 
 impl<T> Loaded<T> {
     pub fn has_errors(&self) -> bool {
-        self.diagnostics
-            .iter()
-            .any(|d| d.severity == diag::Severity::Error)
+        self.diagnostics.iter().any(|d| d.severity == diag::Severity::Error)
     }
 
     /// The value if nothing was wrong, otherwise every error.
@@ -50,10 +48,7 @@ pub fn collect_files(paths: &[PathBuf], diags: &mut Vec<Diagnostic>) -> Vec<Path
         } else if p.is_file() {
             out.push(p.clone());
         } else {
-            diags.push(Diagnostic::error(
-                Pos::file_only(&p.display().to_string()),
-                "no such file or directory",
-            ));
+            diags.push(Diagnostic::error(Pos::file_only(&p.display().to_string()), "no such file or directory"));
         }
     }
     out
@@ -73,19 +68,13 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
     for p in paths {
-        let hidden = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
+        let hidden = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
         if hidden {
             continue;
         }
         if p.is_dir() {
             walk(&p, out, diags);
-        } else if matches!(
-            p.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml" | "json")
-        ) {
+        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
             out.push(p);
         }
     }
@@ -123,11 +112,7 @@ fn objects<'a>(n: &'a Node, out: &mut Vec<Object<'a>>) {
         }
         return;
     }
-    out.push(Object {
-        api_version: api_version.to_string(),
-        kind: kind.to_string(),
-        node: n,
-    });
+    out.push(Object { api_version: api_version.to_string(), kind: kind.to_string(), node: n });
 }
 
 struct SourceFile {
@@ -143,10 +128,7 @@ fn read_files(files: &[PathBuf], diags: &mut Vec<Diagnostic>) -> Vec<SourceFile>
             match std::fs::read_to_string(p) {
                 Ok(text) => Some(SourceFile { name, text }),
                 Err(e) => {
-                    diags.push(Diagnostic::error(
-                        Pos::file_only(&name),
-                        format!("cannot read file: {e}"),
-                    ));
+                    diags.push(Diagnostic::error(Pos::file_only(&name), format!("cannot read file: {e}")));
                     None
                 }
             }
@@ -159,16 +141,10 @@ pub fn load_policies(paths: &[PathBuf]) -> Loaded<PolicySet> {
     let mut diags = Vec::new();
     let files = collect_files(paths, &mut diags);
     let sources = read_files(&files, &mut diags);
-    let mut set = load_policy_texts(
-        sources.iter().map(|s| (s.name.clone(), s.text.as_str())),
-        &mut diags,
-    );
+    let mut set = load_policy_texts(sources.iter().map(|s| (s.name.clone(), s.text.as_str())), &mut diags);
     check_references(&mut set, &mut diags);
     diag::sort(&mut diags);
-    Loaded {
-        value: set,
-        diagnostics: diags,
-    }
+    Loaded { value: set, diagnostics: diags }
 }
 
 /// Loads policies from in-memory texts (file name, contents): what the
@@ -184,10 +160,7 @@ pub fn load_policy_texts<'t>(
     let mut seen: HashMap<String, Pos> = HashMap::new();
     let mut dup = |key: String, pos: &Pos, what: &str, diags: &mut Vec<Diagnostic>| -> bool {
         if let Some(first) = seen.get(&key) {
-            diags.push(Diagnostic::error(
-                pos.clone(),
-                format!("duplicate {what} (first defined at {first})"),
-            ));
+            diags.push(Diagnostic::error(pos.clone(), format!("duplicate {what} (first defined at {first})")));
             true
         } else {
             seen.insert(key, pos.clone());
@@ -210,16 +183,10 @@ pub fn load_policy_texts<'t>(
             for o in objs {
                 let pos = src.pos(o.node);
                 let kind = match (o.api_version.as_str(), o.kind.as_str()) {
-                    ("networking.k8s.io/v1", "NetworkPolicy") => {
-                        Some(PolicyKind::KubernetesNetworkPolicy)
-                    }
+                    ("networking.k8s.io/v1", "NetworkPolicy") => Some(PolicyKind::KubernetesNetworkPolicy),
                     ("projectcalico.org/v3", "NetworkPolicy") => Some(PolicyKind::NetworkPolicy),
-                    ("projectcalico.org/v3", "GlobalNetworkPolicy") => {
-                        Some(PolicyKind::GlobalNetworkPolicy)
-                    }
-                    ("projectcalico.org/v3", "StagedNetworkPolicy") => {
-                        Some(PolicyKind::StagedNetworkPolicy)
-                    }
+                    ("projectcalico.org/v3", "GlobalNetworkPolicy") => Some(PolicyKind::GlobalNetworkPolicy),
+                    ("projectcalico.org/v3", "StagedNetworkPolicy") => Some(PolicyKind::StagedNetworkPolicy),
                     ("projectcalico.org/v3", "StagedGlobalNetworkPolicy") => {
                         Some(PolicyKind::StagedGlobalNetworkPolicy)
                     }
@@ -248,11 +215,7 @@ pub fn load_policy_texts<'t>(
                     ("projectcalico.org/v3", k @ ("NetworkSet" | "GlobalNetworkSet")) => {
                         match calico::decode_network_set(src, o.node, k == "GlobalNetworkSet") {
                             Ok(s) => {
-                                let id = format!(
-                                    "{k} {}/{}",
-                                    s.namespace.as_deref().unwrap_or(""),
-                                    s.name
-                                );
+                                let id = format!("{k} {}/{}", s.namespace.as_deref().unwrap_or(""), s.name);
                                 if !dup(id.clone(), &pos, &id, diags) {
                                     set.network_sets.push(s);
                                 }
@@ -314,10 +277,7 @@ pub fn load_cluster(paths: &[PathBuf]) -> Loaded<Cluster> {
     }
     cluster.fill_missing_namespaces();
     diag::sort(&mut diags);
-    Loaded {
-        value: cluster,
-        diagnostics: diags,
-    }
+    Loaded { value: cluster, diagnostics: diags }
 }
 
 /// One snapshot text.
@@ -344,17 +304,12 @@ pub fn load_cluster_text(name: &Arc<str>, text: &str, diags: &mut Vec<Diagnostic
                 },
                 ("v1", "Pod") => match decode_pod(src, o.node) {
                     Ok(p) => {
-                        if let Some(first) = cluster
-                            .pods
-                            .iter()
-                            .find(|q| q.namespace == p.namespace && q.name == p.name)
+                        if let Some(first) =
+                            cluster.pods.iter().find(|q| q.namespace == p.namespace && q.name == p.name)
                         {
                             diags.push(Diagnostic::error(
                                 p.origin.clone(),
-                                format!(
-                                    "duplicate Pod {}/{} (first defined at {})",
-                                    p.namespace, p.name, first.origin
-                                ),
+                                format!("duplicate Pod {}/{} (first defined at {})", p.namespace, p.name, first.origin),
                             ));
                         } else {
                             cluster.pods.push(p);

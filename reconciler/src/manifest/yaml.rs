@@ -85,19 +85,13 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Int(v))
     }
     fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(i64::try_from(v)
-            .map(Value::Int)
-            .unwrap_or(Value::Float(v as f64)))
+        Ok(i64::try_from(v).map(Value::Int).unwrap_or(Value::Float(v as f64)))
     }
     fn visit_i128<E>(self, v: i128) -> Result<Value, E> {
-        Ok(i64::try_from(v)
-            .map(Value::Int)
-            .unwrap_or(Value::Float(v as f64)))
+        Ok(i64::try_from(v).map(Value::Int).unwrap_or(Value::Float(v as f64)))
     }
     fn visit_u128<E>(self, v: u128) -> Result<Value, E> {
-        Ok(i64::try_from(v)
-            .map(Value::Int)
-            .unwrap_or(Value::Float(v as f64)))
+        Ok(i64::try_from(v).map(Value::Int).unwrap_or(Value::Float(v as f64)))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
         Ok(Value::Float(v))
@@ -136,11 +130,7 @@ impl<'de> Deserialize<'de> for Value {
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Node, D::Error> {
         let s = Spanned::<Value>::deserialize(d)?;
-        Ok(Node {
-            value: s.value,
-            line: s.referenced.line() as u32,
-            col: s.referenced.column() as u32,
-        })
+        Ok(Node { value: s.value, line: s.referenced.line() as u32, col: s.referenced.column() as u32 })
     }
 }
 
@@ -156,25 +146,32 @@ pub struct Document {
 /// Empty documents are dropped. Syntax errors carry the line and column the
 /// parser stopped at; duplicate keys in a mapping are errors (as `kubectl` does).
 pub fn parse_documents(file: &Arc<str>, text: &str) -> Result<Vec<Document>, Diagnostic> {
-    let nodes: Vec<Option<Node>> = serde_saphyr::from_multiple(text).map_err(|e| {
-        let (line, col) = e
-            .location()
-            .map(|l| (l.line() as u32, l.column() as u32))
-            .unwrap_or((0, 0));
-        Diagnostic::error(
-            Pos::new(file, line, col),
-            first_line(&e.without_snippet().to_string()),
-        )
+    let nodes: Vec<Option<Node>> = serde_saphyr::from_multiple_with_options(text, options()).map_err(|e| {
+        let (line, col) = e.location().map(|l| (l.line() as u32, l.column() as u32)).unwrap_or((0, 0));
+        Diagnostic::error(Pos::new(file, line, col), first_line(&e.without_snippet().to_string()))
     })?;
     Ok(nodes
         .into_iter()
         .flatten()
         .filter(|n| n.value != Value::Null)
-        .map(|root| Document {
-            file: file.clone(),
-            root,
-        })
+        .map(|root| Document { file: file.clone(), root })
         .collect())
+}
+
+/// Parser limits. The defaults guard against hostile input (1,024 documents,
+/// 250,000 nodes); policy repositories and `kubectl get pods -A` snapshots of
+/// large clusters are legitimately bigger, so the counts are raised while the
+/// nesting depth and alias limits stay.
+fn options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_documents = 1_000_000;
+    budget.max_nodes = 100_000_000;
+    budget.max_events = 400_000_000;
+    budget.max_total_scalar_bytes = 1 << 30;
+    budget.max_reader_input_bytes = Some(1 << 30);
+    let mut o = serde_saphyr::Options::default();
+    o.budget = Some(budget);
+    o
 }
 
 /// serde-saphyr's messages start with "error: line L column C: "; we print
@@ -203,22 +200,12 @@ mod tests {
 
     #[test]
     fn keeps_positions_of_nested_values() {
-        let docs = parse_documents(
-            &file(),
-            "a: 1\nb:\n  - x\n  - {c: \"80\"}\n---\n{\"j\": true}\n",
-        )
-        .unwrap();
+        let docs = parse_documents(&file(), "a: 1\nb:\n  - x\n  - {c: \"80\"}\n---\n{\"j\": true}\n").unwrap();
         assert_eq!(docs.len(), 2);
-        let Value::Map(m) = &docs[0].root.value else {
-            panic!()
-        };
-        let Value::Seq(items) = &m[1].1.value else {
-            panic!()
-        };
+        let Value::Map(m) = &docs[0].root.value else { panic!() };
+        let Value::Seq(items) = &m[1].1.value else { panic!() };
         assert_eq!((items[1].line, items[1].col), (4, 5));
-        let Value::Map(inner) = &items[1].value else {
-            panic!()
-        };
+        let Value::Map(inner) = &items[1].value else { panic!() };
         assert_eq!(inner[0].1.value, Value::Str("80".into()));
         assert_eq!((docs[1].root.line, docs[1].root.col), (6, 1));
     }
@@ -227,11 +214,7 @@ mod tests {
     fn syntax_error_has_line_and_column() {
         let e = parse_documents(&file(), "a: 1\n  b: 2\n").unwrap_err();
         assert_eq!((e.pos.line, e.pos.col), (2, 4));
-        assert!(
-            e.message.contains("mapping values are not allowed"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains("mapping values are not allowed"), "{}", e.message);
     }
 
     #[test]

@@ -12,8 +12,7 @@ use crate::manifest::yaml::{Node, Value};
 use crate::model::cluster::{NS_LABEL, SA_LABEL};
 use crate::model::k8s::{cidr, decode_meta, port_number};
 use crate::model::policy::{
-    Action, EntityRule, IcmpMatch, NetworkSet, Policy, PolicyId, PolicyKind, Rule, StagedAction,
-    Tier,
+    Action, EntityRule, IcmpMatch, NetworkSet, Policy, PolicyId, PolicyKind, Rule, StagedAction, Tier,
 };
 use crate::model::port::{check_port_name, PortMatch, Protocol};
 use crate::selector::{self, Expr};
@@ -22,29 +21,20 @@ use crate::selector::{self, Expr};
 fn selector_at(src: Src<'_>, n: &Node, what: &str) -> DResult<Expr> {
     let text = src.str(n, what)?;
     selector::parse(&text.value).map_err(|e| {
-        Diagnostic::error(
-            src.content_pos(n).shifted(e.col - 1),
-            format!("{what}: invalid selector: {}", e.message),
-        )
+        Diagnostic::error(src.content_pos(n).shifted(e.col - 1), format!("{what}: invalid selector: {}", e.message))
     })
 }
 
 fn no_global(src: Src<'_>, n: &Node, e: &Expr, what: &str) -> DResult<()> {
     if e.mentions_global() {
-        return Err(src.err(
-            n,
-            format!("{what}: global() may only be used alone in a rule's namespaceSelector"),
-        ));
+        return Err(src.err(n, format!("{what}: global() may only be used alone in a rule's namespaceSelector")));
     }
     Ok(())
 }
 
 /// Decodes a Calico NetworkPolicy, GlobalNetworkPolicy or staged form.
 pub fn decode_policy(src: Src<'_>, root: &Node, kind: PolicyKind) -> DResult<Policy> {
-    let global = matches!(
-        kind,
-        PolicyKind::GlobalNetworkPolicy | PolicyKind::StagedGlobalNetworkPolicy
-    );
+    let global = matches!(kind, PolicyKind::GlobalNetworkPolicy | PolicyKind::StagedGlobalNetworkPolicy);
     let mut f = src.fields(root, "policy")?;
     f.skip(&["apiVersion", "kind", "status"]);
     let meta = decode_meta(src, &mut f, kind.name())?;
@@ -57,15 +47,9 @@ pub fn decode_policy(src: Src<'_>, root: &Node, kind: PolicyKind) -> DResult<Pol
         }
         None
     } else {
-        Some(
-            meta.namespace
-                .map(|n| n.value)
-                .unwrap_or_else(|| "default".into()),
-        )
+        Some(meta.namespace.map(|n| n.value).unwrap_or_else(|| "default".into()))
     };
-    let spec = f
-        .get("spec")
-        .ok_or_else(|| src.err(root, format!("{} without spec", kind.name())))?;
+    let spec = f.get("spec").ok_or_else(|| src.err(root, format!("{} without spec", kind.name())))?;
     f.finish()?;
     let mut s = src.fields(spec, "policy spec")?;
 
@@ -75,10 +59,7 @@ pub fn decode_policy(src: Src<'_>, root: &Node, kind: PolicyKind) -> DResult<Pol
             Some(a) if a.value == "Set" => StagedAction::Set,
             Some(a) if a.value == "Delete" => StagedAction::Delete,
             Some(a) => {
-                return Err(Diagnostic::error(
-                    a.pos,
-                    format!("stagedAction must be Set or Delete, not {:?}", a.value),
-                ))
+                return Err(Diagnostic::error(a.pos, format!("stagedAction must be Set or Delete, not {:?}", a.value)))
             }
         })
     } else {
@@ -94,12 +75,7 @@ pub fn decode_policy(src: Src<'_>, root: &Node, kind: PolicyKind) -> DResult<Pol
         Some(n) => Some(match &n.value {
             Value::Int(i) => *i as f64,
             Value::Float(x) => *x,
-            other => {
-                return Err(src.err(
-                    n,
-                    format!("order: expected a number, found {}", other.type_name()),
-                ))
-            }
+            other => return Err(src.err(n, format!("order: expected a number, found {}", other.type_name()))),
         }),
     };
 
@@ -150,10 +126,7 @@ pub fn decode_policy(src: Src<'_>, root: &Node, kind: PolicyKind) -> DResult<Pol
             }
         };
         if *slot {
-            return Err(Diagnostic::error(
-                t.pos.clone(),
-                format!("types: {} listed twice", t.value),
-            ));
+            return Err(Diagnostic::error(t.pos.clone(), format!("types: {} listed twice", t.value)));
         }
         *slot = true;
     }
@@ -162,10 +135,7 @@ pub fn decode_policy(src: Src<'_>, root: &Node, kind: PolicyKind) -> DResult<Pol
     let pre_dnat = s.bool("preDNAT")?.unwrap_or(false);
     let apply_on_forward = s.bool("applyOnForward")?.unwrap_or(false);
     if !global && (do_not_track || pre_dnat || apply_on_forward) {
-        return Err(src.err(
-            spec,
-            "doNotTrack, preDNAT and applyOnForward exist only on GlobalNetworkPolicy",
-        ));
+        return Err(src.err(spec, "doNotTrack, preDNAT and applyOnForward exist only on GlobalNetworkPolicy"));
     }
     if (do_not_track || pre_dnat) && !apply_on_forward {
         return Err(src.err(spec, "doNotTrack and preDNAT require applyOnForward: true"));
@@ -174,35 +144,22 @@ pub fn decode_policy(src: Src<'_>, root: &Node, kind: PolicyKind) -> DResult<Pol
         return Err(src.err(spec, "doNotTrack and preDNAT cannot both be set"));
     }
     if pre_dnat && (egress_type || !egress_nodes.is_empty()) {
-        return Err(src.err(
-            spec,
-            "a preDNAT policy may not have egress rules or the Egress type",
-        ));
+        return Err(src.err(spec, "a preDNAT policy may not have egress rules or the Egress type"));
     }
     s.skip(&["performanceHints"]);
 
     let ns = namespace.as_deref();
-    let ingress = ingress_nodes
-        .iter()
-        .enumerate()
-        .map(|(i, r)| rule(src, r, i, ns, true))
-        .collect::<DResult<Vec<_>>>()?;
-    let egress = egress_nodes
-        .iter()
-        .enumerate()
-        .map(|(i, r)| rule(src, r, i, ns, false))
-        .collect::<DResult<Vec<_>>>()?;
+    let ingress =
+        ingress_nodes.iter().enumerate().map(|(i, r)| rule(src, r, i, ns, true)).collect::<DResult<Vec<_>>>()?;
+    let egress =
+        egress_nodes.iter().enumerate().map(|(i, r)| rule(src, r, i, ns, false)).collect::<DResult<Vec<_>>>()?;
     if staged == Some(StagedAction::Delete) && (!ingress.is_empty() || !egress.is_empty()) {
         return Err(src.err(spec, "stagedAction Delete requires an empty spec"));
     }
     s.finish()?;
 
     Ok(Policy {
-        id: PolicyId {
-            kind,
-            namespace,
-            name: meta.name.value,
-        },
+        id: PolicyId { kind, namespace, name: meta.name.value },
         tier,
         order,
         selector,
@@ -219,17 +176,9 @@ fn decode_protocol(src: Src<'_>, n: &Node, what: &str) -> DResult<Protocol> {
     match &n.value {
         Value::Int(i) if (1..=255).contains(i) => Ok(Protocol::from_number(*i as u8)),
         Value::Str(s) => Protocol::from_name(s)
-            .or_else(|| {
-                s.parse::<u8>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .map(Protocol::from_number)
-            })
+            .or_else(|| s.parse::<u8>().ok().filter(|n| *n > 0).map(Protocol::from_number))
             .ok_or_else(|| src.err(n, format!("{what}: unknown protocol {s:?}"))),
-        other => Err(src.err(
-            n,
-            format!("{what}: expected a protocol name or 1..255, found {other}"),
-        )),
+        other => Err(src.err(n, format!("{what}: expected a protocol name or 1..255, found {other}"))),
     }
 }
 
@@ -248,10 +197,7 @@ fn icmp(src: Src<'_>, n: &Node, what: &str) -> DResult<IcmpMatch> {
         .transpose()?;
     let code_v = code
         .clone()
-        .map(|c| {
-            u8::try_from(c.value)
-                .map_err(|_| Diagnostic::error(c.pos, format!("{what}.code must be 0..255")))
-        })
+        .map(|c| u8::try_from(c.value).map_err(|_| Diagnostic::error(c.pos, format!("{what}.code must be 0..255"))))
         .transpose()?;
     if code_v.is_some() && typ.is_none() {
         return Err(src.err(n, format!("{what}: code requires type")));
@@ -262,9 +208,7 @@ fn icmp(src: Src<'_>, n: &Node, what: &str) -> DResult<IcmpMatch> {
 fn rule(src: Src<'_>, n: &Node, index: usize, ns: Option<&str>, ingress: bool) -> DResult<Rule> {
     let mut f = src.fields(n, "rule")?;
     f.skip(&["metadata"]);
-    let action_at = f
-        .str("action")?
-        .ok_or_else(|| src.err(n, "rule without action"))?;
+    let action_at = f.str("action")?.ok_or_else(|| src.err(n, "rule without action"))?;
     let action = match action_at.value.as_str() {
         "Allow" => Action::Allow,
         "Deny" => Action::Deny,
@@ -277,14 +221,8 @@ fn rule(src: Src<'_>, n: &Node, index: usize, ns: Option<&str>, ingress: bool) -
             ))
         }
     };
-    let protocol = f
-        .get("protocol")
-        .map(|p| decode_protocol(src, p, "protocol"))
-        .transpose()?;
-    let not_protocol = f
-        .get("notProtocol")
-        .map(|p| decode_protocol(src, p, "notProtocol"))
-        .transpose()?;
+    let protocol = f.get("protocol").map(|p| decode_protocol(src, p, "protocol")).transpose()?;
+    let not_protocol = f.get("notProtocol").map(|p| decode_protocol(src, p, "notProtocol")).transpose()?;
     let ip_version = match f.int("ipVersion")? {
         None => None,
         Some(v) if v.value == 4 || v.value == 6 => Some(v.value as u8),
@@ -296,9 +234,7 @@ fn rule(src: Src<'_>, n: &Node, index: usize, ns: Option<&str>, ingress: bool) -
     let not_icmp_m = not_icmp_node.map(|x| icmp(src, x, "notICMP")).transpose()?;
     if let Some(x) = icmp_node.or(not_icmp_node) {
         match protocol {
-            Some(Protocol::Icmp) if ip_version == Some(6) => {
-                return Err(src.err(x, "protocol ICMP needs ipVersion 4"))
-            }
+            Some(Protocol::Icmp) if ip_version == Some(6) => return Err(src.err(x, "protocol ICMP needs ipVersion 4")),
             Some(Protocol::IcmpV6) if ip_version == Some(4) => {
                 return Err(src.err(x, "protocol ICMPv6 needs ipVersion 6"))
             }
@@ -335,11 +271,10 @@ fn rule(src: Src<'_>, n: &Node, index: usize, ns: Option<&str>, ingress: bool) -
                 }
             }
             hf.finish()?;
-            if action != Action::Allow
-                || !ingress
-                || !matches!(protocol, None | Some(Protocol::Tcp))
-            {
-                return Err(src.err(h, "http matches are allowed only on ingress Allow rules with protocol TCP or none"));
+            if action != Action::Allow || !ingress || !matches!(protocol, None | Some(Protocol::Tcp)) {
+                return Err(
+                    src.err(h, "http matches are allowed only on ingress Allow rules with protocol TCP or none")
+                );
             }
             true
         }
@@ -347,17 +282,9 @@ fn rule(src: Src<'_>, n: &Node, index: usize, ns: Option<&str>, ingress: bool) -
     let origin = src.pos(n);
     f.finish()?;
     for side in [&source, &destination] {
-        let fam: Vec<bool> = side
-            .nets
-            .iter()
-            .chain(&side.not_nets)
-            .map(|n| n.addr().is_ipv4())
-            .collect();
+        let fam: Vec<bool> = side.nets.iter().chain(&side.not_nets).map(|n| n.addr().is_ipv4()).collect();
         if fam.iter().any(|v| *v) && fam.iter().any(|v| !*v) {
-            return Err(Diagnostic::error(
-                origin.clone(),
-                "a rule may not mix IPv4 and IPv6 CIDRs",
-            ));
+            return Err(Diagnostic::error(origin.clone(), "a rule may not mix IPv4 and IPv6 CIDRs"));
         }
     }
     Ok(Rule {
@@ -375,12 +302,7 @@ fn rule(src: Src<'_>, n: &Node, index: usize, ns: Option<&str>, ingress: bool) -
     })
 }
 
-fn ports(
-    src: Src<'_>,
-    items: &[Node],
-    proto: Option<Protocol>,
-    what: &str,
-) -> DResult<Vec<PortMatch>> {
+fn ports(src: Src<'_>, items: &[Node], proto: Option<Protocol>, what: &str) -> DResult<Vec<PortMatch>> {
     let mut out = Vec::new();
     for p in items {
         let pm = match &p.value {
@@ -390,15 +312,11 @@ fn ports(
             }
             Value::Str(s) if s.contains(':') => {
                 let (a, b) = s.split_once(':').expect("checked");
-                let num = |x: &str| {
-                    x.parse::<i64>()
-                        .map_err(|_| src.err(p, format!("{what}: invalid port range {s:?}")))
-                };
+                let num =
+                    |x: &str| x.parse::<i64>().map_err(|_| src.err(p, format!("{what}: invalid port range {s:?}")));
                 let (a, b) = (port_number(src, p, num(a)?)?, port_number(src, p, num(b)?)?);
                 if b < a {
-                    return Err(
-                        src.err(p, format!("{what}: port range {s:?} ends before it starts"))
-                    );
+                    return Err(src.err(p, format!("{what}: port range {s:?} ends before it starts")));
                 }
                 PortMatch::Range(a, b)
             }
@@ -411,20 +329,11 @@ fn ports(
                 PortMatch::Named(s.clone())
             }
             other => {
-                return Err(src.err(
-                    p,
-                    format!(
-                        "{what}: expected a port, range or name, found {}",
-                        other.type_name()
-                    ),
-                ))
+                return Err(src.err(p, format!("{what}: expected a port, range or name, found {}", other.type_name())))
             }
         };
         if matches!(pm, PortMatch::Range(..)) && !proto.is_some_and(Protocol::has_ports) {
-            return Err(src.err(
-                p,
-                format!("{what}: numeric ports need protocol TCP, UDP or SCTP"),
-            ));
+            return Err(src.err(p, format!("{what}: numeric ports need protocol TCP, UDP or SCTP")));
         }
         out.push(pm);
     }
@@ -436,22 +345,13 @@ fn nets(f: &mut Fields<'_>, key: &str) -> DResult<Vec<IpNet>> {
 }
 
 /// One EntityRule, scoped by namespace the way rules.go does (C3).
-fn entity(
-    src: Src<'_>,
-    n: &Node,
-    policy_ns: Option<&str>,
-    proto: Option<Protocol>,
-    side: &str,
-) -> DResult<EntityRule> {
+fn entity(src: Src<'_>, n: &Node, policy_ns: Option<&str>, proto: Option<Protocol>, side: &str) -> DResult<EntityRule> {
     let mut f = src.fields(n, "source/destination")?;
     let nets_v = nets(&mut f, "nets")?;
     let not_nets = nets(&mut f, "notNets")?;
     for net in &not_nets {
         if net.prefix_len() == 0 {
-            return Err(src.err(
-                n,
-                format!("{side}.notNets may not contain {net} (it would match nothing)"),
-            ));
+            return Err(src.err(n, format!("{side}.notNets may not contain {net} (it would match nothing)")));
         }
     }
     let sel = f
@@ -475,35 +375,19 @@ fn entity(
         .map(|x| -> DResult<Expr> {
             let e = selector_at(src, x, &format!("{side}.namespaceSelector"))?;
             if e.mentions_global() && e != Expr::Global {
-                return Err(src.err(
-                    x,
-                    format!("{side}.namespaceSelector: global() must be used alone"),
-                ));
+                return Err(src.err(x, format!("{side}.namespaceSelector: global() must be used alone")));
             }
             Ok(e)
         })
         .transpose()?;
-    let ports_v = ports(
-        src,
-        f.seq("ports")?.unwrap_or(&[]),
-        proto,
-        &format!("{side}.ports"),
-    )?;
-    let not_ports = ports(
-        src,
-        f.seq("notPorts")?.unwrap_or(&[]),
-        proto,
-        &format!("{side}.notPorts"),
-    )?;
+    let ports_v = ports(src, f.seq("ports")?.unwrap_or(&[]), proto, &format!("{side}.ports"))?;
+    let not_ports = ports(src, f.seq("notPorts")?.unwrap_or(&[]), proto, &format!("{side}.notPorts"))?;
     let mut sa_terms = Vec::new();
     if let Some(sa) = f.get("serviceAccounts") {
         let mut sf = src.fields(sa, "serviceAccounts")?;
         let names = sf.strings("names")?;
         if !names.is_empty() {
-            sa_terms.push(Expr::In(
-                SA_LABEL.into(),
-                names.into_iter().map(|a| a.value).collect(),
-            ));
+            sa_terms.push(Expr::In(SA_LABEL.into(), names.into_iter().map(|a| a.value).collect()));
         }
         if let Some(x) = sf.get("selector") {
             let e = selector_at(src, x, &format!("{side}.serviceAccounts.selector"))?;
@@ -516,19 +400,13 @@ fn entity(
         None => None,
         Some(x) => {
             let mut sf = src.fields(x, "services")?;
-            let name = sf
-                .str("name")?
-                .ok_or_else(|| src.err(x, "services without name"))?;
+            let name = sf.str("name")?.ok_or_else(|| src.err(x, "services without name"))?;
             let sns = sf.str("namespace")?.map(|a| a.value);
             sf.finish()?;
             let sns = match (sns, policy_ns) {
                 (Some(s), _) => s,
                 (None, Some(p)) => p.to_string(),
-                (None, None) => {
-                    return Err(
-                        src.err(x, "services.namespace is required in a GlobalNetworkPolicy")
-                    )
-                }
+                (None, None) => return Err(src.err(x, "services.namespace is required in a GlobalNetworkPolicy")),
             };
             if sel.is_some()
                 || not_sel.is_some()
@@ -537,10 +415,7 @@ fn entity(
                 || !not_nets.is_empty()
                 || !sa_terms.is_empty()
             {
-                return Err(src.err(
-                    x,
-                    "services cannot be combined with selectors, nets or serviceAccounts",
-                ));
+                return Err(src.err(x, "services cannot be combined with selectors, nets or serviceAccounts"));
             }
             if side == "destination" && (!ports_v.is_empty() || !not_ports.is_empty()) {
                 return Err(src.err(x, "destination ports are not allowed with services"));
@@ -564,11 +439,7 @@ fn entity(
     if let Some(s) = sel {
         terms.push(s);
     }
-    let selector = if terms.is_empty() && ns_sel.is_none() {
-        None
-    } else {
-        Some(Expr::and(terms))
-    };
+    let selector = if terms.is_empty() && ns_sel.is_none() { None } else { Some(Expr::and(terms)) };
     Ok(EntityRule {
         nets: nets_v,
         not_nets,
@@ -583,27 +454,16 @@ fn entity(
 
 /// Decodes a NetworkSet (namespaced) or GlobalNetworkSet.
 pub fn decode_network_set(src: Src<'_>, root: &Node, global: bool) -> DResult<NetworkSet> {
-    let kind = if global {
-        "GlobalNetworkSet"
-    } else {
-        "NetworkSet"
-    };
+    let kind = if global { "GlobalNetworkSet" } else { "NetworkSet" };
     let mut f = src.fields(root, "network set")?;
     f.skip(&["apiVersion", "kind", "status"]);
-    let meta_node = f
-        .get("metadata")
-        .ok_or_else(|| src.err(root, format!("{kind} without metadata")))?;
+    let meta_node = f.get("metadata").ok_or_else(|| src.err(root, format!("{kind} without metadata")))?;
     let mut m = src.fields(meta_node, "metadata")?;
-    let name = m
-        .str("name")?
-        .ok_or_else(|| src.err(meta_node, format!("{kind} without metadata.name")))?;
+    let name = m.str("name")?.ok_or_else(|| src.err(meta_node, format!("{kind} without metadata.name")))?;
     let namespace = m.str("namespace")?;
     let own: BTreeMap<String, String> = m.string_map("labels")?;
     if own.contains_key(NS_LABEL) {
-        return Err(src.err(
-            meta_node,
-            format!("{kind} may not set the label {NS_LABEL}"),
-        ));
+        return Err(src.err(meta_node, format!("{kind} may not set the label {NS_LABEL}")));
     }
     let mut nets_v = Vec::new();
     if let Some(spec) = f.get("spec") {
@@ -615,27 +475,16 @@ pub fn decode_network_set(src: Src<'_>, root: &Node, global: bool) -> DResult<Ne
     f.finish()?;
     let (namespace, labels) = if global {
         if let Some(ns) = namespace {
-            return Err(Diagnostic::error(
-                ns.pos,
-                "GlobalNetworkSet is cluster-wide and has no namespace",
-            ));
+            return Err(Diagnostic::error(ns.pos, "GlobalNetworkSet is cluster-wide and has no namespace"));
         }
         (None, own)
     } else {
-        let ns = namespace
-            .map(|n| n.value)
-            .unwrap_or_else(|| "default".into());
+        let ns = namespace.map(|n| n.value).unwrap_or_else(|| "default".into());
         let mut l = own;
         l.insert(NS_LABEL.into(), ns.clone());
         (Some(ns), l)
     };
-    Ok(NetworkSet {
-        namespace,
-        name: name.value,
-        labels,
-        nets: nets_v,
-        origin: src.pos(root),
-    })
+    Ok(NetworkSet { namespace, name: name.value, labels, nets: nets_v, origin: src.pos(root) })
 }
 
 /// Decodes a Tier.
@@ -644,10 +493,7 @@ pub fn decode_tier(src: Src<'_>, root: &Node) -> DResult<Tier> {
     f.skip(&["apiVersion", "kind", "status"]);
     let meta = decode_meta(src, &mut f, "Tier")?;
     if meta.name.value.contains('.') {
-        return Err(Diagnostic::error(
-            meta.name.pos,
-            "tier names may not contain '.'",
-        ));
+        return Err(Diagnostic::error(meta.name.pos, "tier names may not contain '.'"));
     }
     let mut order = None;
     let mut default_action = Action::Deny;
@@ -657,12 +503,7 @@ pub fn decode_tier(src: Src<'_>, root: &Node) -> DResult<Tier> {
             order = Some(match &n.value {
                 Value::Int(i) => *i as f64,
                 Value::Float(x) => *x,
-                other => {
-                    return Err(src.err(
-                        n,
-                        format!("order: expected a number, found {}", other.type_name()),
-                    ))
-                }
+                other => return Err(src.err(n, format!("order: expected a number, found {}", other.type_name()))),
             });
         }
         if let Some(a) = s.str("defaultAction")? {
@@ -670,10 +511,7 @@ pub fn decode_tier(src: Src<'_>, root: &Node) -> DResult<Tier> {
                 "Deny" => Action::Deny,
                 "Pass" => Action::Pass,
                 other => {
-                    return Err(Diagnostic::error(
-                        a.pos,
-                        format!("defaultAction must be Deny or Pass, not {other:?}"),
-                    ))
+                    return Err(Diagnostic::error(a.pos, format!("defaultAction must be Deny or Pass, not {other:?}")))
                 }
             };
         }
@@ -683,10 +521,5 @@ pub fn decode_tier(src: Src<'_>, root: &Node) -> DResult<Tier> {
     if meta.name.value == "default" && default_action != Action::Deny {
         return Err(src.err(root, "the default tier's defaultAction must be Deny"));
     }
-    Ok(Tier {
-        name: meta.name.value,
-        order,
-        default_action,
-        origin: Some(src.pos(root)),
-    })
+    Ok(Tier { name: meta.name.value, order, default_action, origin: Some(src.pos(root)) })
 }

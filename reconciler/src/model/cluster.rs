@@ -76,9 +76,7 @@ impl Endpoint {
     /// Whether the endpoint declares container port `name` as exactly
     /// `proto`/`port` (a named port matches only its own protocol, K8, C5).
     pub fn named_port(&self, name: &str, proto: Protocol, port: u16) -> bool {
-        self.named_ports
-            .get(name)
-            .is_some_and(|v| v.iter().any(|(p, n)| *n == port && *p == proto))
+        self.named_ports.get(name).is_some_and(|v| v.iter().any(|(p, n)| *n == port && *p == proto))
     }
 }
 
@@ -92,12 +90,7 @@ pub struct Cluster {
 impl Cluster {
     /// The endpoints, sorted by id.
     pub fn endpoints(&self) -> Vec<Endpoint> {
-        let mut out: Vec<Endpoint> = self
-            .pods
-            .iter()
-            .filter(|p| p.is_endpoint())
-            .map(|p| self.endpoint(p))
-            .collect();
+        let mut out: Vec<Endpoint> = self.pods.iter().filter(|p| p.is_endpoint()).map(|p| self.endpoint(p)).collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
     }
@@ -106,17 +99,10 @@ impl Cluster {
         let mut named_ports: BTreeMap<String, Vec<(Protocol, u16)>> = BTreeMap::new();
         for cp in &pod.ports {
             if let Some(n) = &cp.name {
-                named_ports
-                    .entry(n.clone())
-                    .or_default()
-                    .push((cp.protocol, cp.port));
+                named_ports.entry(n.clone()).or_default().push((cp.protocol, cp.port));
             }
         }
-        let labels = if pod.host_network {
-            BTreeMap::new()
-        } else {
-            self.calico_labels(pod)
-        };
+        let labels = if pod.host_network { BTreeMap::new() } else { self.calico_labels(pod) };
         Endpoint {
             id: format!("{}/{}", pod.namespace, pod.name),
             namespace: pod.namespace.clone(),
@@ -133,10 +119,7 @@ impl Cluster {
     /// then the pod's own labels and Calico's, which win.
     pub fn calico_labels(&self, pod: &Pod) -> BTreeMap<String, String> {
         let mut l = namespace_profile_labels(&pod.namespace, self.namespaces.get(&pod.namespace));
-        l.insert(
-            "pcsa.projectcalico.org/name".into(),
-            pod.service_account.clone(),
-        );
+        l.insert("pcsa.projectcalico.org/name".into(), pod.service_account.clone());
         l.extend(pod.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
         l.insert(NS_LABEL.into(), pod.namespace.clone());
         l.insert(ORCH_LABEL.into(), "k8s".into());
@@ -162,8 +145,7 @@ impl Cluster {
     pub fn merge(&mut self, other: Cluster) {
         self.namespaces.extend(other.namespaces);
         for pod in other.pods {
-            self.pods
-                .retain(|p| !(p.namespace == pod.namespace && p.name == pod.name));
+            self.pods.retain(|p| !(p.namespace == pod.namespace && p.name == pod.name));
             self.pods.push(pod);
         }
     }
@@ -176,11 +158,7 @@ impl Cluster {
                 labels.insert(NAME_LABEL.to_string(), pod.namespace.clone());
                 self.namespaces.insert(
                     pod.namespace.clone(),
-                    Namespace {
-                        name: pod.namespace.clone(),
-                        labels,
-                        origin: pod.origin.clone(),
-                    },
+                    Namespace { name: pod.namespace.clone(), labels, origin: pod.origin.clone() },
                 );
             }
         }
@@ -188,10 +166,7 @@ impl Cluster {
 }
 
 /// The labels a namespace's profile `kns.<ns>` gives to what lives in it.
-pub fn namespace_profile_labels(
-    ns: &str,
-    namespace: Option<&Namespace>,
-) -> BTreeMap<String, String> {
+pub fn namespace_profile_labels(ns: &str, namespace: Option<&Namespace>) -> BTreeMap<String, String> {
     let mut l = BTreeMap::new();
     if let Some(n) = namespace {
         for (k, v) in &n.labels {
@@ -208,37 +183,21 @@ pub fn namespace_profile_labels(
 /// come from `kubectl get -o yaml` and carry much more than we read).
 pub fn decode_namespace(src: Src<'_>, root: &Node) -> DResult<Namespace> {
     let mut f = src.fields(root, "Namespace")?;
-    let meta = f
-        .get("metadata")
-        .ok_or_else(|| src.err(root, "Namespace without metadata"))?;
+    let meta = f.get("metadata").ok_or_else(|| src.err(root, "Namespace without metadata"))?;
     let mut m = src.fields(meta, "metadata")?;
-    let name = m
-        .str("name")?
-        .ok_or_else(|| src.err(meta, "Namespace without metadata.name"))?;
+    let name = m.str("name")?.ok_or_else(|| src.err(meta, "Namespace without metadata.name"))?;
     let mut labels = m.string_map("labels")?;
     labels.insert(NAME_LABEL.to_string(), name.value.clone());
-    Ok(Namespace {
-        name: name.value,
-        labels,
-        origin: src.pos(root),
-    })
+    Ok(Namespace { name: name.value, labels, origin: src.pos(root) })
 }
 
 /// Decodes a `v1` Pod object.
 pub fn decode_pod(src: Src<'_>, root: &Node) -> DResult<Pod> {
     let mut f = src.fields(root, "Pod")?;
-    let meta = f
-        .get("metadata")
-        .ok_or_else(|| src.err(root, "Pod without metadata"))?;
+    let meta = f.get("metadata").ok_or_else(|| src.err(root, "Pod without metadata"))?;
     let mut m = src.fields(meta, "metadata")?;
-    let name = m
-        .str("name")?
-        .ok_or_else(|| src.err(meta, "Pod without metadata.name"))?
-        .value;
-    let namespace = m
-        .str("namespace")?
-        .map(|a| a.value)
-        .unwrap_or_else(|| "default".into());
+    let name = m.str("name")?.ok_or_else(|| src.err(meta, "Pod without metadata.name"))?.value;
+    let namespace = m.str("namespace")?.map(|a| a.value).unwrap_or_else(|| "default".into());
     let labels = m.string_map("labels")?;
 
     let mut node = None;
@@ -256,18 +215,11 @@ pub fn decode_pod(src: Src<'_>, root: &Node) -> DResult<Pod> {
             let mut cf = src.fields(c, "container")?;
             for p in cf.seq("ports")?.unwrap_or(&[]) {
                 let mut pf = src.fields(p, "containerPort")?;
-                let num = pf
-                    .int("containerPort")?
-                    .ok_or_else(|| src.err(p, "container port without containerPort"))?;
+                let num = pf.int("containerPort")?.ok_or_else(|| src.err(p, "container port without containerPort"))?;
                 let port = u16::try_from(num.value)
                     .ok()
                     .filter(|n| *n > 0)
-                    .ok_or_else(|| {
-                        src.err(
-                            p,
-                            format!("containerPort {} is out of range 1..65535", num.value),
-                        )
-                    })?;
+                    .ok_or_else(|| src.err(p, format!("containerPort {} is out of range 1..65535", num.value)))?;
                 let protocol = match pf.str("protocol")? {
                     None => Protocol::Tcp,
                     Some(p) => match Protocol::from_name(&p.value) {
@@ -280,11 +232,7 @@ pub fn decode_pod(src: Src<'_>, root: &Node) -> DResult<Pod> {
                         }
                     },
                 };
-                ports.push(ContainerPort {
-                    name: pf.str("name")?.map(|a| a.value),
-                    port,
-                    protocol,
-                });
+                ports.push(ContainerPort { name: pf.str("name")?.map(|a| a.value), port, protocol });
             }
         }
     }
@@ -300,10 +248,7 @@ pub fn decode_pod(src: Src<'_>, root: &Node) -> DResult<Pod> {
             let mut pf = src.fields(item, "podIP")?;
             if let Some(ip) = pf.str("ip")? {
                 let addr: IpAddr = ip.value.parse().map_err(|_| {
-                    crate::diag::Diagnostic::error(
-                        ip.pos.clone(),
-                        format!("invalid pod IP {:?}", ip.value),
-                    )
+                    crate::diag::Diagnostic::error(ip.pos.clone(), format!("invalid pod IP {:?}", ip.value))
                 })?;
                 if !ips.contains(&addr) {
                     ips.push(addr);
@@ -312,26 +257,12 @@ pub fn decode_pod(src: Src<'_>, root: &Node) -> DResult<Pod> {
         }
         if let Some(ip) = s.str("podIP")? {
             let addr: IpAddr = ip.value.parse().map_err(|_| {
-                crate::diag::Diagnostic::error(
-                    ip.pos.clone(),
-                    format!("invalid pod IP {:?}", ip.value),
-                )
+                crate::diag::Diagnostic::error(ip.pos.clone(), format!("invalid pod IP {:?}", ip.value))
             })?;
             if !ips.contains(&addr) {
                 ips.insert(0, addr);
             }
         }
     }
-    Ok(Pod {
-        namespace,
-        name,
-        labels,
-        ips,
-        node,
-        host_network,
-        service_account,
-        ports,
-        phase,
-        origin: src.pos(root),
-    })
+    Ok(Pod { namespace, name, labels, ips, node, host_network, service_account, ports, phase, origin: src.pos(root) })
 }

@@ -25,13 +25,9 @@ pub(crate) struct Meta {
 }
 
 pub(crate) fn decode_meta(src: Src<'_>, f: &mut Fields<'_>, kind: &str) -> DResult<Meta> {
-    let meta = f
-        .get("metadata")
-        .ok_or_else(|| Diagnostic::error(f.pos(), format!("{kind} without metadata")))?;
+    let meta = f.get("metadata").ok_or_else(|| Diagnostic::error(f.pos(), format!("{kind} without metadata")))?;
     let mut m = src.fields(meta, "metadata")?;
-    let name = m
-        .str("name")?
-        .ok_or_else(|| src.err(meta, format!("{kind} without metadata.name")))?;
+    let name = m.str("name")?.ok_or_else(|| src.err(meta, format!("{kind} without metadata.name")))?;
     check_object_name(&name)?;
     let namespace = m.str("namespace")?;
     if let Some(ns) = &namespace {
@@ -44,17 +40,13 @@ fn check_object_name(n: &At<String>) -> DResult<()> {
     let s = &n.value;
     let ok = !s.is_empty()
         && s.len() <= 253
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         && s.as_bytes()[0].is_ascii_alphanumeric()
         && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric();
     if ok {
         Ok(())
     } else {
-        Err(Diagnostic::error(
-            n.pos.clone(),
-            format!("invalid name {s:?}: use lowercase letters, digits, '-' and '.'"),
-        ))
+        Err(Diagnostic::error(n.pos.clone(), format!("invalid name {s:?}: use lowercase letters, digits, '-' and '.'")))
     }
 }
 
@@ -65,15 +57,7 @@ pub(crate) fn label_selector(src: Src<'_>, n: &Node) -> DResult<Expr> {
     if let Some(ml) = f.get("matchLabels") {
         let entries: &[(Node, Node)] = match &ml.value {
             Value::Map(m) => m,
-            other => {
-                return Err(src.err(
-                    ml,
-                    format!(
-                        "matchLabels: expected a mapping, found {}",
-                        other.type_name()
-                    ),
-                ))
-            }
+            other => return Err(src.err(ml, format!("matchLabels: expected a mapping, found {}", other.type_name()))),
         };
         for (k, v) in entries {
             let key = src.str(k, "matchLabels key")?;
@@ -86,13 +70,9 @@ pub(crate) fn label_selector(src: Src<'_>, n: &Node) -> DResult<Expr> {
     let mut reqs = Vec::new();
     for e in f.seq("matchExpressions")?.unwrap_or(&[]) {
         let mut ef = src.fields(e, "matchExpressions entry")?;
-        let key = ef
-            .str("key")?
-            .ok_or_else(|| src.err(e, "matchExpressions entry without key"))?;
+        let key = ef.str("key")?.ok_or_else(|| src.err(e, "matchExpressions entry without key"))?;
         check_label_key(&key.value).map_err(|m| Diagnostic::error(key.pos.clone(), m))?;
-        let op = ef
-            .str("operator")?
-            .ok_or_else(|| src.err(e, "matchExpressions entry without operator"))?;
+        let op = ef.str("operator")?.ok_or_else(|| src.err(e, "matchExpressions entry without operator"))?;
         let values = ef.strings("values")?;
         for v in &values {
             check_label_value(&v.value).map_err(|m| Diagnostic::error(v.pos.clone(), m))?;
@@ -100,18 +80,12 @@ pub(crate) fn label_selector(src: Src<'_>, n: &Node) -> DResult<Expr> {
         let vals: Vec<String> = values.into_iter().map(|v| v.value).collect();
         let r = match op.value.as_str() {
             "In" | "NotIn" if vals.is_empty() => {
-                return Err(Diagnostic::error(
-                    op.pos,
-                    format!("operator {} needs a non-empty values list", op.value),
-                ))
+                return Err(Diagnostic::error(op.pos, format!("operator {} needs a non-empty values list", op.value)))
             }
             "In" => Requirement::In(key.value, vals),
             "NotIn" => Requirement::NotIn(key.value, vals),
             "Exists" | "DoesNotExist" if !vals.is_empty() => {
-                return Err(Diagnostic::error(
-                    op.pos,
-                    format!("operator {} takes no values", op.value),
-                ))
+                return Err(Diagnostic::error(op.pos, format!("operator {} takes no values", op.value)))
             }
             "Exists" => Requirement::Exists(key.value),
             "DoesNotExist" => Requirement::DoesNotExist(key.value),
@@ -139,11 +113,7 @@ pub(crate) fn cidr(a: &At<String>, strict: bool) -> DResult<IpNet> {
     if strict && net.trunc() != net {
         return Err(Diagnostic::error(
             a.pos.clone(),
-            format!(
-                "CIDR {:?} has host bits set (did you mean {}?)",
-                a.value,
-                net.trunc()
-            ),
+            format!("CIDR {:?} has host bits set (did you mean {}?)", a.value, net.trunc()),
         ));
     }
     Ok(net.trunc())
@@ -152,21 +122,12 @@ pub(crate) fn cidr(a: &At<String>, strict: bool) -> DResult<IpNet> {
 /// Decodes a networking.k8s.io/v1 NetworkPolicy (or a Calico
 /// StagedKubernetesNetworkPolicy) and translates it.
 pub fn decode(src: Src<'_>, root: &Node, staged: bool) -> DResult<Policy> {
-    let kind_name = if staged {
-        "StagedKubernetesNetworkPolicy"
-    } else {
-        "NetworkPolicy"
-    };
+    let kind_name = if staged { "StagedKubernetesNetworkPolicy" } else { "NetworkPolicy" };
     let mut f = src.fields(root, "NetworkPolicy")?;
     f.skip(&["apiVersion", "kind", "status"]);
     let meta = decode_meta(src, &mut f, kind_name)?;
-    let namespace = meta
-        .namespace
-        .map(|n| n.value)
-        .unwrap_or_else(|| "default".into());
-    let spec = f
-        .get("spec")
-        .ok_or_else(|| src.err(root, format!("{kind_name} without spec")))?;
+    let namespace = meta.namespace.map(|n| n.value).unwrap_or_else(|| "default".into());
+    let spec = f.get("spec").ok_or_else(|| src.err(root, format!("{kind_name} without spec")))?;
     f.finish()?;
 
     let mut s = src.fields(spec, "NetworkPolicy spec")?;
@@ -177,10 +138,7 @@ pub fn decode(src: Src<'_>, root: &Node, staged: bool) -> DResult<Policy> {
             Some(a) if a.value == "Set" => StagedAction::Set,
             Some(a) if a.value == "Delete" => StagedAction::Delete,
             Some(a) => {
-                return Err(Diagnostic::error(
-                    a.pos,
-                    format!("stagedAction must be Set or Delete, not {:?}", a.value),
-                ))
+                return Err(Diagnostic::error(a.pos, format!("stagedAction must be Set or Delete, not {:?}", a.value)))
             }
         });
     }
@@ -210,10 +168,7 @@ pub fn decode(src: Src<'_>, root: &Node, staged: bool) -> DResult<Policy> {
             }
         };
         if *slot {
-            return Err(Diagnostic::error(
-                t.pos.clone(),
-                format!("policyTypes: {} listed twice", t.value),
-            ));
+            return Err(Diagnostic::error(t.pos.clone(), format!("policyTypes: {} listed twice", t.value)));
         }
         *slot = true;
     }
@@ -235,11 +190,7 @@ pub fn decode(src: Src<'_>, root: &Node, staged: bool) -> DResult<Policy> {
     ]);
     Ok(Policy {
         id: PolicyId {
-            kind: if staged {
-                PolicyKind::StagedKubernetesNetworkPolicy
-            } else {
-                PolicyKind::KubernetesNetworkPolicy
-            },
+            kind: if staged { PolicyKind::StagedKubernetesNetworkPolicy } else { PolicyKind::KubernetesNetworkPolicy },
             namespace: Some(namespace),
             name: meta.name.value,
         },
@@ -258,20 +209,13 @@ pub fn decode(src: Src<'_>, root: &Node, staged: bool) -> DResult<Policy> {
 /// One k8s rule, expanded into one Allow per (peer, port entry); their union
 /// is the k8s rule.
 fn rule(src: Src<'_>, n: &Node, index: usize, ns: &str, ingress: bool) -> DResult<Vec<Rule>> {
-    let what = if ingress {
-        "ingress rule"
-    } else {
-        "egress rule"
-    };
+    let what = if ingress { "ingress rule" } else { "egress rule" };
     let peers_key = if ingress { "from" } else { "to" };
     let mut f = src.fields(n, what)?;
     let peers: Vec<(EntityRule, crate::diag::Pos)> = match f.seq(peers_key)? {
         None => vec![(EntityRule::default(), src.pos(n))],
         Some([]) => vec![(EntityRule::default(), src.pos(n))],
-        Some(items) => items
-            .iter()
-            .map(|p| Ok((peer(src, p, ns)?, src.pos(p))))
-            .collect::<DResult<_>>()?,
+        Some(items) => items.iter().map(|p| Ok((peer(src, p, ns)?, src.pos(p)))).collect::<DResult<_>>()?,
     };
     let ports: Vec<(Option<Protocol>, Vec<PortMatch>)> = match f.seq("ports")? {
         None | Some([]) => vec![(None, Vec::new())],
@@ -281,26 +225,16 @@ fn rule(src: Src<'_>, n: &Node, index: usize, ns: &str, ingress: bool) -> DResul
     let mut out = Vec::new();
     for (peer, pos) in &peers {
         for (proto, pm) in &ports {
-            let mut local = EntityRule {
-                ports: pm.clone(),
-                ..EntityRule::default()
-            };
+            let mut local = EntityRule { ports: pm.clone(), ..EntityRule::default() };
             let mut remote = peer.clone();
             if !ingress {
                 // Egress: the destination is the peer, and the ports are its ports.
                 remote.ports = std::mem::take(&mut local.ports);
             }
-            let (source, destination) = if ingress {
-                (remote, local)
-            } else {
-                (local, remote)
-            };
+            let (source, destination) = if ingress { (remote, local) } else { (local, remote) };
             out.push(Rule {
                 action: Action::Allow,
-                ip_version: peer
-                    .nets
-                    .first()
-                    .map(|n| if n.addr().is_ipv4() { 4 } else { 6 }),
+                ip_version: peer.nets.first().map(|n| if n.addr().is_ipv4() { 4 } else { 6 }),
                 protocol: *proto,
                 not_protocol: None,
                 icmp: None,
@@ -318,14 +252,8 @@ fn rule(src: Src<'_>, n: &Node, index: usize, ns: &str, ingress: bool) -> DResul
 
 fn peer(src: Src<'_>, n: &Node, ns: &str) -> DResult<EntityRule> {
     let mut f = src.fields(n, "peer")?;
-    let pod = f
-        .get("podSelector")
-        .map(|x| label_selector(src, x))
-        .transpose()?;
-    let nsel = f
-        .get("namespaceSelector")
-        .map(|x| label_selector(src, x))
-        .transpose()?;
+    let pod = f.get("podSelector").map(|x| label_selector(src, x)).transpose()?;
+    let nsel = f.get("namespaceSelector").map(|x| label_selector(src, x)).transpose()?;
     let ip_block = f.get("ipBlock");
     let has_sel = f.present("podSelector") || f.present("namespaceSelector");
     f.finish()?;
@@ -334,57 +262,32 @@ fn peer(src: Src<'_>, n: &Node, ns: &str) -> DResult<EntityRule> {
             return Err(src.err(n, "a peer may not specify both ipBlock and another peer"));
         }
         let mut bf = src.fields(b, "ipBlock")?;
-        let c = bf
-            .str("cidr")?
-            .ok_or_else(|| src.err(b, "ipBlock without cidr"))?;
+        let c = bf.str("cidr")?.ok_or_else(|| src.err(b, "ipBlock without cidr"))?;
         let net = cidr(&c, false)?;
         let mut except = Vec::new();
         for e in bf.strings("except")? {
             let x = cidr(&e, false)?;
-            if x.addr().is_ipv4() != net.addr().is_ipv4()
-                || !net.contains(&x)
-                || x.prefix_len() <= net.prefix_len()
-            {
+            if x.addr().is_ipv4() != net.addr().is_ipv4() || !net.contains(&x) || x.prefix_len() <= net.prefix_len() {
                 return Err(Diagnostic::error(
                     e.pos,
-                    format!(
-                        "except {} must be a strict subset of cidr {}",
-                        e.value, c.value
-                    ),
+                    format!("except {} must be a strict subset of cidr {}", e.value, c.value),
                 ));
             }
             except.push(x);
         }
         bf.finish()?;
-        return Ok(EntityRule {
-            nets: vec![net],
-            not_nets: except,
-            ..EntityRule::default()
-        });
+        return Ok(EntityRule { nets: vec![net], not_nets: except, ..EntityRule::default() });
     }
     let pods_only = Expr::Eq(ORCH_LABEL.into(), "k8s".into());
     let selector = match (pod, nsel) {
-        (None, None) => {
-            return Err(src.err(
-                n,
-                "a peer must specify podSelector, namespaceSelector or ipBlock",
-            ))
-        }
+        (None, None) => return Err(src.err(n, "a peer must specify podSelector, namespaceSelector or ipBlock")),
         (Some(p), None) => Expr::and(vec![pods_only, p, Expr::Eq(NS_LABEL.into(), ns.into())]),
         (p, Some(nsx)) => {
             let scoped = nsx.prefixed("pcns.", &Expr::Has(NS_LABEL.into()));
-            Expr::and(vec![
-                pods_only,
-                Expr::Has(NS_LABEL.into()),
-                scoped,
-                p.unwrap_or(Expr::All),
-            ])
+            Expr::and(vec![pods_only, Expr::Has(NS_LABEL.into()), scoped, p.unwrap_or(Expr::All)])
         }
     };
-    Ok(EntityRule {
-        selector: Some(selector),
-        ..EntityRule::default()
-    })
+    Ok(EntityRule { selector: Some(selector), ..EntityRule::default() })
 }
 
 fn port(src: Src<'_>, n: &Node) -> DResult<(Option<Protocol>, Vec<PortMatch>)> {
@@ -395,12 +298,7 @@ fn port(src: Src<'_>, n: &Node) -> DResult<(Option<Protocol>, Vec<PortMatch>)> {
             "TCP" => Protocol::Tcp,
             "UDP" => Protocol::Udp,
             "SCTP" => Protocol::Sctp,
-            other => {
-                return Err(Diagnostic::error(
-                    p.pos,
-                    format!("unknown protocol {other:?}: use TCP, UDP or SCTP"),
-                ))
-            }
+            other => return Err(Diagnostic::error(p.pos, format!("unknown protocol {other:?}: use TCP, UDP or SCTP"))),
         },
     };
     let end = f.int("endPort")?;
@@ -417,8 +315,8 @@ fn port(src: Src<'_>, n: &Node) -> DResult<(Option<Protocol>, Vec<PortMatch>)> {
                 let last = match end {
                     None => first,
                     Some(e) => {
-                        let last = port_number(src, p, e.value)
-                            .map_err(|d| Diagnostic::error(e.pos.clone(), d.message))?;
+                        let last =
+                            port_number(src, p, e.value).map_err(|d| Diagnostic::error(e.pos.clone(), d.message))?;
                         if last < first {
                             return Err(Diagnostic::error(
                                 e.pos,
@@ -432,23 +330,12 @@ fn port(src: Src<'_>, n: &Node) -> DResult<(Option<Protocol>, Vec<PortMatch>)> {
             }
             Value::Str(s) => {
                 if let Some(e) = end {
-                    return Err(Diagnostic::error(
-                        e.pos,
-                        "endPort requires a numeric port, not a named one",
-                    ));
+                    return Err(Diagnostic::error(e.pos, "endPort requires a numeric port, not a named one"));
                 }
                 check_port_name(s).map_err(|e| src.err(p, e))?;
                 vec![PortMatch::Named(s.clone())]
             }
-            other => {
-                return Err(src.err(
-                    p,
-                    format!(
-                        "port: expected a number or a name, found {}",
-                        other.type_name()
-                    ),
-                ))
-            }
+            other => return Err(src.err(p, format!("port: expected a number or a name, found {}", other.type_name()))),
         },
     };
     f.finish()?;
@@ -456,8 +343,5 @@ fn port(src: Src<'_>, n: &Node) -> DResult<(Option<Protocol>, Vec<PortMatch>)> {
 }
 
 pub(crate) fn port_number(src: Src<'_>, n: &Node, i: i64) -> DResult<u16> {
-    u16::try_from(i)
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| src.err(n, format!("port {i} is out of range 1..65535")))
+    u16::try_from(i).ok().filter(|p| *p > 0).ok_or_else(|| src.err(n, format!("port {i} is out of range 1..65535")))
 }

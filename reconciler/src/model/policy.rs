@@ -202,12 +202,7 @@ impl Policy {
 
     /// The sort key within a tier (felix policy_sorter: order, nil last, then name).
     pub fn sort_key(&self) -> (f64, &str, Option<&str>, PolicyKind) {
-        (
-            self.order.unwrap_or(f64::INFINITY),
-            &self.id.name,
-            self.id.namespace.as_deref(),
-            self.id.kind,
-        )
+        (self.order.unwrap_or(f64::INFINITY), &self.id.name, self.id.namespace.as_deref(), self.id.kind)
     }
 }
 
@@ -225,18 +220,8 @@ impl Tier {
     /// The tiers Calico always has (C7).
     pub fn well_known() -> Vec<Tier> {
         vec![
-            Tier {
-                name: "kube-admin".into(),
-                order: Some(1000.0),
-                default_action: Action::Pass,
-                origin: None,
-            },
-            Tier {
-                name: "default".into(),
-                order: Some(1_000_000.0),
-                default_action: Action::Deny,
-                origin: None,
-            },
+            Tier { name: "kube-admin".into(), order: Some(1000.0), default_action: Action::Pass, origin: None },
+            Tier { name: "default".into(), order: Some(1_000_000.0), default_action: Action::Deny, origin: None },
             Tier {
                 name: "kube-baseline".into(),
                 order: Some(10_000_000.0),
@@ -282,12 +267,7 @@ impl PolicySet {
     /// The enforced policies (staged ones never are).
     pub fn enforced(&self) -> PolicySet {
         PolicySet {
-            policies: self
-                .policies
-                .iter()
-                .filter(|p| !p.id.kind.is_staged())
-                .cloned()
-                .collect(),
+            policies: self.policies.iter().filter(|p| !p.id.kind.is_staged()).cloned().collect(),
             tiers: self.tiers.clone(),
             network_sets: self.network_sets.clone(),
         }
@@ -299,11 +279,8 @@ impl PolicySet {
     pub fn with_staged(&self) -> PolicySet {
         let mut out = self.enforced();
         for p in self.policies.iter().filter(|p| p.id.kind.is_staged()) {
-            let target = PolicyId {
-                kind: p.id.kind.enforced(),
-                namespace: p.id.namespace.clone(),
-                name: p.id.name.clone(),
-            };
+            let target =
+                PolicyId { kind: p.id.kind.enforced(), namespace: p.id.namespace.clone(), name: p.id.name.clone() };
             out.policies.retain(|q| q.id != target);
             if p.staged == Some(StagedAction::Set) {
                 let mut q = p.clone();

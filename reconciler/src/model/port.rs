@@ -98,21 +98,14 @@ pub fn check_port_name(name: &str) -> Result<(), String> {
     if b.is_empty() || b.len() > 15 {
         return Err(format!("port name {name:?} must be 1..15 characters"));
     }
-    if !b
-        .iter()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-    {
-        return Err(format!(
-            "port name {name:?} may contain only lowercase letters, digits and '-'"
-        ));
+    if !b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-') {
+        return Err(format!("port name {name:?} may contain only lowercase letters, digits and '-'"));
     }
     if !b.iter().any(|c| c.is_ascii_lowercase()) {
         return Err(format!("port name {name:?} must contain a letter"));
     }
     if name.starts_with('-') || name.ends_with('-') || name.contains("--") {
-        return Err(format!(
-            "port name {name:?} may not start or end with '-' or contain '--'"
-        ));
+        return Err(format!("port name {name:?} may not start or end with '-' or contain '--'"));
     }
     Ok(())
 }
@@ -128,14 +121,11 @@ pub struct FlowPort {
 impl FlowPort {
     pub fn parse(s: &str) -> Result<Self, String> {
         let (p, proto) = s.split_once('/').unwrap_or((s, "TCP"));
-        let protocol = Protocol::from_name(proto)
-            .ok_or_else(|| format!("unknown protocol {proto:?} in {s:?}"))?;
+        let protocol = Protocol::from_name(proto).ok_or_else(|| format!("unknown protocol {proto:?} in {s:?}"))?;
         if !protocol.has_ports() {
             return Err(format!("{s:?}: protocol {protocol} has no ports"));
         }
-        let port: u16 = p
-            .parse()
-            .map_err(|_| format!("port {p:?} in {s:?} is not a number 1..65535"))?;
+        let port: u16 = p.parse().map_err(|_| format!("port {p:?} in {s:?} is not a number 1..65535"))?;
         if port == 0 {
             return Err(format!("port 0 in {s:?} is out of range 1..65535"));
         }

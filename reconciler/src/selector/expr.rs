@@ -169,11 +169,7 @@ impl fmt::Display for Expr {
             Expr::EndsWith(k, v) => write!(f, "{k} ends with {}", quote(v)),
             Expr::Not(e) => write!(f, "!{e}"),
             Expr::And(es) | Expr::Or(es) => {
-                let op = if matches!(self, Expr::And(_)) {
-                    " && "
-                } else {
-                    " || "
-                };
+                let op = if matches!(self, Expr::And(_)) { " && " } else { " || " };
                 let parts: Vec<String> = es.iter().map(|e| e.to_string()).collect();
                 write!(f, "({})", parts.join(op))
             }

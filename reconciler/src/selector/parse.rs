@@ -19,11 +19,7 @@ pub struct ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid selector at column {}: {}",
-            self.col, self.message
-        )
+        write!(f, "invalid selector at column {}: {}", self.col, self.message)
     }
 }
 
@@ -31,10 +27,7 @@ impl std::error::Error for ParseError {}
 
 /// Parses a Calico selector; an empty or blank selector is `all()`.
 pub fn parse(text: &str) -> Result<Expr, ParseError> {
-    let mut p = Parser {
-        s: text.chars().collect(),
-        i: 0,
-    };
+    let mut p = Parser { s: text.chars().collect(), i: 0 };
     p.ws();
     if p.at_end() {
         return Ok(Expr::All);
@@ -66,10 +59,7 @@ impl Parser {
     }
 
     fn err(&self, message: impl Into<String>) -> ParseError {
-        ParseError {
-            col: self.i + 1,
-            message: message.into(),
-        }
+        ParseError { col: self.i + 1, message: message.into() }
     }
 
     fn describe(&self) -> String {
@@ -88,8 +78,7 @@ impl Parser {
 
     fn eat(&mut self, lit: &str) -> bool {
         let n = lit.chars().count();
-        if self.s.len() >= self.i + n && self.s[self.i..self.i + n].iter().copied().eq(lit.chars())
-        {
+        if self.s.len() >= self.i + n && self.s[self.i..self.i + n].iter().copied().eq(lit.chars()) {
             self.i += n;
             true
         } else {
@@ -167,10 +156,7 @@ impl Parser {
             let label = self.label()?;
             self.ws();
             if !self.eat(")") {
-                return Err(self.err(format!(
-                    "expected ')' after has({label}, found {}",
-                    self.describe()
-                )));
+                return Err(self.err(format!("expected ')' after has({label}, found {}", self.describe())));
             }
             return Ok(Expr::Has(label));
         }
@@ -212,10 +198,7 @@ impl Parser {
         if self.eat_word("in") {
             return Ok(Expr::In(label, self.set()?));
         }
-        Err(self.err(format!(
-            "expected an operator after label {label:?}, found {}",
-            self.describe()
-        )))
+        Err(self.err(format!("expected an operator after label {label:?}, found {}", self.describe())))
     }
 
     fn two_words(&mut self, a: &str, b: &str) -> bool {
@@ -250,10 +233,7 @@ impl Parser {
     fn string(&mut self) -> Result<String, ParseError> {
         self.ws();
         let Some(q @ ('"' | '\'')) = self.peek() else {
-            return Err(self.err(format!(
-                "expected a quoted string, found {}",
-                self.describe()
-            )));
+            return Err(self.err(format!("expected a quoted string, found {}", self.describe())));
         };
         let open = self.i;
         self.i += 1;
@@ -266,10 +246,7 @@ impl Parser {
             }
             self.i += 1;
         }
-        Err(ParseError {
-            col: open + 1,
-            message: "unterminated string".into(),
-        })
+        Err(ParseError { col: open + 1, message: "unterminated string".into() })
     }
 
     fn set(&mut self) -> Result<BTreeSet<String>, ParseError> {

@@ -5,16 +5,11 @@ use proptest::prelude::*;
 use super::*;
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn m(sel: &str, pairs: &[(&str, &str)]) -> bool {
-    Selector::parse(sel)
-        .unwrap_or_else(|e| panic!("{sel}: {e}"))
-        .matches(&labels(pairs))
+    Selector::parse(sel).unwrap_or_else(|e| panic!("{sel}: {e}")).matches(&labels(pairs))
 }
 
 #[test]
@@ -22,10 +17,7 @@ fn equality_and_inequality_s3() {
     assert!(m("app == 'web'", &[("app", "web")]));
     assert!(!m("app == 'web'", &[("app", "db")]));
     assert!(!m("app == 'web'", &[]));
-    assert!(
-        m("app != 'web'", &[]),
-        "!= matches when the label is absent"
-    );
+    assert!(m("app != 'web'", &[]), "!= matches when the label is absent");
     assert!(!m("app != 'web'", &[("app", "web")]));
 }
 
@@ -54,10 +46,7 @@ fn has_all_global_and_string_ops() {
     assert!(m("a startswith 'he'", &[("a", "hello")]));
     assert!(m("a ends with 'lo'", &[("a", "hello")]));
     assert!(m("a endswith ''", &[("a", "x")]));
-    assert!(
-        !m("a contains ''", &[]),
-        "string ops need the label present"
-    );
+    assert!(!m("a contains ''", &[]), "string ops need the label present");
 }
 
 #[test]
@@ -133,10 +122,7 @@ fn label_length_limit() {
 #[test]
 fn canonical_text_sorts_sets_and_groups() {
     let e = parse("b in {'z','a','a'} && (x == 'y' || !has(c))").unwrap();
-    assert_eq!(
-        e.to_string(),
-        r#"(b in {"a", "z"} && (x == "y" || !has(c)))"#
-    );
+    assert_eq!(e.to_string(), r#"(b in {"a", "z"} && (x == "y" || !has(c)))"#);
 }
 
 #[test]
@@ -144,10 +130,7 @@ fn label_selector_translation_k7() {
     let ml = labels(&[("app", "web")]);
     let e = from_label_selector(
         &ml,
-        &[
-            Requirement::NotIn("env".into(), vec!["prod".into()]),
-            Requirement::DoesNotExist("legacy".into()),
-        ],
+        &[Requirement::NotIn("env".into(), vec!["prod".into()]), Requirement::DoesNotExist("legacy".into())],
     );
     assert!(e.eval(&labels(&[("app", "web")])));
     assert!(e.eval(&labels(&[("app", "web"), ("env", "dev")])));
@@ -178,14 +161,8 @@ fn arb_key() -> impl Strategy<Value = String> {
 }
 
 fn arb_val() -> impl Strategy<Value = String> {
-    prop_oneof![
-        "[a-z0-9 ]{0,4}",
-        Just("q\"x".to_string()),
-        Just("it's".to_string())
-    ]
-    .prop_filter("a value cannot contain both quote styles", |v| {
-        !(v.contains('"') && v.contains('\''))
-    })
+    prop_oneof!["[a-z0-9 ]{0,4}", Just("q\"x".to_string()), Just("it's".to_string())]
+        .prop_filter("a value cannot contain both quote styles", |v| !(v.contains('"') && v.contains('\'')))
 }
 
 fn arb_expr() -> impl Strategy<Value = Expr> {
@@ -194,10 +171,8 @@ fn arb_expr() -> impl Strategy<Value = Expr> {
         arb_key().prop_map(Expr::Has),
         (arb_key(), arb_val()).prop_map(|(k, v)| Expr::Eq(k, v)),
         (arb_key(), arb_val()).prop_map(|(k, v)| Expr::Ne(k, v)),
-        (arb_key(), proptest::collection::btree_set(arb_val(), 0..3))
-            .prop_map(|(k, v)| Expr::In(k, v)),
-        (arb_key(), proptest::collection::btree_set(arb_val(), 0..3))
-            .prop_map(|(k, v)| Expr::NotIn(k, v)),
+        (arb_key(), proptest::collection::btree_set(arb_val(), 0..3)).prop_map(|(k, v)| Expr::In(k, v)),
+        (arb_key(), proptest::collection::btree_set(arb_val(), 0..3)).prop_map(|(k, v)| Expr::NotIn(k, v)),
         (arb_key(), arb_val()).prop_map(|(k, v)| Expr::Contains(k, v)),
         (arb_key(), arb_val()).prop_map(|(k, v)| Expr::StartsWith(k, v)),
         (arb_key(), arb_val()).prop_map(|(k, v)| Expr::EndsWith(k, v)),

@@ -9,51 +9,26 @@ fn one_error(yaml: &str, line: u32, col: u32, needle: &str) {
     let d = policy_errors(yaml);
     assert_eq!(d.len(), 1, "{d:#?}");
     assert_eq!((d[0].pos.line, d[0].pos.col), (line, col), "{}", d[0]);
-    assert!(
-        d[0].message.contains(needle),
-        "{:?} does not contain {needle:?}",
-        d[0].message
-    );
+    assert!(d[0].message.contains(needle), "{:?} does not contain {needle:?}", d[0].message);
     assert!(!d[0].message.contains('\n'), "one line: {:?}", d[0].message);
-    assert!(
-        d[0].to_string()
-            .starts_with(&format!("p.yaml:{line}:{col}: error: ")),
-        "{}",
-        d[0]
-    );
+    assert!(d[0].to_string().starts_with(&format!("p.yaml:{line}:{col}: error: ")), "{}", d[0]);
 }
 
-const KNP: &str =
-    "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: p\n  namespace: a\n";
+const KNP: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: p\n  namespace: a\n";
 
 #[test]
 fn yaml_syntax() {
-    one_error(
-        &format!("{KNP}spec:\n  podSelector: {{}}\n   ingress: []\n"),
-        8,
-        4,
-        "did not find expected key",
-    );
+    one_error(&format!("{KNP}spec:\n  podSelector: {{}}\n   ingress: []\n"), 8, 4, "did not find expected key");
 }
 
 #[test]
 fn wrong_type() {
-    one_error(
-        &format!("{KNP}spec:\n  podSelector: []\n"),
-        7,
-        16,
-        "expected a mapping, found a list",
-    );
+    one_error(&format!("{KNP}spec:\n  podSelector: []\n"), 7, 16, "expected a mapping, found a list");
 }
 
 #[test]
 fn unknown_field_in_spec() {
-    one_error(
-        &format!("{KNP}spec:\n  podSelecter: {{}}\n"),
-        7,
-        3,
-        "unknown field \"podSelecter\"",
-    );
+    one_error(&format!("{KNP}spec:\n  podSelecter: {{}}\n"), 7, 3, "unknown field \"podSelecter\"");
 }
 
 #[test]
@@ -63,7 +38,12 @@ fn unknown_field_in_a_peer() {
 
 #[test]
 fn bad_cidr() {
-    one_error(&format!("{KNP}spec:\n  podSelector: {{}}\n  ingress:\n  - from:\n    - ipBlock: {{cidr: 10.0.0.300/8}}\n"), 10, 23, "invalid CIDR");
+    one_error(
+        &format!("{KNP}spec:\n  podSelector: {{}}\n  ingress:\n  - from:\n    - ipBlock: {{cidr: 10.0.0.300/8}}\n"),
+        10,
+        23,
+        "invalid CIDR",
+    );
 }
 
 #[test]
@@ -83,7 +63,12 @@ fn port_out_of_range() {
 
 #[test]
 fn end_port_without_numeric_port() {
-    one_error(&format!("{KNP}spec:\n  podSelector: {{}}\n  ingress:\n  - ports:\n    - {{port: http, endPort: 90}}\n"), 10, 29, "endPort requires a numeric port");
+    one_error(
+        &format!("{KNP}spec:\n  podSelector: {{}}\n  ingress:\n  - ports:\n    - {{port: http, endPort: 90}}\n"),
+        10,
+        29,
+        "endPort requires a numeric port",
+    );
 }
 
 #[test]
@@ -93,37 +78,28 @@ fn peer_with_ip_block_and_selector() {
 
 #[test]
 fn unknown_label_selector_operator() {
-    one_error(&format!("{KNP}spec:\n  podSelector:\n    matchExpressions:\n    - {{key: app, operator: Equals, values: [x]}}\n"), 9, 28, "unknown operator");
+    one_error(
+        &format!(
+            "{KNP}spec:\n  podSelector:\n    matchExpressions:\n    - {{key: app, operator: Equals, values: [x]}}\n"
+        ),
+        9,
+        28,
+        "unknown operator",
+    );
 }
 
 #[test]
 fn duplicate_policy_types() {
-    one_error(
-        &format!("{KNP}spec:\n  podSelector: {{}}\n  policyTypes: [Ingress, Ingress]\n"),
-        8,
-        26,
-        "listed twice",
-    );
+    one_error(&format!("{KNP}spec:\n  podSelector: {{}}\n  policyTypes: [Ingress, Ingress]\n"), 8, 26, "listed twice");
 }
 
-const GNP: &str =
-    "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata:\n  name: g\nspec:\n";
+const GNP: &str = "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata:\n  name: g\nspec:\n";
 
 #[test]
 fn invalid_calico_selector_points_at_the_character() {
     // `selector: "app = 'x'"`: the value starts at column 13; the error is at its 5th character.
-    one_error(
-        &format!("{GNP}  selector: \"app = 'x'\"\n"),
-        6,
-        18,
-        "invalid selector",
-    );
-    one_error(
-        &format!("{GNP}  selector: app = 'x'\n"),
-        6,
-        17,
-        "invalid selector",
-    );
+    one_error(&format!("{GNP}  selector: \"app = 'x'\"\n"), 6, 18, "invalid selector");
+    one_error(&format!("{GNP}  selector: app = 'x'\n"), 6, 17, "invalid selector");
 }
 
 #[test]
@@ -133,12 +109,7 @@ fn global_outside_a_rule_namespace_selector() {
 
 #[test]
 fn unknown_action() {
-    one_error(
-        &format!("{GNP}  ingress:\n  - action: Accept\n"),
-        7,
-        13,
-        "unknown action",
-    );
+    one_error(&format!("{GNP}  ingress:\n  - action: Accept\n"), 7, 13, "unknown action");
 }
 
 #[test]
@@ -173,23 +144,13 @@ fn http_only_on_ingress_allow() {
 
 #[test]
 fn undefined_tier() {
-    one_error(
-        &format!("{GNP}  tier: security\n"),
-        1,
-        1,
-        "tier \"security\", which is not defined",
-    );
+    one_error(&format!("{GNP}  tier: security\n"), 1, 1, "tier \"security\", which is not defined");
 }
 
 #[test]
 fn duplicate_objects() {
     let doc = format!("{GNP}  selector: all()\n");
-    one_error(
-        &format!("{doc}---\n{doc}"),
-        8,
-        1,
-        "duplicate GlobalNetworkPolicy g (first defined at p.yaml:1:1)",
-    );
+    one_error(&format!("{doc}---\n{doc}"), 8, 1, "duplicate GlobalNetworkPolicy g (first defined at p.yaml:1:1)");
 }
 
 #[test]

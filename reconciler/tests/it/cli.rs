@@ -5,19 +5,12 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
 /// Runs netward from the workspace root; returns (exit code, stdout, stderr).
 fn netward(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_netward"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run netward");
+    let out = Command::new(env!("CARGO_BIN_EXE_netward")).args(args).current_dir(root()).output().expect("run netward");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8(out.stdout).expect("utf-8 stdout"),
@@ -25,12 +18,7 @@ fn netward(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-const EXAMPLE: [&str; 4] = [
-    "--policies",
-    "policies",
-    "--cluster",
-    "policies/cluster.yaml",
-];
+const EXAMPLE: [&str; 4] = ["--policies", "policies", "--cluster", "policies/cluster.yaml"];
 
 fn with_example(cmd: &str, rest: &[&str]) -> Vec<String> {
     let mut v = vec![cmd.to_string()];
@@ -68,20 +56,13 @@ fn validate_reports_every_problem_with_its_place() {
 fn validate_missing_path_is_an_error() {
     let (code, out, _) = netward(&["validate", "no/such/dir"]);
     assert_eq!(code, 1);
-    assert!(
-        out.starts_with("no/such/dir: error: no such file or directory"),
-        "{out}"
-    );
+    assert!(out.starts_with("no/such/dir: error: no such file or directory"), "{out}");
 }
 
 #[test]
 fn matrix_json_contract() {
-    let (code, out, err) = run(with_example(
-        "matrix",
-        &[
-            "--port", "8080/TCP", "5432/TCP", "53/UDP", "--format", "json",
-        ],
-    ));
+    let (code, out, err) =
+        run(with_example("matrix", &["--port", "8080/TCP", "5432/TCP", "53/UDP", "--format", "json"]));
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
     assert_eq!(v["endpoints"].as_array().map(Vec::len), Some(6));
@@ -98,35 +79,19 @@ fn matrix_table_and_other_formats() {
     let (code, table, _) = run(with_example("matrix", &["--port", "8080/TCP", "53/UDP"]));
     assert_eq!(code, 0);
     insta::assert_snapshot!("matrix_table", table);
-    let (_, md, _) = run(with_example(
-        "matrix",
-        &["--port", "5432/TCP", "--format", "md"],
-    ));
+    let (_, md, _) = run(with_example("matrix", &["--port", "5432/TCP", "--format", "md"]));
     insta::assert_snapshot!("matrix_md", md);
-    let (_, csv, _) = run(with_example(
-        "matrix",
-        &["--port", "5432/TCP", "--format", "csv"],
-    ));
+    let (_, csv, _) = run(with_example("matrix", &["--port", "5432/TCP", "--format", "csv"]));
     insta::assert_snapshot!("matrix_csv", csv);
-    let (_, summary, _) = run(with_example(
-        "matrix",
-        &[
-            "--port", "8080/TCP", "5432/TCP", "53/UDP", "--format", "summary",
-        ],
-    ));
+    let (_, summary, _) =
+        run(with_example("matrix", &["--port", "8080/TCP", "5432/TCP", "53/UDP", "--format", "summary"]));
     insta::assert_snapshot!("matrix_summary", summary);
 }
 
 #[test]
 fn matrix_staged_view_shows_what_a_staged_policy_would_change() {
-    let (_, enforced, _) = run(with_example(
-        "matrix",
-        &["--port", "8080/TCP", "--format", "summary"],
-    ));
-    let (_, staged, _) = run(with_example(
-        "matrix",
-        &["--port", "8080/TCP", "--format", "summary", "--staged"],
-    ));
+    let (_, enforced, _) = run(with_example("matrix", &["--port", "8080/TCP", "--format", "summary"]));
+    let (_, staged, _) = run(with_example("matrix", &["--port", "8080/TCP", "--format", "summary", "--staged"]));
     // The staged policy opens web to dev namespaces, but the platform tier still
     // denies dev -> prod: the matrix must not change.
     assert_eq!(enforced, staged);
@@ -136,87 +101,37 @@ fn matrix_staged_view_shows_what_a_staged_policy_would_change() {
 fn explain_names_tier_policy_and_rule_with_file_and_line() {
     let (code, out, err) = run(with_example(
         "explain",
-        &[
-            "--from",
-            "frontend/web-7d4b9-abcde",
-            "--to",
-            "backend/api-5f6c7-fghij",
-            "--port",
-            "8080/TCP",
-        ],
+        &["--from", "frontend/web-7d4b9-abcde", "--to", "backend/api-5f6c7-fghij", "--port", "8080/TCP"],
     ));
     assert_eq!(code, 0, "{err}");
     insta::assert_snapshot!("explain_allowed", out);
-    let (_, out, _) = run(with_example(
-        "explain",
-        &[
-            "--from",
-            "sandbox/debug",
-            "--to",
-            "database/postgres-0",
-            "--port",
-            "5432/TCP",
-        ],
-    ));
+    let (_, out, _) =
+        run(with_example("explain", &["--from", "sandbox/debug", "--to", "database/postgres-0", "--port", "5432/TCP"]));
     insta::assert_snapshot!("explain_denied", out);
     let (_, out, _) = run(with_example(
         "explain",
-        &[
-            "--from",
-            "backend/api-5f6c7-fghij",
-            "--to",
-            "198.51.100.1",
-            "--port",
-            "443/TCP",
-            "--format",
-            "json",
-        ],
+        &["--from", "backend/api-5f6c7-fghij", "--to", "198.51.100.1", "--port", "443/TCP", "--format", "json"],
     ));
     insta::assert_snapshot!("explain_external_json", out);
 }
 
 #[test]
 fn explain_unknown_endpoint_is_a_usage_error() {
-    let (code, _, err) = run(with_example(
-        "explain",
-        &[
-            "--from",
-            "nope/pod",
-            "--to",
-            "sandbox/debug",
-            "--port",
-            "80/TCP",
-        ],
-    ));
+    let (code, _, err) =
+        run(with_example("explain", &["--from", "nope/pod", "--to", "sandbox/debug", "--port", "80/TCP"]));
     assert_eq!(code, 2);
     assert!(err.contains("no endpoint \"nope/pod\""), "{err}");
 }
 
 #[test]
 fn select_text_json_and_errors() {
-    let (code, out, _) = netward(&[
-        "select",
-        "pcns.env == 'prod' && has(app)",
-        "--cluster",
-        "policies/cluster.yaml",
-    ]);
+    let (code, out, _) = netward(&["select", "pcns.env == 'prod' && has(app)", "--cluster", "policies/cluster.yaml"]);
     assert_eq!(code, 0);
     insta::assert_snapshot!("select_text", out);
-    let (_, out, _) = netward(&[
-        "select",
-        "app in {'api', 'debug'}",
-        "--cluster",
-        "policies/cluster.yaml",
-        "--format",
-        "json",
-    ]);
+    let (_, out, _) =
+        netward(&["select", "app in {'api', 'debug'}", "--cluster", "policies/cluster.yaml", "--format", "json"]);
     insta::assert_snapshot!("select_json", out);
-    let (code, out, err) = netward(&[
-        "select",
-        "app == 'web' &&",
-        "--cluster",
-        "policies/cluster.yaml",
-    ]);
+    let (code, out, err) = netward(&["select", "app == 'web' &&", "--cluster", "policies/cluster.yaml"]);
     assert_eq!(code, 1);
     assert_eq!(out, "");
     insta::assert_snapshot!("select_invalid", err);
@@ -235,12 +150,7 @@ fn bad_policy_files_stop_matrix_with_positions() {
     ]);
     assert_eq!(code, 1);
     assert_eq!(out, "");
-    assert!(
-        err.contains(
-            "reconciler/tests/fixtures/bad/policies.yaml:9:3: error: unknown field \"ingres\""
-        ),
-        "{err}"
-    );
+    assert!(err.contains("reconciler/tests/fixtures/bad/policies.yaml:9:3: error: unknown field \"ingres\""), "{err}");
 }
 
 #[test]

@@ -24,9 +24,7 @@ fn pod_doc(
     node: usize,
     ports: u8,
 ) -> String {
-    let role = role
-        .map(|r| format!(", role: {}", ROLES[r]))
-        .unwrap_or_default();
+    let role = role.map(|r| format!(", role: {}", ROLES[r])).unwrap_or_default();
     let ip = if host {
         format!("192.168.0.{}", node + 1)
     } else if v6 && !dual {
@@ -34,11 +32,8 @@ fn pod_doc(
     } else {
         format!("10.0.{}.{}", ns, i + 1)
     };
-    let ips = if dual && !host {
-        format!("\n  podIPs: [{{ip: {ip}}}, {{ip: 'fd00::{}'}}]", i + 1)
-    } else {
-        String::new()
-    };
+    let ips =
+        if dual && !host { format!("\n  podIPs: [{{ip: {ip}}}, {{ip: 'fd00::{}'}}]", i + 1) } else { String::new() };
     let mut cps = String::new();
     if ports & 1 != 0 {
         cps.push_str("    - {name: web, containerPort: 80}\n");
@@ -49,11 +44,7 @@ fn pod_doc(
     if ports & 4 != 0 {
         cps.push_str("    - {name: alt, containerPort: 81}\n");
     }
-    let cps = if cps.is_empty() {
-        String::new()
-    } else {
-        format!("    ports:\n{cps}")
-    };
+    let cps = if cps.is_empty() { String::new() } else { format!("    ports:\n{cps}") };
     format!(
         "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p{i}\n  namespace: ns{ns}\n  labels: {{app: {}{role}}}\nspec:\n  nodeName: n{node}\n  hostNetwork: {host}\n  containers:\n  - name: c\n{cps}status:\n  phase: Running\n  podIP: {ip}{ips}\n",
         APPS[app]
@@ -80,10 +71,8 @@ fn arb_label_selector() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("{}".to_string()),
         (0..3usize).prop_map(|a| format!("{{matchLabels: {{app: {}}}}}", APPS[a])),
-        (0..2usize).prop_map(|r| format!(
-            "{{matchExpressions: [{{key: role, operator: NotIn, values: [{}]}}]}}",
-            ROLES[r]
-        )),
+        (0..2usize)
+            .prop_map(|r| format!("{{matchExpressions: [{{key: role, operator: NotIn, values: [{}]}}]}}", ROLES[r])),
         Just("{matchExpressions: [{key: role, operator: Exists}]}".to_string()),
     ]
 }
@@ -91,8 +80,7 @@ fn arb_label_selector() -> impl Strategy<Value = String> {
 fn arb_ns_selector() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("{}".to_string()),
-        (0..3usize)
-            .prop_map(|n| format!("{{matchLabels: {{kubernetes.io/metadata.name: ns{n}}}}}")),
+        (0..3usize).prop_map(|n| format!("{{matchLabels: {{kubernetes.io/metadata.name: ns{n}}}}}")),
         Just("{matchLabels: {env: prod}}".to_string()),
     ]
 }
@@ -120,11 +108,8 @@ fn arb_k8s_port() -> impl Strategy<Value = String> {
 }
 
 fn arb_k8s_rule(peer_key: &'static str) -> impl Strategy<Value = String> {
-    (
-        proptest::collection::vec(arb_k8s_peer(), 0..3),
-        proptest::collection::vec(arb_k8s_port(), 0..3),
-    )
-        .prop_map(move |(peers, ports)| {
+    (proptest::collection::vec(arb_k8s_peer(), 0..3), proptest::collection::vec(arb_k8s_port(), 0..3)).prop_map(
+        move |(peers, ports)| {
             let mut r = String::from("  - ");
             if !peers.is_empty() {
                 r.push_str(&format!("{peer_key}: [{}]\n    ", peers.join(", ")));
@@ -137,7 +122,8 @@ fn arb_k8s_rule(peer_key: &'static str) -> impl Strategy<Value = String> {
                 r.push('\n');
             }
             r
-        })
+        },
+    )
 }
 
 fn arb_k8s_policy(i: usize) -> impl Strategy<Value = String> {
@@ -167,11 +153,7 @@ fn arb_entity() -> impl Strategy<Value = String> {
     (
         proptest::option::of(arb_calico_selector()),
         proptest::option::of(arb_calico_selector()),
-        proptest::option::of(prop_oneof![
-            Just("all()"),
-            Just("env == 'prod'"),
-            Just("global()")
-        ]),
+        proptest::option::of(prop_oneof![Just("all()"), Just("env == 'prod'"), Just("global()")]),
         proptest::option::of(prop_oneof![
             Just("[10.0.0.0/16]"),
             Just("[10.0.2.0/24, 192.168.0.0/16]"),
@@ -203,21 +185,10 @@ fn arb_entity() -> impl Strategy<Value = String> {
 fn arb_calico_rule() -> impl Strategy<Value = String> {
     (
         prop_oneof![Just("Allow"), Just("Deny"), Just("Pass"), Just("Log")],
-        prop_oneof![
-            Just(""),
-            Just("protocol: TCP, "),
-            Just("protocol: UDP, "),
-            Just("notProtocol: TCP, ")
-        ],
+        prop_oneof![Just(""), Just("protocol: TCP, "), Just("protocol: UDP, "), Just("notProtocol: TCP, ")],
         arb_entity(),
         arb_entity(),
-        prop_oneof![
-            Just(""),
-            Just("80"),
-            Just("'80:85'"),
-            Just("web"),
-            Just("alt")
-        ],
+        prop_oneof![Just(""), Just("80"), Just("'80:85'"), Just("web"), Just("alt")],
         prop::bool::ANY,
     )
         .prop_map(|(action, proto, src, dst, port, not)| {
@@ -230,11 +201,7 @@ fn arb_calico_rule() -> impl Strategy<Value = String> {
                 let key = if not { "notPorts" } else { "ports" };
                 format!(
                     "{}{key}: [{port}]}}",
-                    if dst == "{}" {
-                        "{".to_string()
-                    } else {
-                        format!("{}, ", &dst[..dst.len() - 1])
-                    }
+                    if dst == "{}" { "{".to_string() } else { format!("{}, ", &dst[..dst.len() - 1]) }
                 )
             };
             format!("  - {{action: {action}, {proto}source: {src}, destination: {dst}}}\n")
@@ -290,6 +257,9 @@ proptest! {
             ];
             let m = Matrix::compute(&an, &ports);
             for (pi, fp) in ports.iter().enumerate() {
+                let n = an.endpoints.len();
+                let brute = (0..n).flat_map(|a| (0..n).map(move |b| (a, b))).filter(|&(a, b)| a != b && m.allowed(pi, a, b)).count();
+                prop_assert_eq!(m.counts(pi).allowed, brute as u64, "class-level counts must equal pair counts");
                 for (a, ea) in an.endpoints.iter().enumerate() {
                     for (b, eb) in an.endpoints.iter().enumerate() {
                         if a == b { continue; }

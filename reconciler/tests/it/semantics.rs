@@ -35,40 +35,27 @@ fn k1_no_policy_allows_everything() {
 #[test]
 fn k1_isolation_is_per_direction() {
     // Ingress-only isolation of a/x leaves its egress open.
-    let w = w(&knp(
-        "a",
-        "deny-in",
-        "  podSelector: {matchLabels: {app: x}}\n",
-    ));
+    let w = w(&knp("a", "deny-in", "  podSelector: {matchLabels: {app: x}}\n"));
     assert!(!w.allows("a/w", "a/x", "80/TCP"));
     assert!(w.allows("a/x", "a/w", "80/TCP"));
-    assert!(
-        w.allows("a/w", "b/z", "80/TCP"),
-        "other pods are not isolated"
-    );
+    assert!(w.allows("a/w", "b/z", "80/TCP"), "other pods are not isolated");
 }
 
 #[test]
 fn k2_egress_rules_without_policy_types_also_isolate_ingress() {
-    let w = w(&knp(
-        "a",
-        "p",
-        "  podSelector: {matchLabels: {app: x}}\n  egress:\n  - {}\n",
-    ));
+    let w = w(&knp("a", "p", "  podSelector: {matchLabels: {app: x}}\n  egress:\n  - {}\n"));
     assert!(w.allows("a/x", "b/z", "80/TCP"), "egress allow-all rule");
-    assert!(
-        !w.allows("a/w", "a/x", "80/TCP"),
-        "ingress isolated with no ingress rules"
-    );
+    assert!(!w.allows("a/w", "a/x", "80/TCP"), "ingress isolated with no ingress rules");
 }
 
 #[test]
 fn k2_explicit_policy_types_win_over_rule_lists() {
-    let w = w(&knp("a", "p", "  podSelector: {matchLabels: {app: x}}\n  policyTypes: [Ingress]\n  ingress:\n  - {}\n  egress: []\n"));
-    assert!(
-        w.allows("a/x", "b/z", "80/TCP"),
-        "egress not isolated: type not listed"
-    );
+    let w = w(&knp(
+        "a",
+        "p",
+        "  podSelector: {matchLabels: {app: x}}\n  policyTypes: [Ingress]\n  ingress:\n  - {}\n  egress: []\n",
+    ));
+    assert!(w.allows("a/x", "b/z", "80/TCP"), "egress not isolated: type not listed");
     assert!(w.allows("a/w", "a/x", "80/TCP"));
 }
 
@@ -87,16 +74,8 @@ fn k3_policies_are_a_union() {
 #[test]
 fn k4_both_ends_must_allow() {
     let p = [
-        knp(
-            "a",
-            "x-in",
-            "  podSelector: {matchLabels: {app: x}}\n  ingress:\n  - {}\n",
-        ),
-        knp(
-            "b",
-            "deny-out",
-            "  podSelector: {}\n  policyTypes: [Egress]\n",
-        ),
+        knp("a", "x-in", "  podSelector: {matchLabels: {app: x}}\n  ingress:\n  - {}\n"),
+        knp("b", "deny-out", "  podSelector: {}\n  policyTypes: [Egress]\n"),
     ]
     .concat();
     let w = w(&p);
@@ -114,17 +93,10 @@ fn k5_empty_ingress_list_allows_nothing_and_empty_rule_allows_all() {
 
 #[test]
 fn k5_rule_without_ports_allows_every_port_and_protocol() {
-    let w = w(&knp(
-        "a",
-        "p",
-        "  podSelector: {}\n  ingress:\n  - from: [{podSelector: {}}]\n",
-    ));
+    let w = w(&knp("a", "p", "  podSelector: {}\n  ingress:\n  - from: [{podSelector: {}}]\n"));
     assert!(w.allows("a/w", "a/x", "1/TCP"));
     assert!(w.allows("a/w", "a/x", "65535/SCTP"));
-    assert!(
-        !w.allows("b/z", "a/x", "80/TCP"),
-        "podSelector alone is the policy's namespace"
-    );
+    assert!(!w.allows("b/z", "a/x", "80/TCP"), "podSelector alone is the policy's namespace");
 }
 
 #[test]
@@ -140,11 +112,8 @@ fn k6_pod_and_namespace_selector_in_one_peer_is_and_separate_peers_or() {
 
 #[test]
 fn k6_empty_namespace_selector_means_all_namespaces() {
-    let w = w(&knp(
-        "a",
-        "p",
-        "  podSelector: {matchLabels: {app: x}}\n  ingress:\n  - from: [{namespaceSelector: {}}]\n",
-    ));
+    let w =
+        w(&knp("a", "p", "  podSelector: {matchLabels: {app: x}}\n  ingress:\n  - from: [{namespaceSelector: {}}]\n"));
     assert!(w.allows("b/z", "a/x", "80/TCP"));
     assert!(w.allows("a/w", "a/x", "80/TCP"));
 }
@@ -161,10 +130,7 @@ fn k6_ip_block_with_except_matches_pod_ips() {
     let w = w(&knp("a", "p", "  podSelector: {matchLabels: {app: x}}\n  ingress:\n  - from:\n    - ipBlock: {cidr: 10.0.0.0/16, except: [10.0.2.2/32]}\n"));
     assert!(w.allows("b/x", "a/x", "80/TCP"));
     assert!(!w.allows("b/z", "a/x", "80/TCP"), "excepted address");
-    assert!(
-        w.allows("10.0.9.9", "a/x", "80/TCP"),
-        "an outside address in the block"
-    );
+    assert!(w.allows("10.0.9.9", "a/x", "80/TCP"), "an outside address in the block");
     assert!(!w.allows("192.0.2.1", "a/x", "80/TCP"));
 }
 
@@ -177,30 +143,36 @@ fn k7_not_in_matches_pods_without_the_key_and_does_not_exist() {
 
 #[test]
 fn k8_named_port_resolves_on_the_destination_and_needs_its_protocol() {
-    let w = w(&knp("a", "p", "  podSelector: {}\n  ingress:\n  - ports:\n    - port: http\n    - port: dns\n      protocol: TCP\n"));
+    let w = w(&knp(
+        "a",
+        "p",
+        "  podSelector: {}\n  ingress:\n  - ports:\n    - port: http\n    - port: dns\n      protocol: TCP\n",
+    ));
     assert!(w.allows("b/z", "a/x", "8080/TCP"));
     assert!(!w.allows("b/z", "a/x", "80/TCP"));
-    assert!(
-        !w.allows("b/z", "a/x", "53/TCP"),
-        "dns is a UDP port; the entry says TCP"
-    );
+    assert!(!w.allows("b/z", "a/x", "53/TCP"), "dns is a UDP port; the entry says TCP");
     assert!(!w.allows("b/z", "a/x", "53/UDP"));
 }
 
 #[test]
 fn k8_named_port_on_egress_resolves_on_the_peer() {
-    let w = w(&knp("b", "p", "  podSelector: {}\n  policyTypes: [Egress]\n  egress:\n  - ports: [{port: dns, protocol: UDP}]\n"));
+    let w = w(&knp(
+        "b",
+        "p",
+        "  podSelector: {}\n  policyTypes: [Egress]\n  egress:\n  - ports: [{port: dns, protocol: UDP}]\n",
+    ));
     assert!(w.allows("b/z", "a/x", "53/UDP"));
     assert!(!w.allows("b/z", "a/x", "54/UDP"));
-    assert!(
-        !w.allows("b/z", "192.0.2.1", "53/UDP"),
-        "no pod at an outside address, no named port"
-    );
+    assert!(!w.allows("b/z", "192.0.2.1", "53/UDP"), "no pod at an outside address, no named port");
 }
 
 #[test]
 fn k8_end_port_range_and_protocol_only_entries() {
-    let w = w(&knp("a", "p", "  podSelector: {}\n  ingress:\n  - ports:\n    - {port: 8000, endPort: 8100}\n    - {protocol: UDP}\n"));
+    let w = w(&knp(
+        "a",
+        "p",
+        "  podSelector: {}\n  ingress:\n  - ports:\n    - {port: 8000, endPort: 8100}\n    - {protocol: UDP}\n",
+    ));
     assert!(w.allows("b/z", "a/x", "8000/TCP"));
     assert!(w.allows("b/z", "a/x", "8100/TCP"));
     assert!(!w.allows("b/z", "a/x", "8101/TCP"));
@@ -209,11 +181,7 @@ fn k8_end_port_range_and_protocol_only_entries() {
 
 #[test]
 fn k8_sctp_is_never_tcp() {
-    let w = w(&knp(
-        "a",
-        "p",
-        "  podSelector: {}\n  ingress:\n  - ports: [{port: 80, protocol: SCTP}]\n",
-    ));
+    let w = w(&knp("a", "p", "  podSelector: {}\n  ingress:\n  - ports: [{port: 80, protocol: SCTP}]\n"));
     assert!(w.allows("b/z", "a/x", "80/SCTP"));
     assert!(!w.allows("b/z", "a/x", "80/TCP"));
 }
@@ -226,82 +194,38 @@ fn k11_k12_host_network_pods_and_their_node() {
         "---\napiVersion: v1\nkind: Pod\nmetadata: {name: far, namespace: b, labels: {app: x}}\nspec: {nodeName: n2}\nstatus: {phase: Running, podIP: 10.0.3.1}\n".to_string(),
     ]
     .concat();
-    let p = knp(
-        "b",
-        "deny",
-        "  podSelector: {}\n  policyTypes: [Ingress, Egress]\n",
-    );
+    let p = knp("b", "deny", "  podSelector: {}\n  policyTypes: [Ingress, Egress]\n");
     let w = World::new(&cluster, &p);
-    assert!(
-        w.allows("b/agent", "b/x", "80/TCP"),
-        "the node reaches its own pods"
-    );
-    assert!(
-        w.allows("b/x", "b/agent", "80/TCP"),
-        "pods reach their own node"
-    );
-    assert!(
-        !w.allows("b/agent", "b/far", "80/TCP"),
-        "another node's pod polices the host IP"
-    );
+    assert!(w.allows("b/agent", "b/x", "80/TCP"), "the node reaches its own pods");
+    assert!(w.allows("b/x", "b/agent", "80/TCP"), "pods reach their own node");
+    assert!(!w.allows("b/agent", "b/far", "80/TCP"), "another node's pod polices the host IP");
     let by_ip = World::new(
         &cluster,
-        &knp(
-            "b",
-            "p",
-            "  podSelector: {}\n  ingress:\n  - from: [{ipBlock: {cidr: 192.168.0.0/24}}]\n",
-        ),
+        &knp("b", "p", "  podSelector: {}\n  ingress:\n  - from: [{ipBlock: {cidr: 192.168.0.0/24}}]\n"),
     );
-    assert!(
-        by_ip.allows("b/agent", "b/far", "80/TCP"),
-        "host traffic matches ipBlock"
-    );
-    let by_sel = World::new(
-        &cluster,
-        &knp(
-            "b",
-            "p",
-            "  podSelector: {}\n  ingress:\n  - from: [{podSelector: {}}]\n",
-        ),
-    );
-    assert!(
-        !by_sel.allows("b/agent", "b/far", "80/TCP"),
-        "hostNetwork pods are not selected as peers"
-    );
+    assert!(by_ip.allows("b/agent", "b/far", "80/TCP"), "host traffic matches ipBlock");
+    let by_sel = World::new(&cluster, &knp("b", "p", "  podSelector: {}\n  ingress:\n  - from: [{podSelector: {}}]\n"));
+    assert!(!by_sel.allows("b/agent", "b/far", "80/TCP"), "hostNetwork pods are not selected as peers");
 }
 
 fn calico(kind: &str, ns: Option<&str>, name: &str, spec: &str) -> String {
-    let nsline = ns
-        .map(|n| format!("  namespace: {n}\n"))
-        .unwrap_or_default();
+    let nsline = ns.map(|n| format!("  namespace: {n}\n")).unwrap_or_default();
     format!("---\napiVersion: projectcalico.org/v3\nkind: {kind}\nmetadata:\n  name: {name}\n{nsline}spec:\n{spec}")
 }
 
 #[test]
 fn c1_endpoints_inherit_namespace_labels_as_pcns() {
-    let w = w(&calico(
-        "GlobalNetworkPolicy",
-        None,
-        "p",
-        "  selector: pcns.team == 't1'\n  ingress:\n  - action: Deny\n",
-    ));
+    let w =
+        w(&calico("GlobalNetworkPolicy", None, "p", "  selector: pcns.team == 't1'\n  ingress:\n  - action: Deny\n"));
     assert!(!w.allows("b/z", "a/x", "80/TCP"));
     assert!(w.allows("a/x", "b/z", "80/TCP"));
 }
 
 #[test]
 fn c2_namespaced_policy_selects_only_its_namespace() {
-    let w = w(&calico(
-        "NetworkPolicy",
-        Some("a"),
-        "p",
-        "  selector: app == 'x'\n  ingress:\n  - action: Deny\n",
-    ));
+    let w = w(&calico("NetworkPolicy", Some("a"), "p", "  selector: app == 'x'\n  ingress:\n  - action: Deny\n"));
     assert!(!w.allows("a/w", "a/x", "80/TCP"));
-    assert!(
-        w.allows("a/w", "b/x", "80/TCP"),
-        "b/x has app x but lives in b"
-    );
+    assert!(w.allows("a/w", "b/x", "80/TCP"), "b/x has app x but lives in b");
 }
 
 #[test]
@@ -318,13 +242,20 @@ fn c2_global_policy_namespace_selector() {
 
 #[test]
 fn c3_rule_selector_scope_own_namespace_for_np_all_for_gnp() {
-    let np = w(&calico("NetworkPolicy", Some("a"), "p", "  selector: app == 'x'\n  ingress:\n  - action: Allow\n    source: {selector: \"app in {'w', 'z'}\"}\n"));
+    let np = w(&calico(
+        "NetworkPolicy",
+        Some("a"),
+        "p",
+        "  selector: app == 'x'\n  ingress:\n  - action: Allow\n    source: {selector: \"app in {'w', 'z'}\"}\n",
+    ));
     assert!(np.allows("a/w", "a/x", "80/TCP"));
-    assert!(
-        !np.allows("b/z", "a/x", "80/TCP"),
-        "NetworkPolicy rule selectors stay in their namespace"
-    );
-    let gnp = w(&calico("GlobalNetworkPolicy", None, "p", "  selector: app == 'x'\n  ingress:\n  - action: Allow\n    source: {selector: \"app in {'w', 'z'}\"}\n"));
+    assert!(!np.allows("b/z", "a/x", "80/TCP"), "NetworkPolicy rule selectors stay in their namespace");
+    let gnp = w(&calico(
+        "GlobalNetworkPolicy",
+        None,
+        "p",
+        "  selector: app == 'x'\n  ingress:\n  - action: Allow\n    source: {selector: \"app in {'w', 'z'}\"}\n",
+    ));
     assert!(gnp.allows("b/z", "a/x", "80/TCP"));
 }
 
@@ -338,67 +269,55 @@ fn c3_namespace_selector_in_rules() {
 
 #[test]
 fn c3_not_selector_is_not_namespace_scoped_and_matches_outside_ips() {
-    let w = w(&calico("NetworkPolicy", Some("a"), "p", "  selector: app == 'x'\n  ingress:\n  - action: Allow\n    source: {notSelector: app == 'w'}\n"));
+    let w = w(&calico(
+        "NetworkPolicy",
+        Some("a"),
+        "p",
+        "  selector: app == 'x'\n  ingress:\n  - action: Allow\n    source: {notSelector: app == 'w'}\n",
+    ));
     // Positive part is the policy namespace: a/w excluded by notSelector.
     assert!(!w.allows("a/w", "a/x", "80/TCP"));
-    assert!(
-        !w.allows("b/z", "a/x", "80/TCP"),
-        "a namespaced rule with a notSelector only sees its namespace"
-    );
+    assert!(!w.allows("b/z", "a/x", "80/TCP"), "a namespaced rule with a notSelector only sees its namespace");
     let g = w_gnp_not();
-    assert!(
-        g.allows("192.0.2.7", "a/x", "80/TCP"),
-        "notSelector alone matches addresses Calico does not know"
-    );
+    assert!(g.allows("192.0.2.7", "a/x", "80/TCP"), "notSelector alone matches addresses Calico does not know");
     assert!(!g.allows("a/w", "a/x", "80/TCP"));
 }
 
 fn w_gnp_not() -> World {
-    w(&calico("GlobalNetworkPolicy", None, "p", "  selector: app == 'x'\n  ingress:\n  - action: Allow\n    source: {notSelector: app == 'w'}\n"))
+    w(&calico(
+        "GlobalNetworkPolicy",
+        None,
+        "p",
+        "  selector: app == 'x'\n  ingress:\n  - action: Allow\n    source: {notSelector: app == 'w'}\n",
+    ))
 }
 
 #[test]
 fn c4_network_sets_match_by_address_and_global_selector() {
     let sets = [
+        calico("GlobalNetworkSet", None, "ext", "  nets: [198.51.100.0/24]\n")
+            .replace("metadata:\n  name: ext\n", "metadata:\n  name: ext\n  labels: {kind: partner}\n"),
+        calico("NetworkSet", Some("a"), "office", "  nets: [203.0.113.0/24]\n")
+            .replace("  namespace: a\n", "  namespace: a\n  labels: {kind: partner}\n"),
+    ]
+    .concat();
+    let np = [
+        sets.clone(),
         calico(
-            "GlobalNetworkSet",
-            None,
-            "ext",
-            "  nets: [198.51.100.0/24]\n",
-        )
-        .replace(
-            "metadata:\n  name: ext\n",
-            "metadata:\n  name: ext\n  labels: {kind: partner}\n",
-        ),
-        calico(
-            "NetworkSet",
+            "NetworkPolicy",
             Some("a"),
-            "office",
-            "  nets: [203.0.113.0/24]\n",
-        )
-        .replace(
-            "  namespace: a\n",
-            "  namespace: a\n  labels: {kind: partner}\n",
+            "p",
+            "  selector: app == 'x'\n  ingress:\n  - action: Allow\n    source: {selector: kind == 'partner'}\n",
         ),
     ]
     .concat();
-    let np = [sets.clone(), calico("NetworkPolicy", Some("a"), "p", "  selector: app == 'x'\n  ingress:\n  - action: Allow\n    source: {selector: kind == 'partner'}\n")].concat();
     let w1 = w(&np);
-    assert!(
-        w1.allows("203.0.113.9", "a/x", "80/TCP"),
-        "own namespace's NetworkSet"
-    );
-    assert!(
-        !w1.allows("198.51.100.9", "a/x", "80/TCP"),
-        "GlobalNetworkSets need global()"
-    );
+    assert!(w1.allows("203.0.113.9", "a/x", "80/TCP"), "own namespace's NetworkSet");
+    assert!(!w1.allows("198.51.100.9", "a/x", "80/TCP"), "GlobalNetworkSets need global()");
     let g = [sets, calico("NetworkPolicy", Some("a"), "p", "  selector: app == 'x'\n  ingress:\n  - action: Allow\n    source: {namespaceSelector: global(), selector: kind == 'partner'}\n")].concat();
     let w2 = w(&g);
     assert!(w2.allows("198.51.100.9", "a/x", "80/TCP"));
-    assert!(
-        !w2.allows("203.0.113.9", "a/x", "80/TCP"),
-        "global() excludes namespaced sets"
-    );
+    assert!(!w2.allows("203.0.113.9", "a/x", "80/TCP"), "global() excludes namespaced sets");
 }
 
 #[test]
@@ -426,14 +345,8 @@ fn w_not_proto() -> World {
 #[test]
 fn c5_ip_version_and_named_ports_without_protocol() {
     let w = w(&calico("GlobalNetworkPolicy", None, "p", "  selector: app == 'x'\n  ingress:\n  - action: Allow\n    ipVersion: 6\n  - action: Allow\n    destination: {ports: [dns]}\n"));
-    assert!(
-        !w.allows("a/w", "a/x", "80/TCP"),
-        "ipVersion 6 never matches IPv4"
-    );
-    assert!(
-        w.allows("a/w", "a/x", "53/UDP"),
-        "a named port with no rule protocol matches its own protocol"
-    );
+    assert!(!w.allows("a/w", "a/x", "80/TCP"), "ipVersion 6 never matches IPv4");
+    assert!(w.allows("a/w", "a/x", "53/UDP"), "a named port with no rule protocol matches its own protocol");
     assert!(!w.allows("a/w", "a/x", "53/TCP"));
 }
 
@@ -453,32 +366,15 @@ fn c6_c8_pass_skips_to_next_tier_and_end_of_tier_denies() {
     ]
     .concat();
     let w = w(&p);
-    assert!(
-        !w.allows("a/w", "a/x", "80/TCP"),
-        "passed to the default tier, which denies"
-    );
-    assert!(
-        w.allows("b/z", "a/x", "80/TCP"),
-        "allowed in security: default tier never consulted"
-    );
-    assert!(
-        !w.allows("b/x", "a/x", "80/TCP"),
-        "no rule in security matched: end of tier denies"
-    );
-    assert!(
-        !w.allows("b/z", "a/w", "80/TCP"),
-        "security does not apply to a/w; default tier denies"
-    );
+    assert!(!w.allows("a/w", "a/x", "80/TCP"), "passed to the default tier, which denies");
+    assert!(w.allows("b/z", "a/x", "80/TCP"), "allowed in security: default tier never consulted");
+    assert!(!w.allows("b/x", "a/x", "80/TCP"), "no rule in security matched: end of tier denies");
+    assert!(!w.allows("b/z", "a/w", "80/TCP"), "security does not apply to a/w; default tier denies");
 }
 
 #[test]
 fn c8_pass_in_the_last_tier_reaches_the_profile_and_pass_default_tiers() {
-    let w = w(&calico(
-        "GlobalNetworkPolicy",
-        None,
-        "p",
-        "  selector: app == 'x'\n  ingress:\n  - action: Pass\n",
-    ));
+    let w = w(&calico("GlobalNetworkPolicy", None, "p", "  selector: app == 'x'\n  ingress:\n  - action: Pass\n"));
     assert!(w.allows("a/w", "a/x", "80/TCP"));
     let p = [
         "---\napiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {name: soft}\nspec: {order: 5, defaultAction: Pass}\n".to_string(),
@@ -487,10 +383,7 @@ fn c8_pass_in_the_last_tier_reaches_the_profile_and_pass_default_tiers() {
     .concat();
     let soft = w_str(&p);
     assert!(!soft.allows("b/z", "a/x", "80/TCP"));
-    assert!(
-        soft.allows("a/w", "a/x", "80/TCP"),
-        "tier defaultAction Pass"
-    );
+    assert!(soft.allows("a/w", "a/x", "80/TCP"), "tier defaultAction Pass");
 }
 
 fn w_str(p: &str) -> World {
@@ -500,52 +393,60 @@ fn w_str(p: &str) -> World {
 #[test]
 fn c7_order_then_name_and_nil_order_last() {
     let p = [
-        calico("GlobalNetworkPolicy", None, "b-allow", "  order: 10\n  selector: app == 'x'\n  ingress:\n  - action: Allow\n"),
-        calico("GlobalNetworkPolicy", None, "a-deny", "  order: 10\n  selector: app == 'x'\n  ingress:\n  - action: Deny\n"),
-        calico("GlobalNetworkPolicy", None, "early", "  order: 5\n  selector: app == 'x'\n  ingress:\n  - action: Allow\n    source: {selector: app == 'z'}\n"),
+        calico(
+            "GlobalNetworkPolicy",
+            None,
+            "b-allow",
+            "  order: 10\n  selector: app == 'x'\n  ingress:\n  - action: Allow\n",
+        ),
+        calico(
+            "GlobalNetworkPolicy",
+            None,
+            "a-deny",
+            "  order: 10\n  selector: app == 'x'\n  ingress:\n  - action: Deny\n",
+        ),
+        calico(
+            "GlobalNetworkPolicy",
+            None,
+            "early",
+            "  order: 5\n  selector: app == 'x'\n  ingress:\n  - action: Allow\n    source: {selector: app == 'z'}\n",
+        ),
         calico("GlobalNetworkPolicy", None, "nil", "  selector: app == 'x'\n  ingress:\n  - action: Allow\n"),
     ]
     .concat();
     let w = w(&p);
     assert!(w.allows("b/z", "a/x", "80/TCP"), "order 5 runs first");
-    assert!(
-        !w.allows("a/w", "a/x", "80/TCP"),
-        "a-deny sorts before b-allow at equal order"
-    );
+    assert!(!w.allows("a/w", "a/x", "80/TCP"), "a-deny sorts before b-allow at equal order");
 }
 
 #[test]
 fn c9_kubernetes_policies_sit_at_order_1000_in_the_default_tier() {
     let p = [
         knp("a", "allow-all", "  podSelector: {}\n  ingress:\n  - {}\n"),
-        calico("NetworkPolicy", Some("a"), "deny-y", "  order: 500\n  selector: all()\n  ingress:\n  - action: Deny\n    source: {selector: app == 'w'}\n"),
-        calico("NetworkPolicy", Some("a"), "deny-z", "  order: 2000\n  selector: all()\n  ingress:\n  - action: Deny\n    source: {namespaceSelector: all()}\n"),
+        calico(
+            "NetworkPolicy",
+            Some("a"),
+            "deny-y",
+            "  order: 500\n  selector: all()\n  ingress:\n  - action: Deny\n    source: {selector: app == 'w'}\n",
+        ),
+        calico(
+            "NetworkPolicy",
+            Some("a"),
+            "deny-z",
+            "  order: 2000\n  selector: all()\n  ingress:\n  - action: Deny\n    source: {namespaceSelector: all()}\n",
+        ),
     ]
     .concat();
     let w = w(&p);
-    assert!(
-        !w.allows("a/w", "a/x", "80/TCP"),
-        "order 500 Deny runs before the k8s Allow"
-    );
-    assert!(
-        w.allows("b/z", "a/x", "80/TCP"),
-        "order 2000 Deny comes after the k8s Allow"
-    );
+    assert!(!w.allows("a/w", "a/x", "80/TCP"), "order 500 Deny runs before the k8s Allow");
+    assert!(w.allows("b/z", "a/x", "80/TCP"), "order 2000 Deny comes after the k8s Allow");
 }
 
 #[test]
 fn c10_calico_types_default_to_egress_only_for_egress_rules() {
-    let w = w(&calico(
-        "NetworkPolicy",
-        Some("a"),
-        "p",
-        "  selector: app == 'x'\n  egress:\n  - action: Deny\n",
-    ));
+    let w = w(&calico("NetworkPolicy", Some("a"), "p", "  selector: app == 'x'\n  egress:\n  - action: Deny\n"));
     assert!(!w.allows("a/x", "b/z", "80/TCP"));
-    assert!(
-        w.allows("a/w", "a/x", "80/TCP"),
-        "ingress not affected (differs from K2)"
-    );
+    assert!(w.allows("a/w", "a/x", "80/TCP"), "ingress not affected (differs from K2)");
 }
 
 #[test]
@@ -560,10 +461,7 @@ fn c13_staged_policies_are_not_enforced_but_evaluate_with_staged_view() {
     assert!(enforced.allows("b/z", "a/x", "80/TCP"));
     assert!(enforced.allows("a/x", "a/w", "80/TCP"));
     let staged = World::with_view(&base(), &p, View::Staged);
-    assert!(
-        !staged.allows("b/z", "a/x", "80/TCP"),
-        "the staged version replaces the enforced one"
-    );
+    assert!(!staged.allows("b/z", "a/x", "80/TCP"), "the staged version replaces the enforced one");
     assert!(!staged.allows("a/x", "a/w", "80/TCP"));
     let del = [
         knp("a", "deny", "  podSelector: {}\n"),
@@ -571,10 +469,7 @@ fn c13_staged_policies_are_not_enforced_but_evaluate_with_staged_view() {
     ]
     .concat();
     assert!(!World::new(&base(), &del).allows("b/z", "a/x", "80/TCP"));
-    assert!(
-        World::with_view(&base(), &del, View::Staged).allows("b/z", "a/x", "80/TCP"),
-        "staged Delete removes it"
-    );
+    assert!(World::with_view(&base(), &del, View::Staged).allows("b/z", "a/x", "80/TCP"), "staged Delete removes it");
 }
 
 #[test]
@@ -614,11 +509,12 @@ fn dual_stack_and_ipv6_only_pods() {
         "---\napiVersion: v1\nkind: Pod\nmetadata: {name: six, namespace: a, labels: {app: six}}\nstatus: {phase: Running, podIP: 'fd00::2'}\n".to_string(),
     ]
     .concat();
-    let p = knp("a", "p", "  podSelector: {matchLabels: {app: six}}\n  ingress:\n  - from: [{ipBlock: {cidr: 'fd00::/64'}}]\n");
-    let w = World::new(&c, &p);
-    assert!(
-        w.allows("a/d", "a/six", "80/TCP"),
-        "decided over IPv6, the family both share"
+    let p = knp(
+        "a",
+        "p",
+        "  podSelector: {matchLabels: {app: six}}\n  ingress:\n  - from: [{ipBlock: {cidr: 'fd00::/64'}}]\n",
     );
+    let w = World::new(&c, &p);
+    assert!(w.allows("a/d", "a/six", "80/TCP"), "decided over IPv6, the family both share");
     assert!(w.allows("a/six", "a/d", "80/TCP"), "a/d is not isolated");
 }

@@ -42,39 +42,20 @@ impl World {
     pub fn with_view(cluster_yaml: &str, policy_yaml: &str, view: View) -> Self {
         let c = cluster(cluster_yaml);
         let p = policies(policy_yaml);
-        World {
-            an: Analysis::new(&p, &c, view),
-        }
+        World { an: Analysis::new(&p, &c, view) }
     }
 
     /// Whether `from` may connect to `to` on `port` ("80/TCP"); `from`/`to`
     /// are `ns/pod` or IPs. For pod pairs the matrix must agree with explain.
     pub fn allows(&self, from: &str, to: &str, port: &str) -> bool {
         let fp = FlowPort::parse(port).expect("port");
-        let flow = self
-            .an
-            .flow(from, to, fp.protocol, fp.port, None)
-            .expect("flow");
+        let flow = self.an.flow(from, to, fp.protocol, fp.port, None).expect("flow");
         let v = self.an.evaluate(&flow);
         if let (Some(a), Some(b)) = (flow.src.endpoint, flow.dst.endpoint) {
             let m = Matrix::compute(&self.an, &[fp]);
-            let ia = self
-                .an
-                .endpoints
-                .iter()
-                .position(|e| e.id == a.id)
-                .expect("a");
-            let ib = self
-                .an
-                .endpoints
-                .iter()
-                .position(|e| e.id == b.id)
-                .expect("b");
-            assert_eq!(
-                m.allowed(0, ia, ib),
-                v.allowed,
-                "matrix and explain disagree on {from} -> {to} {port}"
-            );
+            let ia = self.an.endpoints.iter().position(|e| e.id == a.id).expect("a");
+            let ib = self.an.endpoints.iter().position(|e| e.id == b.id).expect("b");
+            assert_eq!(m.allowed(0, ia, ib), v.allowed, "matrix and explain disagree on {from} -> {to} {port}");
         }
         v.allowed
     }
@@ -88,7 +69,5 @@ pub fn pod(ns: &str, name: &str, ip: &str, labels: &str) -> String {
 }
 
 pub fn namespace(name: &str, labels: &str) -> String {
-    format!(
-        "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels: {{{labels}}}\n"
-    )
+    format!("---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels: {{{labels}}}\n")
 }
