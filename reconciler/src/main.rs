@@ -39,16 +39,20 @@ enum Command {
     },
     /// List the endpoints a Calico selector matches.
     Select {
+        /// A Calico selector, e.g. "app == 'web' && pcns.env == 'prod'".
         selector: String,
-        #[arg(long, required = true)]
+        /// Cluster snapshots; several merge.
+        #[arg(long, required = true, num_args = 1..)]
         cluster: Vec<PathBuf>,
         #[arg(long, value_enum, default_value_t = SelectFormat::Text)]
         format: SelectFormat,
     },
     /// The truth table: which endpoint may open a connection to which, per port.
     Matrix {
+        /// Policy files or directories (recursively *.yaml, *.yml, *.json).
         #[arg(long, required = true, num_args = 1..)]
         policies: Vec<PathBuf>,
+        /// Cluster snapshots (`kubectl get namespaces,pods -A -o yaml`); several merge.
         #[arg(long, required = true, num_args = 1..)]
         cluster: Vec<PathBuf>,
         /// PORT/PROTO, e.g. 80/TCP, 53/UDP.
@@ -62,8 +66,10 @@ enum Command {
     },
     /// Decide one connection and say why: tiers, policies, the deciding rule.
     Explain {
+        /// Policy files or directories (recursively *.yaml, *.yml, *.json).
         #[arg(long, required = true, num_args = 1..)]
         policies: Vec<PathBuf>,
+        /// Cluster snapshots (`kubectl get namespaces,pods -A -o yaml`); several merge.
         #[arg(long, required = true, num_args = 1..)]
         cluster: Vec<PathBuf>,
         /// namespace/pod or an IP address.
