@@ -26,6 +26,14 @@ impl Bitset {
         }
     }
 
+    pub fn clear(&mut self) {
+        self.words.iter_mut().for_each(|w| *w = 0);
+    }
+
+    pub fn copy_from(&mut self, o: &Bitset) {
+        self.words.copy_from_slice(&o.words);
+    }
+
     pub fn set(&mut self, i: usize) {
         self.words[i / 64] |= 1 << (i % 64);
     }

@@ -10,6 +10,7 @@
 //! ends have an IPv4 address, otherwise over IPv6.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
 
 use ipnet::IpNet;
 
@@ -82,7 +83,7 @@ struct Space<'a> {
     /// For each mentioned CIDR, the classes whose address it contains.
     cidr_classes: Vec<Bitset>,
     cidr_ids: HashMap<IpNet, usize>,
-    memo: HashMap<(usize, bool), Bitset>,
+    memo: HashMap<(usize, bool), Rc<Bitset>>,
     named: HashMap<(String, Protocol, u16), Bitset>,
 }
 
@@ -411,7 +412,7 @@ impl<'a> Space<'a> {
 
     /// Classes matching an entity's address conditions (nets, selectors);
     /// ports are checked separately. Memoised per rule side.
-    fn entity_base(&mut self, e: &EntityRule, key: (usize, bool)) -> Bitset {
+    fn entity_base(&mut self, e: &EntityRule, key: (usize, bool)) -> Rc<Bitset> {
         if let Some(b) = self.memo.get(&key) {
             return b.clone();
         }
@@ -430,6 +431,7 @@ impl<'a> Space<'a> {
                 b.and_not(&self.select(s, true));
             }
         }
+        let b = Rc::new(b);
         self.memo.insert(key, b.clone());
         b
     }
@@ -469,6 +471,10 @@ impl<'a> Space<'a> {
 
     /// The remote classes a rule matches for local class `l`, and whether the
     /// rule involved something undecidable (for caveats).
+    /// Narrows `m` (the undecided remote classes) to those the rule matches
+    /// for local class `l`; returns whether the rule involved something
+    /// undecidable (for caveats).
+    #[expect(clippy::too_many_arguments, reason = "one call site; a struct would only rename them")]
     fn rule_set(
         &mut self,
         rule_key: usize,
@@ -477,46 +483,53 @@ impl<'a> Space<'a> {
         dir: Direction,
         fp: FlowPort,
         v6: bool,
-    ) -> (Bitset, bool) {
-        let none = Bitset::empty(self.n);
+        m: &mut Bitset,
+    ) -> bool {
         if r.ip_version.is_some_and(|v| (v == 6) != v6)
             || r.protocol.is_some_and(|p| p != fp.protocol)
             || r.not_protocol == Some(fp.protocol)
             || r.icmp.is_some()
         {
-            return (none, false);
+            m.clear();
+            return false;
         }
         let (local, remote, local_is_src) = match dir {
             Direction::Ingress => (&r.destination, &r.source, false),
             Direction::Egress => (&r.source, &r.destination, true),
         };
+        let has_ports = |e: &EntityRule| !e.ports.is_empty() || !e.not_ports.is_empty();
         let undecidable = r.needs_l7() || local.service.is_some() || remote.service.is_some();
         // Local side.
         if !self.entity_base(local, (rule_key, local_is_src)).has(l) {
-            return (none, undecidable);
+            m.clear();
+            return undecidable;
         }
         let mut src_port_unknown = false;
         if local_is_src {
-            if !local.ports.is_empty() || !local.not_ports.is_empty() {
+            if has_ports(local) {
                 src_port_unknown = true;
                 if !local.ports.is_empty() {
-                    return (none, true);
+                    m.clear();
+                    return true;
                 }
             }
-        } else if !self.port_set(local, fp.protocol, fp.port).has(l) {
-            return (none, undecidable);
+        } else if has_ports(local) && !self.port_set(local, fp.protocol, fp.port).has(l) {
+            m.clear();
+            return undecidable;
         }
         // Remote side.
-        let mut m = self.entity_base(remote, (rule_key, !local_is_src));
+        m.and(&self.entity_base(remote, (rule_key, !local_is_src)));
         if local_is_src {
-            m.and(&self.port_set(remote, fp.protocol, fp.port));
-        } else if !remote.ports.is_empty() || !remote.not_ports.is_empty() {
+            if has_ports(remote) {
+                m.and(&self.port_set(remote, fp.protocol, fp.port));
+            }
+        } else if has_ports(remote) {
             src_port_unknown = true;
             if !remote.ports.is_empty() {
-                m = none;
+                m.clear();
             }
         }
-        (m, undecidable || src_port_unknown)
+        undecidable || src_port_unknown
     }
 
     /// One local class, one direction: the remote classes allowed, and those
@@ -535,6 +548,7 @@ impl<'a> Space<'a> {
             return (Bitset::full(n), Bitset::empty(n));
         }
         let mut undecided = Bitset::full(n);
+        let mut m = Bitset::empty(n);
         let mut allowed = Bitset::empty(n);
         let mut flagged = Bitset::empty(n);
         for plan in &an.tiers {
@@ -546,16 +560,18 @@ impl<'a> Space<'a> {
                     continue;
                 }
                 any = true;
+                if undecided.is_empty() {
+                    break;
+                }
                 for (ri, r) in p.rules(dir).iter().enumerate() {
                     if undecided.is_empty() {
                         break;
                     }
                     let key = rule_id(pi, dir, ri);
-                    let (mut m, caveat) = self.rule_set(key, r, l, dir, fp, v6);
-                    if caveat {
+                    m.copy_from(&undecided);
+                    if self.rule_set(key, r, l, dir, fp, v6, &mut m) {
                         flagged.or(&undecided);
                     }
-                    m.and(&undecided);
                     match r.action {
                         Action::Log => {}
                         Action::Allow => {

@@ -225,6 +225,13 @@ mod tests {
     }
 
     #[test]
+    fn large_snapshots_fit_the_parser_budget() {
+        // Regression: serde-saphyr's default budget stops at 1,024 documents.
+        let text = "a: 1\n---\n".repeat(5000);
+        assert_eq!(parse_documents(&file(), &text).unwrap().len(), 5000);
+    }
+
+    #[test]
     fn empty_documents_are_dropped() {
         assert!(parse_documents(&file(), "---\n---\n").unwrap().is_empty());
     }

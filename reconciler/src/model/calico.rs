@@ -344,6 +344,11 @@ fn nets(f: &mut Fields<'_>, key: &str) -> DResult<Vec<IpNet>> {
     f.strings(key)?.iter().map(|a| cidr(a, false)).collect()
 }
 
+/// An empty selector string in a rule means "not set" (Calico's omitempty).
+fn is_blank(n: &Node) -> bool {
+    matches!(&n.value, Value::Str(s) if s.trim_matches([' ', '\t']).is_empty())
+}
+
 /// One EntityRule, scoped by namespace the way rules.go does (C3).
 fn entity(src: Src<'_>, n: &Node, policy_ns: Option<&str>, proto: Option<Protocol>, side: &str) -> DResult<EntityRule> {
     let mut f = src.fields(n, "source/destination")?;
@@ -356,6 +361,7 @@ fn entity(src: Src<'_>, n: &Node, policy_ns: Option<&str>, proto: Option<Protoco
     }
     let sel = f
         .get("selector")
+        .filter(|x| !is_blank(x))
         .map(|x| -> DResult<Expr> {
             let e = selector_at(src, x, &format!("{side}.selector"))?;
             no_global(src, x, &e, &format!("{side}.selector"))?;
@@ -364,6 +370,7 @@ fn entity(src: Src<'_>, n: &Node, policy_ns: Option<&str>, proto: Option<Protoco
         .transpose()?;
     let not_sel = f
         .get("notSelector")
+        .filter(|x| !is_blank(x))
         .map(|x| -> DResult<Expr> {
             let e = selector_at(src, x, &format!("{side}.notSelector"))?;
             no_global(src, x, &e, &format!("{side}.notSelector"))?;
@@ -372,6 +379,7 @@ fn entity(src: Src<'_>, n: &Node, policy_ns: Option<&str>, proto: Option<Protoco
         .transpose()?;
     let ns_sel = f
         .get("namespaceSelector")
+        .filter(|x| !is_blank(x))
         .map(|x| -> DResult<Expr> {
             let e = selector_at(src, x, &format!("{side}.namespaceSelector"))?;
             if e.mentions_global() && e != Expr::Global {
@@ -430,7 +438,7 @@ fn entity(src: Src<'_>, n: &Node, policy_ns: Option<&str>, proto: Option<Protoco
     let uses_selectors = sel.is_some() || not_sel.is_some() || !sa_terms.is_empty();
     let mut terms = Vec::new();
     match (&ns_sel, policy_ns) {
-        (Some(Expr::Global), _) => terms.push(Expr::not(Expr::Has(NS_LABEL.into()))),
+        (Some(Expr::Global), _) => terms.push(Expr::negate(Expr::Has(NS_LABEL.into()))),
         (Some(e), _) => terms.push(e.prefixed("pcns.", &Expr::Has(NS_LABEL.into()))),
         (None, Some(ns)) if uses_selectors => terms.push(Expr::Eq(NS_LABEL.into(), ns.into())),
         (None, _) => {}

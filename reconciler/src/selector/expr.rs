@@ -68,7 +68,7 @@ impl Expr {
         }
     }
 
-    pub fn not(e: Expr) -> Expr {
+    pub fn negate(e: Expr) -> Expr {
         match e {
             Expr::Not(inner) => *inner,
             e => Expr::Not(Box::new(e)),

@@ -135,7 +135,7 @@ impl Parser {
         if self.peek() == Some('!') && self.s.get(self.i + 1) != Some(&'=') {
             self.i += 1;
             let inner = self.unary()?;
-            return Ok(Expr::not(inner));
+            return Ok(Expr::negate(inner));
         }
         self.primary()
     }

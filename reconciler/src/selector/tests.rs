@@ -179,7 +179,7 @@ fn arb_expr() -> impl Strategy<Value = Expr> {
     ];
     leaf.prop_recursive(4, 24, 3, |inner| {
         prop_oneof![
-            inner.clone().prop_map(|e| Expr::not(e)),
+            inner.clone().prop_map(Expr::negate),
             proptest::collection::vec(inner.clone(), 2..4).prop_map(Expr::And),
             proptest::collection::vec(inner, 2..4).prop_map(Expr::Or),
         ]
@@ -200,7 +200,7 @@ fn flatten(e: Expr) -> Expr {
             Expr::And(out)
         }
         Expr::Or(es) => Expr::or(es.into_iter().map(flatten).collect()),
-        Expr::Not(e) => Expr::not(flatten(*e)),
+        Expr::Not(e) => Expr::negate(flatten(*e)),
         e => e,
     }
 }

@@ -13,6 +13,7 @@ use crate::support::{cluster, policies};
 const APPS: [&str; 3] = ["a", "b", "c"];
 const ROLES: [&str; 2] = ["x", "yy"];
 
+#[expect(clippy::too_many_arguments, reason = "one generated pod; the strategy tuple maps onto it")]
 fn pod_doc(
     i: usize,
     ns: usize,

@@ -518,3 +518,35 @@ fn dual_stack_and_ipv6_only_pods() {
     assert!(w.allows("a/d", "a/six", "80/TCP"), "decided over IPv6, the family both share");
     assert!(w.allows("a/six", "a/d", "80/TCP"), "a/d is not isolated");
 }
+
+#[test]
+fn c3_blank_rule_selector_means_unset() {
+    let w = w(&calico(
+        "NetworkPolicy",
+        Some("a"),
+        "p",
+        "  selector: app == 'x'\n  ingress:\n  - action: Allow\n    source: {selector: \"\"}\n",
+    ));
+    assert!(w.allows("b/z", "a/x", "80/TCP"), "no selector, no namespace restriction");
+}
+
+#[test]
+fn snapshots_in_kubectl_json_shape_merge_across_files() {
+    use std::sync::Arc;
+    let json = r#"{"apiVersion": "v1", "kind": "List", "items": [
+      {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "j", "labels": {"team": "json"}}},
+      {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "j", "labels": {"app": "x"}},
+       "spec": {"nodeName": "n1", "containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]}]},
+       "status": {"phase": "Running", "podIP": "10.9.0.1", "podIPs": [{"ip": "10.9.0.1"}, {"ip": "fd00::9"}]}}]}"#;
+    let mut diags = Vec::new();
+    let mut c = netward::manifest::load::load_cluster_text(&Arc::from("a.json"), json, &mut diags);
+    c.merge(crate::support::cluster(&base()));
+    assert!(diags.is_empty(), "{diags:?}");
+    let eps = c.endpoints();
+    assert_eq!(eps.len(), 5);
+    let p = eps.iter().find(|e| e.id == "j/p").expect("pod from the JSON file");
+    assert_eq!(p.ips.len(), 2);
+    assert_eq!(p.labels.get("pcns.team").map(String::as_str), Some("json"));
+    assert_eq!(p.labels.get("pcns.kubernetes.io/metadata.name").map(String::as_str), Some("j"));
+    assert_eq!(p.labels.get("projectcalico.org/serviceaccount").map(String::as_str), Some("default"));
+}
