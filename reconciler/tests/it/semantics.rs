@@ -550,3 +550,30 @@ fn snapshots_in_kubectl_json_shape_merge_across_files() {
     assert_eq!(p.labels.get("pcns.kubernetes.io/metadata.name").map(String::as_str), Some("j"));
     assert_eq!(p.labels.get("projectcalico.org/serviceaccount").map(String::as_str), Some("default"));
 }
+
+#[test]
+fn c2_c3_service_accounts_in_policies_and_rules() {
+    let c = [
+        base(),
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: robot, namespace: b, labels: {app: r}}\nspec: {serviceAccountName: deployer}\nstatus: {phase: Running, podIP: 10.0.2.9}\n".to_string(),
+    ]
+    .concat();
+    let by_name = calico(
+        "GlobalNetworkPolicy",
+        None,
+        "p",
+        "  selector: app == 'x'\n  ingress:\n  - action: Allow\n    source: {serviceAccounts: {names: [deployer]}}\n",
+    );
+    let w1 = World::new(&c, &by_name);
+    assert!(w1.allows("b/robot", "a/x", "80/TCP"));
+    assert!(!w1.allows("b/z", "a/x", "80/TCP"));
+    let by_sel = calico(
+        "GlobalNetworkPolicy",
+        None,
+        "p",
+        "  serviceAccountSelector: projectcalico.org/name == 'deployer'\n  egress:\n  - action: Deny\n",
+    );
+    let w2 = World::new(&c, &by_sel);
+    assert!(!w2.allows("b/robot", "a/x", "80/TCP"), "the policy applies through the service account");
+    assert!(w2.allows("b/z", "a/x", "80/TCP"));
+}
