@@ -166,8 +166,9 @@ fn print_diags(diags: &[Diagnostic]) {
 }
 
 fn policies(paths: &[PathBuf]) -> Result<PolicySet, Failure> {
-    let (set, warnings) = load_policies(paths).into_result().map_err(Failure::Input)?;
-    let _ = warnings;
+    let (set, _) = load_policies(paths).into_result().map_err(Failure::Input)?;
+    // Verdicts that L3/L4 cannot decide are marked; say why once, up front.
+    print_diags(&validate::undecidable(&set));
     Ok(set)
 }
 

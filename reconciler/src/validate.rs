@@ -57,22 +57,8 @@ fn rule_warnings(p: &Policy, dir: Direction, rules: &[Rule], out: &mut Vec<Diagn
                     ));
                 }
             }
-            if e.service.is_some() {
-                out.push(Diagnostic::warning(
-                    r.origin.clone(),
-                    format!(
-                        "{}: services matches need a Service inventory; netward treats this rule as matching nothing",
-                        p.id
-                    ),
-                ));
-            }
-            if !e.domains.is_empty() {
-                out.push(Diagnostic::warning(r.origin.clone(), format!("{}: DNS domains cannot be decided at L3/L4; netward treats this rule as matching nothing and marks affected verdicts", p.id)));
-            }
         }
-        if r.http {
-            out.push(Diagnostic::warning(r.origin.clone(), format!("{}: http matches are application-layer; netward decides the L3/L4 part and marks affected verdicts", p.id)));
-        }
+        undecidable_warnings(p, r, out);
         // Shadowing: an earlier terminal rule at least as general decides first.
         if let Some(i) = rules[..j].iter().position(|e| is_terminal(e) && covers(e, r)) {
             // Rules expanded from one Kubernetes rule share an index; only report across rules.
@@ -86,6 +72,47 @@ fn rule_warnings(p: &Policy, dir: Direction, rules: &[Rule], out: &mut Vec<Diagn
                 ));
             }
         }
+    }
+}
+
+/// Warnings for matches netward cannot decide at L3/L4; `matrix` and
+/// `explain` print these too, since they qualify every verdict.
+pub fn undecidable(set: &PolicySet) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for p in &set.policies {
+        for r in p.ingress.iter().chain(&p.egress) {
+            undecidable_warnings(p, r, &mut out);
+        }
+    }
+    out
+}
+
+fn undecidable_warnings(p: &Policy, r: &Rule, out: &mut Vec<Diagnostic>) {
+    for e in [&r.source, &r.destination] {
+        if e.service.is_some() {
+            out.push(Diagnostic::warning(
+                r.origin.clone(),
+                format!(
+                    "{}: services matches need a Service inventory; netward treats this rule as matching nothing",
+                    p.id
+                ),
+            ));
+        }
+        if !e.domains.is_empty() {
+            out.push(Diagnostic::warning(
+                r.origin.clone(),
+                format!("{}: DNS domains cannot be decided at L3/L4; netward treats this rule as matching nothing and marks affected verdicts", p.id),
+            ));
+        }
+    }
+    if r.http {
+        out.push(Diagnostic::warning(
+            r.origin.clone(),
+            format!(
+                "{}: http matches are application-layer; netward decides the L3/L4 part and marks affected verdicts",
+                p.id
+            ),
+        ));
     }
 }
 

@@ -176,3 +176,32 @@ fn generate_writes_a_world_that_validates() {
     assert!(out.starts_with("120 endpoints"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn undecidable_rules_are_reported_and_marked() {
+    let (code, out, err) = netward(&[
+        "matrix",
+        "--policies",
+        "reconciler/tests/fixtures/l7",
+        "--cluster",
+        "policies/cluster.yaml",
+        "--port",
+        "8080/TCP",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("policies.yaml:9:5: warning: GlobalNetworkPolicy api-get-only: http matches"), "{err}");
+    let row = out.lines().find(|l| l.starts_with("frontend/web")).expect("web row");
+    assert_eq!(row.split('\t').nth(1), Some(".*"), "web -> api is allowed, with a caveat: {row}");
+    let (_, summary, _) = netward(&[
+        "matrix",
+        "--policies",
+        "reconciler/tests/fixtures/l7",
+        "--cluster",
+        "policies/cluster.yaml",
+        "--port",
+        "8080/TCP",
+        "--format",
+        "summary",
+    ]);
+    assert!(summary.contains("(10 may change with L7/DNS/Service/source-port rules)"), "{summary}");
+}

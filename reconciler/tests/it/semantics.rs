@@ -491,6 +491,14 @@ fn l7_http_rules_decide_l4_and_carry_a_caveat() {
     };
     let v = w.an.evaluate(&flow);
     assert!(v.caveats().any(|c| matches!(c, Caveat::Http(_))), "{v:?}");
+    let fp = netward::model::port::FlowPort { port: 80, protocol: netward::model::Protocol::Tcp };
+    let m = netward::analysis::Matrix::compute(&w.an, &[fp]);
+    let (x, y) = (
+        w.an.endpoints.iter().position(|e| e.id == "a/x").unwrap(),
+        w.an.endpoints.iter().position(|e| e.id == "a/w").unwrap(),
+    );
+    assert!(m.caveated(0, y, x), "the matrix marks the cell an http rule decided");
+    assert!(!m.caveated(0, x, y), "a/w is not selected by the http policy");
 }
 
 #[test]
