@@ -157,30 +157,8 @@ impl Matrix {
         let n = self.endpoints.len() as u64;
         let mut c = Counts { pairs: n * n.saturating_sub(1), ..Counts::default() };
         for p in &self.passes {
-            for (s, row) in p.allowed[port].iter().enumerate() {
-                for d in row.ones() {
-                    if p.v6 && p.has_v4[s] && p.has_v4[d] {
-                        continue;
-                    }
-                    let k = if s == d {
-                        p.class_size[s] * (p.class_size[s] - 1)
-                    } else {
-                        p.class_size[s] * p.class_size[d]
-                    };
-                    c.allowed += k;
-                }
-                for d in p.flagged[port][s].ones() {
-                    if p.v6 && p.has_v4[s] && p.has_v4[d] {
-                        continue;
-                    }
-                    let k = if s == d {
-                        p.class_size[s] * (p.class_size[s] - 1)
-                    } else {
-                        p.class_size[s] * p.class_size[d]
-                    };
-                    c.caveated += k;
-                }
-            }
+            c.allowed += p.weighted_pairs(&p.allowed[port]);
+            c.caveated += p.weighted_pairs(&p.flagged[port]);
         }
         for &(a, b) in &self.same_node {
             if !self.class_allowed(port, a, b) {
@@ -226,6 +204,22 @@ fn mentioned_cidrs(an: &Analysis) -> Vec<IpNet> {
 }
 
 impl Pass {
+    /// How many endpoint pairs the class pairs in `rows` stand for; in the
+    /// IPv6 pass, pairs that both have IPv4 were decided in the IPv4 pass.
+    fn weighted_pairs(&self, rows: &[Bitset]) -> u64 {
+        let mut total = 0;
+        for (s, row) in rows.iter().enumerate() {
+            for d in row.ones() {
+                if self.v6 && self.has_v4[s] && self.has_v4[d] {
+                    continue;
+                }
+                let (ns, nd) = (self.class_size[s], self.class_size[d]);
+                total += if s == d { ns * (ns - 1) } else { ns * nd };
+            }
+        }
+        total
+    }
+
     fn compute(an: &Analysis, v6: bool, cidrs: &[IpNet], ports: &[FlowPort]) -> Option<Pass> {
         let mut keys: HashMap<ClassKey, usize> = HashMap::new();
         let mut classes: Vec<Class> = Vec::new();

@@ -10,7 +10,7 @@ use crate::diag::{DResult, Diagnostic};
 use crate::manifest::fields::{Fields, Src};
 use crate::manifest::yaml::{Node, Value};
 use crate::model::cluster::{NS_LABEL, SA_LABEL};
-use crate::model::k8s::{cidr, decode_meta, port_number};
+use crate::model::k8s::{cidr, decode_meta, policy_types, port_number};
 use crate::model::policy::{
     Action, EntityRule, IcmpMatch, NetworkSet, Policy, PolicyId, PolicyKind, Rule, StagedAction, Tier,
 };
@@ -108,28 +108,9 @@ pub fn decode_policy(src: Src<'_>, root: &Node, kind: PolicyKind) -> DResult<Pol
     let ingress_nodes = s.seq("ingress")?.unwrap_or(&[]);
     let egress_nodes = s.seq("egress")?.unwrap_or(&[]);
     let types = s.strings("types")?;
-    let (mut ingress_type, mut egress_type) = (false, false);
-    if types.is_empty() {
-        // C10: Calico's own defaulting, unlike Kubernetes' K2.
-        egress_type = !egress_nodes.is_empty();
-        ingress_type = !ingress_nodes.is_empty() || egress_nodes.is_empty();
-    }
-    for t in &types {
-        let slot = match t.value.as_str() {
-            "Ingress" => &mut ingress_type,
-            "Egress" => &mut egress_type,
-            other => {
-                return Err(Diagnostic::error(
-                    t.pos.clone(),
-                    format!("types: unknown type {other:?}: use Ingress or Egress"),
-                ))
-            }
-        };
-        if *slot {
-            return Err(Diagnostic::error(t.pos.clone(), format!("types: {} listed twice", t.value)));
-        }
-        *slot = true;
-    }
+    // C10: Calico's own defaulting, unlike Kubernetes' K2.
+    let default = (!ingress_nodes.is_empty() || egress_nodes.is_empty(), !egress_nodes.is_empty());
+    let (ingress_type, egress_type) = policy_types(&types, "types", default)?;
 
     let do_not_track = s.bool("doNotTrack")?.unwrap_or(false);
     let pre_dnat = s.bool("preDNAT")?.unwrap_or(false);

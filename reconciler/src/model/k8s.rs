@@ -50,6 +50,33 @@ fn check_object_name(n: &At<String>) -> DResult<()> {
     }
 }
 
+/// Reads a policy's direction list (`policyTypes` or `types`): (ingress,
+/// egress), or `default` when the list is empty. Unknown or repeated entries
+/// are errors.
+pub(crate) fn policy_types(types: &[At<String>], field: &str, default: (bool, bool)) -> DResult<(bool, bool)> {
+    if types.is_empty() {
+        return Ok(default);
+    }
+    let (mut ingress, mut egress) = (false, false);
+    for t in types {
+        let slot = match t.value.as_str() {
+            "Ingress" => &mut ingress,
+            "Egress" => &mut egress,
+            other => {
+                return Err(Diagnostic::error(
+                    t.pos.clone(),
+                    format!("{field}: unknown type {other:?}: use Ingress or Egress"),
+                ))
+            }
+        };
+        if *slot {
+            return Err(Diagnostic::error(t.pos.clone(), format!("{field}: {} listed twice", t.value)));
+        }
+        *slot = true;
+    }
+    Ok((ingress, egress))
+}
+
 /// Decodes a `metav1.LabelSelector` into a selector expression.
 pub(crate) fn label_selector(src: Src<'_>, n: &Node) -> DResult<Expr> {
     let mut f = src.fields(n, "label selector")?;
@@ -148,30 +175,9 @@ pub fn decode(src: Src<'_>, root: &Node, staged: bool) -> DResult<Policy> {
     };
     let ingress_nodes = s.seq("ingress")?.unwrap_or(&[]);
     let egress_nodes = s.seq("egress")?.unwrap_or(&[]);
-    let mut ingress_type = false;
-    let mut egress_type = false;
     let types = s.strings("policyTypes")?;
-    if types.is_empty() {
-        // K2: Ingress always; Egress iff there are egress rules.
-        ingress_type = true;
-        egress_type = !egress_nodes.is_empty();
-    }
-    for t in &types {
-        let slot = match t.value.as_str() {
-            "Ingress" => &mut ingress_type,
-            "Egress" => &mut egress_type,
-            other => {
-                return Err(Diagnostic::error(
-                    t.pos.clone(),
-                    format!("policyTypes: unknown type {other:?}: use Ingress or Egress"),
-                ))
-            }
-        };
-        if *slot {
-            return Err(Diagnostic::error(t.pos.clone(), format!("policyTypes: {} listed twice", t.value)));
-        }
-        *slot = true;
-    }
+    // K2: Ingress always; Egress iff there are egress rules.
+    let (ingress_type, egress_type) = policy_types(&types, "policyTypes", (true, !egress_nodes.is_empty()))?;
 
     let mut ingress = Vec::new();
     for (i, r) in ingress_nodes.iter().enumerate() {
