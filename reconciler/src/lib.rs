@@ -9,6 +9,7 @@
 
 pub mod analysis;
 pub mod diag;
+pub mod enforce;
 pub mod manifest;
 pub mod model;
 pub mod report;

@@ -13,7 +13,7 @@ use netward::model::port::FlowPort;
 use netward::model::{Cluster, PolicySet};
 use netward::report::{self, MatrixFormat};
 use netward::selector::Selector;
-use netward::{synth, validate};
+use netward::{enforce, synth, validate};
 
 #[derive(Parser)]
 #[command(
@@ -89,6 +89,26 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ExplainFormat::Text)]
         format: ExplainFormat,
     },
+    /// The nftables ruleset netward would program on one node.
+    Plan {
+        /// The node whose local pods to compile for (the pods' spec.nodeName).
+        #[arg(long)]
+        node: String,
+        /// Policy files or directories (recursively *.yaml, *.yml, *.json).
+        #[arg(long, required = true, num_args = 1..)]
+        policies: Vec<PathBuf>,
+        /// Cluster snapshots; several merge.
+        #[arg(long, required = true, num_args = 1..)]
+        cluster: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = PlanFormat::Nft)]
+        format: PlanFormat,
+        /// audit: every Deny becomes Log + Allow.
+        #[arg(long, value_enum, default_value_t = PlanMode::Enforce)]
+        mode: PlanMode,
+        /// Host-side pod interface names are this prefix plus 11 hex digits.
+        #[arg(long, default_value = "nw")]
+        iface_prefix: String,
+    },
     /// Write a synthetic cluster and policy set (for benchmarks and tests).
     Generate {
         #[arg(long, default_value_t = 1000)]
@@ -101,6 +121,20 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PlanFormat {
+    /// `nft -f` text that replaces the table atomically.
+    Nft,
+    /// Counts of chains, rules, sets and elements.
+    Summary,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PlanMode {
+    Enforce,
+    Audit,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -254,6 +288,36 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             };
             let _ = out(&text);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan { node, policies: pp, cluster: cp, format, mode, iface_prefix } => {
+            if iface_prefix.is_empty() || iface_prefix.len() > 4 {
+                return Err(Failure::Usage("--iface-prefix must be 1..4 characters".into()));
+            }
+            let set = policies(&pp)?;
+            let c = cluster(&cp)?;
+            if !c.pods.iter().any(|p| p.node.as_deref() == Some(node.as_str())) {
+                return Err(Failure::Usage(format!("no pod in the cluster runs on node {node:?}")));
+            }
+            let an = Analysis::new(&set, &c, View::Enforced);
+            let spec = enforce::NodeSpec {
+                node,
+                iface_prefix,
+                mode: match mode {
+                    PlanMode::Enforce => enforce::Mode::Enforce,
+                    PlanMode::Audit => enforce::Mode::Audit,
+                },
+            };
+            let rs = enforce::compile(&an, &spec);
+            match format {
+                PlanFormat::Nft => out(&enforce::nft::render(&rs)),
+                PlanFormat::Summary => out(&format!(
+                    "{} chains, {} rules, {} sets and maps, {} elements\n",
+                    rs.chains.len(),
+                    rs.rule_count(),
+                    rs.sets.len() + rs.maps.len(),
+                    rs.element_count()
+                )),
+            }
         }
         Command::Generate { pods, policies, seed, out: dir } => {
             let g = synth::generate(&synth::Shape { pods, policies, seed });

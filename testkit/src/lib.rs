@@ -1,3 +1,8 @@
 //! netward's testkit: connectivity tests run against the policy model, a
-//! network-namespace lab and kind clusters. The backends land with issues 4 and 8;
-//! this crate exists now so that the workspace layout matches the plan.
+//! network-namespace lab and (later) kind clusters.
+//!
+//! For now it holds the lab's building blocks: `lab` builds one node's worth
+//! of Linux network namespaces wired like Calico wires pods, and
+//! `netward-probe` (src/bin) serves and probes real TCP and UDP inside them.
+
+pub mod lab;

@@ -205,3 +205,16 @@ fn undecidable_rules_are_reported_and_marked() {
     ]);
     assert!(summary.contains("(10 may change with L7/DNS/Service/source-port rules)"), "{summary}");
 }
+
+#[test]
+fn plan_renders_the_node_ruleset() {
+    let (code, out, err) = run(with_example("plan", &["--node", "node-b"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("#!/usr/sbin/nft -f"), "{out}");
+    insta::assert_snapshot!("plan_node_b_nft", out);
+    let (_, summary, _) = run(with_example("plan", &["--node", "node-b", "--format", "summary"]));
+    insta::assert_snapshot!("plan_node_b_summary", summary);
+    let (code, _, err) = run(with_example("plan", &["--node", "nowhere"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("no pod in the cluster runs on node \"nowhere\""), "{err}");
+}

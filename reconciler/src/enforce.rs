@@ -1,0 +1,18 @@
+//! The node enforcer: the exact nftables ruleset one node needs for its
+//! local pods, as data (`ruleset`), compiled from the policy model
+//! (`compile`) and rendered as `nft -f` text (`nft`).
+//!
+//! Pure: nothing here talks to the kernel. The layout follows
+//! ../shared/reference/anchors-nftables.md section 3: one table `inet
+//! netward`; forward-hook base chains for egress then ingress; O(1) dispatch
+//! through verdict maps keyed by the local pod's address (ingress) and by
+//! interface + source address (egress, which doubles as anti-spoofing); one
+//! chain per local pod and direction running the tiers with a Pass mark
+//! bit; one chain per policy and direction; selectors as named sets.
+
+pub mod compile;
+pub mod nft;
+pub mod ruleset;
+
+pub use compile::{compile, iface_name, Mode, NodeSpec};
+pub use ruleset::Ruleset;

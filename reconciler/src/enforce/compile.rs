@@ -1,0 +1,474 @@
+//! From the policy model to one node's ruleset.
+//!
+//! Every Calico rule becomes one nft rule per address family and per
+//! alternative of its ports (a rule's `ports` are an OR; nft matches one
+//! set per rule). The compiled ruleset decides exactly what `analysis`
+//! decides; the lab tests hold the kernel to that.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ipnet::IpNet;
+
+use crate::analysis::Analysis;
+use crate::model::{Action, Direction, Endpoint, EntityRule, Policy, PortMatch, Protocol};
+use crate::selector::Expr;
+
+use super::ruleset::{
+    BaseChain, Chain, Element, Family, Hook, Match, Operand, Rule, Ruleset, Set, SetKind, Side, Verdict, VerdictMap,
+};
+
+/// Enforce for real, or only log what would be denied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Enforce,
+    /// Every Deny (and every end-of-tier drop) becomes Log + Allow.
+    Audit,
+}
+
+/// The node to compile for, and how its pod interfaces are named.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    pub node: String,
+    /// Host-side interface names are `<prefix><11 hex digits>`, like Calico's `cali…`.
+    pub iface_prefix: String,
+    pub mode: Mode,
+}
+
+/// The host-side interface name of a pod: the prefix and 11 hex digits of a
+/// stable hash of `namespace.name` (at most 15 characters, the kernel's limit).
+pub fn iface_name(prefix: &str, namespace: &str, pod: &str) -> String {
+    let h = fnv64(format!("{namespace}.{pod}").as_bytes());
+    let mut name = format!("{prefix}{h:016x}");
+    name.truncate(15.min(prefix.len() + 11));
+    name
+}
+
+/// FNV-1a, 64 bits: names and content hashes that are stable across runs.
+pub fn fnv64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// A readable, bounded nft object name: the parts joined, cut, plus a hash.
+fn object_name(kind: &str, parts: &[&str]) -> String {
+    let full = parts.join("-");
+    let h = fnv64(full.as_bytes()) as u32;
+    let mut readable: String =
+        full.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
+    readable.truncate(40);
+    format!("{kind}-{readable}-{h:08x}")
+}
+
+fn dir_suffix(d: Direction) -> &'static str {
+    match d {
+        Direction::Ingress => "in",
+        Direction::Egress => "eg",
+    }
+}
+
+struct Compiler<'a> {
+    an: &'a Analysis,
+    spec: &'a NodeSpec,
+    out: Ruleset,
+    /// Selector text -> set base name, so equal selectors share a set.
+    selector_sets: BTreeMap<String, String>,
+}
+
+/// Compiles the ruleset for the node's local pods.
+pub fn compile(an: &Analysis, spec: &NodeSpec) -> Ruleset {
+    let mut c = Compiler { an, spec, out: Ruleset::default(), selector_sets: BTreeMap::new() };
+    c.compile();
+    c.out
+}
+
+impl<'a> Compiler<'a> {
+    fn local(&self) -> Vec<&'a Endpoint> {
+        self.an
+            .endpoints
+            .iter()
+            .filter(|e| !e.host_network && e.node.as_deref() == Some(self.spec.node.as_str()))
+            .collect()
+    }
+
+    fn compile(&mut self) {
+        let mut policy_chains: BTreeMap<(usize, Direction), String> = BTreeMap::new();
+        for fam in [Family::V4, Family::V6] {
+            let f = fam.suffix();
+            self.out.maps.insert(
+                format!("ingress-dispatch-{f}"),
+                VerdictMap { key: SetKind::Addr(fam), elements: BTreeMap::new() },
+            );
+            self.out.maps.insert(
+                format!("egress-dispatch-{f}"),
+                VerdictMap { key: SetKind::IfaceAddr(fam), elements: BTreeMap::new() },
+            );
+            self.out
+                .sets
+                .insert(format!("local-pods-{f}"), Set { kind: SetKind::IfaceAddr(fam), elements: BTreeSet::new() });
+        }
+        self.out.sets.insert("local-ifaces".into(), Set { kind: SetKind::Iface, elements: BTreeSet::new() });
+
+        for e in self.local() {
+            let iface = iface_name(&self.spec.iface_prefix, &e.namespace, &e.name);
+            self.set_mut("local-ifaces").elements.insert(Element::Iface(iface.clone()));
+            for ip in &e.ips {
+                let f = Family::of(ip).suffix();
+                self.set_mut(&format!("local-pods-{f}")).elements.insert(Element::IfaceAddr(iface.clone(), *ip));
+            }
+            for dir in [Direction::Ingress, Direction::Egress] {
+                let Some(chain) = self.pod_chain(e, dir, &mut policy_chains) else { continue };
+                let name = format!("pod-{iface}-{}", dir_suffix(dir));
+                self.out.chains.insert(name.clone(), chain);
+                for ip in &e.ips {
+                    let f = Family::of(ip).suffix();
+                    let (map, key) = match dir {
+                        Direction::Ingress => (format!("ingress-dispatch-{f}"), Element::Net(IpNet::from(*ip))),
+                        Direction::Egress => (format!("egress-dispatch-{f}"), Element::IfaceAddr(iface.clone(), *ip)),
+                    };
+                    self.out.maps.get_mut(&map).expect("dispatch maps exist").elements.insert(key, name.clone());
+                }
+            }
+        }
+        self.base_chains();
+    }
+
+    fn set_mut(&mut self, name: &str) -> &mut Set {
+        self.out.sets.get_mut(name).expect("set created before use")
+    }
+
+    fn base_chains(&mut self) {
+        let established = Rule {
+            matches: vec![Match::CtEstablished],
+            verdict: Verdict::Accept,
+            note: "replies and known flows".into(),
+        };
+        let mut egress = vec![established.clone()];
+        let mut input = vec![established.clone()];
+        for fam in [Family::V4, Family::V6] {
+            let f = fam.suffix();
+            let dispatch = Rule {
+                matches: vec![],
+                verdict: Verdict::Dispatch {
+                    family: fam,
+                    side: Side::Saddr,
+                    map: format!("egress-dispatch-{f}"),
+                    by_iface: true,
+                },
+                note: "isolated local pods: their egress chain".into(),
+            };
+            let known = Rule {
+                matches: vec![Match::IfaceAddr { family: fam, set: format!("local-pods-{f}") }],
+                verdict: Verdict::Accept,
+                note: "local pods no policy isolates for egress".into(),
+            };
+            egress.push(dispatch);
+            egress.push(known.clone());
+            input.push(known);
+        }
+        let spoof = Rule {
+            matches: vec![Match::Iface { set: "local-ifaces".into() }],
+            verdict: Verdict::Drop,
+            note: "spoofed source address from a local pod".into(),
+        };
+        egress.push(spoof.clone());
+        input.push(spoof);
+        let mut ingress = vec![established];
+        for fam in [Family::V4, Family::V6] {
+            ingress.push(Rule {
+                matches: vec![],
+                verdict: Verdict::Dispatch {
+                    family: fam,
+                    side: Side::Daddr,
+                    map: format!("ingress-dispatch-{}", fam.suffix()),
+                    by_iface: false,
+                },
+                note: "isolated local pods: their ingress chain".into(),
+            });
+        }
+        let chains = &mut self.out.chains;
+        chains.insert(
+            "egress".into(),
+            Chain { base: Some(BaseChain { hook: Hook::Forward, priority: 0 }), rules: egress },
+        );
+        chains.insert(
+            "ingress".into(),
+            Chain { base: Some(BaseChain { hook: Hook::Forward, priority: 10 }), rules: ingress },
+        );
+        // Pod -> its own node is always allowed (K11); input only stops spoofing.
+        chains.insert("input".into(), Chain { base: Some(BaseChain { hook: Hook::Input, priority: 0 }), rules: input });
+    }
+
+    /// The tiers for one local pod and direction, or None if no policy
+    /// applies (the pod is not isolated in that direction: no dispatch entry).
+    fn pod_chain(
+        &mut self,
+        e: &Endpoint,
+        dir: Direction,
+        policy_chains: &mut BTreeMap<(usize, Direction), String>,
+    ) -> Option<Chain> {
+        let an = self.an;
+        let mut rules = vec![Rule { matches: vec![Match::CtInvalid], verdict: Verdict::Drop, note: "invalid".into() }];
+        let mut any = false;
+        for plan in &an.tiers {
+            let applicable: Vec<usize> = plan
+                .policies
+                .iter()
+                .copied()
+                .filter(|&i| an.policies[i].applies_in(dir) && an.policies[i].selector.eval(&e.labels))
+                .collect();
+            if applicable.is_empty() {
+                continue;
+            }
+            any = true;
+            let tier = &plan.tier.name;
+            rules.push(Rule { matches: vec![], verdict: Verdict::ClearPass, note: format!("tier {tier}") });
+            for i in applicable {
+                let chain = match policy_chains.get(&(i, dir)) {
+                    Some(c) => c.clone(),
+                    None => {
+                        let c = self.policy_chain(&an.policies[i], dir);
+                        policy_chains.insert((i, dir), c.clone());
+                        c
+                    }
+                };
+                rules.push(Rule {
+                    matches: vec![Match::NotPassed],
+                    verdict: Verdict::Jump(chain),
+                    note: an.policies[i].id.to_string(),
+                });
+            }
+            if plan.tier.default_action == Action::Deny {
+                let note = format!("end of tier {tier}");
+                let verdict = self.deny(&format!("netward end-of-tier {tier} "));
+                rules.push(Rule { matches: vec![Match::NotPassed], verdict, note });
+            }
+        }
+        if !any {
+            return None;
+        }
+        rules.push(Rule {
+            matches: vec![],
+            verdict: Verdict::Accept,
+            note: "every tier passed: profile allows".into(),
+        });
+        Some(Chain { base: None, rules })
+    }
+
+    fn deny(&self, log_prefix: &str) -> Verdict {
+        match self.spec.mode {
+            Mode::Enforce => Verdict::Drop,
+            Mode::Audit => Verdict::LogAccept(format!("{log_prefix}(audit) ")),
+        }
+    }
+
+    /// Compiles one policy's rules for one direction into its own chain.
+    fn policy_chain(&mut self, p: &Policy, dir: Direction) -> String {
+        let ns = p.id.namespace.as_deref().unwrap_or("");
+        let name = object_name(&format!("pol-{}", dir_suffix(dir)), &[p.id.kind.name(), ns, &p.id.name]);
+        let mut rules = Vec::new();
+        let short = match &p.id.namespace {
+            Some(ns) => format!("{ns}/{}", p.id.name),
+            None => p.id.name.clone(),
+        };
+        for r in p.rules(dir) {
+            let note = format!("{} rule {} {}", p.id, r.index, r.origin);
+            if r.source.service.is_some()
+                || r.destination.service.is_some()
+                || !r.source.domains.is_empty()
+                || !r.destination.domains.is_empty()
+            {
+                // The model treats these as matching nothing; so does the dataplane.
+                continue;
+            }
+            let verdict = match r.action {
+                Action::Allow => Verdict::Accept,
+                Action::Deny => self.deny(&trim_prefix(&format!("netward deny {short} "))),
+                Action::Pass => Verdict::Pass,
+                Action::Log => Verdict::Log(trim_prefix(&format!("netward log {short} "))),
+            };
+            for fam in [Family::V4, Family::V6] {
+                for matches in self.rule_matches(r, fam) {
+                    rules.push(Rule { matches, verdict: verdict.clone(), note: note.clone() });
+                }
+            }
+        }
+        self.out.chains.insert(name.clone(), Chain { base: None, rules });
+        name
+    }
+
+    /// The alternatives (each a list of conditions) that together match
+    /// what the rule matches in one family; empty if it cannot match there.
+    fn rule_matches(&mut self, r: &crate::model::Rule, fam: Family) -> Vec<Vec<Match>> {
+        if r.ip_version.is_some_and(|v| (v == 6) != (fam == Family::V6)) {
+            return vec![];
+        }
+        let mut base = vec![Match::NfProto(fam)];
+        if let Some(p) = r.protocol {
+            if matches!(p, Protocol::Icmp) && fam == Family::V6 || matches!(p, Protocol::IcmpV6) && fam == Family::V4 {
+                return vec![];
+            }
+            base.push(Match::L4Proto { proto: p.number(), negated: false });
+        }
+        if let Some(p) = r.not_protocol {
+            base.push(Match::L4Proto { proto: p.number(), negated: true });
+        }
+        if let Some(i) = r.icmp {
+            if let Some(t) = i.typ {
+                base.push(Match::Icmp { v6: fam == Family::V6, typ: t, code: i.code, negated: false });
+            }
+        }
+        if let Some(i) = r.not_icmp {
+            if let Some(t) = i.typ {
+                base.push(Match::Icmp { v6: fam == Family::V6, typ: t, code: i.code, negated: true });
+            }
+        }
+        let Some(src) = self.entity(&r.source, fam, Side::Saddr) else { return vec![] };
+        let Some(dst) = self.entity(&r.destination, fam, Side::Daddr) else { return vec![] };
+        let mut out = Vec::new();
+        for s in &src {
+            for d in &dst {
+                let mut m = base.clone();
+                m.extend(s.iter().cloned());
+                m.extend(d.iter().cloned());
+                out.push(m);
+            }
+        }
+        out
+    }
+
+    /// One side of a rule: the alternatives of conditions on that side, or
+    /// None when the side cannot match in this family.
+    fn entity(&mut self, e: &EntityRule, fam: Family, side: Side) -> Option<Vec<Vec<Match>>> {
+        let mut common = Vec::new();
+        if !e.nets.is_empty() {
+            let nets: Vec<IpNet> = e.nets.iter().copied().filter(|n| fam_of_net(n) == fam).collect();
+            if nets.is_empty() {
+                return None;
+            }
+            common.push(Match::Addr { family: fam, side, set: Operand::Nets(nets), negated: false });
+        }
+        let not_nets: Vec<IpNet> = e.not_nets.iter().copied().filter(|n| fam_of_net(n) == fam).collect();
+        if !not_nets.is_empty() {
+            common.push(Match::Addr { family: fam, side, set: Operand::Nets(not_nets), negated: true });
+        }
+        if let Some(s) = &e.selector {
+            let set = self.selector_set(s, fam);
+            common.push(Match::Addr { family: fam, side, set: Operand::Named(set), negated: false });
+        }
+        if let Some(s) = &e.not_selector {
+            let set = self.selector_set(s, fam);
+            common.push(Match::Addr { family: fam, side, set: Operand::Named(set), negated: true });
+        }
+        let (ranges, named) = split_ports(&e.not_ports);
+        if !ranges.is_empty() {
+            common.push(Match::Port { side, set: Operand::Ports(ranges), negated: true });
+        }
+        for n in named {
+            let set = self.named_port_set(&n, fam);
+            common.push(Match::NamedPort { family: fam, side, set, negated: true });
+        }
+        if e.ports.is_empty() {
+            return Some(vec![common]);
+        }
+        let (ranges, named) = split_ports(&e.ports);
+        let mut alts = Vec::new();
+        if !ranges.is_empty() {
+            let mut m = common.clone();
+            m.push(Match::Port { side, set: Operand::Ports(ranges), negated: false });
+            alts.push(m);
+        }
+        for n in named {
+            let set = self.named_port_set(&n, fam);
+            let mut m = common.clone();
+            m.push(Match::NamedPort { family: fam, side, set, negated: false });
+            alts.push(m);
+        }
+        Some(alts)
+    }
+
+    /// The named set of addresses a selector matches in one family: workload
+    /// endpoints (anywhere in the cluster) and network-set CIDRs.
+    fn selector_set(&mut self, s: &Expr, fam: Family) -> String {
+        let text = s.to_string();
+        let base = match self.selector_sets.get(&text) {
+            Some(b) => b.clone(),
+            None => {
+                let b = format!("sel-{:016x}", fnv64(text.as_bytes()));
+                self.selector_sets.insert(text, b.clone());
+                b
+            }
+        };
+        let name = format!("{base}-{}", fam.suffix());
+        if !self.out.sets.contains_key(&name) {
+            let mut elements = BTreeSet::new();
+            for ep in self.an.endpoints.iter().filter(|ep| !ep.host_network && s.eval(&ep.labels)) {
+                for ip in ep.ips.iter().filter(|ip| Family::of(ip) == fam) {
+                    elements.insert(Element::Net(IpNet::from(*ip)));
+                }
+            }
+            for ns in self.an.network_sets.iter().filter(|n| s.eval(&n.labels)) {
+                for net in ns.set.nets.iter().filter(|n| fam_of_net(n) == fam) {
+                    elements.insert(Element::Net(*net));
+                }
+            }
+            self.out.sets.insert(name.clone(), Set { kind: SetKind::Addr(fam), elements: merge_nets(elements) });
+        }
+        name
+    }
+
+    /// The (address, protocol, port) triples of every workload endpoint that
+    /// declares container port `name`.
+    fn named_port_set(&mut self, port_name: &str, fam: Family) -> String {
+        let name = format!("np-{port_name}-{}", fam.suffix());
+        if !self.out.sets.contains_key(&name) {
+            let mut elements = BTreeSet::new();
+            for ep in self.an.endpoints.iter().filter(|ep| !ep.host_network) {
+                if let Some(ports) = ep.named_ports.get(port_name) {
+                    for ip in ep.ips.iter().filter(|ip| Family::of(ip) == fam) {
+                        for (proto, port) in ports {
+                            elements.insert(Element::AddrProtoPort(*ip, proto.number(), *port));
+                        }
+                    }
+                }
+            }
+            self.out.sets.insert(name.clone(), Set { kind: SetKind::AddrProtoPort(fam), elements });
+        }
+        name
+    }
+}
+
+fn trim_prefix(s: &str) -> String {
+    // nft log prefixes are limited to 127 bytes.
+    let mut p = s.to_string();
+    p.truncate(120);
+    p
+}
+
+fn fam_of_net(n: &IpNet) -> Family {
+    Family::of(&n.addr())
+}
+
+fn split_ports(ports: &[PortMatch]) -> (Vec<(u16, u16)>, Vec<String>) {
+    let mut ranges = Vec::new();
+    let mut named = Vec::new();
+    for p in ports {
+        match p {
+            PortMatch::Range(a, b) => ranges.push((*a, *b)),
+            PortMatch::Named(n) => named.push(n.clone()),
+        }
+    }
+    (ranges, named)
+}
+
+/// Drops addresses and CIDRs already covered by a larger CIDR in the set
+/// (nft rejects overlapping intervals).
+fn merge_nets(elements: BTreeSet<Element>) -> BTreeSet<Element> {
+    let nets: Vec<IpNet> =
+        elements.iter().filter_map(|e| if let Element::Net(n) = e { Some(*n) } else { None }).collect();
+    let agg = IpNet::aggregate(&nets);
+    agg.into_iter().map(Element::Net).collect()
+}

@@ -1,0 +1,218 @@
+//! The ruleset as `nft -f` text: what `netward plan --format nft` shows, and
+//! an independent way to load the same ruleset in tests.
+//!
+//! The script replaces the table atomically (`add table` + `delete table` +
+//! the new table in one file is one netlink transaction).
+
+use std::fmt::Write;
+
+use ipnet::IpNet;
+
+use super::compile::fnv64;
+use super::ruleset::{
+    Element, Family, Hook, Match, Operand, Rule, Ruleset, Set, SetKind, Side, Verdict, PASS_MARK, TABLE,
+};
+
+fn proto_name(p: u8) -> String {
+    match p {
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        132 => "sctp".into(),
+        1 => "icmp".into(),
+        58 => "ipv6-icmp".into(),
+        136 => "udplite".into(),
+        n => n.to_string(),
+    }
+}
+
+fn net(n: &IpNet) -> String {
+    if n.prefix_len() == n.max_prefix_len() {
+        n.addr().to_string()
+    } else {
+        n.to_string()
+    }
+}
+
+fn element(e: &Element) -> String {
+    match e {
+        Element::Net(n) => net(n),
+        Element::AddrProtoPort(ip, p, port) => format!("{ip} . {} . {port}", proto_name(*p)),
+        Element::IfaceAddr(i, ip) => format!("\"{i}\" . {ip}"),
+        Element::Iface(i) => format!("\"{i}\""),
+    }
+}
+
+fn key_type(k: SetKind) -> String {
+    match k {
+        SetKind::Addr(f) => f.addr_type().to_string(),
+        SetKind::AddrProtoPort(f) => format!("{} . inet_proto . inet_service", f.addr_type()),
+        SetKind::IfaceAddr(f) => format!("ifname . {}", f.addr_type()),
+        SetKind::Iface => "ifname".to_string(),
+    }
+}
+
+fn side_word(s: Side) -> &'static str {
+    match s {
+        Side::Saddr => "saddr",
+        Side::Daddr => "daddr",
+    }
+}
+
+fn port_word(s: Side) -> &'static str {
+    match s {
+        Side::Saddr => "sport",
+        Side::Daddr => "dport",
+    }
+}
+
+fn operand(o: &Operand) -> String {
+    match o {
+        Operand::Named(n) => format!("@{n}"),
+        Operand::Nets(ns) => format!("{{ {} }}", ns.iter().map(net).collect::<Vec<_>>().join(", ")),
+        Operand::Ports(ps) => {
+            let items: Vec<String> =
+                ps.iter().map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
+            format!("{{ {} }}", items.join(", "))
+        }
+    }
+}
+
+fn neg(n: bool) -> &'static str {
+    if n {
+        "!= "
+    } else {
+        ""
+    }
+}
+
+fn match_text(m: &Match) -> String {
+    match m {
+        Match::CtInvalid => "ct state invalid".into(),
+        Match::CtEstablished => "ct state established,related".into(),
+        Match::L4Proto { proto, negated } => format!("meta l4proto {}{}", neg(*negated), proto_name(*proto)),
+        Match::Addr { family, side, set, negated } => {
+            format!("{} {} {}{}", family.nft(), side_word(*side), neg(*negated), operand(set))
+        }
+        Match::Port { side, set, negated } => format!("th {} {}{}", port_word(*side), neg(*negated), operand(set)),
+        Match::NamedPort { family, side, set, negated } => format!(
+            "{} {} . meta l4proto . th {} {}@{set}",
+            family.nft(),
+            side_word(*side),
+            port_word(*side),
+            neg(*negated)
+        ),
+        Match::Icmp { v6, typ, code, negated } => {
+            let kw = if *v6 { "icmpv6" } else { "icmp" };
+            match code {
+                Some(c) if !negated => format!("{kw} type {typ} {kw} code {c}"),
+                _ => format!("{kw} type {}{typ}", neg(*negated)),
+            }
+        }
+        Match::NotPassed => format!("meta mark & 0x{PASS_MARK:08x} == 0x00000000"),
+        Match::IfaceAddr { family, set } => format!("iifname . {} saddr @{set}", family.nft()),
+        Match::Iface { set } => format!("iifname @{set}"),
+        Match::NfProto(Family::V4) => "meta nfproto ipv4".into(),
+        Match::NfProto(Family::V6) => "meta nfproto ipv6".into(),
+    }
+}
+
+fn verdict_text(v: &Verdict) -> String {
+    match v {
+        Verdict::Accept => "accept".into(),
+        Verdict::Drop => "drop".into(),
+        Verdict::Jump(c) => format!("jump {c}"),
+        Verdict::Pass => format!("meta mark set meta mark | 0x{PASS_MARK:08x} return"),
+        Verdict::ClearPass => format!("meta mark set meta mark & 0x{:08x}", !PASS_MARK),
+        Verdict::Log(p) => format!("log prefix \"{p}\""),
+        Verdict::LogAccept(p) => format!("log prefix \"{p}\" accept"),
+        Verdict::Dispatch { family, side, map, by_iface } => {
+            let key = if *by_iface {
+                format!("iifname . {} {}", family.nft(), side_word(*side))
+            } else {
+                format!("{} {}", family.nft(), side_word(*side))
+            };
+            format!("{key} vmap @{map}")
+        }
+    }
+}
+
+/// The rule's text without its comment; its hash goes into the comment so
+/// a live table can be compared with the desired one rule by rule.
+pub fn rule_body(r: &Rule) -> String {
+    let mut parts: Vec<String> = r.matches.iter().map(match_text).collect();
+    parts.push(verdict_text(&r.verdict));
+    parts.join(" ")
+}
+
+/// The short content hash stamped on a rule.
+pub fn rule_hash(r: &Rule) -> String {
+    format!("{:012x}", fnv64(rule_body(r).as_bytes()) >> 16)
+}
+
+fn comment(r: &Rule) -> String {
+    let mut note: String = r.note.chars().filter(|c| *c != '"' && !c.is_control()).collect();
+    // nft comments are limited to 128 bytes.
+    note.truncate(100);
+    format!("{} {note}", rule_hash(r))
+}
+
+fn set_text(out: &mut String, name: &str, s: &Set) {
+    let _ = writeln!(out, "\tset {name} {{");
+    let _ = writeln!(out, "\t\ttype {}", key_type(s.kind));
+    if matches!(s.kind, SetKind::Addr(_)) {
+        let _ = writeln!(out, "\t\tflags interval");
+    }
+    if !s.elements.is_empty() {
+        let items: Vec<String> = s.elements.iter().map(element).collect();
+        let _ = writeln!(out, "\t\telements = {{ {} }}", items.join(",\n\t\t\t     "));
+    }
+    let _ = writeln!(out, "\t}}");
+}
+
+/// The whole ruleset as an `nft -f` script that replaces the table atomically.
+pub fn render(rs: &Ruleset) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "#!/usr/sbin/nft -f\n# netward: the table for one node; loading this file replaces it atomically."
+    );
+    let _ = writeln!(out, "add table inet {TABLE}\ndelete table inet {TABLE}\n");
+    let _ = writeln!(out, "table inet {TABLE} {{");
+    for (name, s) in &rs.sets {
+        set_text(&mut out, name, s);
+    }
+    for (name, m) in &rs.maps {
+        let _ = writeln!(out, "\tmap {name} {{");
+        let _ = writeln!(out, "\t\ttype {} : verdict", key_type(m.key));
+        if !m.elements.is_empty() {
+            let items: Vec<String> = m.elements.iter().map(|(k, c)| format!("{} : goto {c}", element(k))).collect();
+            let _ = writeln!(out, "\t\telements = {{ {} }}", items.join(",\n\t\t\t     "));
+        }
+        let _ = writeln!(out, "\t}}");
+    }
+    // Base chains first, then the rest by name, so the text reads top-down.
+    let mut names: Vec<&String> = rs.chains.keys().collect();
+    names.sort_by_key(|n| (rs.chains[*n].base.is_none(), n.as_str()));
+    for name in names {
+        let c = &rs.chains[name];
+        let _ = writeln!(out, "\tchain {name} {{");
+        if let Some(b) = c.base {
+            let hook = match b.hook {
+                Hook::Forward => "forward",
+                Hook::Input => "input",
+            };
+            let prio = match b.priority {
+                0 => "filter".to_string(),
+                p if p > 0 => format!("filter + {p}"),
+                p => format!("filter - {}", -p),
+            };
+            let _ = writeln!(out, "\t\ttype filter hook {hook} priority {prio}; policy accept;");
+        }
+        for r in &c.rules {
+            let _ = writeln!(out, "\t\t{} comment \"{}\"", rule_body(r), comment(r));
+        }
+        let _ = writeln!(out, "\t}}");
+    }
+    let _ = writeln!(out, "}}");
+    out
+}

@@ -1,0 +1,121 @@
+//! netward's probe: a tiny server and client for connectivity checks inside
+//! network namespaces (run through `ip netns exec`).
+//!
+//!   netward-probe serve --tcp 8080,5432 --udp 53
+//!   netward-probe connect tcp 10.0.0.2 8080 [--timeout-ms 500]
+//!   netward-probe connect udp 10.0.0.2 53 [--timeout-ms 500]
+//!
+//! `connect` exits 0 when the connection was made (UDP: the echo came back),
+//! 1 on a timeout (denied), 2 when refused (reached, nothing listening),
+//! 3 on any other error. It prints one word saying which.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn ports(arg: Option<&String>) -> Vec<u16> {
+    arg.map(|s| s.split(',').filter_map(|p| p.parse().ok()).collect()).unwrap_or_default()
+}
+
+fn serve(args: &[String]) -> ExitCode {
+    let mut tcp = Vec::new();
+    let mut udp = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--tcp" => tcp = ports(args.get(i + 1)),
+            "--udp" => udp = ports(args.get(i + 1)),
+            _ => {}
+        }
+        i += 2;
+    }
+    let mut handles = Vec::new();
+    for p in tcp {
+        // Both families: an IPv6 socket with v6only, and an IPv4 one.
+        for bind in [format!("0.0.0.0:{p}"), format!("[::]:{p}")] {
+            let Ok(l) = TcpListener::bind(&bind) else { continue };
+            handles.push(std::thread::spawn(move || {
+                for mut s in l.incoming().flatten() {
+                    let _ = s.write_all(b"ok\n");
+                }
+            }));
+        }
+    }
+    for p in udp {
+        for bind in [format!("0.0.0.0:{p}"), format!("[::]:{p}")] {
+            let Ok(sock) = UdpSocket::bind(&bind) else { continue };
+            handles.push(std::thread::spawn(move || {
+                let mut buf = [0u8; 1500];
+                while let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    let _ = sock.send_to(&buf[..n], from);
+                }
+            }));
+        }
+    }
+    println!("ready");
+    let _ = std::io::stdout().flush();
+    for h in handles {
+        let _ = h.join();
+    }
+    ExitCode::SUCCESS
+}
+
+fn connect(args: &[String]) -> ExitCode {
+    let (Some(proto), Some(ip), Some(port)) = (args.first(), args.get(1), args.get(2)) else {
+        eprintln!("usage: netward-probe connect tcp|udp IP PORT [--timeout-ms N]");
+        return ExitCode::from(3);
+    };
+    let timeout = args
+        .iter()
+        .position(|a| a == "--timeout-ms")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(Duration::from_millis(500));
+    let (Ok(ip), Ok(port)) = (ip.parse::<IpAddr>(), port.parse::<u16>()) else {
+        println!("error");
+        return ExitCode::from(3);
+    };
+    let addr = SocketAddr::new(ip, port);
+    let (word, code) = match proto.as_str() {
+        "tcp" => match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(_) => ("allowed", 0),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => ("denied", 1),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => ("refused", 2),
+            Err(_) => ("error", 3),
+        },
+        "udp" => {
+            let bind = if ip.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+            match UdpSocket::bind(bind).and_then(|s| {
+                s.set_read_timeout(Some(timeout))?;
+                s.connect(addr)?;
+                s.send(b"probe")?;
+                let mut buf = [0u8; 16];
+                s.recv(&mut buf)
+            }) {
+                Ok(_) => ("allowed", 0),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    ("denied", 1)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => ("refused", 2),
+                Err(_) => ("error", 3),
+            }
+        }
+        _ => ("error", 3),
+    };
+    println!("{word}");
+    ExitCode::from(code)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("serve") => serve(&args[1..]),
+        Some("connect") => connect(&args[1..]),
+        _ => {
+            eprintln!("usage: netward-probe serve --tcp P,.. --udp P,.. | connect tcp|udp IP PORT [--timeout-ms N]");
+            ExitCode::from(3)
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! A node made of Linux network namespaces: one namespace for the node, one
+//! per pod, each pod on a veth pair whose host side is named like netward's
+//! enforcer expects, routed the way Calico routes (a /32 per pod on the node,
+//! a link-local gateway 169.254.1.1 in the pod).
+//!
+//! Everything carries the name prefix `nwlab-`; nothing is linked to the
+//! machine's own namespace, so nothing a probe sends can leave the lab.
+//! Dropping a `Lab` removes what it created.
+
+use std::fmt;
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The prefix of every namespace a lab creates.
+pub const PREFIX: &str = "nwlab-";
+
+/// Why the lab could not do something.
+#[derive(Debug)]
+pub enum LabError {
+    /// This machine cannot host a lab (not root, no `ip`/`nft`, no namespaces).
+    Unsupported(String),
+    /// A command failed; retrying will not help.
+    Command { cmd: String, stderr: String },
+}
+
+impl fmt::Display for LabError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LabError::Unsupported(why) => write!(f, "the lab cannot run here: {why}"),
+            LabError::Command { cmd, stderr } => write!(f, "failed to run `{cmd}`: {}", stderr.trim()),
+        }
+    }
+}
+
+impl std::error::Error for LabError {}
+
+fn run(args: &[&str]) -> Result<String, LabError> {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| LabError::Unsupported(format!("cannot run {}: {e}", args[0])))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(LabError::Command { cmd: args.join(" "), stderr: String::from_utf8_lossy(&out.stderr).into_owned() })
+    }
+}
+
+/// Checks that this machine can host a lab: root, `ip`, `nft`, namespaces.
+pub fn check_support() -> Result<(), LabError> {
+    static SEQ: AtomicUsize = AtomicUsize::new(0);
+    let probe = format!("{PREFIX}{}-check{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+    run(&["ip", "netns", "add", &probe]).map_err(|e| LabError::Unsupported(e.to_string()))?;
+    let nft = run(&["ip", "netns", "exec", &probe, "nft", "list", "ruleset"]);
+    let _ = run(&["ip", "netns", "del", &probe]);
+    nft.map(|_| ()).map_err(|e| LabError::Unsupported(format!("nftables: {e}")))
+}
+
+/// Removes namespaces left by labs of processes that no longer exist.
+pub fn clean_leftovers() {
+    let Ok(list) = run(&["ip", "netns", "list"]) else { return };
+    for line in list.lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        let Some(rest) = name.strip_prefix(PREFIX) else { continue };
+        let pid: Option<u32> = rest.split('-').next().and_then(|p| p.parse().ok());
+        let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+        if !alive {
+            let _ = run(&["ip", "netns", "del", name]);
+        }
+    }
+}
+
+/// A pod to build: its id (for messages), its addresses, its host-side interface name.
+#[derive(Clone, Debug)]
+pub struct PodSpec {
+    pub id: String,
+    pub ips: Vec<IpAddr>,
+    pub iface: String,
+}
+
+struct LabPod {
+    spec: PodSpec,
+    netns: String,
+}
+
+/// What a probe found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    Allowed,
+    Denied,
+    Refused,
+    Error,
+}
+
+/// A running lab node.
+pub struct Lab {
+    node: String,
+    pods: Vec<LabPod>,
+    servers: Vec<Child>,
+    probe_bin: PathBuf,
+}
+
+impl Lab {
+    /// Builds the node and its pods, and starts a probe server in every pod
+    /// on the given ports.
+    pub fn up(name: &str, pods: &[PodSpec], tcp: &[u16], udp: &[u16], probe_bin: &Path) -> Result<Lab, LabError> {
+        clean_leftovers();
+        let base = format!("{PREFIX}{}-{name}", std::process::id());
+        let node = format!("{base}-node");
+        let mut lab =
+            Lab { node: node.clone(), pods: Vec::new(), servers: Vec::new(), probe_bin: probe_bin.to_path_buf() };
+        run(&["ip", "netns", "add", &node])?;
+        let nx = |args: &[&str]| -> Result<String, LabError> {
+            let mut v = vec!["ip", "netns", "exec", node.as_str()];
+            v.extend_from_slice(args);
+            run(&v)
+        };
+        nx(&["ip", "link", "set", "lo", "up"])?;
+        nx(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+        for (i, p) in pods.iter().enumerate() {
+            let netns = format!("{base}-p{i}");
+            run(&["ip", "netns", "add", &netns])?;
+            lab.pods.push(LabPod { spec: p.clone(), netns: netns.clone() });
+            run(&[
+                "ip", "-n", &node, "link", "add", &p.iface, "type", "veth", "peer", "name", "eth0", "netns", &netns,
+            ])?;
+            nx(&["ip", "addr", "add", "169.254.1.1/32", "dev", &p.iface])?;
+            nx(&["ip", "link", "set", &p.iface, "up"])?;
+            let px = |args: &[&str]| -> Result<String, LabError> {
+                let mut v = vec!["ip", "netns", "exec", netns.as_str()];
+                v.extend_from_slice(args);
+                run(&v)
+            };
+            px(&["ip", "link", "set", "lo", "up"])?;
+            px(&["ip", "link", "set", "eth0", "up"])?;
+            for ip in p.ips.iter().filter(|ip| ip.is_ipv4()) {
+                px(&["ip", "addr", "add", &format!("{ip}/32"), "dev", "eth0"])?;
+                nx(&["ip", "route", "add", &format!("{ip}/32"), "dev", &p.iface])?;
+            }
+            px(&["ip", "route", "add", "169.254.1.1", "dev", "eth0", "scope", "link"])?;
+            px(&["ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0"])?;
+            lab.start_server(&netns, tcp, udp)?;
+        }
+        Ok(lab)
+    }
+
+    fn start_server(&mut self, netns: &str, tcp: &[u16], udp: &[u16]) -> Result<(), LabError> {
+        let list = |ps: &[u16]| ps.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",");
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", netns])
+            .arg(&self.probe_bin)
+            .args(["serve", "--tcp", &list(tcp), "--udp", &list(udp)])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| LabError::Unsupported(format!("cannot start the probe server: {e}")))?;
+        // Wait for "ready" so no probe races the bind.
+        let stdout = child.stdout.take().expect("piped");
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        self.servers.push(child);
+        if line.trim() != "ready" {
+            return Err(LabError::Command { cmd: "netward-probe serve".into(), stderr: line });
+        }
+        Ok(())
+    }
+
+    /// Loads an `nft -f` script into the node namespace.
+    pub fn load_nft(&self, script: &str) -> Result<(), LabError> {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.node, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| LabError::Unsupported(format!("cannot run nft: {e}")))?;
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(script.as_bytes())
+            .map_err(|e| LabError::Command { cmd: "nft -f -".into(), stderr: e.to_string() })?;
+        let out = child
+            .wait_with_output()
+            .map_err(|e| LabError::Command { cmd: "nft -f -".into(), stderr: e.to_string() })?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(LabError::Command { cmd: "nft -f -".into(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() })
+        }
+    }
+
+    /// Runs `nft` with arguments in the node namespace (for inspection).
+    pub fn nft(&self, args: &[&str]) -> Result<String, LabError> {
+        let mut v = vec!["ip", "netns", "exec", self.node.as_str(), "nft"];
+        v.extend_from_slice(args);
+        run(&v)
+    }
+
+    /// Probes from one pod to an address; returns the result and how long it took.
+    pub fn probe(&self, from: &str, to: IpAddr, udp: bool, port: u16, timeout: Duration) -> (Probe, Duration) {
+        let Some(src) = self.pods.iter().find(|p| p.spec.id == from) else { return (Probe::Error, Duration::ZERO) };
+        let start = Instant::now();
+        let out = Command::new("ip")
+            .args(["netns", "exec", &src.netns])
+            .arg(&self.probe_bin)
+            .args(["connect", if udp { "udp" } else { "tcp" }, &to.to_string(), &port.to_string()])
+            .args(["--timeout-ms", &timeout.as_millis().to_string()])
+            .output();
+        let result = match out.map(|o| o.status.code()) {
+            Ok(Some(0)) => Probe::Allowed,
+            Ok(Some(1)) => Probe::Denied,
+            Ok(Some(2)) => Probe::Refused,
+            _ => Probe::Error,
+        };
+        (result, start.elapsed())
+    }
+
+    /// The namespaces this lab created.
+    pub fn namespaces(&self) -> Vec<String> {
+        std::iter::once(self.node.clone()).chain(self.pods.iter().map(|p| p.netns.clone())).collect()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for s in &mut self.servers {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        for ns in self.namespaces() {
+            let _ = run(&["ip", "netns", "del", &ns]);
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The enforcer on a real kernel: the bundled example's ruleset is loaded into
+//! a lab node (network namespaces, real nftables) and every pod pair is
+//! probed with real TCP and UDP; the kernel must agree with the model.
+//!
+//! Needs root, `ip` and `nft`. Skipped with a message elsewhere, except on CI
+//! (CI=true), where a skip is a failure.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use netward::analysis::{Analysis, Matrix, View};
+use netward::enforce::{self, Mode, NodeSpec};
+use netward::manifest::{load_cluster, load_policies};
+use netward::model::port::FlowPort;
+use netward::model::Protocol;
+use netward_testkit::lab::{check_support, Lab, PodSpec, Probe};
+
+const NODE: &str = "lab";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// Returns false (after saying why) when the lab cannot run here.
+fn supported() -> bool {
+    match check_support() {
+        Ok(()) => true,
+        Err(e) if std::env::var_os("CI").is_some() => panic!("kernel tests must run on CI, but: {e}"),
+        Err(e) => {
+            eprintln!("SKIPPED kernel test: {e}");
+            false
+        }
+    }
+}
+
+struct Example {
+    an: Analysis,
+    pods: Vec<PodSpec>,
+}
+
+/// The bundled example with every pod moved onto one lab node.
+fn example() -> Example {
+    let (set, _) = load_policies(&[root().join("policies")]).into_result().expect("example policies load");
+    let (mut cluster, _) =
+        load_cluster(&[root().join("policies/cluster.yaml")]).into_result().expect("example cluster loads");
+    for p in &mut cluster.pods {
+        p.node = Some(NODE.into());
+    }
+    let an = Analysis::new(&set, &cluster, View::Enforced);
+    let pods = an
+        .endpoints
+        .iter()
+        .map(|e| PodSpec {
+            id: e.id.clone(),
+            ips: e.ips.clone(),
+            iface: enforce::iface_name("nw", &e.namespace, &e.name),
+        })
+        .collect();
+    Example { an, pods }
+}
+
+fn ports() -> Vec<FlowPort> {
+    vec![
+        FlowPort { port: 8080, protocol: Protocol::Tcp },
+        FlowPort { port: 5432, protocol: Protocol::Tcp },
+        FlowPort { port: 53, protocol: Protocol::Udp },
+    ]
+}
+
+fn plan(an: &Analysis, mode: Mode) -> String {
+    let rs = enforce::compile(an, &NodeSpec { node: NODE.into(), iface_prefix: "nw".into(), mode });
+    enforce::nft::render(&rs)
+}
+
+/// Probes every ordered pair on every port, 16 at a time; returns
+/// (from, to, port, kernel result, model verdict) for each.
+fn probe_all(lab: &Lab, an: &Analysis) -> Vec<(String, String, FlowPort, Probe, bool)> {
+    let ports = ports();
+    let m = Matrix::compute(an, &ports);
+    let mut jobs = Vec::new();
+    for (pi, fp) in ports.iter().enumerate() {
+        for (a, ea) in an.endpoints.iter().enumerate() {
+            for (b, eb) in an.endpoints.iter().enumerate() {
+                if a != b {
+                    jobs.push((ea.id.clone(), eb.id.clone(), eb.ips[0], *fp, m.allowed(pi, a, b)));
+                }
+            }
+        }
+    }
+    let jobs = Mutex::new(jobs);
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..16 {
+            s.spawn(|| loop {
+                let Some((from, to, ip, fp, model)) = jobs.lock().expect("lock").pop() else { break };
+                let (got, _) = lab.probe(&from, ip, fp.protocol == Protocol::Udp, fp.port, Duration::from_millis(600));
+                results.lock().expect("lock").push((from, to, fp, got, model));
+            });
+        }
+    });
+    results.into_inner().expect("lock")
+}
+
+#[test]
+fn kernel_enforces_what_the_model_decides() {
+    if !supported() {
+        return;
+    }
+    let ex = example();
+    let probe_bin = PathBuf::from(env!("CARGO_BIN_EXE_netward-probe"));
+    let lab = Lab::up("enforce", &ex.pods, &[8080, 5432], &[53], &probe_bin).expect("lab comes up");
+
+    // Without a ruleset everything connects: denials below come from netward.
+    let web = ex.pods.iter().find(|p| p.id.starts_with("frontend/")).expect("web pod");
+    let db = ex.pods.iter().find(|p| p.id.starts_with("database/")).expect("db pod");
+    let (before, _) = lab.probe(&web.id, db.ips[0], false, 5432, Duration::from_millis(600));
+    assert_eq!(before, Probe::Allowed, "the lab routes pod to pod before any policy");
+
+    lab.load_nft(&plan(&ex.an, Mode::Enforce)).expect("the rendered ruleset loads");
+    let results = probe_all(&lab, &ex.an);
+    let mut wrong = Vec::new();
+    for (from, to, fp, got, model) in &results {
+        let kernel_allows = *got == Probe::Allowed;
+        assert!(matches!(got, Probe::Allowed | Probe::Denied), "{from} -> {to} {fp}: probe said {got:?}");
+        if kernel_allows != *model {
+            wrong.push(format!(
+                "{from} -> {to} {fp}: kernel {got:?}, model {}",
+                if *model { "allowed" } else { "denied" }
+            ));
+        }
+    }
+    let allowed = results.iter().filter(|r| r.3 == Probe::Allowed).count();
+    assert!(wrong.is_empty(), "{} of {} probes disagree:\n{}", wrong.len(), results.len(), wrong.join("\n"));
+    assert!(allowed > 0 && allowed < results.len(), "a mix of allowed and denied flows: {allowed}/{}", results.len());
+    eprintln!("{} probes, 0 disagreements ({allowed} allowed)", results.len());
+
+    // Replies of allowed connections pass: the TCP probe reads nothing, but a
+    // UDP probe only succeeds when the echo comes back through the ruleset.
+    let dns = ex.pods.iter().find(|p| p.id.starts_with("kube-system/")).expect("dns pod");
+    assert_eq!(lab.probe(&web.id, dns.ips[0], true, 53, Duration::from_millis(600)).0, Probe::Allowed);
+
+    // Audit mode: what enforce mode denies now passes (and is logged).
+    lab.load_nft(&plan(&ex.an, Mode::Audit)).expect("the audit ruleset loads");
+    assert_eq!(lab.probe(&web.id, db.ips[0], false, 5432, Duration::from_millis(600)).0, Probe::Allowed);
+    let listed = lab.nft(&["list", "table", "inet", "netward"]).expect("table lists");
+    assert!(listed.contains("(audit)"), "audit rules log");
+}
+
+#[test]
+fn a_lab_removes_its_namespaces() {
+    if !supported() {
+        return;
+    }
+    let probe_bin = PathBuf::from(env!("CARGO_BIN_EXE_netward-probe"));
+    let pods =
+        vec![PodSpec { id: "t/a".into(), ips: vec!["10.77.0.1".parse().expect("ip")], iface: "nwcleanup0".into() }];
+    let names = {
+        let lab = Lab::up("cleanup", &pods, &[80], &[], &probe_bin).expect("lab comes up");
+        lab.namespaces()
+    };
+    let list = std::process::Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+    let list = String::from_utf8_lossy(&list.stdout);
+    for n in names {
+        assert!(!list.lines().any(|l| l.split_whitespace().next() == Some(n.as_str())), "{n} left behind");
+    }
+}
