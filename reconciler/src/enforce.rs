@@ -10,9 +10,13 @@
 //! chain per local pod and direction running the tiers with a Pass mark
 //! bit; one chain per policy and direction; selectors as named sets.
 
+pub mod apply;
 pub mod compile;
+pub mod diff;
+pub mod live;
 pub mod nft;
 pub mod ruleset;
 
+pub use apply::{Dataplane, EnforceError, Enforcer, NftCli, Report};
 pub use compile::{compile, iface_name, Mode, NodeSpec};
 pub use ruleset::Ruleset;

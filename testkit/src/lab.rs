@@ -219,6 +219,11 @@ impl Lab {
         (result, start.elapsed())
     }
 
+    /// The node's network namespace (where the enforcer programs nftables).
+    pub fn node_netns(&self) -> &str {
+        &self.node
+    }
+
     /// The namespaces this lab created.
     pub fn namespaces(&self) -> Vec<String> {
         std::iter::once(self.node.clone()).chain(self.pods.iter().map(|p| p.netns.clone())).collect()

@@ -165,3 +165,75 @@ fn a_lab_removes_its_namespaces() {
         assert!(!list.lines().any(|l| l.split_whitespace().next() == Some(n.as_str())), "{n} left behind");
     }
 }
+
+fn cluster_on_lab_node() -> (netward::model::PolicySet, netward::model::Cluster) {
+    let (set, _) = load_policies(&[root().join("policies")]).into_result().expect("example policies load");
+    let (mut cluster, _) = load_cluster(&[root().join("policies/cluster.yaml")]).into_result().expect("cluster loads");
+    for p in &mut cluster.pods {
+        p.node = Some(NODE.into());
+    }
+    (set, cluster)
+}
+
+fn ruleset(set: &netward::model::PolicySet, cluster: &netward::model::Cluster) -> netward::enforce::Ruleset {
+    let an = Analysis::new(set, cluster, View::Enforced);
+    enforce::compile(&an, &NodeSpec { node: NODE.into(), iface_prefix: "nw".into(), mode: Mode::Enforce })
+}
+
+#[test]
+fn enforcer_applies_only_the_difference_and_repairs_drift() {
+    use netward::enforce::{Dataplane, EnforceError, Enforcer, NftCli};
+    use netward::model::PortMatch;
+    if !supported() {
+        return;
+    }
+    let ex = example();
+    let probe_bin = PathBuf::from(env!("CARGO_BIN_EXE_netward-probe"));
+    let lab = Lab::up("sync", &ex.pods, &[8080, 5432], &[53], &probe_bin).expect("lab comes up");
+    let ip_of = |prefix: &str| ex.pods.iter().find(|p| p.id.starts_with(prefix)).expect("pod").ips[0];
+    let id_of = |prefix: &str| ex.pods.iter().find(|p| p.id.starts_with(prefix)).expect("pod").id.clone();
+    let t = Duration::from_millis(600);
+    let (api, db) = (id_of("backend/api-5f6c7-fghij"), ip_of("database/"));
+
+    let (mut set, mut cluster) = cluster_on_lab_node();
+    let mut enforcer = Enforcer::new(NftCli::in_netns(lab.node_netns()));
+    let first = enforcer.sync(&ruleset(&set, &cluster)).expect("first sync");
+    assert!(first.changes.create_table && !first.drift);
+    assert_eq!(lab.probe(&api, db, false, 5432, t).0, Probe::Allowed);
+
+    // Nothing changed: nothing to do.
+    let again = enforcer.sync(&ruleset(&set, &cluster)).expect("second sync");
+    assert!(again.changes.is_empty(), "{:?}", again.changes);
+
+    // A pod leaves: element operations (and its chains), no rule rewritten.
+    cluster.pods.retain(|p| p.name != "debug");
+    let gone = enforcer.sync(&ruleset(&set, &cluster)).expect("pod removal");
+    assert!(gone.changes.rewritten_chains.is_empty() && gone.changes.new_chains.is_empty(), "{:?}", gone.changes);
+    assert!(!gone.changes.remove_elements.is_empty(), "{:?}", gone.changes);
+
+    // A policy edit rewrites that policy's chain only.
+    let pg = set.policies.iter_mut().find(|p| p.id.name == "postgres").expect("postgres policy");
+    pg.ingress[0].destination.ports = vec![PortMatch::Range(5433, 5433)];
+    let edit = enforcer.sync(&ruleset(&set, &cluster)).expect("policy edit");
+    assert_eq!(edit.changes.rewritten_chains.len(), 1, "{:?}", edit.changes);
+    assert!(edit.changes.rewritten_chains[0].starts_with("pol-in-"), "{:?}", edit.changes);
+    assert_eq!(lab.probe(&api, db, false, 5432, t).0, Probe::Denied, "the edited policy is enforced");
+
+    // Someone flushes a chain by hand: the next sync sees the drift and repairs it.
+    let chain = edit.changes.rewritten_chains[0].clone();
+    lab.nft(&["flush", "chain", "inet", "netward", &chain]).expect("manual flush");
+    let repaired = enforcer.sync(&ruleset(&set, &cluster)).expect("repair");
+    assert!(repaired.drift, "drift is reported");
+    assert_eq!(repaired.changes.rewritten_chains, vec![chain]);
+
+    // A change the kernel rejects changes nothing.
+    let before = enforcer.dataplane().read().expect("read");
+    let err = enforcer
+        .dataplane()
+        .apply("add element inet netward local-ifaces { \"x\" }\nadd rule inet netward no-such-chain accept\n");
+    assert!(
+        matches!(err, Err(EnforceError::Rejected(ref m)) if m.contains("no-such-chain") || m.contains("No such file")),
+        "{err:?}"
+    );
+    assert_eq!(enforcer.dataplane().read().expect("read"), before, "the failed transaction left no trace");
+}

@@ -13,7 +13,7 @@ use super::ruleset::{
     Element, Family, Hook, Match, Operand, Rule, Ruleset, Set, SetKind, Side, Verdict, PASS_MARK, TABLE,
 };
 
-fn proto_name(p: u8) -> String {
+pub fn proto_name(p: u8) -> String {
     match p {
         6 => "tcp".into(),
         17 => "udp".into(),
@@ -33,7 +33,7 @@ fn net(n: &IpNet) -> String {
     }
 }
 
-fn element(e: &Element) -> String {
+pub fn element(e: &Element) -> String {
     match e {
         Element::Net(n) => net(n),
         Element::AddrProtoPort(ip, p, port) => format!("{ip} . {} . {port}", proto_name(*p)),
@@ -42,7 +42,7 @@ fn element(e: &Element) -> String {
     }
 }
 
-fn key_type(k: SetKind) -> String {
+pub fn key_type(k: SetKind) -> String {
     match k {
         SetKind::Addr(f) => f.addr_type().to_string(),
         SetKind::AddrProtoPort(f) => format!("{} . inet_proto . inet_service", f.addr_type()),
@@ -156,6 +156,39 @@ fn comment(r: &Rule) -> String {
     format!("{} {note}", rule_hash(r))
 }
 
+/// The declaration body of a set, without elements: `type ...; flags interval;`.
+pub fn set_decl(s: &Set) -> String {
+    let mut d = format!("type {};", key_type(s.kind));
+    if matches!(s.kind, SetKind::Addr(_)) {
+        d.push_str(" flags interval;");
+    }
+    d
+}
+
+/// The declaration body of a verdict map, without elements.
+pub fn map_decl(m: &super::ruleset::VerdictMap) -> String {
+    format!("type {} : verdict;", key_type(m.key))
+}
+
+/// A base chain's `type filter hook ... priority ...; policy accept;`.
+pub fn base_decl(b: super::ruleset::BaseChain) -> String {
+    let hook = match b.hook {
+        Hook::Forward => "forward",
+        Hook::Input => "input",
+    };
+    let prio = match b.priority {
+        0 => "filter".to_string(),
+        p if p > 0 => format!("filter + {p}"),
+        p => format!("filter - {}", -p),
+    };
+    format!("type filter hook {hook} priority {prio}; policy accept;")
+}
+
+/// A rule as it follows `add rule inet netward <chain>`: body and comment.
+pub fn rule_line(r: &Rule) -> String {
+    format!("{} comment \"{}\"", rule_body(r), comment(r))
+}
+
 fn set_text(out: &mut String, name: &str, s: &Set) {
     let _ = writeln!(out, "\tset {name} {{");
     let _ = writeln!(out, "\t\ttype {}", key_type(s.kind));
@@ -197,19 +230,10 @@ pub fn render(rs: &Ruleset) -> String {
         let c = &rs.chains[name];
         let _ = writeln!(out, "\tchain {name} {{");
         if let Some(b) = c.base {
-            let hook = match b.hook {
-                Hook::Forward => "forward",
-                Hook::Input => "input",
-            };
-            let prio = match b.priority {
-                0 => "filter".to_string(),
-                p if p > 0 => format!("filter + {p}"),
-                p => format!("filter - {}", -p),
-            };
-            let _ = writeln!(out, "\t\ttype filter hook {hook} priority {prio}; policy accept;");
+            let _ = writeln!(out, "\t\t{}", base_decl(b));
         }
         for r in &c.rules {
-            let _ = writeln!(out, "\t\t{} comment \"{}\"", rule_body(r), comment(r));
+            let _ = writeln!(out, "\t\t{}", rule_line(r));
         }
         let _ = writeln!(out, "\t}}");
     }

@@ -1,0 +1,176 @@
+//! Keeping the kernel's table equal to the desired ruleset: read back, diff,
+//! apply the difference in one transaction, read back again to confirm.
+//!
+//! The kernel sits behind `Dataplane`. `NftCli` drives the `nft` command
+//! (one `nft -f` is one netlink transaction, so a rejected change changes
+//! nothing); a netlink backend will implement the same trait.
+
+use std::fmt;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::diff::{diff, render, Changes};
+use super::live::Live;
+use super::ruleset::{Ruleset, TABLE};
+
+/// Why an apply failed, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnforceError {
+    /// nftables cannot be used here (no `nft`, no permission); retrying will not help.
+    Unavailable(String),
+    /// The kernel refused the change; nothing was changed. The message names
+    /// the object. Retrying the same change will not help.
+    Rejected(String),
+    /// After applying, the table read back differs from what was wanted
+    /// (someone changed it meanwhile); a retry repairs it.
+    Mismatch(String),
+}
+
+impl EnforceError {
+    pub fn retryable(&self) -> bool {
+        matches!(self, EnforceError::Mismatch(_))
+    }
+}
+
+impl fmt::Display for EnforceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EnforceError::Unavailable(m) => write!(f, "nftables unavailable: {m}"),
+            EnforceError::Rejected(m) => write!(f, "the kernel rejected the change (nothing was changed): {m}"),
+            EnforceError::Mismatch(m) => write!(f, "the table read back differs from the one applied: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for EnforceError {}
+
+/// The kernel side: read the table, apply a transaction.
+pub trait Dataplane {
+    /// The live table, or None when it does not exist.
+    fn read(&self) -> Result<Option<Live>, EnforceError>;
+    /// Applies an `nft -f` script as one transaction.
+    fn apply(&self, script: &str) -> Result<(), EnforceError>;
+}
+
+/// The `nft` command, optionally run inside a network namespace.
+#[derive(Clone, Debug)]
+pub struct NftCli {
+    /// The command line before nft's own arguments: `["nft"]`, or
+    /// `["ip", "netns", "exec", NS, "nft"]`.
+    argv: Vec<String>,
+}
+
+impl NftCli {
+    pub fn new() -> Self {
+        NftCli { argv: vec!["nft".into()] }
+    }
+
+    /// `nft` inside the named network namespace.
+    pub fn in_netns(ns: &str) -> Self {
+        NftCli { argv: ["ip", "netns", "exec", ns, "nft"].iter().map(|s| s.to_string()).collect() }
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.argv[0]);
+        c.args(&self.argv[1..]);
+        c
+    }
+}
+
+impl Default for NftCli {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Dataplane for NftCli {
+    fn read(&self) -> Result<Option<Live>, EnforceError> {
+        let out = self
+            .command()
+            .args(["-j", "list", "table", "inet", TABLE])
+            .output()
+            .map_err(|e| EnforceError::Unavailable(format!("cannot run nft: {e}")))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            if err.contains("No such file or directory") {
+                return Ok(None);
+            }
+            return Err(EnforceError::Unavailable(err.trim().to_string()));
+        }
+        Live::from_nft_json(&String::from_utf8_lossy(&out.stdout)).map(Some).map_err(EnforceError::Unavailable)
+    }
+
+    fn apply(&self, script: &str) -> Result<(), EnforceError> {
+        let mut child = self
+            .command()
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| EnforceError::Unavailable(format!("cannot run nft: {e}")))?;
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(script.as_bytes())
+            .map_err(|e| EnforceError::Unavailable(format!("cannot write to nft: {e}")))?;
+        let out =
+            child.wait_with_output().map_err(|e| EnforceError::Unavailable(format!("nft did not finish: {e}")))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            // nft names the failing command and object; keep its first lines.
+            let err: Vec<String> = String::from_utf8_lossy(&out.stderr).lines().take(3).map(str::to_string).collect();
+            Err(EnforceError::Rejected(err.join(" | ")))
+        }
+    }
+}
+
+/// What one sync did.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub changes: Changes,
+    /// The live table differed from what the previous sync left: someone
+    /// edited or flushed it. The sync repaired it.
+    pub drift: bool,
+    pub duration: Duration,
+}
+
+/// Keeps one node's table in sync with desired rulesets.
+pub struct Enforcer<D: Dataplane> {
+    dataplane: D,
+    /// The table as the last successful sync left it.
+    last: Option<Live>,
+}
+
+impl<D: Dataplane> Enforcer<D> {
+    pub fn new(dataplane: D) -> Self {
+        Enforcer { dataplane, last: None }
+    }
+
+    pub fn dataplane(&self) -> &D {
+        &self.dataplane
+    }
+
+    /// Makes the kernel's table equal to `desired`, changing only what differs.
+    /// On error the previous table stays in force.
+    pub fn sync(&mut self, desired: &Ruleset) -> Result<Report, EnforceError> {
+        let start = Instant::now();
+        let live = self.dataplane.read()?;
+        let drift = self.last.is_some() && live != self.last;
+        let changes = diff(live.as_ref(), desired);
+        if !changes.is_empty() {
+            self.dataplane.apply(&render(&changes, desired, live.as_ref()))?;
+        }
+        let after = self.dataplane.read()?;
+        let want = Live::of(desired);
+        if after.as_ref() != Some(&want) {
+            self.last = after;
+            return Err(EnforceError::Mismatch("a concurrent change; the next sync repairs it".into()));
+        }
+        self.last = after;
+        Ok(Report { changes, drift, duration: start.elapsed() })
+    }
+}

@@ -1,0 +1,202 @@
+//! The smallest change that turns the live table into the desired one.
+//!
+//! Order inside the one transaction follows Calico's (anchors §3.1 rule 8):
+//! new sets, maps and chains first; changed chains flushed and refilled;
+//! elements added; elements removed; unused chains, then sets, deleted last.
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use super::live::{element_key, Live};
+use super::nft;
+use super::ruleset::{Chain, Ruleset, TABLE};
+
+/// What an apply will change.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// The table is missing: everything is created at once.
+    pub create_table: bool,
+    pub new_sets: Vec<String>,
+    pub new_maps: Vec<String>,
+    pub new_chains: Vec<String>,
+    /// Existing chains whose rules differ: flushed and refilled.
+    pub rewritten_chains: Vec<String>,
+    /// (set or map, element key) to add / remove.
+    pub add_elements: Vec<(String, String)>,
+    pub remove_elements: Vec<(String, String)>,
+    pub deleted_chains: Vec<String>,
+    pub deleted_sets: Vec<String>,
+    pub deleted_maps: Vec<String>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        *self == Changes::default()
+    }
+
+    /// A one-line account for logs.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} chains created, {} rewritten, {} deleted; {} elements added, {} removed; {} sets/maps created, {} deleted",
+            self.new_chains.len(),
+            self.rewritten_chains.len(),
+            self.deleted_chains.len(),
+            self.add_elements.len(),
+            self.remove_elements.len(),
+            self.new_sets.len() + self.new_maps.len(),
+            self.deleted_sets.len() + self.deleted_maps.len()
+        )
+    }
+}
+
+/// Compares the live table (None: absent) with the desired ruleset.
+pub fn diff(live: Option<&Live>, desired: &Ruleset) -> Changes {
+    let want = Live::of(desired);
+    let Some(have) = live else {
+        return Changes { create_table: true, ..Changes::default() };
+    };
+    let mut c = Changes::default();
+    for (name, (ty, elems)) in &want.sets {
+        match have.sets.get(name) {
+            Some((hty, helems)) if hty == ty => {
+                c.add_elements.extend(elems.difference(helems).map(|e| (name.clone(), e.clone())));
+                c.remove_elements.extend(helems.difference(elems).map(|e| (name.clone(), e.clone())));
+            }
+            Some(_) => {
+                // Same name, other type: cannot change in place.
+                c.deleted_sets.push(name.clone());
+                c.new_sets.push(name.clone());
+            }
+            None => c.new_sets.push(name.clone()),
+        }
+    }
+    for (name, (ty, elems)) in &want.maps {
+        match have.maps.get(name) {
+            Some((hty, helems)) if hty == ty => {
+                for (k, target) in elems {
+                    match helems.get(k) {
+                        Some(t) if t == target => {}
+                        Some(_) => {
+                            c.remove_elements.push((name.clone(), k.clone()));
+                            c.add_elements.push((name.clone(), k.clone()));
+                        }
+                        None => c.add_elements.push((name.clone(), k.clone())),
+                    }
+                }
+                c.remove_elements
+                    .extend(helems.keys().filter(|k| !elems.contains_key(*k)).map(|k| (name.clone(), k.clone())));
+            }
+            Some(_) => {
+                c.deleted_maps.push(name.clone());
+                c.new_maps.push(name.clone());
+            }
+            None => c.new_maps.push(name.clone()),
+        }
+    }
+    for (name, hashes) in &want.chains {
+        match have.chains.get(name) {
+            Some(h) if h == hashes => {}
+            Some(_) => c.rewritten_chains.push(name.clone()),
+            None => c.new_chains.push(name.clone()),
+        }
+    }
+    c.deleted_chains = have.chains.keys().filter(|n| !want.chains.contains_key(*n)).cloned().collect();
+    c.deleted_sets.extend(have.sets.keys().filter(|n| !want.sets.contains_key(*n)).cloned());
+    c.deleted_maps.extend(have.maps.keys().filter(|n| !want.maps.contains_key(*n)).cloned());
+    c
+}
+
+fn find_element<'a>(rs: &'a Ruleset, set: &str, key: &str) -> Option<String> {
+    if let Some(s) = rs.sets.get(set) {
+        return s.elements.iter().find(|e| element_key(e) == key).map(nft::element);
+    }
+    let m = rs.maps.get(set)?;
+    m.elements.iter().find(|(k, _)| element_key(k) == key).map(|(k, c)| format!("{} : goto {c}", nft::element(k)))
+}
+
+/// The `nft -f` script of a change: one transaction. Removed elements are
+/// named by key (nft accepts the key alone for maps).
+pub fn render(changes: &Changes, desired: &Ruleset, live: Option<&Live>) -> String {
+    if changes.create_table {
+        return nft::render(desired);
+    }
+    let mut out = String::new();
+    let t = format!("inet {TABLE}");
+    let recreated_sets: BTreeSet<&String> =
+        changes.new_sets.iter().filter(|n| changes.deleted_sets.contains(n)).collect();
+    let recreated_maps: BTreeSet<&String> =
+        changes.new_maps.iter().filter(|n| changes.deleted_maps.contains(n)).collect();
+    // Sets and maps whose type changed go first (nothing can still use them
+    // once the chains that do are rewritten below; nft checks at commit).
+    for n in &recreated_sets {
+        let _ = writeln!(out, "delete set {t} {n}");
+    }
+    for n in &recreated_maps {
+        let _ = writeln!(out, "delete map {t} {n}");
+    }
+    for n in &changes.new_sets {
+        let _ = writeln!(out, "add set {t} {n} {{ {} }}", nft::set_decl(&desired.sets[n]));
+    }
+    for n in &changes.new_maps {
+        let _ = writeln!(out, "add map {t} {n} {{ {} }}", nft::map_decl(&desired.maps[n]));
+    }
+    for n in &changes.new_chains {
+        let _ = writeln!(out, "add chain {t} {n}{}", chain_decl(&desired.chains[n]));
+    }
+    for n in changes.new_chains.iter().chain(&changes.rewritten_chains) {
+        if changes.rewritten_chains.contains(n) {
+            let _ = writeln!(out, "flush chain {t} {n}");
+        }
+        for r in &desired.chains[n].rules {
+            let _ = writeln!(out, "add rule {t} {n} {}", nft::rule_line(r));
+        }
+    }
+    // New sets/maps get their elements here, with the rest.
+    for n in &changes.new_sets {
+        for e in &desired.sets[n].elements {
+            let _ = writeln!(out, "add element {t} {n} {{ {} }}", nft::element(e));
+        }
+    }
+    for n in &changes.new_maps {
+        for (k, c) in &desired.maps[n].elements {
+            let _ = writeln!(out, "add element {t} {n} {{ {} : goto {c} }}", nft::element(k));
+        }
+    }
+    for (set, key) in &changes.add_elements {
+        if let Some(e) = find_element(desired, set, key) {
+            let _ = writeln!(out, "add element {t} {set} {{ {e} }}");
+        }
+    }
+    for (set, key) in &changes.remove_elements {
+        let _ = writeln!(out, "delete element {t} {set} {{ {} }}", key_text(live, set, key));
+    }
+    for n in &changes.deleted_chains {
+        let _ = writeln!(out, "delete chain {t} {n}");
+    }
+    for n in changes.deleted_sets.iter().filter(|n| !recreated_sets.contains(n)) {
+        let _ = writeln!(out, "delete set {t} {n}");
+    }
+    for n in changes.deleted_maps.iter().filter(|n| !recreated_maps.contains(n)) {
+        let _ = writeln!(out, "delete map {t} {n}");
+    }
+    out
+}
+
+/// An element key (`a|b|c`) back in nft syntax (`"a" . b . c`).
+fn key_text(live: Option<&Live>, set: &str, key: &str) -> String {
+    let is_iface = live
+        .and_then(|l| l.sets.get(set).map(|s| s.0.clone()).or_else(|| l.maps.get(set).map(|m| m.0.clone())))
+        .is_some_and(|ty| ty.starts_with("ifname"));
+    key.split('|')
+        .enumerate()
+        .map(|(i, p)| if i == 0 && is_iface { format!("\"{p}\"") } else { p.to_string() })
+        .collect::<Vec<_>>()
+        .join(" . ")
+}
+
+fn chain_decl(c: &Chain) -> String {
+    match c.base {
+        None => String::new(),
+        Some(b) => format!(" {{ {} }}", nft::base_decl(b)),
+    }
+}
