@@ -106,7 +106,7 @@ pub fn diff(live: Option<&Live>, desired: &Ruleset) -> Changes {
     c
 }
 
-fn find_element<'a>(rs: &'a Ruleset, set: &str, key: &str) -> Option<String> {
+fn find_element(rs: &Ruleset, set: &str, key: &str) -> Option<String> {
     if let Some(s) = rs.sets.get(set) {
         return s.elements.iter().find(|e| element_key(e) == key).map(nft::element);
     }
