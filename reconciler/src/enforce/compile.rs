@@ -14,7 +14,7 @@ use crate::model::{Action, Direction, Endpoint, EntityRule, Policy, PortMatch, P
 use crate::selector::Expr;
 
 use super::ruleset::{
-    BaseChain, Chain, Element, Family, Hook, Match, Operand, Rule, Ruleset, Set, SetKind, Side, Verdict, VerdictMap,
+    BaseChain, Chain, Element, Family, Hook, Match, Rule, Ruleset, Set, SetKind, Side, Verdict, VerdictMap,
 };
 
 /// Enforce for real, or only log what would be denied.
@@ -349,23 +349,26 @@ impl<'a> Compiler<'a> {
             if nets.is_empty() {
                 return None;
             }
-            common.push(Match::Addr { family: fam, side, set: Operand::Nets(nets), negated: false });
+            let set = self.nets_set(nets, fam);
+            common.push(Match::Addr { family: fam, side, set, negated: false });
         }
         let not_nets: Vec<IpNet> = e.not_nets.iter().copied().filter(|n| fam_of_net(n) == fam).collect();
         if !not_nets.is_empty() {
-            common.push(Match::Addr { family: fam, side, set: Operand::Nets(not_nets), negated: true });
+            let set = self.nets_set(not_nets, fam);
+            common.push(Match::Addr { family: fam, side, set, negated: true });
         }
         if let Some(s) = &e.selector {
             let set = self.selector_set(s, fam);
-            common.push(Match::Addr { family: fam, side, set: Operand::Named(set), negated: false });
+            common.push(Match::Addr { family: fam, side, set, negated: false });
         }
         if let Some(s) = &e.not_selector {
             let set = self.selector_set(s, fam);
-            common.push(Match::Addr { family: fam, side, set: Operand::Named(set), negated: true });
+            common.push(Match::Addr { family: fam, side, set, negated: true });
         }
         let (ranges, named) = split_ports(&e.not_ports);
         if !ranges.is_empty() {
-            common.push(Match::Port { side, set: Operand::Ports(ranges), negated: true });
+            let set = self.ports_set(ranges);
+            common.push(Match::Port { side, set, negated: true });
         }
         for n in named {
             let set = self.named_port_set(&n, fam);
@@ -378,7 +381,8 @@ impl<'a> Compiler<'a> {
         let mut alts = Vec::new();
         if !ranges.is_empty() {
             let mut m = common.clone();
-            m.push(Match::Port { side, set: Operand::Ports(ranges), negated: false });
+            let set = self.ports_set(ranges);
+            m.push(Match::Port { side, set, negated: false });
             alts.push(m);
         }
         for n in named {
@@ -417,6 +421,32 @@ impl<'a> Compiler<'a> {
             }
             self.out.sets.insert(name.clone(), Set { kind: SetKind::Addr(fam), elements: merge_nets(elements) });
         }
+        name
+    }
+
+    /// A named interval set for a rule's own CIDR list, shared by equal lists.
+    fn nets_set(&mut self, nets: Vec<IpNet>, fam: Family) -> String {
+        let elements = merge_nets(nets.into_iter().map(Element::Net).collect());
+        let key: Vec<String> = elements.iter().map(super::live::element_key).collect();
+        let name = format!("nets-{:016x}-{}", fnv64(key.join(",").as_bytes()), fam.suffix());
+        self.out.sets.entry(name.clone()).or_insert(Set { kind: SetKind::Addr(fam), elements });
+        name
+    }
+
+    /// A named interval set of ports, shared by equal lists.
+    fn ports_set(&mut self, mut ranges: Vec<(u16, u16)>) -> String {
+        ranges.sort();
+        let mut merged: Vec<(u16, u16)> = Vec::new();
+        for (a, b) in ranges {
+            match merged.last_mut() {
+                Some(last) if a as u32 <= last.1 as u32 + 1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        let key: Vec<String> = merged.iter().map(|(a, b)| format!("{a}-{b}")).collect();
+        let name = format!("ports-{:016x}", fnv64(key.join(",").as_bytes()));
+        let elements = merged.into_iter().map(|(a, b)| Element::PortRange(a, b)).collect();
+        self.out.sets.entry(name.clone()).or_insert(Set { kind: SetKind::Service, elements });
         name
     }
 

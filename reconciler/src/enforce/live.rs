@@ -27,6 +27,8 @@ pub fn element_key(e: &Element) -> String {
         Element::AddrProtoPort(ip, p, port) => format!("{ip}|{}|{port}", super::nft::proto_name(*p)),
         Element::IfaceAddr(i, ip) => format!("{i}|{ip}"),
         Element::Iface(i) => i.clone(),
+        Element::PortRange(a, b) if a == b => a.to_string(),
+        Element::PortRange(a, b) => format!("{a}-{b}"),
     }
 }
 

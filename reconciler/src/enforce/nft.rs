@@ -9,9 +9,7 @@ use std::fmt::Write;
 use ipnet::IpNet;
 
 use super::compile::fnv64;
-use super::ruleset::{
-    Element, Family, Hook, Match, Operand, Rule, Ruleset, Set, SetKind, Side, Verdict, PASS_MARK, TABLE,
-};
+use super::ruleset::{Element, Family, Hook, Match, Rule, Ruleset, Set, SetKind, Side, Verdict, PASS_MARK, TABLE};
 
 pub fn proto_name(p: u8) -> String {
     match p {
@@ -39,6 +37,8 @@ pub fn element(e: &Element) -> String {
         Element::AddrProtoPort(ip, p, port) => format!("{ip} . {} . {port}", proto_name(*p)),
         Element::IfaceAddr(i, ip) => format!("\"{i}\" . {ip}"),
         Element::Iface(i) => format!("\"{i}\""),
+        Element::PortRange(a, b) if a == b => a.to_string(),
+        Element::PortRange(a, b) => format!("{a}-{b}"),
     }
 }
 
@@ -48,6 +48,7 @@ pub fn key_type(k: SetKind) -> String {
         SetKind::AddrProtoPort(f) => format!("{} . inet_proto . inet_service", f.addr_type()),
         SetKind::IfaceAddr(f) => format!("ifname . {}", f.addr_type()),
         SetKind::Iface => "ifname".to_string(),
+        SetKind::Service => "inet_service".to_string(),
     }
 }
 
@@ -65,18 +66,6 @@ fn port_word(s: Side) -> &'static str {
     }
 }
 
-fn operand(o: &Operand) -> String {
-    match o {
-        Operand::Named(n) => format!("@{n}"),
-        Operand::Nets(ns) => format!("{{ {} }}", ns.iter().map(net).collect::<Vec<_>>().join(", ")),
-        Operand::Ports(ps) => {
-            let items: Vec<String> =
-                ps.iter().map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
-            format!("{{ {} }}", items.join(", "))
-        }
-    }
-}
-
 fn neg(n: bool) -> &'static str {
     if n {
         "!= "
@@ -91,9 +80,9 @@ fn match_text(m: &Match) -> String {
         Match::CtEstablished => "ct state established,related".into(),
         Match::L4Proto { proto, negated } => format!("meta l4proto {}{}", neg(*negated), proto_name(*proto)),
         Match::Addr { family, side, set, negated } => {
-            format!("{} {} {}{}", family.nft(), side_word(*side), neg(*negated), operand(set))
+            format!("{} {} {}@{set}", family.nft(), side_word(*side), neg(*negated))
         }
-        Match::Port { side, set, negated } => format!("th {} {}{}", port_word(*side), neg(*negated), operand(set)),
+        Match::Port { side, set, negated } => format!("th {} {}@{set}", port_word(*side), neg(*negated)),
         Match::NamedPort { family, side, set, negated } => format!(
             "{} {} . meta l4proto . th {} {}@{set}",
             family.nft(),
@@ -159,7 +148,7 @@ fn comment(r: &Rule) -> String {
 /// The declaration body of a set, without elements: `type ...; flags interval;`.
 pub fn set_decl(s: &Set) -> String {
     let mut d = format!("type {};", key_type(s.kind));
-    if matches!(s.kind, SetKind::Addr(_)) {
+    if matches!(s.kind, SetKind::Addr(_) | SetKind::Service) {
         d.push_str(" flags interval;");
     }
     d
@@ -192,7 +181,7 @@ pub fn rule_line(r: &Rule) -> String {
 fn set_text(out: &mut String, name: &str, s: &Set) {
     let _ = writeln!(out, "\tset {name} {{");
     let _ = writeln!(out, "\t\ttype {}", key_type(s.kind));
-    if matches!(s.kind, SetKind::Addr(_)) {
+    if matches!(s.kind, SetKind::Addr(_) | SetKind::Service) {
         let _ = writeln!(out, "\t\tflags interval");
     }
     if !s.elements.is_empty() {

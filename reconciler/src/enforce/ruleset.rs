@@ -64,6 +64,8 @@ pub enum SetKind {
     IfaceAddr(Family),
     /// Interface names.
     Iface,
+    /// Port numbers and ranges (an interval set).
+    Service,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -72,6 +74,8 @@ pub enum Element {
     AddrProtoPort(IpAddr, u8, u16),
     IfaceAddr(String, IpAddr),
     Iface(String),
+    /// An inclusive port range; a single port is `first == last`.
+    PortRange(u16, u16),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,14 +113,6 @@ pub enum Side {
     Daddr,
 }
 
-/// A set operand: a named set, or an inline anonymous one.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Operand {
-    Named(String),
-    Nets(Vec<IpNet>),
-    Ports(Vec<(u16, u16)>),
-}
-
 /// One condition of a rule.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Match {
@@ -126,10 +122,12 @@ pub enum Match {
     CtEstablished,
     /// `meta l4proto N` (or `!=`).
     L4Proto { proto: u8, negated: bool },
-    /// `ip saddr @set` / `ip6 daddr { ... }` (or `!=`).
-    Addr { family: Family, side: Side, set: Operand, negated: bool },
-    /// `th dport { 80, 8000-8080 }` (or sport, or `!=`).
-    Port { side: Side, set: Operand, negated: bool },
+    /// `ip saddr @set` / `ip6 daddr @set` (or `!=`). Every set is named, even
+    /// a rule's own CIDR list, so updates are element operations and the
+    /// netlink encoding needs no anonymous sets.
+    Addr { family: Family, side: Side, set: String, negated: bool },
+    /// `th dport @ports` (or sport, or `!=`).
+    Port { side: Side, set: String, negated: bool },
     /// `ip daddr . meta l4proto . th dport @np` (or saddr/sport, or `!=`).
     NamedPort { family: Family, side: Side, set: String, negated: bool },
     /// `icmp type N [code M]` / `icmpv6 ...` (or `!=` on the type).
