@@ -14,6 +14,7 @@ pub mod apply;
 pub mod compile;
 pub mod diff;
 pub mod live;
+pub mod netlink;
 pub mod nft;
 pub mod ruleset;
 

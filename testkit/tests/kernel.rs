@@ -181,22 +181,36 @@ fn ruleset(set: &netward::model::PolicySet, cluster: &netward::model::Cluster) -
 }
 
 #[test]
-fn enforcer_applies_only_the_difference_and_repairs_drift() {
-    use netward::enforce::{Dataplane, EnforceError, Enforcer, NftCli};
-    use netward::model::PortMatch;
+fn enforcer_over_nft_applies_only_the_difference_and_repairs_drift() {
     if !supported() {
         return;
     }
+    applies_only_the_difference("sync-nft", |ns| Box::new(netward::enforce::NftCli::in_netns(ns)));
+}
+
+#[test]
+fn enforcer_over_netlink_applies_only_the_difference_and_repairs_drift() {
+    if !supported() {
+        return;
+    }
+    applies_only_the_difference("sync-nl", |ns| {
+        Box::new(netward::enforce::netlink::Netlink::in_netns(ns).expect("netlink socket"))
+    });
+}
+
+fn applies_only_the_difference(name: &str, dataplane: impl Fn(&str) -> Box<dyn netward::enforce::Dataplane>) {
+    use netward::enforce::{EnforceError, Enforcer};
+    use netward::model::PortMatch;
     let ex = example();
     let probe_bin = PathBuf::from(env!("CARGO_BIN_EXE_netward-probe"));
-    let lab = Lab::up("sync", &ex.pods, &[8080, 5432], &[53], &probe_bin).expect("lab comes up");
+    let lab = Lab::up(name, &ex.pods, &[8080, 5432], &[53], &probe_bin).expect("lab comes up");
     let ip_of = |prefix: &str| ex.pods.iter().find(|p| p.id.starts_with(prefix)).expect("pod").ips[0];
     let id_of = |prefix: &str| ex.pods.iter().find(|p| p.id.starts_with(prefix)).expect("pod").id.clone();
     let t = Duration::from_millis(600);
     let (api, db) = (id_of("backend/api-5f6c7-fghij"), ip_of("database/"));
 
     let (mut set, mut cluster) = cluster_on_lab_node();
-    let mut enforcer = Enforcer::new(NftCli::in_netns(lab.node_netns()));
+    let mut enforcer = Enforcer::new(dataplane(lab.node_netns()));
     let first = enforcer.sync(&ruleset(&set, &cluster)).expect("first sync");
     assert!(first.changes.create_table && !first.drift);
     assert_eq!(lab.probe(&api, db, false, 5432, t).0, Probe::Allowed);
@@ -228,9 +242,20 @@ fn enforcer_applies_only_the_difference_and_repairs_drift() {
 
     // A change the kernel rejects changes nothing.
     let before = enforcer.dataplane().read().expect("read");
-    let err = enforcer
-        .dataplane()
-        .apply("add element inet netward local-ifaces { \"x\" }\nadd rule inet netward no-such-chain accept\n");
+    let mut bogus = ruleset(&set, &cluster);
+    bogus.chains.insert("no-such-chain".into(), Default::default());
+    let change = netward::enforce::diff::Changes {
+        add_elements: vec![("local-ifaces".into(), "nwextra".into())],
+        rewritten_chains: vec!["no-such-chain".into()],
+        ..Default::default()
+    };
+    bogus
+        .sets
+        .get_mut("local-ifaces")
+        .expect("set")
+        .elements
+        .insert(netward::enforce::ruleset::Element::Iface("nwextra".into()));
+    let err = enforcer.dataplane().apply(&change, &bogus, before.as_ref());
     assert!(
         matches!(err, Err(EnforceError::Rejected(ref m)) if m.contains("no-such-chain") || m.contains("No such file")),
         "{err:?}"

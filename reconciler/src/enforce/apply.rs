@@ -49,8 +49,18 @@ impl std::error::Error for EnforceError {}
 pub trait Dataplane {
     /// The live table, or None when it does not exist.
     fn read(&self) -> Result<Option<Live>, EnforceError>;
-    /// Applies an `nft -f` script as one transaction.
-    fn apply(&self, script: &str) -> Result<(), EnforceError>;
+    /// Applies a change as one transaction.
+    fn apply(&self, changes: &Changes, desired: &Ruleset, live: Option<&Live>) -> Result<(), EnforceError>;
+}
+
+impl<T: Dataplane + ?Sized> Dataplane for Box<T> {
+    fn read(&self) -> Result<Option<Live>, EnforceError> {
+        (**self).read()
+    }
+
+    fn apply(&self, changes: &Changes, desired: &Ruleset, live: Option<&Live>) -> Result<(), EnforceError> {
+        (**self).apply(changes, desired, live)
+    }
 }
 
 /// The `nft` command, optionally run inside a network namespace.
@@ -101,7 +111,14 @@ impl Dataplane for NftCli {
         Live::from_nft_json(&String::from_utf8_lossy(&out.stdout)).map(Some).map_err(EnforceError::Unavailable)
     }
 
-    fn apply(&self, script: &str) -> Result<(), EnforceError> {
+    fn apply(&self, changes: &Changes, desired: &Ruleset, live: Option<&Live>) -> Result<(), EnforceError> {
+        self.apply_script(&render(changes, desired, live))
+    }
+}
+
+impl NftCli {
+    /// Runs an `nft -f` script as one transaction.
+    pub fn apply_script(&self, script: &str) -> Result<(), EnforceError> {
         let mut child = self
             .command()
             .args(["-f", "-"])
@@ -162,7 +179,7 @@ impl<D: Dataplane> Enforcer<D> {
         let drift = self.last.is_some() && live != self.last;
         let changes = diff(live.as_ref(), desired);
         if !changes.is_empty() {
-            self.dataplane.apply(&render(&changes, desired, live.as_ref()))?;
+            self.dataplane.apply(&changes, desired, live.as_ref())?;
         }
         let after = self.dataplane.read()?;
         let want = Live::of(desired);

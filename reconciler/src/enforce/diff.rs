@@ -36,6 +36,9 @@ impl Changes {
 
     /// A one-line account for logs.
     pub fn summary(&self) -> String {
+        if self.create_table {
+            return "table created".to_string();
+        }
         format!(
             "{} chains created, {} rewritten, {} deleted; {} elements added, {} removed; {} sets/maps created, {} deleted",
             self.new_chains.len(),

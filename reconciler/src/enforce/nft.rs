@@ -138,7 +138,8 @@ pub fn rule_hash(r: &Rule) -> String {
     format!("{:012x}", fnv64(rule_body(r).as_bytes()) >> 16)
 }
 
-fn comment(r: &Rule) -> String {
+/// The comment stamped on a rule: its content hash, then what it is for.
+pub fn comment(r: &Rule) -> String {
     let mut note: String = r.note.chars().filter(|c| *c != '"' && !c.is_control()).collect();
     // nft comments are limited to 128 bytes.
     note.truncate(100);

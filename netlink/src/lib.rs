@@ -1,0 +1,657 @@
+//! nf_tables over netlink: one transaction (batch) of table, chain, set,
+//! element and rule messages, sent atomically, with a safe API.
+//!
+//! This is the only crate in netward with `unsafe` code: the calls into
+//! libnftnl that build the messages and the socket that sends them. Nothing
+//! here knows about policies; `netward::enforce::netlink` encodes rulesets
+//! into `Expr`s and element bytes.
+
+use std::ffi::{c_char, c_void, CString};
+use std::fmt;
+use std::ptr::NonNull;
+
+use nftnl_sys as sys;
+use nftnl_sys::libc;
+
+/// `NFPROTO_INET`: tables for both IPv4 and IPv6.
+pub const FAMILY_INET: u16 = 1;
+
+/// Registers (nf_tables.h): the verdict register and the first data registers.
+pub const REG_VERDICT: u32 = 0;
+pub const REG_1: u32 = 1;
+pub const REG_2: u32 = 2;
+
+/// Verdict codes (netfilter.h / nf_tables.h).
+pub const NF_DROP: i32 = 0;
+pub const NF_ACCEPT: i32 = 1;
+pub const NFT_JUMP: i32 = -3;
+pub const NFT_GOTO: i32 = -4;
+pub const NFT_RETURN: i32 = -5;
+
+/// Set flags.
+pub const SET_INTERVAL: u32 = 0x4;
+pub const SET_MAP: u32 = 0x8;
+/// Element flag: this element ends an interval.
+pub const ELEM_INTERVAL_END: u32 = 0x1;
+/// `NFT_DATA_VERDICT`: the data type of verdict maps.
+pub const DATA_VERDICT: u32 = 0xffff_ff00;
+
+/// One nf_tables expression of a rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expr {
+    /// `meta load KEY => dreg`.
+    Meta { key: u32, dreg: u32 },
+    /// `meta set KEY with sreg`.
+    MetaSet { key: u32, sreg: u32 },
+    /// `payload load LEN @ BASE + OFFSET => dreg`.
+    Payload { base: u32, offset: u32, len: u32, dreg: u32 },
+    /// `cmp OP sreg DATA` (op 0 = eq, 1 = neq).
+    Cmp { sreg: u32, op: u32, data: Vec<u8> },
+    /// `bitwise dreg = (sreg & MASK) ^ XOR`.
+    Bitwise { sreg: u32, dreg: u32, mask: Vec<u8>, xor: Vec<u8> },
+    /// `ct load KEY => dreg`.
+    Ct { key: u32, dreg: u32 },
+    /// `lookup sreg set NAME [dreg] [inverted]`.
+    Lookup { sreg: u32, dreg: Option<u32>, set: String, invert: bool },
+    /// `immediate reg 0 VERDICT [chain]`.
+    Verdict { code: i32, chain: Option<String> },
+    /// `log prefix PREFIX`.
+    Log { prefix: String },
+}
+
+/// What a set is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetSpec {
+    pub flags: u32,
+    /// nft's datatype id of the key (concatenations packed 6 bits per part).
+    pub key_type: u32,
+    pub key_len: u32,
+    /// For verdict maps.
+    pub data_type: Option<u32>,
+    /// nft's set userdata (key byte order, for `nft list` to print elements).
+    pub userdata: Vec<u8>,
+}
+
+/// One set element: key bytes, flags, and a verdict for maps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Elem {
+    pub key: Vec<u8>,
+    pub flags: u32,
+    pub verdict: Option<(i32, String)>,
+}
+
+/// A message the kernel refused, named by what it was doing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchError {
+    /// What the refused message did, e.g. `add rule netward/pol-in-x`.
+    pub what: String,
+    /// The errno the kernel answered with (negative errno as the kernel sends it, made positive).
+    pub errno: i32,
+}
+
+impl fmt::Display for BatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.what, std::io::Error::from_raw_os_error(self.errno))
+    }
+}
+
+impl std::error::Error for BatchError {}
+
+/// Why a commit failed.
+#[derive(Debug)]
+pub enum CommitError {
+    /// The socket could not be opened or used.
+    Io(std::io::Error),
+    /// The kernel refused the transaction; nothing was changed.
+    Refused(Vec<BatchError>),
+}
+
+impl fmt::Display for CommitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommitError::Io(e) => write!(f, "netlink socket: {e}"),
+            CommitError::Refused(errs) => {
+                let parts: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+                write!(f, "{}", parts.join("; "))
+            }
+        }
+    }
+}
+
+impl std::error::Error for CommitError {}
+
+/// A netlink socket to nf_tables, opened in some network namespace.
+pub struct Conn {
+    sock: mnl::Socket,
+}
+
+// SAFETY: an mnl socket is a file descriptor plus its bound address; it may
+// move between threads as long as one thread uses it at a time, which `&mut`
+// on `commit` guarantees.
+unsafe impl Send for Conn {}
+
+impl Conn {
+    /// A socket in this thread's network namespace, with a receive timeout so
+    /// a lost answer cannot hang the caller.
+    pub fn open() -> std::io::Result<Conn> {
+        let sock = mnl::Socket::new(mnl::Bus::Netfilter)?;
+        let tv = libc::timeval { tv_sec: 5, tv_usec: 0 };
+        // SAFETY: a valid fd and a correctly sized timeval.
+        let rc = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&sock),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast::<c_void>(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Conn { sock })
+    }
+
+    /// A socket in the network namespace at `path` (e.g. `/run/netns/NAME`).
+    /// A socket stays in the namespace it was created in, so a short-lived
+    /// thread enters the namespace, opens it and hands it back; the caller's
+    /// own namespace never changes.
+    pub fn open_in_netns(path: &std::path::Path) -> std::io::Result<Conn> {
+        let file = std::fs::File::open(path)?;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // SAFETY: a valid namespace fd; setns only affects this thread.
+                let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
+                if rc != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Conn::open()
+            })
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the namespace thread panicked")))
+        })
+    }
+}
+
+fn cstr(s: &str) -> CString {
+    // Names never contain NUL: they come from our own naming scheme.
+    CString::new(s.replace('\0', "")).expect("NUL bytes were removed")
+}
+
+/// Elements per NEWSETELEM message, to stay well inside one batch page.
+const ELEMS_PER_MESSAGE: usize = 200;
+
+/// An nf_tables transaction being built.
+pub struct Batch {
+    raw: NonNull<sys::nftnl_batch>,
+    seq: u32,
+    /// Sequence number -> what the message does, for error messages.
+    labels: Vec<(u32, String)>,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        // SAFETY: `raw` came from nftnl_batch_alloc and is freed once.
+        unsafe { sys::nftnl_batch_free(self.raw.as_ptr()) };
+    }
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        // 32 pages per batch page, as nft does; overrun room for one big message.
+        // SAFETY: plain allocation; a null result is handled below.
+        let raw = unsafe { sys::nftnl_batch_alloc(4096 * 32, 65536) };
+        let raw = NonNull::new(raw).expect("libnftnl could not allocate a batch (out of memory)");
+        let mut b = Batch { raw, seq: 1, labels: Vec::new() };
+        // SAFETY: the buffer belongs to the batch and has room for a header.
+        unsafe { sys::nftnl_batch_begin(b.buffer(), b.seq) };
+        b.advance();
+        b
+    }
+
+    fn buffer(&self) -> *mut c_char {
+        // SAFETY: `raw` is a live batch.
+        unsafe { sys::nftnl_batch_buffer(self.raw.as_ptr()).cast::<c_char>() }
+    }
+
+    fn advance(&mut self) {
+        // SAFETY: `raw` is a live batch; update moves to the next message slot.
+        if unsafe { sys::nftnl_batch_update(self.raw.as_ptr()) } < 0 {
+            // libnftnl only fails here when it cannot grow its buffer.
+            panic!("libnftnl could not grow the batch (out of memory)");
+        }
+        self.seq += 1;
+    }
+
+    /// Writes a header for the next message; returns it and records the label.
+    fn header(&mut self, msg: u16, flags: u16, what: String) -> *mut libc::nlmsghdr {
+        self.labels.push((self.seq, what));
+        let flags = flags | libc::NLM_F_ACK as u16;
+        // SAFETY: the batch buffer has room for one message (nftnl_batch_update
+        // guarantees the overrun space).
+        unsafe { sys::nftnl_nlmsg_build_hdr(self.buffer(), msg, FAMILY_INET, flags, self.seq) }
+    }
+
+    /// Number of messages in the batch.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    fn table_msg(&mut self, table: &str, msg: i32, flags: i32, verb: &str) {
+        let name = cstr(table);
+        // SAFETY: alloc/free pair; setters copy the string.
+        unsafe {
+            let t = sys::nftnl_table_alloc();
+            assert!(!t.is_null(), "libnftnl could not allocate a table");
+            sys::nftnl_table_set_str(t, sys::NFTNL_TABLE_NAME as u16, name.as_ptr());
+            sys::nftnl_table_set_u32(t, sys::NFTNL_TABLE_FAMILY as u16, FAMILY_INET as u32);
+            let h = self.header(msg as u16, flags as u16, format!("{verb} table {table}"));
+            sys::nftnl_table_nlmsg_build_payload(h, t);
+            sys::nftnl_table_free(t);
+        }
+        self.advance();
+    }
+
+    pub fn add_table(&mut self, table: &str) {
+        self.table_msg(table, libc::NFT_MSG_NEWTABLE, libc::NLM_F_CREATE, "add");
+    }
+
+    pub fn delete_table(&mut self, table: &str) {
+        self.table_msg(table, libc::NFT_MSG_DELTABLE, 0, "delete");
+    }
+
+    /// Adds a chain; `base` is (hook number, priority) for a filter base chain
+    /// with policy accept.
+    pub fn add_chain(&mut self, table: &str, chain: &str, base: Option<(u32, i32)>) {
+        let (t, n, ty) = (cstr(table), cstr(chain), cstr("filter"));
+        // SAFETY: alloc/free pair; setters copy.
+        unsafe {
+            let c = sys::nftnl_chain_alloc();
+            assert!(!c.is_null(), "libnftnl could not allocate a chain");
+            sys::nftnl_chain_set_str(c, sys::NFTNL_CHAIN_TABLE as u16, t.as_ptr());
+            sys::nftnl_chain_set_str(c, sys::NFTNL_CHAIN_NAME as u16, n.as_ptr());
+            sys::nftnl_chain_set_u32(c, sys::NFTNL_CHAIN_FAMILY as u16, FAMILY_INET as u32);
+            if let Some((hook, prio)) = base {
+                sys::nftnl_chain_set_u32(c, sys::NFTNL_CHAIN_HOOKNUM as u16, hook);
+                sys::nftnl_chain_set_s32(c, sys::NFTNL_CHAIN_PRIO as u16, prio);
+                sys::nftnl_chain_set_str(c, sys::NFTNL_CHAIN_TYPE as u16, ty.as_ptr());
+                sys::nftnl_chain_set_u32(c, sys::NFTNL_CHAIN_POLICY as u16, NF_ACCEPT as u32);
+            }
+            let h = self.header(
+                libc::NFT_MSG_NEWCHAIN as u16,
+                libc::NLM_F_CREATE as u16,
+                format!("add chain {table}/{chain}"),
+            );
+            sys::nftnl_chain_nlmsg_build_payload(h, c);
+            sys::nftnl_chain_free(c);
+        }
+        self.advance();
+    }
+
+    pub fn delete_chain(&mut self, table: &str, chain: &str) {
+        let (t, n) = (cstr(table), cstr(chain));
+        // SAFETY: alloc/free pair; setters copy.
+        unsafe {
+            let c = sys::nftnl_chain_alloc();
+            assert!(!c.is_null(), "libnftnl could not allocate a chain");
+            sys::nftnl_chain_set_str(c, sys::NFTNL_CHAIN_TABLE as u16, t.as_ptr());
+            sys::nftnl_chain_set_str(c, sys::NFTNL_CHAIN_NAME as u16, n.as_ptr());
+            sys::nftnl_chain_set_u32(c, sys::NFTNL_CHAIN_FAMILY as u16, FAMILY_INET as u32);
+            let h = self.header(libc::NFT_MSG_DELCHAIN as u16, 0, format!("delete chain {table}/{chain}"));
+            sys::nftnl_chain_nlmsg_build_payload(h, c);
+            sys::nftnl_chain_free(c);
+        }
+        self.advance();
+    }
+
+    /// Removes every rule of a chain (a DELRULE without a handle).
+    pub fn flush_chain(&mut self, table: &str, chain: &str) {
+        let (t, n) = (cstr(table), cstr(chain));
+        // SAFETY: alloc/free pair; setters copy.
+        unsafe {
+            let r = sys::nftnl_rule_alloc();
+            assert!(!r.is_null(), "libnftnl could not allocate a rule");
+            sys::nftnl_rule_set_str(r, sys::NFTNL_RULE_TABLE as u16, t.as_ptr());
+            sys::nftnl_rule_set_str(r, sys::NFTNL_RULE_CHAIN as u16, n.as_ptr());
+            sys::nftnl_rule_set_u32(r, sys::NFTNL_RULE_FAMILY as u16, FAMILY_INET as u32);
+            let h = self.header(libc::NFT_MSG_DELRULE as u16, 0, format!("flush chain {table}/{chain}"));
+            sys::nftnl_rule_nlmsg_build_payload(h, r);
+            sys::nftnl_rule_free(r);
+        }
+        self.advance();
+    }
+
+    /// Appends a rule with a comment (stored as nft's rule userdata).
+    pub fn add_rule(&mut self, table: &str, chain: &str, exprs: &[Expr], comment: &str) {
+        let (t, n) = (cstr(table), cstr(chain));
+        // nft's rule userdata: one TLV, type 0 (comment), NUL-terminated.
+        let mut udata = Vec::with_capacity(comment.len() + 3);
+        let c = &comment.as_bytes()[..comment.len().min(250)];
+        udata.push(0u8);
+        udata.push((c.len() + 1) as u8);
+        udata.extend_from_slice(c);
+        udata.push(0);
+        // SAFETY: alloc/free pair; the rule takes ownership of each added
+        // expression; setters copy their data.
+        unsafe {
+            let r = sys::nftnl_rule_alloc();
+            assert!(!r.is_null(), "libnftnl could not allocate a rule");
+            sys::nftnl_rule_set_str(r, sys::NFTNL_RULE_TABLE as u16, t.as_ptr());
+            sys::nftnl_rule_set_str(r, sys::NFTNL_RULE_CHAIN as u16, n.as_ptr());
+            sys::nftnl_rule_set_u32(r, sys::NFTNL_RULE_FAMILY as u16, FAMILY_INET as u32);
+            sys::nftnl_rule_set_data(
+                r,
+                sys::NFTNL_RULE_USERDATA as u16,
+                udata.as_ptr().cast::<c_void>(),
+                udata.len() as u32,
+            );
+            for e in exprs {
+                sys::nftnl_rule_add_expr(r, build_expr(e));
+            }
+            let flags = (libc::NLM_F_CREATE | libc::NLM_F_APPEND) as u16;
+            let h = self.header(libc::NFT_MSG_NEWRULE as u16, flags, format!("add rule {table}/{chain} ({comment})"));
+            sys::nftnl_rule_nlmsg_build_payload(h, r);
+            sys::nftnl_rule_free(r);
+        }
+        self.advance();
+    }
+
+    fn set_object(table: &CString, name: &CString) -> *mut sys::nftnl_set {
+        // SAFETY: plain allocation and copying setters.
+        unsafe {
+            let s = sys::nftnl_set_alloc();
+            assert!(!s.is_null(), "libnftnl could not allocate a set");
+            sys::nftnl_set_set_str(s, sys::NFTNL_SET_TABLE as u16, table.as_ptr());
+            sys::nftnl_set_set_str(s, sys::NFTNL_SET_NAME as u16, name.as_ptr());
+            sys::nftnl_set_set_u32(s, sys::NFTNL_SET_FAMILY as u16, FAMILY_INET as u32);
+            s
+        }
+    }
+
+    pub fn add_set(&mut self, table: &str, name: &str, spec: &SetSpec, id: u32) {
+        let (t, n) = (cstr(table), cstr(name));
+        let s = Self::set_object(&t, &n);
+        // SAFETY: `s` is a live set; setters copy; freed after building.
+        unsafe {
+            sys::nftnl_set_set_u32(s, sys::NFTNL_SET_FLAGS as u16, spec.flags);
+            sys::nftnl_set_set_u32(s, sys::NFTNL_SET_KEY_TYPE as u16, spec.key_type);
+            sys::nftnl_set_set_u32(s, sys::NFTNL_SET_KEY_LEN as u16, spec.key_len);
+            if let Some(dt) = spec.data_type {
+                sys::nftnl_set_set_u32(s, sys::NFTNL_SET_DATA_TYPE as u16, dt);
+                sys::nftnl_set_set_u32(s, sys::NFTNL_SET_DATA_LEN as u16, 0);
+            }
+            sys::nftnl_set_set_u32(s, sys::NFTNL_SET_ID as u16, id);
+            if !spec.userdata.is_empty() {
+                sys::nftnl_set_set_data(
+                    s,
+                    sys::NFTNL_SET_USERDATA as u16,
+                    spec.userdata.as_ptr().cast::<c_void>(),
+                    spec.userdata.len() as u32,
+                );
+            }
+            let h =
+                self.header(libc::NFT_MSG_NEWSET as u16, libc::NLM_F_CREATE as u16, format!("add set {table}/{name}"));
+            sys::nftnl_set_nlmsg_build_payload(h, s);
+            sys::nftnl_set_free(s);
+        }
+        self.advance();
+    }
+
+    pub fn delete_set(&mut self, table: &str, name: &str) {
+        let (t, n) = (cstr(table), cstr(name));
+        let s = Self::set_object(&t, &n);
+        // SAFETY: `s` is live; freed after building.
+        unsafe {
+            let h = self.header(libc::NFT_MSG_DELSET as u16, 0, format!("delete set {table}/{name}"));
+            sys::nftnl_set_nlmsg_build_payload(h, s);
+            sys::nftnl_set_free(s);
+        }
+        self.advance();
+    }
+
+    /// Adds (or, with `add == false`, deletes) elements of a set or map.
+    pub fn elements(&mut self, table: &str, set: &str, add: bool, elems: &[Elem]) {
+        let (t, n) = (cstr(table), cstr(set));
+        for chunk in elems.chunks(ELEMS_PER_MESSAGE) {
+            let s = Self::set_object(&t, &n);
+            // SAFETY: `s` is live and owns every element added to it; the
+            // element setters copy their data; `s` is freed after building.
+            unsafe {
+                for e in chunk {
+                    let el = sys::nftnl_set_elem_alloc();
+                    assert!(!el.is_null(), "libnftnl could not allocate a set element");
+                    sys::nftnl_set_elem_set(
+                        el,
+                        sys::NFTNL_SET_ELEM_KEY as u16,
+                        e.key.as_ptr().cast::<c_void>(),
+                        e.key.len() as u32,
+                    );
+                    if e.flags != 0 {
+                        sys::nftnl_set_elem_set_u32(el, sys::NFTNL_SET_ELEM_FLAGS as u16, e.flags);
+                    }
+                    if let Some((code, chain)) = &e.verdict {
+                        sys::nftnl_set_elem_set_u32(el, sys::NFTNL_SET_ELEM_VERDICT as u16, *code as u32);
+                        let c = cstr(chain);
+                        sys::nftnl_set_elem_set(
+                            el,
+                            sys::NFTNL_SET_ELEM_CHAIN as u16,
+                            c.as_ptr().cast::<c_void>(),
+                            c.as_bytes_with_nul().len() as u32,
+                        );
+                    }
+                    sys::nftnl_set_elem_add(s, el);
+                }
+                let (msg, flags, verb) = if add {
+                    (libc::NFT_MSG_NEWSETELEM, libc::NLM_F_CREATE, "add")
+                } else {
+                    (libc::NFT_MSG_DELSETELEM, 0, "delete")
+                };
+                let h =
+                    self.header(msg as u16, flags as u16, format!("{verb} {} elements of {table}/{set}", chunk.len()));
+                sys::nftnl_set_elems_nlmsg_build_payload(h, s);
+                sys::nftnl_set_free(s);
+            }
+            self.advance();
+        }
+    }
+
+    /// Sends the batch as one transaction and waits for every answer.
+    /// On any refusal the kernel aborts the whole transaction.
+    pub fn commit(mut self, conn: &mut Conn) -> Result<(), CommitError> {
+        let end_seq = self.seq;
+        // SAFETY: the buffer has room for the end message.
+        unsafe {
+            let h = sys::nftnl_batch_end(self.buffer(), end_seq);
+            (*h).nlmsg_flags |= libc::NLM_F_ACK as u16;
+        }
+        self.advance();
+        let socket = &conn.sock;
+        // SAFETY: the iovecs point into the batch, which outlives this call.
+        let pages: Vec<&[u8]> = unsafe {
+            let n = sys::nftnl_batch_iovec_len(self.raw.as_ptr()) as usize;
+            let mut iov = vec![libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; n];
+            sys::nftnl_batch_iovec(self.raw.as_ptr(), iov.as_mut_ptr(), n as u32);
+            iov.iter().map(|v| std::slice::from_raw_parts(v.iov_base as *const u8, v.iov_len)).collect()
+        };
+        for page in pages {
+            socket.send(page).map_err(CommitError::Io)?;
+        }
+        let mut errors = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut answered = std::collections::HashSet::new();
+        // Every message asked for an answer. On success the end message's
+        // answer comes last; when the kernel aborts, it answers every message
+        // (the failed ones with their errno) but not always the end message.
+        loop {
+            let n = match socket.recv_raw(&mut buf) {
+                Ok(n) => n,
+                // Timed out: all that was coming has come.
+                Err(e) if !errors.is_empty() && e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(CommitError::Io(e)),
+            };
+            let mut done = false;
+            for (seq, errno) in parse_acks(&buf[..n]) {
+                answered.insert(seq);
+                if errno != 0 {
+                    let what = self
+                        .labels
+                        .iter()
+                        .find(|(s, _)| *s == seq)
+                        .map(|(_, l)| l.clone())
+                        .unwrap_or_else(|| format!("message {seq}"));
+                    errors.push(BatchError { what, errno });
+                }
+                if seq == end_seq {
+                    done = true;
+                }
+            }
+            if done || (!errors.is_empty() && self.labels.iter().all(|(s, _)| answered.contains(s))) {
+                break;
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(CommitError::Refused(errors))
+        }
+    }
+}
+
+/// (sequence number, errno) of each NLMSG_ERROR (ack) message in a buffer.
+/// Pure byte parsing: nlmsghdr is 16 bytes, the error code follows.
+pub fn parse_acks(mut buf: &[u8]) -> Vec<(u32, i32)> {
+    let mut out = Vec::new();
+    while buf.len() >= 16 {
+        let len = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        let ty = u16::from_ne_bytes([buf[4], buf[5]]);
+        let seq = u32::from_ne_bytes([buf[8], buf[9], buf[10], buf[11]]);
+        if len < 16 || len > buf.len() {
+            break;
+        }
+        if ty == libc::NLMSG_ERROR as u16 && len >= 20 {
+            let err = i32::from_ne_bytes([buf[16], buf[17], buf[18], buf[19]]);
+            out.push((seq, -err));
+        }
+        let aligned = (len + 3) & !3;
+        buf = &buf[aligned.min(buf.len())..];
+    }
+    out
+}
+
+/// Builds one libnftnl expression; the caller takes ownership.
+unsafe fn build_expr(e: &Expr) -> *mut sys::nftnl_expr {
+    let name = match e {
+        Expr::Meta { .. } | Expr::MetaSet { .. } => c"meta",
+        Expr::Payload { .. } => c"payload",
+        Expr::Cmp { .. } => c"cmp",
+        Expr::Bitwise { .. } => c"bitwise",
+        Expr::Ct { .. } => c"ct",
+        Expr::Lookup { .. } => c"lookup",
+        Expr::Verdict { .. } => c"immediate",
+        Expr::Log { .. } => c"log",
+    };
+    // SAFETY: the name is a valid expression type; setters copy their data.
+    unsafe {
+        let x = sys::nftnl_expr_alloc(name.as_ptr());
+        assert!(!x.is_null(), "libnftnl could not allocate an expression");
+        let set_data = |attr: u32, d: &[u8]| {
+            sys::nftnl_expr_set(x, attr as u16, d.as_ptr().cast::<c_void>(), d.len() as u32);
+        };
+        match e {
+            Expr::Meta { key, dreg } => {
+                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_META_KEY as u16, *key);
+                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_META_DREG as u16, *dreg);
+            }
+            Expr::MetaSet { key, sreg } => {
+                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_META_KEY as u16, *key);
+                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_META_SREG as u16, *sreg);
+            }
+            Expr::Payload { base, offset, len, dreg } => {
+                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_PAYLOAD_DREG as u16, *dreg);
+                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_PAYLOAD_BASE as u16, *base);
+                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_PAYLOAD_OFFSET as u16, *offset);
+                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_PAYLOAD_LEN as u16, *len);
+            }
+            Expr::Cmp { sreg, op, data } => {
+                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_CMP_SREG as u16, *sreg);
+                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_CMP_OP as u16, *op);
+                set_data(sys::NFTNL_EXPR_CMP_DATA, data);
+            }
+            Expr::Bitwise { sreg, dreg, mask, xor } => {
+                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_BITWISE_SREG as u16, *sreg);
+                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_BITWISE_DREG as u16, *dreg);
+                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_BITWISE_LEN as u16, mask.len() as u32);
+                set_data(sys::NFTNL_EXPR_BITWISE_MASK, mask);
+                set_data(sys::NFTNL_EXPR_BITWISE_XOR, xor);
+            }
+            Expr::Ct { key, dreg } => {
+                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_CT_KEY as u16, *key);
+                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_CT_DREG as u16, *dreg);
+            }
+            Expr::Lookup { sreg, dreg, set, invert } => {
+                let s = cstr(set);
+                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_LOOKUP_SREG as u16, *sreg);
+                if let Some(d) = dreg {
+                    sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_LOOKUP_DREG as u16, *d);
+                }
+                sys::nftnl_expr_set_str(x, sys::NFTNL_EXPR_LOOKUP_SET as u16, s.as_ptr());
+                if *invert {
+                    sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_LOOKUP_FLAGS as u16, 1);
+                }
+            }
+            Expr::Verdict { code, chain } => {
+                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_IMM_DREG as u16, REG_VERDICT);
+                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_IMM_VERDICT as u16, *code as u32);
+                if let Some(c) = chain {
+                    let c = cstr(c);
+                    sys::nftnl_expr_set_str(x, sys::NFTNL_EXPR_IMM_CHAIN as u16, c.as_ptr());
+                }
+            }
+            Expr::Log { prefix } => {
+                let p = cstr(prefix);
+                sys::nftnl_expr_set_str(x, sys::NFTNL_EXPR_LOG_PREFIX as u16, p.as_ptr());
+            }
+        }
+        x
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acks_parse_sequence_and_errno() {
+        // Two NLMSG_ERROR messages: seq 5 ok, seq 6 ENOENT (-2).
+        let mut buf = Vec::new();
+        for (seq, err) in [(5u32, 0i32), (6, -2)] {
+            buf.extend_from_slice(&36u32.to_ne_bytes());
+            buf.extend_from_slice(&(libc::NLMSG_ERROR as u16).to_ne_bytes());
+            buf.extend_from_slice(&0u16.to_ne_bytes());
+            buf.extend_from_slice(&seq.to_ne_bytes());
+            buf.extend_from_slice(&0u32.to_ne_bytes());
+            buf.extend_from_slice(&err.to_ne_bytes());
+            buf.extend_from_slice(&[0u8; 16]);
+        }
+        assert_eq!(parse_acks(&buf), vec![(5, 0), (6, 2)]);
+    }
+
+    #[test]
+    fn a_batch_counts_its_messages() {
+        let mut b = Batch::new();
+        b.add_table("t");
+        b.add_chain("t", "c", None);
+        b.add_rule("t", "c", &[Expr::Verdict { code: NF_ACCEPT, chain: None }], "x");
+        assert_eq!(b.len(), 3);
+    }
+}
