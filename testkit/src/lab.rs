@@ -193,6 +193,16 @@ impl Lab {
         }
     }
 
+    /// Adds an address to a pod's interface (to send from it).
+    pub fn add_address(&self, pod: &str, ip: IpAddr) -> Result<(), LabError> {
+        let p = self
+            .pods
+            .iter()
+            .find(|p| p.spec.id == pod)
+            .ok_or_else(|| LabError::Unsupported(format!("no pod {pod}")))?;
+        run(&["ip", "-n", &p.netns, "addr", "add", &format!("{ip}/32"), "dev", "eth0"]).map(|_| ())
+    }
+
     /// Runs `nft` with arguments in the node namespace (for inspection).
     pub fn nft(&self, args: &[&str]) -> Result<String, LabError> {
         let mut v = vec!["ip", "netns", "exec", self.node.as_str(), "nft"];
@@ -202,14 +212,31 @@ impl Lab {
 
     /// Probes from one pod to an address; returns the result and how long it took.
     pub fn probe(&self, from: &str, to: IpAddr, udp: bool, port: u16, timeout: Duration) -> (Probe, Duration) {
+        self.probe_from(from, None, to, udp, port, timeout)
+    }
+
+    /// Like `probe`, but UDP is sent from `source` (an address added to the
+    /// pod's interface with `add_address`): a spoofed packet.
+    pub fn probe_from(
+        &self,
+        from: &str,
+        source: Option<IpAddr>,
+        to: IpAddr,
+        udp: bool,
+        port: u16,
+        timeout: Duration,
+    ) -> (Probe, Duration) {
         let Some(src) = self.pods.iter().find(|p| p.spec.id == from) else { return (Probe::Error, Duration::ZERO) };
         let start = Instant::now();
-        let out = Command::new("ip")
-            .args(["netns", "exec", &src.netns])
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &src.netns])
             .arg(&self.probe_bin)
             .args(["connect", if udp { "udp" } else { "tcp" }, &to.to_string(), &port.to_string()])
-            .args(["--timeout-ms", &timeout.as_millis().to_string()])
-            .output();
+            .args(["--timeout-ms", &timeout.as_millis().to_string()]);
+        if let Some(s) = source {
+            cmd.args(["--bind", &s.to_string()]);
+        }
+        let out = cmd.output();
         let result = match out.map(|o| o.status.code()) {
             Ok(Some(0)) => Probe::Allowed,
             Ok(Some(1)) => Probe::Denied,

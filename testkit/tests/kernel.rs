@@ -140,6 +140,14 @@ fn kernel_enforces_what_the_model_decides() {
     let dns = ex.pods.iter().find(|p| p.id.starts_with("kube-system/")).expect("dns pod");
     assert_eq!(lab.probe(&web.id, dns.ips[0], true, 53, Duration::from_millis(600)).0, Probe::Allowed);
 
+    // Spoofing: web sending from postgres' address is dropped at the node,
+    // though DNS accepts web's own address.
+    lab.add_address(&web.id, db.ips[0]).expect("second address");
+    let spoofed = lab.probe_from(&web.id, Some(db.ips[0]), dns.ips[0], true, 53, Duration::from_millis(600)).0;
+    assert_eq!(spoofed, Probe::Denied, "a spoofed source is dropped");
+    let own = lab.probe_from(&web.id, Some(web.ips[0]), dns.ips[0], true, 53, Duration::from_millis(600)).0;
+    assert_eq!(own, Probe::Allowed);
+
     // Audit mode: what enforce mode denies now passes (and is logged).
     lab.load_nft(&plan(&ex.an, Mode::Audit)).expect("the audit ruleset loads");
     assert_eq!(lab.probe(&web.id, db.ips[0], false, 5432, Duration::from_millis(600)).0, Probe::Allowed);
@@ -219,6 +227,23 @@ fn applies_only_the_difference(name: &str, dataplane: impl Fn(&str) -> Box<dyn n
     let again = enforcer.sync(&ruleset(&set, &cluster)).expect("second sync");
     assert!(again.changes.is_empty(), "{:?}", again.changes);
 
+    // The fast path (no read-back) adds a pod as element operations only.
+    let mut extra = cluster.pods.iter().find(|p| p.name == "debug").expect("debug pod").clone();
+    extra.name = "debug-2".into();
+    extra.ips = vec!["10.244.2.41".parse().expect("ip")];
+    cluster.pods.push(extra);
+    let added = enforcer.update(&ruleset(&set, &cluster)).expect("pod added");
+    assert!(added.changes.rewritten_chains.is_empty() && !added.changes.add_elements.is_empty(), "{:?}", added.changes);
+    cluster.pods.retain(|p| p.name != "debug-2");
+    let removed = enforcer.update(&ruleset(&set, &cluster)).expect("pod removed");
+    assert!(!removed.changes.remove_elements.is_empty(), "{:?}", removed.changes);
+    let verified = enforcer.sync(&ruleset(&set, &cluster)).expect("read-back after the fast path");
+    assert!(
+        verified.changes.is_empty() && !verified.drift,
+        "the fast path left the table exact: {:?}",
+        verified.changes
+    );
+
     // A pod leaves: element operations (and its chains), no rule rewritten.
     cluster.pods.retain(|p| p.name != "debug");
     let gone = enforcer.sync(&ruleset(&set, &cluster)).expect("pod removal");
@@ -261,4 +286,23 @@ fn applies_only_the_difference(name: &str, dataplane: impl Fn(&str) -> Box<dyn n
         "{err:?}"
     );
     assert_eq!(enforcer.dataplane().read().expect("read"), before, "the failed transaction left no trace");
+}
+
+#[test]
+fn netlink_programs_exactly_what_nft_loads_from_the_rendered_text() {
+    use netward::enforce::{netlink::Netlink, Enforcer, NftCli};
+    if !supported() {
+        return;
+    }
+    let probe_bin = PathBuf::from(env!("CARGO_BIN_EXE_netward-probe"));
+    let by_text = Lab::up("same-text", &[], &[], &[], &probe_bin).expect("lab");
+    let by_netlink = Lab::up("same-nl", &[], &[], &[], &probe_bin).expect("lab");
+    let (set, cluster) = cluster_on_lab_node();
+    let rs = ruleset(&set, &cluster);
+    NftCli::in_netns(by_text.node_netns()).apply_script(&netward::enforce::nft::render(&rs)).expect("nft -f");
+    Enforcer::new(Netlink::in_netns(by_netlink.node_netns()).expect("socket")).sync(&rs).expect("netlink");
+    let a = by_text.nft(&["list", "table", "inet", "netward"]).expect("list");
+    let b = by_netlink.nft(&["list", "table", "inet", "netward"]).expect("list");
+    assert!(a.lines().count() > 100, "a real table: {a}");
+    assert_eq!(a, b, "nft lists both tables identically");
 }

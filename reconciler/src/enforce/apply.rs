@@ -171,6 +171,25 @@ impl<D: Dataplane> Enforcer<D> {
         &self.dataplane
     }
 
+    /// Applies what changed since the last sync without reading the table
+    /// back first: the fast path for pod churn and policy edits. Falls back
+    /// to a full `sync` when there is no last state. Call `sync` now and then
+    /// to notice and repair edits made behind netward's back.
+    pub fn update(&mut self, desired: &Ruleset) -> Result<Report, EnforceError> {
+        let Some(last) = self.last.clone() else { return self.sync(desired) };
+        let start = Instant::now();
+        let changes = diff(Some(&last), desired);
+        if !changes.is_empty() {
+            if let Err(e) = self.dataplane.apply(&changes, desired, Some(&last)) {
+                // What the kernel holds is unknown now; the next call reads it.
+                self.last = None;
+                return Err(e);
+            }
+        }
+        self.last = Some(Live::of(desired));
+        Ok(Report { changes, drift: false, duration: start.elapsed() })
+    }
+
     /// Makes the kernel's table equal to `desired`, changing only what differs.
     /// On error the previous table stays in force.
     pub fn sync(&mut self, desired: &Ruleset) -> Result<Report, EnforceError> {

@@ -495,10 +495,17 @@ fn split_ports(ports: &[PortMatch]) -> (Vec<(u16, u16)>, Vec<String>) {
 }
 
 /// Drops addresses and CIDRs already covered by a larger CIDR in the set
-/// (nft rejects overlapping intervals).
+/// (interval sets reject overlaps). Adjacent entries are kept apart, not
+/// merged, so one pod joining or leaving is one element operation.
 fn merge_nets(elements: BTreeSet<Element>) -> BTreeSet<Element> {
-    let nets: Vec<IpNet> =
+    let mut nets: Vec<IpNet> =
         elements.iter().filter_map(|e| if let Element::Net(n) = e { Some(*n) } else { None }).collect();
-    let agg = IpNet::aggregate(&nets);
-    agg.into_iter().map(Element::Net).collect()
+    nets.sort_by_key(|n| n.prefix_len());
+    let mut kept: Vec<IpNet> = Vec::new();
+    for n in nets {
+        if !kept.iter().any(|k| k.contains(&n)) {
+            kept.push(n);
+        }
+    }
+    kept.into_iter().map(Element::Net).collect()
 }

@@ -165,13 +165,14 @@ pub fn render(changes: &Changes, desired: &Ruleset, live: Option<&Live>) -> Stri
             let _ = writeln!(out, "add element {t} {n} {{ {} : goto {c} }}", nft::element(k));
         }
     }
+    // Removals before additions: an interval that grows replaces one it overlaps.
+    for (set, key) in &changes.remove_elements {
+        let _ = writeln!(out, "delete element {t} {set} {{ {} }}", key_text(live, set, key));
+    }
     for (set, key) in &changes.add_elements {
         if let Some(e) = find_element(desired, set, key) {
             let _ = writeln!(out, "add element {t} {set} {{ {e} }}");
         }
-    }
-    for (set, key) in &changes.remove_elements {
-        let _ = writeln!(out, "delete element {t} {set} {{ {} }}", key_text(live, set, key));
     }
     for n in &changes.deleted_chains {
         let _ = writeln!(out, "delete chain {t} {n}");

@@ -416,7 +416,8 @@ pub fn change_batch(c: &Changes, rs: &Ruleset, live: Option<&Live>) -> Batch {
         b.elements(TABLE, n, true, &map_elems(rs.maps[n].elements.iter()));
     }
     // Element deltas, grouped by set.
-    for (add, list) in [(true, &c.add_elements), (false, &c.remove_elements)] {
+    // Removals before additions, as in `diff::render`.
+    for (add, list) in [(false, &c.remove_elements), (true, &c.add_elements)] {
         let mut by_set: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
         for (set, key) in list.iter() {
             by_set.entry(set).or_default().push(key);

@@ -3,7 +3,7 @@
 //!
 //!   netward-probe serve --tcp 8080,5432 --udp 53
 //!   netward-probe connect tcp 10.0.0.2 8080 [--timeout-ms 500]
-//!   netward-probe connect udp 10.0.0.2 53 [--timeout-ms 500]
+//!   netward-probe connect udp 10.0.0.2 53 [--timeout-ms 500] [--bind SRC]
 //!
 //! `connect` exits 0 when the connection was made (UDP: the echo came back),
 //! 1 on a timeout (denied), 2 when refused (reached, nothing listening),
@@ -86,8 +86,14 @@ fn connect(args: &[String]) -> ExitCode {
             Err(_) => ("error", 3),
         },
         "udp" => {
-            let bind = if ip.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
-            match UdpSocket::bind(bind).and_then(|s| {
+            // --bind ADDR sends from that source address (spoofing tests).
+            let bind = args
+                .iter()
+                .position(|a| a == "--bind")
+                .and_then(|i| args.get(i + 1))
+                .map(|a| format!("{a}:0"))
+                .unwrap_or_else(|| if ip.is_ipv4() { "0.0.0.0:0".into() } else { "[::]:0".into() });
+            match UdpSocket::bind(bind.as_str()).and_then(|s| {
                 s.set_read_timeout(Some(timeout))?;
                 s.connect(addr)?;
                 s.send(b"probe")?;
