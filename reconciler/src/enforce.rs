@@ -21,3 +21,6 @@ pub mod ruleset;
 pub use apply::{Dataplane, EnforceError, Enforcer, NftCli, Report};
 pub use compile::{compile, iface_name, Mode, NodeSpec};
 pub use ruleset::Ruleset;
+
+#[cfg(test)]
+mod tests;

@@ -527,3 +527,71 @@ impl Dataplane for Netlink {
         self.commit(change_batch(changes, desired, live))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_encode_as_start_and_exclusive_end_after_a_zero_sentinel() {
+        let e = [Element::Net("10.0.0.0/8".parse().unwrap()), Element::Net("192.168.1.1/32".parse().unwrap())];
+        let elems = set_elems(SetKind::Addr(Family::V4), e.iter(), true);
+        let got: Vec<(Vec<u8>, u32)> = elems.into_iter().map(|x| (x.key, x.flags)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (vec![0, 0, 0, 0], nl::ELEM_INTERVAL_END),
+                (vec![10, 0, 0, 0], 0),
+                (vec![11, 0, 0, 0], nl::ELEM_INTERVAL_END),
+                (vec![192, 168, 1, 1], 0),
+                (vec![192, 168, 1, 2], nl::ELEM_INTERVAL_END),
+            ]
+        );
+        // A range up to the last port has no end marker.
+        let top = set_elems(SetKind::Service, [Element::PortRange(0, 65535)].iter(), true);
+        assert_eq!(top.len(), 1);
+    }
+
+    #[test]
+    fn concatenated_keys_pad_each_part_to_four_bytes() {
+        let k = key_bytes(&Element::AddrProtoPort("10.1.1.1".parse().unwrap(), 6, 8080));
+        assert_eq!(k, vec![10, 1, 1, 1, 6, 0, 0, 0, 0x1f, 0x90, 0, 0]);
+        let i = key_bytes(&Element::IfaceAddr("nw0".into(), "10.0.0.1".parse().unwrap()));
+        assert_eq!(i.len(), 20);
+        assert_eq!(&i[..3], b"nw0");
+    }
+
+    #[test]
+    fn key_types_match_nft_datatypes() {
+        assert_eq!(set_spec(SetKind::AddrProtoPort(Family::V4), false).key_type, 0x730d);
+        assert_eq!(set_spec(SetKind::Iface, false).key_type, 41);
+        let map = set_spec(SetKind::Addr(Family::V4), true);
+        assert_eq!((map.flags, map.data_type), (nl::SET_MAP, Some(nl::DATA_VERDICT)));
+    }
+
+    #[test]
+    fn element_keys_parse_back() {
+        for (kind, e) in [
+            (SetKind::Addr(Family::V4), Element::Net("10.0.0.0/8".parse().unwrap())),
+            (SetKind::Service, Element::PortRange(80, 90)),
+            (SetKind::AddrProtoPort(Family::V4), Element::AddrProtoPort("10.0.0.1".parse().unwrap(), 17, 53)),
+            (SetKind::IfaceAddr(Family::V6), Element::IfaceAddr("nwx".into(), "fd00::1".parse().unwrap())),
+        ] {
+            assert_eq!(parse_key(kind, &element_key(&e)), Some(e));
+        }
+    }
+
+    #[test]
+    fn rules_check_the_family_before_reading_addresses() {
+        let r = Rule {
+            matches: vec![Match::Addr { family: Family::V6, side: Side::Saddr, set: "s".into(), negated: true }],
+            verdict: Verdict::Accept,
+            note: String::new(),
+        };
+        let e = rule_exprs(&r);
+        assert_eq!(e[0], Expr::Meta { key: META_NFPROTO, dreg: nl::REG_1 });
+        assert_eq!(e[1], Expr::Cmp { sreg: nl::REG_1, op: CMP_EQ, data: vec![NFPROTO_IPV6] });
+        assert_eq!(e[2], Expr::Payload { base: NETWORK_HEADER, offset: 8, len: 16, dreg: nl::REG_1 });
+        assert!(matches!(&e[3], Expr::Lookup { invert: true, .. }));
+    }
+}

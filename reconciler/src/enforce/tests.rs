@@ -1,0 +1,151 @@
+//! Pure tests of the enforcer: what gets compiled, what a change costs.
+
+use std::sync::Arc;
+
+use crate::analysis::{Analysis, View};
+use crate::manifest::load::{load_cluster_text, load_policy_texts};
+
+use super::compile::{compile, iface_name, Mode, NodeSpec};
+use super::diff::diff;
+use super::live::{element_key, Live};
+use super::ruleset::{Element, Match, Ruleset, Verdict};
+
+const CLUSTER: &str = "
+apiVersion: v1
+kind: Pod
+metadata: {name: a, namespace: ns, labels: {app: a}}
+spec: {nodeName: n1, containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]}
+status: {phase: Running, podIP: 10.0.0.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b, namespace: ns, labels: {app: b}}
+spec: {nodeName: n1}
+status: {phase: Running, podIP: 10.0.0.2}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: far, namespace: ns, labels: {app: b}}
+spec: {nodeName: n2}
+status: {phase: Running, podIP: 10.0.9.9}
+";
+
+const POLICIES: &str = "
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: a-from-b, namespace: ns}
+spec:
+  podSelector: {matchLabels: {app: a}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: b}}}]
+    ports: [{port: http}, {port: 9000, endPort: 9100}]
+";
+
+fn build(cluster: &str, policies: &str, mode: Mode) -> Ruleset {
+    let mut d = Vec::new();
+    let mut c = load_cluster_text(&Arc::from("c.yaml"), cluster, &mut d);
+    c.fill_missing_namespaces();
+    let p = load_policy_texts(std::iter::once((Arc::from("p.yaml"), policies)), &mut d);
+    assert!(d.is_empty(), "{d:?}");
+    let an = Analysis::new(&p, &c, View::Enforced);
+    compile(&an, &NodeSpec { node: "n1".into(), iface_prefix: "nw".into(), mode })
+}
+
+#[test]
+fn only_isolated_local_pods_get_dispatch_entries() {
+    let rs = build(CLUSTER, POLICIES, Mode::Enforce);
+    let ingress = &rs.maps["ingress-dispatch-4"];
+    assert_eq!(ingress.elements.len(), 1, "only a is isolated (for ingress)");
+    assert!(rs.maps["egress-dispatch-4"].elements.is_empty(), "nobody is isolated for egress");
+    let local: Vec<String> = rs.sets["local-pods-4"].elements.iter().map(element_key).collect();
+    let (ia, ib) = (iface_name("nw", "ns", "a"), iface_name("nw", "ns", "b"));
+    assert_eq!(local, vec![format!("{ia}|10.0.0.1"), format!("{ib}|10.0.0.2")], "far is on another node");
+}
+
+#[test]
+fn selector_sets_hold_pods_of_every_node() {
+    let rs = build(CLUSTER, POLICIES, Mode::Enforce);
+    let set = rs
+        .sets
+        .iter()
+        .find(|(n, s)| n.starts_with("sel-") && n.ends_with("-4") && !s.elements.is_empty())
+        .expect("the app=b set");
+    let members: Vec<String> = set.1.elements.iter().map(element_key).collect();
+    assert_eq!(members, vec!["10.0.0.2", "10.0.9.9"]);
+    let np: Vec<String> = rs.sets["np-http-4"].elements.iter().map(element_key).collect();
+    assert_eq!(np, vec!["10.0.0.1|tcp|8080"]);
+}
+
+#[test]
+fn ports_of_one_rule_become_alternatives() {
+    let rs = build(CLUSTER, POLICIES, Mode::Enforce);
+    let chain = rs.chains.iter().find(|(n, _)| n.starts_with("pol-in-")).expect("policy chain").1;
+    // v4 and v6 x (named port, range): four rules, all accepting.
+    assert_eq!(chain.rules.len(), 4);
+    assert!(chain.rules.iter().all(|r| r.verdict == Verdict::Accept));
+    assert!(chain.rules.iter().any(|r| r.matches.iter().any(|m| matches!(m, Match::NamedPort { .. }))));
+    assert!(chain.rules.iter().any(|r| r.matches.iter().any(|m| matches!(m, Match::Port { .. }))));
+}
+
+#[test]
+fn audit_mode_logs_and_accepts_instead_of_dropping() {
+    let rs = build(CLUSTER, POLICIES, Mode::Audit);
+    let all: Vec<&Verdict> = rs.chains.values().flat_map(|c| c.rules.iter().map(|r| &r.verdict)).collect();
+    assert!(all.iter().any(|v| matches!(v, Verdict::LogAccept(p) if p.contains("(audit)"))));
+    let pod_chains: Vec<_> = rs.chains.iter().filter(|(n, _)| n.starts_with("pod-")).collect();
+    assert!(pod_chains
+        .iter()
+        .all(|(_, c)| !c.rules.iter().any(|r| r.verdict == Verdict::Drop && r.matches != vec![Match::CtInvalid])));
+}
+
+#[test]
+fn a_pod_joining_elsewhere_is_element_operations_only() {
+    let before = build(CLUSTER, POLICIES, Mode::Enforce);
+    let more = format!("{CLUSTER}---\napiVersion: v1\nkind: Pod\nmetadata: {{name: far2, namespace: ns, labels: {{app: b}}}}\nspec: {{nodeName: n3}}\nstatus: {{phase: Running, podIP: 10.0.9.10}}\n");
+    let after = build(&more, POLICIES, Mode::Enforce);
+    let c = diff(Some(&Live::of(&before)), &after);
+    assert!(c.new_chains.is_empty() && c.rewritten_chains.is_empty() && c.deleted_chains.is_empty(), "{c:?}");
+    assert_eq!(c.add_elements.len(), 1, "{c:?}");
+    assert!(c.remove_elements.is_empty(), "adjacent addresses are not merged: {c:?}");
+}
+
+#[test]
+fn a_policy_edit_rewrites_one_chain() {
+    let before = build(CLUSTER, POLICIES, Mode::Enforce);
+    let after = build(CLUSTER, &POLICIES.replace("endPort: 9100", "endPort: 9200"), Mode::Enforce);
+    let c = diff(Some(&Live::of(&before)), &after);
+    assert_eq!(c.rewritten_chains.len(), 1, "{c:?}");
+    assert_eq!(c.new_sets.len(), 1, "the new port list is a new named set: {c:?}");
+    assert_eq!(c.deleted_sets.len(), 1, "{c:?}");
+}
+
+#[test]
+fn no_change_is_no_work_and_a_missing_table_is_created() {
+    let rs = build(CLUSTER, POLICIES, Mode::Enforce);
+    assert!(diff(Some(&Live::of(&rs)), &rs).is_empty());
+    assert!(diff(None, &rs).create_table);
+}
+
+#[test]
+fn interface_names_fit_the_kernel_limit_and_are_stable() {
+    let n = iface_name("cali", "a-very-long-namespace-name", "a-very-long-pod-name-0123456789");
+    assert_eq!(n.len(), 15);
+    assert_eq!(n, iface_name("cali", "a-very-long-namespace-name", "a-very-long-pod-name-0123456789"));
+    assert_ne!(n, iface_name("cali", "other", "pod"));
+}
+
+#[test]
+fn rendered_text_and_element_keys_agree() {
+    let rs = build(CLUSTER, POLICIES, Mode::Enforce);
+    let text = super::nft::render(&rs);
+    for (name, s) in &rs.sets {
+        assert!(text.contains(&format!("set {name} {{")), "{name}");
+        for e in &s.elements {
+            if let Element::Net(n) = e {
+                assert!(text.contains(&n.addr().to_string()), "{n} in {name}");
+            }
+        }
+    }
+    assert!(text.starts_with("#!/usr/sbin/nft -f\n"));
+    assert!(text.contains("add table inet netward\ndelete table inet netward\n"), "atomic replace prelude");
+}
