@@ -135,11 +135,29 @@ impl Conn {
     /// a lost answer cannot hang the caller.
     pub fn open() -> std::io::Result<Conn> {
         let sock = mnl::Socket::new(mnl::Bus::Netfilter)?;
-        let tv = libc::timeval { tv_sec: 5, tv_usec: 0 };
+        let conn = Conn { sock };
+        conn.set_timeout(std::time::Duration::from_secs(5))?;
+        // Room for the answers of a large batch (best effort; the kernel caps it).
+        let size: libc::c_int = 8 << 20;
+        // SAFETY: a valid fd and a correctly sized int.
+        unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&conn.sock),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&size as *const libc::c_int).cast::<c_void>(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        Ok(conn)
+    }
+
+    fn set_timeout(&self, t: std::time::Duration) -> std::io::Result<()> {
+        let tv = libc::timeval { tv_sec: t.as_secs() as libc::time_t, tv_usec: t.subsec_micros() as libc::suseconds_t };
         // SAFETY: a valid fd and a correctly sized timeval.
         let rc = unsafe {
             libc::setsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(&sock),
+                std::os::fd::AsRawFd::as_raw_fd(&self.sock),
                 libc::SOL_SOCKET,
                 libc::SO_RCVTIMEO,
                 (&tv as *const libc::timeval).cast::<c_void>(),
@@ -149,7 +167,7 @@ impl Conn {
         if rc != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        Ok(Conn { sock })
+        Ok(())
     }
 
     /// A socket in the network namespace at `path` (e.g. `/run/netns/NAME`).
@@ -177,6 +195,14 @@ fn cstr(s: &str) -> CString {
     // Names never contain NUL: they come from our own naming scheme.
     CString::new(s.replace('\0', "")).expect("NUL bytes were removed")
 }
+
+/// Whether the kernel answers a batch's end message (Linux 6.10 and later).
+static ACK_END_ONLY: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (6, 10)
+});
 
 /// Elements per NEWSETELEM message, to stay well inside one batch page.
 const ELEMS_PER_MESSAGE: usize = 200;
@@ -232,7 +258,10 @@ impl Batch {
     /// Writes a header for the next message; returns it and records the label.
     fn header(&mut self, msg: u16, flags: u16, what: String) -> *mut libc::nlmsghdr {
         self.labels.push((self.seq, what));
-        let flags = flags | libc::NLM_F_ACK as u16;
+        // The kernel reports every failure whether asked or not. Asking for an
+        // answer to every message floods the socket on large batches, so only
+        // the end message asks, where the kernel honours that (6.10+).
+        let flags = if *ACK_END_ONLY { flags } else { flags | libc::NLM_F_ACK as u16 };
         // SAFETY: the batch buffer has room for one message (nftnl_batch_update
         // guarantees the overrun space).
         unsafe { sys::nftnl_nlmsg_build_hdr(self.buffer(), msg, FAMILY_INET, flags, self.seq) }
@@ -475,19 +504,48 @@ impl Batch {
             (*h).nlmsg_flags |= libc::NLM_F_ACK as u16;
         }
         self.advance();
-        let socket = &conn.sock;
-        // SAFETY: the iovecs point into the batch, which outlives this call.
-        let pages: Vec<&[u8]> = unsafe {
+        conn.set_timeout(std::time::Duration::from_secs(5)).map_err(CommitError::Io)?;
+        // The whole batch must reach the kernel in ONE sendmsg: nfnetlink
+        // handles a batch within a single message buffer, so pages sent one
+        // by one would leave later messages outside the batch.
+        // SAFETY: the iovecs point into the batch, which outlives this call;
+        // msghdr and sockaddr_nl are fully initialised.
+        let sent = unsafe {
             let n = sys::nftnl_batch_iovec_len(self.raw.as_ptr()) as usize;
             let mut iov = vec![libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; n];
             sys::nftnl_batch_iovec(self.raw.as_ptr(), iov.as_mut_ptr(), n as u32);
-            iov.iter().map(|v| std::slice::from_raw_parts(v.iov_base as *const u8, v.iov_len)).collect()
+            let mut kernel: libc::sockaddr_nl = std::mem::zeroed();
+            kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_name = (&mut kernel as *mut libc::sockaddr_nl).cast::<c_void>();
+            msg.msg_namelen = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+            msg.msg_iov = iov.as_mut_ptr();
+            msg.msg_iovlen = n as _;
+            // The socket must accept a message as large as the batch (as nft
+            // does); FORCE lifts the sysctl cap for a privileged process.
+            let total: usize = iov.iter().map(|v| v.iov_len).sum();
+            let size = (total + 4096).min(i32::MAX as usize) as libc::c_int;
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&conn.sock);
+            for opt in [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF] {
+                let rc = libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&size as *const libc::c_int).cast::<c_void>(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+                if rc == 0 {
+                    break;
+                }
+            }
+            libc::sendmsg(fd, &msg, 0)
         };
-        for page in pages {
-            socket.send(page).map_err(CommitError::Io)?;
+        if sent < 0 {
+            return Err(CommitError::Io(std::io::Error::last_os_error()));
         }
+        let socket = &conn.sock;
         let mut errors = Vec::new();
-        let mut buf = vec![0u8; 1 << 16];
+        let mut buf = vec![0u8; 1 << 20];
         let mut answered = std::collections::HashSet::new();
         // Every message asked for an answer. On success the end message's
         // answer comes last; when the kernel aborts, it answers every message
@@ -517,6 +575,11 @@ impl Batch {
             }
             if done || (!errors.is_empty() && self.labels.iter().all(|(s, _)| answered.contains(s))) {
                 break;
+            }
+            if !errors.is_empty() {
+                // The kernel sends all errors of a batch together; what is
+                // still coming comes at once.
+                conn.set_timeout(std::time::Duration::from_millis(50)).map_err(CommitError::Io)?;
             }
         }
         if errors.is_empty() {

@@ -15,6 +15,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+/// Every lab pod also runs a sink on this TCP port (bulk-transfer benchmarks).
+pub const SINK_PORT: u16 = 5001;
+
 /// The prefix of every namespace a lab creates.
 pub const PREFIX: &str = "nwlab-";
 
@@ -153,7 +156,7 @@ impl Lab {
         let mut child = Command::new("ip")
             .args(["netns", "exec", netns])
             .arg(&self.probe_bin)
-            .args(["serve", "--tcp", &list(tcp), "--udp", &list(udp)])
+            .args(["serve", "--tcp", &list(tcp), "--udp", &list(udp), "--sink", &SINK_PORT.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -244,6 +247,29 @@ impl Lab {
             _ => Probe::Error,
         };
         (result, start.elapsed())
+    }
+
+    /// Runs `netward-probe bench MODE` from a pod; returns what it printed.
+    pub fn bench(&self, from: &str, mode: &str, to: IpAddr, port: u16, n: u64) -> Result<f64, LabError> {
+        let src = self
+            .pods
+            .iter()
+            .find(|p| p.spec.id == from)
+            .ok_or_else(|| LabError::Unsupported(format!("no pod {from}")))?;
+        let probe = self.probe_bin.to_string_lossy().to_string();
+        let out = run(&[
+            "ip",
+            "netns",
+            "exec",
+            &src.netns,
+            &probe,
+            "bench",
+            mode,
+            &to.to_string(),
+            &port.to_string(),
+            &n.to_string(),
+        ])?;
+        out.trim().parse().map_err(|_| LabError::Command { cmd: format!("bench {mode}"), stderr: out })
     }
 
     /// The node's network namespace (where the enforcer programs nftables).

@@ -270,7 +270,7 @@ fn applies_only_the_difference(name: &str, dataplane: impl Fn(&str) -> Box<dyn n
     let mut bogus = ruleset(&set, &cluster);
     bogus.chains.insert("no-such-chain".into(), Default::default());
     let change = netward::enforce::diff::Changes {
-        add_elements: vec![("local-ifaces".into(), "nwextra".into())],
+        add_elements: vec![("local-ifaces".into(), netward::enforce::ruleset::Element::Iface("nwextra".into()))],
         rewritten_chains: vec!["no-such-chain".into()],
         ..Default::default()
     };

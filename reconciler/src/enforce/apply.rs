@@ -10,7 +10,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::diff::{diff, render, Changes};
+use super::diff::{diff, diff_rulesets, render, Changes};
 use super::live::Live;
 use super::ruleset::{Ruleset, TABLE};
 
@@ -112,7 +112,8 @@ impl Dataplane for NftCli {
     }
 
     fn apply(&self, changes: &Changes, desired: &Ruleset, live: Option<&Live>) -> Result<(), EnforceError> {
-        self.apply_script(&render(changes, desired, live))
+        let _ = live;
+        self.apply_script(&render(changes, desired))
     }
 }
 
@@ -158,8 +159,9 @@ pub struct Report {
 /// Keeps one node's table in sync with desired rulesets.
 pub struct Enforcer<D: Dataplane> {
     dataplane: D,
-    /// The table as the last successful sync left it.
-    last: Option<Live>,
+    /// The ruleset the last successful sync or update left in the kernel;
+    /// None when unknown (never synced, or an apply failed).
+    last: Option<Ruleset>,
 }
 
 impl<D: Dataplane> Enforcer<D> {
@@ -172,41 +174,39 @@ impl<D: Dataplane> Enforcer<D> {
     }
 
     /// Applies what changed since the last sync without reading the table
-    /// back first: the fast path for pod churn and policy edits. Falls back
-    /// to a full `sync` when there is no last state. Call `sync` now and then
-    /// to notice and repair edits made behind netward's back.
+    /// back: the fast path for pod churn and policy edits. Falls back to a
+    /// full `sync` when the kernel's state is unknown. Call `sync` now and
+    /// then to notice and repair edits made behind netward's back.
     pub fn update(&mut self, desired: &Ruleset) -> Result<Report, EnforceError> {
-        let Some(last) = self.last.clone() else { return self.sync(desired) };
+        let Some(last) = self.last.take() else { return self.sync(desired) };
         let start = Instant::now();
-        let changes = diff(Some(&last), desired);
+        let changes = diff_rulesets(&last, desired);
         if !changes.is_empty() {
-            if let Err(e) = self.dataplane.apply(&changes, desired, Some(&last)) {
-                // What the kernel holds is unknown now; the next call reads it.
-                self.last = None;
-                return Err(e);
-            }
+            // On failure `last` stays None: what the kernel holds is unknown
+            // until the next call reads it back.
+            self.dataplane.apply(&changes, desired, None)?;
         }
-        self.last = Some(Live::of(desired));
+        self.last = Some(desired.clone());
         Ok(Report { changes, drift: false, duration: start.elapsed() })
     }
 
-    /// Makes the kernel's table equal to `desired`, changing only what differs.
-    /// On error the previous table stays in force.
+    /// Makes the kernel's table equal to `desired`, changing only what
+    /// differs, and reads it back to confirm. On error the previous table
+    /// stays in force.
     pub fn sync(&mut self, desired: &Ruleset) -> Result<Report, EnforceError> {
         let start = Instant::now();
         let live = self.dataplane.read()?;
-        let drift = self.last.is_some() && live != self.last;
+        let expected = self.last.take().map(|l| Live::of(&l));
+        let drift = expected.is_some() && live != expected;
         let changes = diff(live.as_ref(), desired);
         if !changes.is_empty() {
             self.dataplane.apply(&changes, desired, live.as_ref())?;
         }
         let after = self.dataplane.read()?;
-        let want = Live::of(desired);
-        if after.as_ref() != Some(&want) {
-            self.last = after;
+        if after.as_ref() != Some(&Live::of(desired)) {
             return Err(EnforceError::Mismatch("a concurrent change; the next sync repairs it".into()));
         }
-        self.last = after;
+        self.last = Some(desired.clone());
         Ok(Report { changes, drift, duration: start.elapsed() })
     }
 }

@@ -76,11 +76,14 @@ struct Compiler<'a> {
     out: Ruleset,
     /// Selector text -> set base name, so equal selectors share a set.
     selector_sets: BTreeMap<String, String>,
+    /// (set base name, family) -> the set's name, once built.
+    selector_names: BTreeMap<(String, Family), String>,
 }
 
 /// Compiles the ruleset for the node's local pods.
 pub fn compile(an: &Analysis, spec: &NodeSpec) -> Ruleset {
-    let mut c = Compiler { an, spec, out: Ruleset::default(), selector_sets: BTreeMap::new() };
+    let mut c =
+        Compiler { an, spec, out: Ruleset::default(), selector_sets: BTreeMap::new(), selector_names: BTreeMap::new() };
     c.compile();
     c.out
 }
@@ -406,21 +409,31 @@ impl<'a> Compiler<'a> {
                 b
             }
         };
-        let name = format!("{base}-{}", fam.suffix());
-        if !self.out.sets.contains_key(&name) {
-            let mut elements = BTreeSet::new();
-            for ep in self.an.endpoints.iter().filter(|ep| !ep.host_network && s.eval(&ep.labels)) {
-                for ip in ep.ips.iter().filter(|ip| Family::of(ip) == fam) {
-                    elements.insert(Element::Net(IpNet::from(*ip)));
-                }
-            }
-            for ns in self.an.network_sets.iter().filter(|n| s.eval(&n.labels)) {
-                for net in ns.set.nets.iter().filter(|n| fam_of_net(n) == fam) {
-                    elements.insert(Element::Net(*net));
-                }
-            }
-            self.out.sets.insert(name.clone(), Set { kind: SetKind::Addr(fam), elements: merge_nets(elements) });
+        if let Some(name) = self.selector_names.get(&(base.clone(), fam)) {
+            return name.clone();
         }
+        let mut elements = BTreeSet::new();
+        for ep in self.an.endpoints.iter().filter(|ep| !ep.host_network && s.eval(&ep.labels)) {
+            for ip in ep.ips.iter().filter(|ip| Family::of(ip) == fam) {
+                elements.insert(Element::Net(IpNet::from(*ip)));
+            }
+        }
+        for ns in self.an.network_sets.iter().filter(|n| s.eval(&n.labels)) {
+            for net in ns.set.nets.iter().filter(|n| fam_of_net(n) == fam) {
+                elements.insert(Element::Net(*net));
+            }
+        }
+        let elements = merge_nets(elements);
+        // Pod addresses alone go in a hash set; CIDRs need an interval set.
+        // The kind is part of the name, so a change of kind is a new set.
+        let hosts = elements.iter().all(|e| matches!(e, Element::Net(n) if n.prefix_len() == n.max_prefix_len()));
+        let (kind, name) = if hosts {
+            (SetKind::Hosts(fam), format!("{base}-{}", fam.suffix()))
+        } else {
+            (SetKind::Addr(fam), format!("{base}-{}n", fam.suffix()))
+        };
+        self.out.sets.entry(name.clone()).or_insert(Set { kind, elements });
+        self.selector_names.insert((base, fam), name.clone());
         name
     }
 

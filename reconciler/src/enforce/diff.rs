@@ -7,9 +7,11 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use super::live::{element_key, Live};
+use std::collections::HashMap;
+
+use super::live::{element_key, parse_key, Live};
 use super::nft;
-use super::ruleset::{Chain, Ruleset, TABLE};
+use super::ruleset::{Chain, Element, Ruleset, TABLE};
 
 /// What an apply will change.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -21,9 +23,10 @@ pub struct Changes {
     pub new_chains: Vec<String>,
     /// Existing chains whose rules differ: flushed and refilled.
     pub rewritten_chains: Vec<String>,
-    /// (set or map, element key) to add / remove.
-    pub add_elements: Vec<(String, String)>,
-    pub remove_elements: Vec<(String, String)>,
+    /// (set or map, element) to add / remove. A map element's target chain
+    /// comes from the desired ruleset.
+    pub add_elements: Vec<(String, Element)>,
+    pub remove_elements: Vec<(String, Element)>,
     pub deleted_chains: Vec<String>,
     pub deleted_sets: Vec<String>,
     pub deleted_maps: Vec<String>,
@@ -62,8 +65,14 @@ pub fn diff(live: Option<&Live>, desired: &Ruleset) -> Changes {
     for (name, (ty, elems)) in &want.sets {
         match have.sets.get(name) {
             Some((hty, helems)) if hty == ty => {
-                c.add_elements.extend(elems.difference(helems).map(|e| (name.clone(), e.clone())));
-                c.remove_elements.extend(helems.difference(elems).map(|e| (name.clone(), e.clone())));
+                let kind = desired.sets[name].kind;
+                if elems != helems {
+                    let by_key: HashMap<String, &Element> =
+                        desired.sets[name].elements.iter().map(|e| (element_key(e), e)).collect();
+                    c.add_elements.extend(elems.difference(helems).map(|k| (name.clone(), by_key[k].clone())));
+                }
+                c.remove_elements
+                    .extend(helems.difference(elems).filter_map(|k| Some((name.clone(), parse_key(kind, k)?))));
             }
             Some(_) => {
                 // Same name, other type: cannot change in place.
@@ -76,18 +85,19 @@ pub fn diff(live: Option<&Live>, desired: &Ruleset) -> Changes {
     for (name, (ty, elems)) in &want.maps {
         match have.maps.get(name) {
             Some((hty, helems)) if hty == ty => {
+                let kind = desired.maps[name].key;
+                let el = |k: &String| parse_key(kind, k).map(|e| (name.clone(), e));
                 for (k, target) in elems {
                     match helems.get(k) {
                         Some(t) if t == target => {}
                         Some(_) => {
-                            c.remove_elements.push((name.clone(), k.clone()));
-                            c.add_elements.push((name.clone(), k.clone()));
+                            c.remove_elements.extend(el(k));
+                            c.add_elements.extend(el(k));
                         }
-                        None => c.add_elements.push((name.clone(), k.clone())),
+                        None => c.add_elements.extend(el(k)),
                     }
                 }
-                c.remove_elements
-                    .extend(helems.keys().filter(|k| !elems.contains_key(*k)).map(|k| (name.clone(), k.clone())));
+                c.remove_elements.extend(helems.keys().filter(|k| !elems.contains_key(*k)).filter_map(el));
             }
             Some(_) => {
                 c.deleted_maps.push(name.clone());
@@ -109,17 +119,66 @@ pub fn diff(live: Option<&Live>, desired: &Ruleset) -> Changes {
     c
 }
 
-fn find_element(rs: &Ruleset, set: &str, key: &str) -> Option<String> {
-    if let Some(s) = rs.sets.get(set) {
-        return s.elements.iter().find(|e| element_key(e) == key).map(nft::element);
+/// The change from one desired ruleset to the next, without the kernel: the
+/// fast path when the last applied ruleset is known. Chains compare as data,
+/// sets as sorted element sets, so cost stays linear and small.
+pub fn diff_rulesets(old: &Ruleset, new: &Ruleset) -> Changes {
+    let mut c = Changes::default();
+    for (name, s) in &new.sets {
+        match old.sets.get(name) {
+            Some(o) if o.kind == s.kind => {
+                if s.elements != o.elements {
+                    c.add_elements.extend(s.elements.difference(&o.elements).map(|e| (name.clone(), e.clone())));
+                    c.remove_elements.extend(o.elements.difference(&s.elements).map(|e| (name.clone(), e.clone())));
+                }
+            }
+            Some(_) => {
+                c.deleted_sets.push(name.clone());
+                c.new_sets.push(name.clone());
+            }
+            None => c.new_sets.push(name.clone()),
+        }
     }
-    let m = rs.maps.get(set)?;
-    m.elements.iter().find(|(k, _)| element_key(k) == key).map(|(k, c)| format!("{} : goto {c}", nft::element(k)))
+    for (name, m) in &new.maps {
+        match old.maps.get(name) {
+            Some(o) if o.key == m.key => {
+                for (k, target) in &m.elements {
+                    match o.elements.get(k) {
+                        Some(t) if t == target => {}
+                        Some(_) => {
+                            c.remove_elements.push((name.clone(), k.clone()));
+                            c.add_elements.push((name.clone(), k.clone()));
+                        }
+                        None => c.add_elements.push((name.clone(), k.clone())),
+                    }
+                }
+                c.remove_elements.extend(
+                    o.elements.keys().filter(|k| !m.elements.contains_key(*k)).map(|k| (name.clone(), k.clone())),
+                );
+            }
+            Some(_) => {
+                c.deleted_maps.push(name.clone());
+                c.new_maps.push(name.clone());
+            }
+            None => c.new_maps.push(name.clone()),
+        }
+    }
+    for (name, chain) in &new.chains {
+        match old.chains.get(name) {
+            Some(o) if o == chain => {}
+            Some(_) => c.rewritten_chains.push(name.clone()),
+            None => c.new_chains.push(name.clone()),
+        }
+    }
+    c.deleted_chains = old.chains.keys().filter(|n| !new.chains.contains_key(*n)).cloned().collect();
+    c.deleted_sets.extend(old.sets.keys().filter(|n| !new.sets.contains_key(*n)).cloned());
+    c.deleted_maps.extend(old.maps.keys().filter(|n| !new.maps.contains_key(*n)).cloned());
+    c
 }
 
 /// The `nft -f` script of a change: one transaction. Removed elements are
 /// named by key (nft accepts the key alone for maps).
-pub fn render(changes: &Changes, desired: &Ruleset, live: Option<&Live>) -> String {
+pub fn render(changes: &Changes, desired: &Ruleset) -> String {
     if changes.create_table {
         return nft::render(desired);
     }
@@ -166,12 +225,17 @@ pub fn render(changes: &Changes, desired: &Ruleset, live: Option<&Live>) -> Stri
         }
     }
     // Removals before additions: an interval that grows replaces one it overlaps.
-    for (set, key) in &changes.remove_elements {
-        let _ = writeln!(out, "delete element {t} {set} {{ {} }}", key_text(live, set, key));
+    for (set, e) in &changes.remove_elements {
+        let _ = writeln!(out, "delete element {t} {set} {{ {} }}", nft::element(e));
     }
-    for (set, key) in &changes.add_elements {
-        if let Some(e) = find_element(desired, set, key) {
-            let _ = writeln!(out, "add element {t} {set} {{ {e} }}");
+    for (set, e) in &changes.add_elements {
+        match desired.maps.get(set).and_then(|m| m.elements.get(e)) {
+            Some(chain) => {
+                let _ = writeln!(out, "add element {t} {set} {{ {} : goto {chain} }}", nft::element(e));
+            }
+            None => {
+                let _ = writeln!(out, "add element {t} {set} {{ {} }}", nft::element(e));
+            }
         }
     }
     for n in &changes.deleted_chains {
@@ -184,18 +248,6 @@ pub fn render(changes: &Changes, desired: &Ruleset, live: Option<&Live>) -> Stri
         let _ = writeln!(out, "delete map {t} {n}");
     }
     out
-}
-
-/// An element key (`a|b|c`) back in nft syntax (`"a" . b . c`).
-fn key_text(live: Option<&Live>, set: &str, key: &str) -> String {
-    let is_iface = live
-        .and_then(|l| l.sets.get(set).map(|s| s.0.clone()).or_else(|| l.maps.get(set).map(|m| m.0.clone())))
-        .is_some_and(|ty| ty.starts_with("ifname"));
-    key.split('|')
-        .enumerate()
-        .map(|(i, p)| if i == 0 && is_iface { format!("\"{p}\"") } else { p.to_string() })
-        .collect::<Vec<_>>()
-        .join(" . ")
 }
 
 fn chain_decl(c: &Chain) -> String {

@@ -6,7 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::ruleset::{Element, Ruleset};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::ruleset::{Element, Ruleset, SetKind};
 
 /// A live (or desired) table in comparable form.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -29,6 +33,32 @@ pub fn element_key(e: &Element) -> String {
         Element::Iface(i) => i.clone(),
         Element::PortRange(a, b) if a == b => a.to_string(),
         Element::PortRange(a, b) => format!("{a}-{b}"),
+    }
+}
+
+/// An element back from its comparable key (see `live::element_key`).
+pub fn parse_key(kind: SetKind, key: &str) -> Option<Element> {
+    let parts: Vec<&str> = key.split('|').collect();
+    match (kind, parts.as_slice()) {
+        (SetKind::Addr(_) | SetKind::Hosts(_), [a]) => {
+            a.parse::<IpNet>().ok().or_else(|| a.parse::<IpAddr>().ok().map(IpNet::from)).map(Element::Net)
+        }
+        (SetKind::Service, [p]) => match p.split_once('-') {
+            Some((a, b)) => Some(Element::PortRange(a.parse().ok()?, b.parse().ok()?)),
+            None => p.parse().ok().map(|x| Element::PortRange(x, x)),
+        },
+        (SetKind::AddrProtoPort(_), [ip, proto, port]) => {
+            let p = match *proto {
+                "tcp" => 6,
+                "udp" => 17,
+                "sctp" => 132,
+                other => other.parse().ok()?,
+            };
+            Some(Element::AddrProtoPort(ip.parse().ok()?, p, port.parse().ok()?))
+        }
+        (SetKind::IfaceAddr(_), [i, ip]) => Some(Element::IfaceAddr(i.to_string(), ip.parse().ok()?)),
+        (SetKind::Iface, [i]) => Some(Element::Iface(i.to_string())),
+        _ => None,
     }
 }
 

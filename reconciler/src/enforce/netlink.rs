@@ -9,12 +9,11 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use ipnet::IpNet;
 use netward_netlink::{self as nl, Batch, Conn, Elem, Expr, SetSpec};
 
 use super::apply::{Dataplane, EnforceError, NftCli};
 use super::diff::Changes;
-use super::live::{element_key, Live};
+use super::live::Live;
 use super::nft;
 use super::ruleset::{
     BaseChain, Element, Family, Hook, Match, Rule, Ruleset, Set, SetKind, Side, Verdict, VerdictMap, PASS_MARK, TABLE,
@@ -71,6 +70,7 @@ fn byteorder_udata(order: u32) -> Vec<u8> {
 fn set_spec(kind: SetKind, map: bool) -> SetSpec {
     let (key_type, key_len, interval, order) = match kind {
         SetKind::Addr(f) => (addr_type(f), addr_len(f), !map, 2),
+        SetKind::Hosts(f) => (addr_type(f), addr_len(f), false, 2),
         SetKind::AddrProtoPort(f) => {
             ((addr_type(f) << 12) | (TYPE_INET_PROTOCOL << 6) | TYPE_INET_SERVICE, addr_len(f) + 8, false, 0)
         }
@@ -378,7 +378,7 @@ pub fn full_batch(rs: &Ruleset) -> Batch {
 }
 
 /// One transaction for a change (same order as `diff::render`).
-pub fn change_batch(c: &Changes, rs: &Ruleset, live: Option<&Live>) -> Batch {
+pub fn change_batch(c: &Changes, rs: &Ruleset) -> Batch {
     if c.create_table {
         return full_batch(rs);
     }
@@ -415,36 +415,25 @@ pub fn change_batch(c: &Changes, rs: &Ruleset, live: Option<&Live>) -> Batch {
     for n in &c.new_maps {
         b.elements(TABLE, n, true, &map_elems(rs.maps[n].elements.iter()));
     }
-    // Element deltas, grouped by set.
-    // Removals before additions, as in `diff::render`.
+    // Element deltas, grouped by set; removals first, as in `diff::render`.
     for (add, list) in [(false, &c.remove_elements), (true, &c.add_elements)] {
-        let mut by_set: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
-        for (set, key) in list.iter() {
-            by_set.entry(set).or_default().push(key);
+        let mut by_set: std::collections::BTreeMap<&str, Vec<&Element>> = Default::default();
+        for (set, e) in list.iter() {
+            by_set.entry(set).or_default().push(e);
         }
-        for (set, keys) in by_set {
-            let elems = if let Some(s) = rs.sets.get(set) {
-                let found: Vec<Element> = if add {
-                    s.elements.iter().filter(|e| keys.contains(&element_key(e).as_str())).cloned().collect()
-                } else {
-                    keys.iter().filter_map(|k| parse_key(s.kind, k)).collect()
-                };
-                set_elems(s.kind, found.iter(), false)
+        for (set, elems) in by_set {
+            let msgs = if let Some(s) = rs.sets.get(set) {
+                set_elems(s.kind, elems.into_iter(), false)
             } else if let Some(m) = rs.maps.get(set) {
                 if add {
-                    map_elems(m.elements.iter().filter(|(k, _)| keys.contains(&element_key(k).as_str())))
+                    map_elems(elems.into_iter().filter_map(|e| m.elements.get_key_value(e)))
                 } else {
-                    keys.iter()
-                        .filter_map(|k| parse_key(m.key, k))
-                        .map(|e| Elem { key: key_bytes(&e), flags: 0, verdict: None })
-                        .collect()
+                    elems.into_iter().map(|e| Elem { key: key_bytes(e), flags: 0, verdict: None }).collect()
                 }
             } else {
-                // The set is going away entirely; its elements go with it.
-                let _ = live;
                 continue;
             };
-            b.elements(TABLE, set, add, &elems);
+            b.elements(TABLE, set, add, &msgs);
         }
     }
     for n in &c.deleted_chains {
@@ -459,32 +448,6 @@ pub fn change_batch(c: &Changes, rs: &Ruleset, live: Option<&Live>) -> Batch {
         b.delete_set(TABLE, n);
     }
     b
-}
-
-/// An element back from its comparable key (see `live::element_key`).
-fn parse_key(kind: SetKind, key: &str) -> Option<Element> {
-    let parts: Vec<&str> = key.split('|').collect();
-    match (kind, parts.as_slice()) {
-        (SetKind::Addr(_), [a]) => {
-            a.parse::<IpNet>().ok().or_else(|| a.parse::<IpAddr>().ok().map(IpNet::from)).map(Element::Net)
-        }
-        (SetKind::Service, [p]) => match p.split_once('-') {
-            Some((a, b)) => Some(Element::PortRange(a.parse().ok()?, b.parse().ok()?)),
-            None => p.parse().ok().map(|x| Element::PortRange(x, x)),
-        },
-        (SetKind::AddrProtoPort(_), [ip, proto, port]) => {
-            let p = match *proto {
-                "tcp" => 6,
-                "udp" => 17,
-                "sctp" => 132,
-                other => other.parse().ok()?,
-            };
-            Some(Element::AddrProtoPort(ip.parse().ok()?, p, port.parse().ok()?))
-        }
-        (SetKind::IfaceAddr(_), [i, ip]) => Some(Element::IfaceAddr(i.to_string(), ip.parse().ok()?)),
-        (SetKind::Iface, [i]) => Some(Element::Iface(i.to_string())),
-        _ => None,
-    }
 }
 
 /// Writes through netlink, reads back through `nft -j`.
@@ -524,7 +487,8 @@ impl Dataplane for Netlink {
     }
 
     fn apply(&self, changes: &Changes, desired: &Ruleset, live: Option<&Live>) -> Result<(), EnforceError> {
-        self.commit(change_batch(changes, desired, live))
+        let _ = live;
+        self.commit(change_batch(changes, desired))
     }
 }
 
@@ -571,6 +535,7 @@ mod tests {
 
     #[test]
     fn element_keys_parse_back() {
+        use crate::enforce::live::{element_key, parse_key};
         for (kind, e) in [
             (SetKind::Addr(Family::V4), Element::Net("10.0.0.0/8".parse().unwrap())),
             (SetKind::Service, Element::PortRange(80, 90)),

@@ -44,7 +44,7 @@ pub fn element(e: &Element) -> String {
 
 pub fn key_type(k: SetKind) -> String {
     match k {
-        SetKind::Addr(f) => f.addr_type().to_string(),
+        SetKind::Addr(f) | SetKind::Hosts(f) => f.addr_type().to_string(),
         SetKind::AddrProtoPort(f) => format!("{} . inet_proto . inet_service", f.addr_type()),
         SetKind::IfaceAddr(f) => format!("ifname . {}", f.addr_type()),
         SetKind::Iface => "ifname".to_string(),

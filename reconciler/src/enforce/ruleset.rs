@@ -58,6 +58,10 @@ impl Family {
 pub enum SetKind {
     /// Addresses and CIDRs (an interval set).
     Addr(Family),
+    /// Single addresses only (a hash set: O(1) updates, where an interval
+    /// set's commit walks the whole tree). Selector sets without network-set
+    /// CIDRs are of this kind.
+    Hosts(Family),
     /// (address, protocol, port) triples for named ports.
     AddrProtoPort(Family),
     /// (interface, address) pairs of local pods.

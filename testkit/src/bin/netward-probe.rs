@@ -21,16 +21,31 @@ fn ports(arg: Option<&String>) -> Vec<u16> {
 fn serve(args: &[String]) -> ExitCode {
     let mut tcp = Vec::new();
     let mut udp = Vec::new();
+    let mut sink = Vec::new();
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
             "--tcp" => tcp = ports(args.get(i + 1)),
             "--udp" => udp = ports(args.get(i + 1)),
+            "--sink" => sink = ports(args.get(i + 1)),
             _ => {}
         }
         i += 2;
     }
     let mut handles = Vec::new();
+    // Sink ports read everything a client sends (bulk-transfer benchmarks).
+    for p in sink {
+        let Ok(l) = TcpListener::bind(format!("0.0.0.0:{p}")) else { continue };
+        handles.push(std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut s = s;
+                    let mut buf = vec![0u8; 1 << 16];
+                    while matches!(std::io::Read::read(&mut s, &mut buf), Ok(n) if n > 0) {}
+                });
+            }
+        }));
+    }
     for p in tcp {
         // Both families: an IPv6 socket with v6only, and an IPv4 one.
         for bind in [format!("0.0.0.0:{p}"), format!("[::]:{p}")] {
@@ -114,11 +129,56 @@ fn connect(args: &[String]) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// `bench connect IP PORT N`: N sequential TCP connects; prints connects/s.
+/// `bench bulk IP PORT MB`: sends MB mebibytes over one connection; prints MiB/s.
+fn bench(args: &[String]) -> ExitCode {
+    let (Some(mode), Some(ip), Some(port), Some(n)) = (args.first(), args.get(1), args.get(2), args.get(3)) else {
+        eprintln!("usage: netward-probe bench connect|bulk IP PORT N");
+        return ExitCode::from(3);
+    };
+    let (Ok(ip), Ok(port), Ok(n)) = (ip.parse::<IpAddr>(), port.parse::<u16>(), n.parse::<u64>()) else {
+        return ExitCode::from(3);
+    };
+    let addr = SocketAddr::new(ip, port);
+    let start = std::time::Instant::now();
+    match mode.as_str() {
+        "connect" => {
+            for _ in 0..n {
+                if TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err() {
+                    println!("error");
+                    return ExitCode::from(1);
+                }
+            }
+            println!("{:.1}", n as f64 / start.elapsed().as_secs_f64());
+        }
+        "bulk" => {
+            let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+                println!("error");
+                return ExitCode::from(1);
+            };
+            let chunk = vec![0x5au8; 1 << 16];
+            for _ in 0..n * 16 {
+                if s.write_all(&chunk).is_err() {
+                    println!("error");
+                    return ExitCode::from(1);
+                }
+            }
+            let _ = s.shutdown(std::net::Shutdown::Write);
+            let mut rest = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut s, &mut rest);
+            println!("{:.1}", n as f64 / start.elapsed().as_secs_f64());
+        }
+        _ => return ExitCode::from(3),
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("serve") => serve(&args[1..]),
         Some("connect") => connect(&args[1..]),
+        Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!("usage: netward-probe serve --tcp P,.. --udp P,.. | connect tcp|udp IP PORT [--timeout-ms N]");
             ExitCode::from(3)
