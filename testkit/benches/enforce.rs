@@ -197,7 +197,7 @@ fn main() {
         std::hint::black_box(b.clone());
     }
     println!("clone of the desired ruleset: {}", ms(t.elapsed() / 20));
-    println!("{:<20} {:>12} {:>14} {:>14}   {}", "change", "compile", "apply netlink", "apply nft", "what changed");
+    println!("{:<20} {:>12} {:>14} {:>14}   what changed", "change", "compile", "apply netlink", "apply nft");
     for (name, c, a, b, what) in rows {
         println!("{:<20} {:>12} {:>14} {:>14}   {}", name, ms(median(c)), ms(median(a)), ms(median(b)), what);
     }
