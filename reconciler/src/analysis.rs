@@ -44,6 +44,9 @@ pub struct LabelledSet {
 /// The model prepared for evaluation.
 pub struct Analysis {
     pub policies: Vec<Policy>,
+    /// Staged policies that this view does not evaluate (all of them in the
+    /// enforced view): the enforcer compiles them into log-only chains.
+    pub staged: Vec<Policy>,
     pub tiers: Vec<TierPlan>,
     pub endpoints: Vec<Endpoint>,
     pub network_sets: Vec<LabelledSet>,
@@ -52,6 +55,10 @@ pub struct Analysis {
 
 impl Analysis {
     pub fn new(set: &PolicySet, cluster: &Cluster, view: View) -> Self {
+        let staged = match view {
+            View::Enforced => set.policies.iter().filter(|p| p.id.kind.is_staged()).cloned().collect(),
+            View::Staged => Vec::new(),
+        };
         let set = match view {
             View::Enforced => set.enforced(),
             View::Staged => set.with_staged(),
@@ -83,7 +90,7 @@ impl Analysis {
             .iter()
             .map(|s| LabelledSet { labels: cluster.network_set_labels(s), set: s.clone() })
             .collect();
-        Analysis { policies, tiers, endpoints, network_sets, by_ip }
+        Analysis { policies, staged, tiers, endpoints, network_sets, by_ip }
     }
 
     /// The endpoint with this id (`ns/name`).

@@ -216,6 +216,18 @@ impl<'a> Compiler<'a> {
         let an = self.an;
         let mut rules = vec![Rule { matches: vec![Match::CtInvalid], verdict: Verdict::Drop, note: "invalid".into() }];
         let mut any = false;
+        // Staged policies are never enforced: their chains only log what
+        // they would do, and run first so they see every new connection.
+        for p in an.staged.iter().filter(|p| p.staged == Some(crate::model::StagedAction::Set)) {
+            if p.applies_in(dir) && p.selector.eval(&e.labels) {
+                let chain = self.policy_chain_with(p, dir, true);
+                rules.push(Rule {
+                    matches: vec![],
+                    verdict: Verdict::Jump(chain),
+                    note: format!("{} (staged: logs only)", p.id),
+                });
+            }
+        }
         for plan in &an.tiers {
             let applicable: Vec<usize> = plan
                 .policies
@@ -270,8 +282,17 @@ impl<'a> Compiler<'a> {
 
     /// Compiles one policy's rules for one direction into its own chain.
     fn policy_chain(&mut self, p: &Policy, dir: Direction) -> String {
+        self.policy_chain_with(p, dir, false)
+    }
+
+    /// `log_only`: every verdict becomes a log line naming what the rule
+    /// would have done (staged policies). A log-only chain is compiled once.
+    fn policy_chain_with(&mut self, p: &Policy, dir: Direction, log_only: bool) -> String {
         let ns = p.id.namespace.as_deref().unwrap_or("");
         let name = object_name(&format!("pol-{}", dir_suffix(dir)), &[p.id.kind.name(), ns, &p.id.name]);
+        if log_only && self.out.chains.contains_key(&name) {
+            return name;
+        }
         let mut rules = Vec::new();
         let short = match &p.id.namespace {
             Some(ns) => format!("{ns}/{}", p.id.name),
@@ -287,11 +308,15 @@ impl<'a> Compiler<'a> {
                 // The model treats these as matching nothing; so does the dataplane.
                 continue;
             }
-            let verdict = match r.action {
-                Action::Allow => Verdict::Accept,
-                Action::Deny => self.deny(&trim_prefix(&format!("netward deny {short} "))),
-                Action::Pass => Verdict::Pass,
-                Action::Log => Verdict::Log(trim_prefix(&format!("netward log {short} "))),
+            let verdict = if log_only {
+                Verdict::Log(trim_prefix(&format!("netward staged {} {short} ", r.action.to_string().to_lowercase())))
+            } else {
+                match r.action {
+                    Action::Allow => Verdict::Accept,
+                    Action::Deny => self.deny(&trim_prefix(&format!("netward deny {short} "))),
+                    Action::Pass => Verdict::Pass,
+                    Action::Log => Verdict::Log(trim_prefix(&format!("netward log {short} "))),
+                }
             };
             for fam in [Family::V4, Family::V6] {
                 for matches in self.rule_matches(r, fam) {
@@ -347,15 +372,22 @@ impl<'a> Compiler<'a> {
     /// None when the side cannot match in this family.
     fn entity(&mut self, e: &EntityRule, fam: Family, side: Side) -> Option<Vec<Vec<Match>>> {
         let mut common = Vec::new();
+        let mut not_nets: Vec<IpNet> = e.not_nets.iter().copied().filter(|n| fam_of_net(n) == fam).collect();
         if !e.nets.is_empty() {
             let nets: Vec<IpNet> = e.nets.iter().copied().filter(|n| fam_of_net(n) == fam).collect();
+            if nets.is_empty() {
+                return None;
+            }
+            // ipBlock `except` (and notNets beside nets): subtracted here, so
+            // the packet needs one lookup in one interval set.
+            let nets = subtract(&nets, &not_nets);
+            not_nets.clear();
             if nets.is_empty() {
                 return None;
             }
             let set = self.nets_set(nets, fam);
             common.push(Match::Addr { family: fam, side, set, negated: false });
         }
-        let not_nets: Vec<IpNet> = e.not_nets.iter().copied().filter(|n| fam_of_net(n) == fam).collect();
         if !not_nets.is_empty() {
             let set = self.nets_set(not_nets, fam);
             common.push(Match::Addr { family: fam, side, set, negated: true });
@@ -489,6 +521,27 @@ fn trim_prefix(s: &str) -> String {
     let mut p = s.to_string();
     p.truncate(120);
     p
+}
+
+/// `nets` minus every net in `except`, as disjoint CIDRs.
+pub fn subtract(nets: &[IpNet], except: &[IpNet]) -> Vec<IpNet> {
+    let mut out = Vec::new();
+    let mut work: Vec<IpNet> = nets.to_vec();
+    while let Some(n) = work.pop() {
+        if except.iter().any(|x| x.contains(&n)) {
+            continue;
+        }
+        if except.iter().any(|x| n.contains(x)) {
+            // Split in halves until no except cuts through a piece.
+            match n.subnets(n.prefix_len() + 1) {
+                Ok(halves) => work.extend(halves),
+                Err(_) => continue,
+            }
+        } else {
+            out.push(n);
+        }
+    }
+    IpNet::aggregate(&out)
 }
 
 fn fam_of_net(n: &IpNet) -> Family {

@@ -149,3 +149,41 @@ fn rendered_text_and_element_keys_agree() {
     assert!(text.starts_with("#!/usr/sbin/nft -f\n"));
     assert!(text.contains("add table inet netward\ndelete table inet netward\n"), "atomic replace prelude");
 }
+
+#[test]
+fn except_is_subtracted_into_disjoint_cidrs() {
+    use super::compile::subtract;
+    let n = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
+    let out = subtract(&[n("10.0.0.0/16")], &[n("10.0.2.2/32")]);
+    assert_eq!(out.len(), 16, "{out:?}");
+    assert!(out.iter().all(|x| !x.contains(&"10.0.2.2".parse::<std::net::IpAddr>().unwrap())));
+    assert!(out.iter().any(|x| x.contains(&"10.0.2.3".parse::<std::net::IpAddr>().unwrap())));
+    let total: u64 = out.iter().map(|x| 1u64 << (32 - x.prefix_len())).sum();
+    assert_eq!(total, 65535);
+    assert!(subtract(&[n("10.0.0.0/8")], &[n("0.0.0.0/0")]).is_empty());
+    assert_eq!(subtract(&[n("10.0.0.0/8")], &[n("11.0.0.0/8")]), vec![n("10.0.0.0/8")]);
+}
+
+#[test]
+fn staged_policies_compile_to_log_only_chains() {
+    let staged = "
+apiVersion: projectcalico.org/v3
+kind: StagedNetworkPolicy
+metadata: {name: lockdown, namespace: ns}
+spec:
+  selector: app == 'a'
+  ingress:
+  - action: Deny
+";
+    let rs = build(CLUSTER, &format!("{POLICIES}---\n{staged}"), Mode::Enforce);
+    let (name, chain) = rs.chains.iter().find(|(n, _)| n.contains("Staged")).expect("a staged chain");
+    assert!(
+        chain.rules.iter().all(|r| matches!(&r.verdict, Verdict::Log(p) if p.contains("staged deny"))),
+        "{chain:?}"
+    );
+    let pod = rs.chains.iter().find(|(n, _)| n.starts_with("pod-") && n.ends_with("-in")).expect("a's ingress chain").1;
+    assert!(pod.rules.iter().any(|r| r.verdict == Verdict::Jump(name.clone())), "jumped to first");
+    // Without the staged policy the enforced verdicts are unchanged.
+    let plain = build(CLUSTER, POLICIES, Mode::Enforce);
+    assert_eq!(plain.chains.len() + 1, rs.chains.len());
+}
