@@ -302,6 +302,16 @@ impl Batch {
     /// Adds a chain; `base` is (hook number, priority) for a filter base chain
     /// with policy accept.
     pub fn add_chain(&mut self, table: &str, chain: &str, base: Option<(u32, i32)>) {
+        let label = format!("add chain {table}/{chain}");
+        self.chain_msg(table, chain, base, libc::NFT_MSG_NEWCHAIN, libc::NLM_F_CREATE, label);
+    }
+
+    pub fn delete_chain(&mut self, table: &str, chain: &str) {
+        let label = format!("delete chain {table}/{chain}");
+        self.chain_msg(table, chain, None, libc::NFT_MSG_DELCHAIN, 0, label);
+    }
+
+    fn chain_msg(&mut self, table: &str, chain: &str, base: Option<(u32, i32)>, msg: i32, flags: i32, label: String) {
         let (t, n, ty) = (cstr(table), cstr(chain), cstr("filter"));
         // SAFETY: alloc/free pair; setters copy.
         unsafe {
@@ -316,27 +326,7 @@ impl Batch {
                 sys::nftnl_chain_set_str(c, sys::NFTNL_CHAIN_TYPE as u16, ty.as_ptr());
                 sys::nftnl_chain_set_u32(c, sys::NFTNL_CHAIN_POLICY as u16, NF_ACCEPT as u32);
             }
-            let h = self.header(
-                libc::NFT_MSG_NEWCHAIN as u16,
-                libc::NLM_F_CREATE as u16,
-                format!("add chain {table}/{chain}"),
-            );
-            sys::nftnl_chain_nlmsg_build_payload(h, c);
-            sys::nftnl_chain_free(c);
-        }
-        self.advance();
-    }
-
-    pub fn delete_chain(&mut self, table: &str, chain: &str) {
-        let (t, n) = (cstr(table), cstr(chain));
-        // SAFETY: alloc/free pair; setters copy.
-        unsafe {
-            let c = sys::nftnl_chain_alloc();
-            assert!(!c.is_null(), "libnftnl could not allocate a chain");
-            sys::nftnl_chain_set_str(c, sys::NFTNL_CHAIN_TABLE as u16, t.as_ptr());
-            sys::nftnl_chain_set_str(c, sys::NFTNL_CHAIN_NAME as u16, n.as_ptr());
-            sys::nftnl_chain_set_u32(c, sys::NFTNL_CHAIN_FAMILY as u16, FAMILY_INET as u32);
-            let h = self.header(libc::NFT_MSG_DELCHAIN as u16, 0, format!("delete chain {table}/{chain}"));
+            let h = self.header(msg as u16, flags as u16, label);
             sys::nftnl_chain_nlmsg_build_payload(h, c);
             sys::nftnl_chain_free(c);
         }
