@@ -72,9 +72,20 @@ pub fn clean_leftovers() {
         let pid: Option<u32> = rest.split('-').next().and_then(|p| p.parse().ok());
         let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
         if !alive {
-            let _ = run(&["ip", "netns", "del", name]);
+            remove_namespace(name);
         }
     }
+}
+
+/// Kills whatever runs in a namespace (probe servers), then deletes it; a
+/// namespace that still has processes would otherwise live on unnamed.
+pub fn remove_namespace(name: &str) {
+    if let Ok(pids) = run(&["ip", "netns", "pids", name]) {
+        for pid in pids.split_whitespace() {
+            let _ = run(&["kill", "-9", pid]);
+        }
+    }
+    let _ = run(&["ip", "netns", "del", name]);
 }
 
 /// A pod to build: its id (for messages), its addresses, its host-side interface name.
@@ -290,7 +301,7 @@ impl Drop for Lab {
             let _ = s.wait();
         }
         for ns in self.namespaces() {
-            let _ = run(&["ip", "netns", "del", &ns]);
+            remove_namespace(&ns);
         }
     }
 }

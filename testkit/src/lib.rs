@@ -5,4 +5,6 @@
 //! of Linux network namespaces wired like Calico wires pods, and
 //! `netward-probe` (src/bin) serves and probes real TCP and UDP inside them.
 
+pub mod cluster_lab;
 pub mod lab;
+pub mod verify;

@@ -1,0 +1,97 @@
+//! Probing a lab against the model: every pod pair on every port the
+//! destination declares, with a bounded pool of concurrent probes.
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use netward::analysis::{Analysis, Matrix};
+use netward::model::port::FlowPort;
+use netward::model::Protocol;
+
+use crate::cluster_lab::{ClusterLab, ProbeOutcome};
+use crate::lab::Probe;
+
+/// One probe and what the model says about it.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    pub from: String,
+    pub to: String,
+    pub port: FlowPort,
+    pub outcome: ProbeOutcome,
+    pub model_allows: bool,
+}
+
+impl Checked {
+    /// Whether the kernel's answer differs from the model's. A refused probe
+    /// reached the pod, so policy allowed it.
+    pub fn disagrees(&self) -> bool {
+        let kernel_allows = matches!(self.outcome.result, Probe::Allowed | Probe::Refused);
+        self.outcome.result == Probe::Error || kernel_allows != self.model_allows
+    }
+}
+
+/// Probes a list of (from, to, to-address, port) jobs, `pool` at a time.
+pub fn probe_all(
+    lab: &ClusterLab,
+    jobs: Vec<(String, String, IpAddr, FlowPort, bool)>,
+    pool: usize,
+    timeout: Duration,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Vec<Checked> {
+    let total = jobs.len();
+    let jobs = Mutex::new(jobs);
+    let done = Mutex::new(Vec::with_capacity(total));
+    std::thread::scope(|s| {
+        for _ in 0..pool.max(1) {
+            s.spawn(|| loop {
+                let Some((from, to, ip, port, model_allows)) = jobs.lock().expect("lock").pop() else { break };
+                let outcome = lab.probe(&from, ip, port.protocol, port.port, timeout);
+                let mut d = done.lock().expect("lock");
+                d.push(Checked { from, to, port, outcome, model_allows });
+                progress(d.len(), total);
+            });
+        }
+    });
+    let mut out = done.into_inner().expect("lock");
+    out.sort_by(|a, b| (&a.from, &a.to, a.port).cmp(&(&b.from, &b.to, b.port)));
+    out
+}
+
+/// Every pod pair on every TCP/UDP port the destination declares, probed and
+/// compared with the model's matrix.
+pub fn verify(
+    lab: &ClusterLab,
+    an: &Analysis,
+    pool: usize,
+    timeout: Duration,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Vec<Checked> {
+    let mut ports: Vec<FlowPort> = Vec::new();
+    for e in an.endpoints.iter().filter(|e| !e.host_network) {
+        for list in e.named_ports.values() {
+            for (p, n) in list {
+                let fp = FlowPort { port: *n, protocol: *p };
+                if matches!(p, Protocol::Tcp | Protocol::Udp) && !ports.contains(&fp) {
+                    ports.push(fp);
+                }
+            }
+        }
+    }
+    ports.sort();
+    let m = Matrix::compute(an, &ports);
+    let mut jobs = Vec::new();
+    for (pi, fp) in ports.iter().enumerate() {
+        for (a, ea) in an.endpoints.iter().enumerate().filter(|(_, e)| !e.host_network) {
+            for (b, eb) in an.endpoints.iter().enumerate().filter(|(_, e)| !e.host_network) {
+                let declares = eb.named_ports.values().flatten().any(|(p, n)| *p == fp.protocol && *n == fp.port);
+                if a == b || !declares {
+                    continue;
+                }
+                let Some(ip) = eb.ips.iter().find(|ip| ip.is_ipv4()).copied() else { continue };
+                jobs.push((ea.id.clone(), eb.id.clone(), ip, *fp, m.allowed(pi, a, b)));
+            }
+        }
+    }
+    probe_all(lab, jobs, pool, timeout, progress)
+}
