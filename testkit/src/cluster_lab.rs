@@ -131,7 +131,7 @@ impl ClusterLab {
         nsx(&lab.fabric, &["ip", "link", "add", "br0", "type", "bridge"])?;
         nsx(&lab.fabric, &["ip", "link", "set", "br0", "up"])?;
         // The outside: answers for every address no pod owns.
-        lab.attach(&lab.outside.clone(), "up0", OUTSIDE_IP)?;
+        lab.join_fabric(&lab.outside.clone(), "up0", OUTSIDE_IP)?;
         let endpoints: Vec<_> = cluster.endpoints().into_iter().filter(|e| !e.host_network).collect();
         let mut node_names: Vec<String> =
             endpoints.iter().map(|e| e.node.clone().unwrap_or_else(|| "node".into())).collect();
@@ -141,7 +141,7 @@ impl ClusterLab {
             progress(&format!("node {n}"));
             let ns = format!("{}n{i}", lab.base);
             let ip = format!("100.64.0.{}", i + 1);
-            lab.attach(&ns, &format!("up{}", i + 1), &ip)?;
+            lab.join_fabric(&ns, &format!("up{}", i + 1), &ip)?;
             nsx(&ns, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
             nsx(&ns, &["ip", "route", "add", "default", "via", OUTSIDE_IP])?;
             lab.nodes.insert(n.clone(), (ns, ip));
@@ -200,8 +200,50 @@ impl ClusterLab {
         Ok(lab)
     }
 
+    /// The lab `lab up` left running under `name` for this cluster (names are
+    /// derived from the cluster, so nothing needs to be remembered).
+    pub fn attach(name: &str, cluster: &Cluster, probe_bin: &Path) -> Result<ClusterLab, LabError> {
+        let base = kept_prefix(name);
+        let fabric = format!("{base}fabric");
+        let list = run(&["ip", "netns", "list"])?;
+        if !list.lines().any(|l| l.split_whitespace().next() == Some(fabric.as_str())) {
+            return Err(LabError::Unsupported(format!("no lab named {name:?} is running (netward-testkit lab up)")));
+        }
+        let endpoints: Vec<_> = cluster.endpoints().into_iter().filter(|e| !e.host_network).collect();
+        let mut node_names: Vec<String> =
+            endpoints.iter().map(|e| e.node.clone().unwrap_or_else(|| "node".into())).collect();
+        node_names.sort();
+        node_names.dedup();
+        let nodes = node_names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), (format!("{base}n{i}"), format!("100.64.0.{}", i + 1))))
+            .collect();
+        let pods = endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, e)| LabPod {
+                id: e.id.clone(),
+                netns: format!("{base}p{i}"),
+                ips: e.ips.clone(),
+                node: e.node.clone().unwrap_or_else(|| "node".into()),
+            })
+            .collect();
+        Ok(ClusterLab {
+            fabric,
+            outside: format!("{base}outside"),
+            base,
+            nodes,
+            pods,
+            enforcers: BTreeMap::new(),
+            probe_bin: probe_bin.to_path_buf(),
+            keep: true,
+            outside_addrs: Mutex::new(Vec::new()),
+        })
+    }
+
     /// Creates namespace `ns` (if needed) joined to the fabric bridge with `ip`.
-    fn attach(&self, ns: &str, port: &str, ip: &str) -> Result<(), LabError> {
+    fn join_fabric(&self, ns: &str, port: &str, ip: &str) -> Result<(), LabError> {
         run(&["ip", "netns", "add", ns])?;
         nsx(ns, &["ip", "link", "set", "lo", "up"])?;
         run(&["ip", "-n", &self.fabric, "link", "add", port, "type", "veth", "peer", "name", "uplink", "netns", ns])?;

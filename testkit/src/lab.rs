@@ -69,9 +69,9 @@ pub fn clean_leftovers() {
     for line in list.lines() {
         let name = line.split_whitespace().next().unwrap_or("");
         let Some(rest) = name.strip_prefix(PREFIX) else { continue };
-        let pid: Option<u32> = rest.split('-').next().and_then(|p| p.parse().ok());
-        let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
-        if !alive {
+        // Only labs named after a process (kept labs are `nwlab-keep-…`).
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
             remove_namespace(name);
         }
     }

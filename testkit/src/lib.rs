@@ -7,4 +7,6 @@
 
 pub mod cluster_lab;
 pub mod lab;
+pub mod runner;
+pub mod spec;
 pub mod verify;

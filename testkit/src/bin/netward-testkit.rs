@@ -1,0 +1,321 @@
+//! `netward-testkit`: run connectivity test files against the model or a lab
+//! of network namespaces, verify a lab against the model, and drive labs.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use netward::analysis::{Analysis, View};
+use netward::enforce::Mode;
+use netward::manifest::{load_cluster, load_policies};
+use netward::model::port::FlowPort;
+use netward_testkit::cluster_lab::{kept_prefix, remove_namespaces, ClusterLab};
+use netward_testkit::lab::Probe;
+use netward_testkit::runner::{self, Backend};
+use netward_testkit::spec;
+use netward_testkit::verify::verify;
+
+#[derive(Parser)]
+#[command(
+    name = "netward-testkit",
+    version,
+    about = "Connectivity tests for netward policies: model and network-namespace lab"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendArg {
+    Model,
+    Lab,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check test files; exit 0 all pass, 1 a check failed, 2 a file could not run.
+    Run {
+        #[arg(required = true)]
+        tests: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = BackendArg::Model)]
+        backend: BackendArg,
+        /// Write JUnit XML here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+    },
+    /// Probe every pod pair on every declared port in a lab and compare with the model.
+    Verify {
+        #[arg(long, required = true, num_args = 1..)]
+        policies: Vec<PathBuf>,
+        #[arg(long, required = true, num_args = 1..)]
+        cluster: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = BackendArg::Lab)]
+        backend: BackendArg,
+    },
+    /// Labs that outlive the command: up, probe, apply, down.
+    Lab {
+        #[command(subcommand)]
+        command: LabCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LabCommand {
+    /// Build the cluster a snapshot describes and enforce the policies.
+    Up {
+        #[arg(long, required = true, num_args = 1..)]
+        cluster: Vec<PathBuf>,
+        #[arg(long, required = true, num_args = 1..)]
+        policies: Vec<PathBuf>,
+        #[arg(long, default_value = "lab")]
+        name: String,
+    },
+    /// Enforce (changed) policies on a running lab: only the difference is applied.
+    Apply {
+        #[arg(long, required = true, num_args = 1..)]
+        cluster: Vec<PathBuf>,
+        #[arg(long, required = true, num_args = 1..)]
+        policies: Vec<PathBuf>,
+        #[arg(long, default_value = "lab")]
+        name: String,
+    },
+    /// One probe in a running lab.
+    Probe {
+        #[arg(long, required = true, num_args = 1..)]
+        cluster: Vec<PathBuf>,
+        #[arg(long)]
+        from: String,
+        /// namespace/pod or an IP (an address no pod owns is served by the lab's outside).
+        #[arg(long)]
+        to: String,
+        /// PORT/PROTO, e.g. 80/tcp.
+        #[arg(long)]
+        port: String,
+        #[arg(long, default_value = "lab")]
+        name: String,
+    },
+    /// Remove a lab and everything it created.
+    Down {
+        #[arg(long, default_value = "lab")]
+        name: String,
+    },
+}
+
+fn probe_bin() -> PathBuf {
+    let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("netward-testkit"));
+    me.with_file_name("netward-probe")
+}
+
+/// A one-line progress display, only on a terminal.
+fn progress(msg: &str) {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return;
+    }
+    let mut e = std::io::stderr().lock();
+    let _ = write!(e, "\r\x1b[2K{msg}");
+    let _ = e.flush();
+}
+
+fn progress_done() {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
+    }
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("netward-testkit: {msg}");
+    ExitCode::from(2)
+}
+
+fn analysis(policies: &[PathBuf], cluster: &[PathBuf]) -> Result<(Analysis, netward::model::Cluster), String> {
+    let join = |d: Vec<netward::diag::Diagnostic>| d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n");
+    let (set, _) = load_policies(policies).into_result().map_err(join)?;
+    let (c, _) = load_cluster(cluster).into_result().map_err(join)?;
+    Ok((Analysis::new(&set, &c, View::Enforced), c))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { tests, backend, junit } => {
+            let backend = match backend {
+                BackendArg::Model => Backend::Model,
+                BackendArg::Lab => Backend::Lab,
+            };
+            let mut results = Vec::new();
+            for path in &tests {
+                match spec::load(path) {
+                    Ok(t) => {
+                        let r = runner::run_file(&t, backend, &probe_bin(), &|m| progress(m));
+                        progress_done();
+                        print!("{}", runner::text(&r, backend));
+                        results.push(r);
+                    }
+                    Err(d) => {
+                        println!("ERROR {}\n{d}", path.display());
+                        results.push(runner::FileResult {
+                            name: path.display().to_string(),
+                            path: path.display().to_string(),
+                            checks: Vec::new(),
+                            error: Some(d.to_string()),
+                            duration: Duration::ZERO,
+                        });
+                    }
+                }
+            }
+            if let Some(j) = junit {
+                if let Err(e) = std::fs::write(&j, runner::junit(&results)) {
+                    return fail(format!("{}: {e}", j.display()));
+                }
+            }
+            let passed: usize = results.iter().map(|r| r.checks.len() - r.failures()).sum();
+            let failed: usize = results.iter().map(|r| r.failures()).sum();
+            println!("{passed} passed, {failed} failed");
+            if results.iter().any(|r| r.error.is_some()) {
+                ExitCode::from(2)
+            } else if failed > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Command::Verify { policies, cluster, backend } => {
+            if matches!(backend, BackendArg::Model) {
+                return fail("verify compares the model with a real dataplane: use --backend lab");
+            }
+            let (an, c) = match analysis(&policies, &cluster) {
+                Ok(x) => x,
+                Err(e) => return fail(e),
+            };
+            let name = format!("v{}", std::process::id() % 100_000);
+            let mut lab = match ClusterLab::up(&name, &c, &[], &probe_bin(), false, &|m| progress(&format!("lab: {m}")))
+            {
+                Ok(l) => l,
+                Err(e) => return fail(e),
+            };
+            if let Err(e) = lab.enforce(&an, Mode::Enforce) {
+                return fail(e);
+            }
+            let checked =
+                verify(&lab, &an, 16, Duration::from_millis(700), &|d, n| progress(&format!("probes {d}/{n}")));
+            progress_done();
+            let wrong: Vec<_> = checked.iter().filter(|c| c.disagrees()).collect();
+            for c in &wrong {
+                println!(
+                    "DISAGREE {} -> {} {}: kernel {:?} ({} attempts), model {}",
+                    c.from,
+                    c.to,
+                    c.port,
+                    c.outcome.result,
+                    c.outcome.attempts,
+                    if c.model_allows { "allows" } else { "denies" }
+                );
+            }
+            println!("{} probes, {} disagreements", checked.len(), wrong.len());
+            if wrong.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Command::Lab { command } => lab(command),
+    }
+}
+
+fn lab(cmd: LabCommand) -> ExitCode {
+    match cmd {
+        LabCommand::Up { cluster, policies, name } => {
+            let (an, c) = match analysis(&policies, &cluster) {
+                Ok(x) => x,
+                Err(e) => return fail(e),
+            };
+            let mut lab =
+                match ClusterLab::up(&name, &c, &[], &probe_bin(), true, &|m| progress(&format!("lab {name}: {m}"))) {
+                    Ok(l) => l,
+                    Err(e) => return fail(e),
+                };
+            match lab.enforce(&an, Mode::Enforce) {
+                Ok(reports) => {
+                    progress_done();
+                    for (node, r) in reports {
+                        println!("node {node}: {}", r.changes.summary());
+                    }
+                    println!(
+                        "lab {name} is up: {} pods; netward-testkit lab down --name {name} removes it",
+                        lab.pods().len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        LabCommand::Apply { cluster, policies, name } => {
+            let (an, c) = match analysis(&policies, &cluster) {
+                Ok(x) => x,
+                Err(e) => return fail(e),
+            };
+            let mut lab = match ClusterLab::attach(&name, &c, &probe_bin()) {
+                Ok(l) => l,
+                Err(e) => return fail(e),
+            };
+            match lab.enforce(&an, Mode::Enforce) {
+                Ok(reports) => {
+                    for (node, r) in reports {
+                        println!(
+                            "node {node}: {}{}",
+                            r.changes.summary(),
+                            if r.drift { " (repaired drift)" } else { "" }
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        LabCommand::Probe { cluster, from, to, port, name } => {
+            let c = match load_cluster(&cluster).into_result() {
+                Ok((c, _)) => c,
+                Err(d) => return fail(d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n")),
+            };
+            let fp = match FlowPort::parse(&port) {
+                Ok(p) => p,
+                Err(e) => return fail(e),
+            };
+            let lab = match ClusterLab::attach(&name, &c, &probe_bin()) {
+                Ok(l) => l,
+                Err(e) => return fail(e),
+            };
+            let ip = match to.parse() {
+                Ok(ip) => ip,
+                Err(_) => match lab.pods().iter().find(|p| p.id == to).and_then(|p| p.ips.first().copied()) {
+                    Some(ip) => ip,
+                    None => return fail(format!("no pod {to:?} in the lab")),
+                },
+            };
+            let o = lab.probe(&from, ip, fp.protocol, fp.port, Duration::from_millis(1000));
+            let word = match o.result {
+                Probe::Allowed => "allowed",
+                Probe::Denied => "denied (timeout)",
+                Probe::Refused => "refused (reached, nothing listening)",
+                Probe::Error => "error",
+            };
+            println!("{from} -> {to} {fp}: {word} in {:.3} s ({} attempts)", o.elapsed.as_secs_f64(), o.attempts);
+            match o.result {
+                Probe::Allowed | Probe::Refused => ExitCode::SUCCESS,
+                Probe::Denied => ExitCode::from(1),
+                Probe::Error => ExitCode::from(2),
+            }
+        }
+        LabCommand::Down { name } => {
+            let n = remove_namespaces(&kept_prefix(&name));
+            println!("lab {name}: removed {n} namespaces");
+            ExitCode::SUCCESS
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Running test files against a backend, and reporting: text with truth
+//! tables and explanations for failures, and JUnit XML.
+
+use std::fmt::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use netward::analysis::{Analysis, View};
+use netward::diag::Pos;
+use netward::enforce::Mode;
+use netward::manifest::{load_cluster, load_policies};
+use netward::model::port::FlowPort;
+use netward::report;
+
+use crate::cluster_lab::ClusterLab;
+use crate::lab::Probe;
+use crate::spec::TestFile;
+use crate::verify::probe_all;
+
+/// Where expectations are checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The policy engine alone.
+    Model,
+    /// Network namespaces enforced by netward's own nftables enforcer.
+    Lab,
+}
+
+/// One expectation checked.
+#[derive(Clone, Debug)]
+pub struct Check {
+    pub from: String,
+    pub to: String,
+    pub port: FlowPort,
+    pub expect_allow: bool,
+    /// What the backend said: "allowed", "denied (timeout, 1.0 s)", ...
+    pub got: String,
+    pub passed: bool,
+    /// The engine's explanation, for failed checks.
+    pub explain: Option<String>,
+    /// Where the expectation was written.
+    pub pos: Pos,
+    /// Which table it came from, if any.
+    pub table: Option<usize>,
+}
+
+/// A test file's result.
+#[derive(Debug)]
+pub struct FileResult {
+    pub name: String,
+    pub path: String,
+    pub checks: Vec<Check>,
+    /// The file could not be run at all (bad input, no lab).
+    pub error: Option<String>,
+    pub duration: Duration,
+}
+
+impl FileResult {
+    pub fn failures(&self) -> usize {
+        self.checks.iter().filter(|c| !c.passed).count()
+    }
+}
+
+/// Runs one test file.
+pub fn run_file(t: &TestFile, backend: Backend, probe_bin: &Path, progress: &(dyn Fn(&str) + Sync)) -> FileResult {
+    let start = Instant::now();
+    let mut result = FileResult {
+        name: t.name.clone(),
+        path: t.path.display().to_string(),
+        checks: Vec::new(),
+        error: None,
+        duration: Duration::ZERO,
+    };
+    let fail = |mut r: FileResult, e: String| {
+        r.error = Some(e);
+        r.duration = start.elapsed();
+        r
+    };
+    let set = match load_policies(&t.policies).into_result() {
+        Ok((s, _)) => s,
+        Err(d) => return fail(result, d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n")),
+    };
+    let cluster = match load_cluster(&t.clusters).into_result() {
+        Ok((c, _)) => c,
+        Err(d) => return fail(result, d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n")),
+    };
+    let an = Analysis::new(&set, &cluster, View::Enforced);
+    // Expand cases and tables into (from, to, port, expect, pos, table).
+    let mut wanted = Vec::new();
+    for c in &t.cases {
+        wanted.push((c.from.clone(), c.to.clone(), c.port, c.allow, c.pos.clone(), None));
+    }
+    for (ti, tb) in t.tables.iter().enumerate() {
+        for a in an.endpoints.iter().filter(|e| !e.host_network) {
+            for b in an.endpoints.iter().filter(|e| !e.host_network && e.id != a.id) {
+                let allow = tb.allowed.get(&a.id).is_some_and(|v| v.contains(&b.id));
+                wanted.push((a.id.clone(), b.id.clone(), tb.port, allow, tb.pos.clone(), Some(ti)));
+            }
+        }
+        for (from, tos) in &tb.allowed {
+            for to in tos.iter().chain(std::iter::once(from)) {
+                if an.endpoint(to).is_none() {
+                    return fail(result, format!("{}: table names {to:?}, which is not a pod of the cluster", tb.pos));
+                }
+            }
+        }
+    }
+    // The model's verdicts (and explanations) for every check.
+    let mut model = Vec::new();
+    for (from, to, port, ..) in &wanted {
+        match an.flow(from, to, port.protocol, port.port, None) {
+            Ok(flow) => {
+                let v = an.evaluate(&flow);
+                model.push((v.allowed, report::explain_text(&an, &flow, &v)));
+            }
+            Err(e) => return fail(result, format!("{}: {e}", t.path.display())),
+        }
+    }
+    let got: Vec<(bool, String)> = match backend {
+        Backend::Model => {
+            model.iter().map(|(a, _)| (*a, if *a { "allowed".to_string() } else { "denied".to_string() })).collect()
+        }
+        Backend::Lab => {
+            let mut ports: Vec<(u16, netward::model::Protocol)> =
+                wanted.iter().map(|w| (w.2.port, w.2.protocol)).collect();
+            ports.sort();
+            ports.dedup();
+            let name = format!("t{}", std::process::id() % 100_000);
+            let mut lab =
+                match ClusterLab::up(&name, &cluster, &ports, probe_bin, false, &|s| progress(&format!("lab: {s}"))) {
+                    Ok(l) => l,
+                    Err(e) => return fail(result, e.to_string()),
+                };
+            if let Err(e) = lab.enforce(&an, Mode::Enforce) {
+                return fail(result, e.to_string());
+            }
+            let mut jobs = Vec::new();
+            for (i, (from, to, port, ..)) in wanted.iter().enumerate() {
+                let ip = match an.resolve(to) {
+                    Ok(p) => p.ip,
+                    Err(e) => return fail(result, e),
+                };
+                // The job's `model` slot carries the index back.
+                jobs.push((from.clone(), format!("{i}"), ip, *port, false));
+            }
+            let checked =
+                probe_all(&lab, jobs, 16, Duration::from_millis(700), &|d, n| progress(&format!("probes {d}/{n}")));
+            let mut out = vec![(false, String::new()); wanted.len()];
+            for c in checked {
+                let i: usize = c.to.parse().expect("index set above");
+                let o = c.outcome;
+                let word = match o.result {
+                    Probe::Allowed => "allowed".to_string(),
+                    Probe::Refused => "allowed (refused: reached the pod, nothing listening)".to_string(),
+                    Probe::Denied => format!("denied (timeout after {:.1} s)", o.elapsed.as_secs_f64()),
+                    Probe::Error => "error (the probe could not run)".to_string(),
+                };
+                let word = if o.attempts > 1 { format!("{word}, {} attempts", o.attempts) } else { word };
+                out[i] = (matches!(o.result, Probe::Allowed | Probe::Refused), word);
+            }
+            out
+        }
+    };
+    for (i, (from, to, port, expect, pos, table)) in wanted.into_iter().enumerate() {
+        let passed = got[i].0 == expect && !got[i].1.starts_with("error");
+        result.checks.push(Check {
+            from,
+            to,
+            port,
+            expect_allow: expect,
+            got: got[i].1.clone(),
+            passed,
+            explain: (!passed).then(|| model[i].1.clone()),
+            pos,
+            table,
+        });
+    }
+    result.duration = start.elapsed();
+    result
+}
+
+/// The text report of one file.
+pub fn text(r: &FileResult, backend: Backend) -> String {
+    let mut out = String::new();
+    let b = match backend {
+        Backend::Model => "model",
+        Backend::Lab => "lab",
+    };
+    if let Some(e) = &r.error {
+        let _ = writeln!(out, "ERROR {} ({})\n{e}", r.name, r.path);
+        return out;
+    }
+    let f = r.failures();
+    if f == 0 {
+        let _ = writeln!(out, "PASS  {} ({} checks, {b}, {:.2} s)", r.name, r.checks.len(), r.duration.as_secs_f64());
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "FAIL  {}: {f} of {} checks failed ({b}, {:.2} s)",
+        r.name,
+        r.checks.len(),
+        r.duration.as_secs_f64()
+    );
+    for c in r.checks.iter().filter(|c| !c.passed) {
+        let _ = writeln!(
+            out,
+            "  {}: {} -> {} {}: expected {}, got {}",
+            c.pos,
+            c.from,
+            c.to,
+            c.port,
+            if c.expect_allow { "allow" } else { "deny" },
+            c.got
+        );
+    }
+    // Truth tables of the failing tables, wrong cells marked with '!'.
+    let tables: std::collections::BTreeSet<usize> =
+        r.checks.iter().filter(|c| !c.passed).filter_map(|c| c.table).collect();
+    for ti in tables {
+        let cells: Vec<&Check> = r.checks.iter().filter(|c| c.table == Some(ti)).collect();
+        let mut ids: Vec<&str> = cells.iter().flat_map(|c| [c.from.as_str(), c.to.as_str()]).collect();
+        ids.sort();
+        ids.dedup();
+        let _ = writeln!(out, "\n  {} (got; '!' marks a cell that differs from the expectation)", cells[0].port);
+        let _ = writeln!(out, "  -\t{}", ids.join("\t"));
+        for a in &ids {
+            let _ = write!(out, "  {a}");
+            for b in &ids {
+                let cell = match cells.iter().find(|c| c.from == *a && c.to == *b) {
+                    None => "-".to_string(),
+                    Some(c) => {
+                        let got_allow = c.passed == c.expect_allow;
+                        format!("{}{}", if got_allow { "." } else { "X" }, if c.passed { "" } else { "!" })
+                    }
+                };
+                let _ = write!(out, "\t{cell}");
+            }
+            out.push('\n');
+        }
+    }
+    for c in r.checks.iter().filter(|c| !c.passed) {
+        if let Some(e) = &c.explain {
+            let _ = writeln!(out, "\n  why the engine decides {} -> {} {}:", c.from, c.to, c.port);
+            for line in e.lines() {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
+    }
+    out
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// JUnit XML for CI systems: a suite per file, a case per check.
+pub fn junit(results: &[FileResult]) -> String {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
+    for r in results {
+        let tests = r.checks.len().max(1);
+        let failures = r.failures();
+        let errors = usize::from(r.error.is_some());
+        let _ = writeln!(
+            out,
+            "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{:.3}\">",
+            xml(&r.name),
+            r.duration.as_secs_f64()
+        );
+        if let Some(e) = &r.error {
+            let _ = writeln!(
+                out,
+                "    <testcase name=\"load\" classname=\"{}\"><error message=\"{}\"/></testcase>",
+                xml(&r.path),
+                xml(e)
+            );
+        }
+        for c in &r.checks {
+            let name =
+                format!("{} -> {} {} expect {}", c.from, c.to, c.port, if c.expect_allow { "allow" } else { "deny" });
+            if c.passed {
+                let _ = writeln!(out, "    <testcase name=\"{}\" classname=\"{}\"/>", xml(&name), xml(&r.path));
+            } else {
+                let _ = writeln!(
+                    out,
+                    "    <testcase name=\"{}\" classname=\"{}\"><failure message=\"{}: got {}\">{}</failure></testcase>",
+                    xml(&name),
+                    xml(&r.path),
+                    xml(&c.pos.to_string()),
+                    xml(&c.got),
+                    xml(c.explain.as_deref().unwrap_or(""))
+                );
+            }
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}

@@ -1,0 +1,123 @@
+//! `netward-testkit` as users run it: test files on the model and in a lab,
+//! JUnit output, verify, and a lab's whole life (up, probe, apply, down).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+fn testkit(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_netward-testkit")).args(args).current_dir(root()).output().expect("run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn lab_supported() -> bool {
+    match netward_testkit::lab::check_support() {
+        Ok(()) => true,
+        Err(e) if std::env::var_os("CI").is_some() => panic!("lab tests must run on CI, but: {e}"),
+        Err(e) => {
+            eprintln!("SKIPPED lab CLI test: {e}");
+            false
+        }
+    }
+}
+
+#[test]
+fn the_examples_tests_pass_on_the_model() {
+    let (code, out, err) = testkit(&["run", "policies/tests/three-tier.yaml", "policies/tests/isolation.yaml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("PASS  three-tier (36 checks, model"), "{out}");
+    assert!(out.ends_with("39 passed, 0 failed\n"), "{out}");
+}
+
+#[test]
+fn failures_show_the_table_with_wrong_cells_and_why() {
+    let junit = std::env::temp_dir().join(format!("netward-junit-{}.xml", std::process::id()));
+    let (code, out, _) = testkit(&["run", "testkit/tests/fixtures/wrong.yaml", "--junit", &junit.to_string_lossy()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL  wrong: 4 of 31 checks failed"), "{out}");
+    assert!(out.contains("testkit/tests/fixtures/wrong.yaml:6:5: sandbox/debug -> database/postgres-0 5432/TCP: expected allow, got denied"), "{out}");
+    assert!(out.contains("backend/api-5f6c7-klmno\tX\t-\t.!"), "the wrong cell is marked: {out}");
+    assert!(out.contains("denied by GlobalNetworkPolicy isolate-environments rule 0 (tier platform) at policies/platform/namespace-isolation.yaml:13:5"), "{out}");
+    let xml = std::fs::read_to_string(&junit).expect("junit written");
+    assert!(xml.contains("<testsuite name=\"wrong\" tests=\"31\" failures=\"4\" errors=\"0\""), "{xml}");
+    assert_eq!(xml.matches("<failure ").count(), 4);
+    let _ = std::fs::remove_file(junit);
+}
+
+#[test]
+fn a_broken_test_file_is_an_error_with_its_place() {
+    let (code, out, _) = testkit(&["run", "testkit/tests/fixtures/broken.yaml"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("testkit/tests/fixtures/broken.yaml:4:76: error: expect must be allow or deny, not \"maybe\""),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_examples_tests_pass_in_the_lab_and_verify_finds_no_disagreement() {
+    if !lab_supported() {
+        return;
+    }
+    let (code, out, err) = testkit(&["run", "policies/tests/three-tier.yaml", "--backend", "lab"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("PASS  three-tier (36 checks, lab"), "{out}");
+    let (code, out, err) = testkit(&["verify", "--policies", "policies", "--cluster", "policies/cluster.yaml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.trim_end().ends_with("30 probes, 0 disagreements"), "{out}");
+}
+
+#[test]
+fn a_lab_lives_from_up_to_down() {
+    if !lab_supported() {
+        return;
+    }
+    let name = format!("cli{}", std::process::id() % 10_000);
+    let c = ["--cluster", "policies/cluster.yaml"];
+    let (code, out, err) = testkit(&["lab", "up", c[0], c[1], "--policies", "policies", "--name", &name]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("lab {name} is up: 6 pods")), "{out}");
+    let probe = |to: &str, port: &str| {
+        testkit(&[
+            "lab",
+            "probe",
+            c[0],
+            c[1],
+            "--name",
+            &name,
+            "--from",
+            "frontend/web-7d4b9-abcde",
+            "--to",
+            to,
+            "--port",
+            port,
+        ])
+    };
+    let (code, out, _) = probe("backend/api-5f6c7-fghij", "8080/tcp");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(": allowed in"), "{out}");
+    let (code, out, _) = probe("database/postgres-0", "5432/tcp");
+    assert_eq!(code, 1, "{out}");
+    // An address no pod owns is answered by the lab's outside (egress allow-list permits 443 to the partner API).
+    let (code, out, _) = probe("203.0.113.10", "443/tcp");
+    assert!(code == 0 || out.contains("refused"), "{out}");
+    // Policies change on the running lab: only the difference is applied.
+    let (code, out, err) = testkit(&["lab", "apply", c[0], c[1], "--policies", "policies/platform", "--name", &name]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("node node-a:") && out.contains("deleted"), "{out}");
+    let (code, out, _) = probe("database/postgres-0", "5432/tcp");
+    assert_eq!(code, 0, "without the namespace default-deny, web reaches postgres: {out}");
+    let (code, out, _) = testkit(&["lab", "down", "--name", &name]);
+    assert_eq!(code, 0);
+    assert!(out.contains("removed 10 namespaces"), "{out}");
+    let list =
+        String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().expect("ip").stdout).into_owned();
+    assert!(!list.contains(&format!("nwlab-keep-{name}-")), "{list}");
+}
