@@ -80,10 +80,12 @@ pub fn run_file(t: &TestFile, backend: Backend, probe_bin: &Path, progress: &(dy
         Ok((s, _)) => s,
         Err(d) => return fail(result, d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n")),
     };
-    let cluster = match load_cluster(&t.clusters).into_result() {
+    let mut cluster = match load_cluster(&t.clusters).into_result() {
         Ok((c, _)) => c,
         Err(d) => return fail(result, d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n")),
     };
+    cluster.merge(t.inline.clone());
+    cluster.fill_missing_namespaces();
     let an = Analysis::new(&set, &cluster, View::Enforced);
     // Expand cases and tables into (from, to, port, expect, pos, table).
     let mut wanted = Vec::new();

@@ -3,6 +3,7 @@
 //! ```yaml
 //! name: three-tier                     # optional; defaults to the file name
 //! cluster: ../cluster.yaml             # or a list; paths relative to this file
+//! pods: [{metadata: {..}, spec: {..}, status: {..}}]   # and/or inline pods (and `namespaces`)
 //! policies: [..]                       # files or directories, relative to this file
 //! cases:
 //!   - {from: frontend/web, to: backend/api, port: 8080/TCP, expect: allow}
@@ -21,7 +22,9 @@ use std::sync::Arc;
 use netward::diag::{DResult, Diagnostic, Pos};
 use netward::manifest::fields::Src;
 use netward::manifest::yaml::{parse_documents, Value};
+use netward::model::cluster::{decode_namespace, decode_pod};
 use netward::model::port::FlowPort;
+use netward::model::Cluster;
 
 /// One expectation about one connection.
 #[derive(Clone, Debug)]
@@ -48,6 +51,8 @@ pub struct TestFile {
     pub name: String,
     pub path: PathBuf,
     pub clusters: Vec<PathBuf>,
+    /// Namespaces and pods written in the test file itself (merged with `clusters`).
+    pub inline: Cluster,
     pub policies: Vec<PathBuf>,
     pub cases: Vec<Case>,
     pub tables: Vec<Table>,
@@ -98,10 +103,21 @@ pub fn load(path: &Path) -> DResult<TestFile> {
     let clusters = match f.get("cluster") {
         Some(n) if matches!(n.value, Value::Str(_)) => vec![normalize(dir.join(src.str(n, "cluster")?.value))],
         Some(_) => paths(f.strings("cluster")?),
-        None => {
-            return Err(Diagnostic::error(f.pos(), "a test file needs `cluster` (a snapshot file or a list of them)"))
-        }
+        None => Vec::new(),
     };
+    // Namespaces and pods may also be written inline, as Kubernetes objects
+    // without apiVersion/kind.
+    let mut inline = Cluster::default();
+    for n in f.seq("namespaces")?.unwrap_or(&[]) {
+        let ns = decode_namespace(src, n)?;
+        inline.namespaces.insert(ns.name.clone(), ns);
+    }
+    for n in f.seq("pods")?.unwrap_or(&[]) {
+        inline.pods.push(decode_pod(src, n)?);
+    }
+    if clusters.is_empty() && inline.pods.is_empty() {
+        return Err(Diagnostic::error(f.pos(), "a test file needs `cluster` (snapshot files) or inline `pods`"));
+    }
     let policies = paths(f.strings("policies")?);
     if policies.is_empty() {
         return Err(Diagnostic::error(f.pos(), "a test file needs `policies` (files or directories)"));
@@ -155,5 +171,5 @@ pub fn load(path: &Path) -> DResult<TestFile> {
             "a test file needs `cases` or `tables`",
         ));
     }
-    Ok(TestFile { name: test_name, path: path.to_path_buf(), clusters, policies, cases, tables })
+    Ok(TestFile { name: test_name, path: path.to_path_buf(), clusters, inline, policies, cases, tables })
 }

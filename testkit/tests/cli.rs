@@ -109,7 +109,7 @@ fn a_lab_lives_from_up_to_down() {
     let (code, out, _) = probe("203.0.113.10", "443/tcp");
     assert!(code == 0 || out.contains("refused"), "{out}");
     // Policies change on the running lab: only the difference is applied.
-    let (code, out, err) = testkit(&["lab", "apply", c[0], c[1], "--policies", "policies/platform", "--name", &name]);
+    let (code, out, err) = testkit(&["lab", "apply", "--policies", "policies/platform", "--name", &name]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("node node-a:") && out.contains("deleted"), "{out}");
     let (code, out, _) = probe("database/postgres-0", "5432/tcp");
@@ -120,4 +120,17 @@ fn a_lab_lives_from_up_to_down() {
     let list =
         String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().expect("ip").stdout).into_owned();
     assert!(!list.contains(&format!("nwlab-keep-{name}-")), "{list}");
+}
+
+#[test]
+fn inline_pods_run_on_the_model_and_in_the_lab() {
+    let (code, out, err) = testkit(&["run", "testkit/tests/fixtures/inline.yaml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("PASS  inline (2 checks, model"), "{out}");
+    if !lab_supported() {
+        return;
+    }
+    let (code, out, err) = testkit(&["run", "testkit/tests/fixtures/inline.yaml", "--backend", "lab"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("PASS  inline (2 checks, lab"), "{out}");
 }

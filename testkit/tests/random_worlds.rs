@@ -52,10 +52,25 @@ fn random_worlds_kernel_agrees_with_model() {
         let wrong: Vec<String> = checked
             .iter()
             .filter(|c| c.disagrees())
-            .map(|c| format!("{} -> {} {}: kernel {:?}, model allows: {}", c.from, c.to, c.port, c.outcome.result, c.model_allows))
+            .map(|c| {
+                format!(
+                    "{} -> {} {}: kernel {:?}, model allows: {}",
+                    c.from, c.to, c.port, c.outcome.result, c.model_allows
+                )
+            })
             .collect();
         assert!(!checked.is_empty());
-        assert!(wrong.is_empty(), "seed {seed} ({shape:?}): {} probes, {} disagreements:\n{}", checked.len(), wrong.len(), wrong.join("\n"));
-        eprintln!("seed {seed}: {} probes, 0 disagreements ({} allowed)", checked.len(), checked.iter().filter(|c| c.model_allows).count());
+        assert!(
+            wrong.is_empty(),
+            "seed {seed} ({shape:?}): {} probes, {} disagreements:\n{}",
+            checked.len(),
+            wrong.len(),
+            wrong.join("\n")
+        );
+        eprintln!(
+            "seed {seed}: {} probes, 0 disagreements ({} allowed)",
+            checked.len(),
+            checked.iter().filter(|c| c.model_allows).count()
+        );
     }
 }

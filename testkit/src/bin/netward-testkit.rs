@@ -65,18 +65,19 @@ enum Command {
 
 #[derive(Subcommand)]
 enum LabCommand {
-    /// Build the cluster a snapshot describes and enforce the policies.
+    /// Build the cluster a snapshot describes and enforce the policies (if given).
     Up {
         #[arg(long, required = true, num_args = 1..)]
         cluster: Vec<PathBuf>,
-        #[arg(long, required = true, num_args = 1..)]
+        #[arg(long, num_args = 1..)]
         policies: Vec<PathBuf>,
         #[arg(long, default_value = "lab")]
         name: String,
     },
     /// Enforce (changed) policies on a running lab: only the difference is applied.
     Apply {
-        #[arg(long, required = true, num_args = 1..)]
+        /// The snapshot the lab was built from (default: the one `lab up` used).
+        #[arg(long, num_args = 1..)]
         cluster: Vec<PathBuf>,
         #[arg(long, required = true, num_args = 1..)]
         policies: Vec<PathBuf>,
@@ -85,7 +86,8 @@ enum LabCommand {
     },
     /// One probe in a running lab.
     Probe {
-        #[arg(long, required = true, num_args = 1..)]
+        /// The snapshot the lab was built from (default: the one `lab up` used).
+        #[arg(long, num_args = 1..)]
         cluster: Vec<PathBuf>,
         #[arg(long)]
         from: String,
@@ -103,6 +105,21 @@ enum LabCommand {
         #[arg(long, default_value = "lab")]
         name: String,
     },
+}
+
+/// Where `lab up` notes which snapshot a lab was built from, so later
+/// commands need not be told again.
+fn state_file(name: &str) -> PathBuf {
+    PathBuf::from("/run/netward-lab").join(format!("{name}.clusters"))
+}
+
+fn lab_cluster(name: &str, given: Vec<PathBuf>) -> Result<Vec<PathBuf>, String> {
+    if !given.is_empty() {
+        return Ok(given);
+    }
+    let text = std::fs::read_to_string(state_file(name))
+        .map_err(|_| format!("no lab named {name:?} was brought up here (or pass --cluster)"))?;
+    Ok(text.lines().map(PathBuf::from).collect())
 }
 
 fn probe_bin() -> PathBuf {
@@ -235,6 +252,12 @@ fn lab(cmd: LabCommand) -> ExitCode {
                 Ok(x) => x,
                 Err(e) => return fail(e),
             };
+            let abs: Vec<String> =
+                cluster.iter().map(|p| std::fs::canonicalize(p).unwrap_or(p.clone()).display().to_string()).collect();
+            let _ = std::fs::create_dir_all("/run/netward-lab");
+            if let Err(e) = std::fs::write(state_file(&name), abs.join("\n")) {
+                return fail(format!("{}: {e}", state_file(&name).display()));
+            }
             let mut lab =
                 match ClusterLab::up(&name, &c, &[], &probe_bin(), true, &|m| progress(&format!("lab {name}: {m}"))) {
                     Ok(l) => l,
@@ -256,6 +279,10 @@ fn lab(cmd: LabCommand) -> ExitCode {
             }
         }
         LabCommand::Apply { cluster, policies, name } => {
+            let cluster = match lab_cluster(&name, cluster) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
             let (an, c) = match analysis(&policies, &cluster) {
                 Ok(x) => x,
                 Err(e) => return fail(e),
@@ -279,6 +306,10 @@ fn lab(cmd: LabCommand) -> ExitCode {
             }
         }
         LabCommand::Probe { cluster, from, to, port, name } => {
+            let cluster = match lab_cluster(&name, cluster) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
             let c = match load_cluster(&cluster).into_result() {
                 Ok((c, _)) => c,
                 Err(d) => return fail(d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n")),
@@ -314,6 +345,7 @@ fn lab(cmd: LabCommand) -> ExitCode {
         }
         LabCommand::Down { name } => {
             let n = remove_namespaces(&kept_prefix(&name));
+            let _ = std::fs::remove_file(state_file(&name));
             println!("lab {name}: removed {n} namespaces");
             ExitCode::SUCCESS
         }
