@@ -218,3 +218,18 @@ fn plan_renders_the_node_ruleset() {
     assert_eq!(code, 2);
     assert!(err.contains("no pod in the cluster runs on node \"nowhere\""), "{err}");
 }
+
+#[test]
+fn the_readme_set_up_commands_work_and_ci_runs_the_same_test_command() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README");
+    let main_job = readme.lines().find(|l| l.starts_with("cargo run ")).expect("the main-job command");
+    let (cargo, args) = main_job.split_once(" -- ").expect("cargo run ... -- ARGS");
+    assert!(cargo.contains("--bin netward"), "the workspace has several binaries: {cargo}");
+    let args: Vec<&str> = args.split_whitespace().collect();
+    let (code, out, err) = netward(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("8080/TCP") && out.contains("allowed"), "{out}");
+    let test_cmd = readme.lines().find(|l| l.starts_with("cargo test ")).expect("the test command");
+    let ci = std::fs::read_to_string(root().join(".ci/run")).expect(".ci/run");
+    assert!(ci.lines().any(|l| l.contains(test_cmd)), ".ci/run must run `{test_cmd}`");
+}
