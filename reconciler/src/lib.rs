@@ -8,11 +8,13 @@
 //! looks for mistakes; `synth` makes synthetic clusters for benchmarks.
 
 pub mod analysis;
+pub mod change;
 pub mod diag;
 pub mod enforce;
 pub mod manifest;
 pub mod model;
 pub mod report;
+pub mod revision;
 pub mod selector;
 pub mod synth;
 pub mod validate;

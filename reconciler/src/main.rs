@@ -89,6 +89,27 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ExplainFormat::Text)]
         format: ExplainFormat,
     },
+    /// What a change to the policy repository does to connectivity (run in a Git checkout).
+    /// Exit 0: connectivity unchanged; 1: changed; 2: error.
+    Diff {
+        /// The revision before (default: the merge base with the default branch).
+        #[arg(long)]
+        base: Option<String>,
+        /// The revision after (default: the working tree).
+        #[arg(long)]
+        head: Option<String>,
+        /// The directory of policies inside the repository.
+        #[arg(long, default_value = ".")]
+        path: String,
+        /// Cluster snapshots for the endpoints (default: the repository's own Pods and workloads).
+        #[arg(long, num_args = 1..)]
+        cluster: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+        format: DiffFormat,
+        /// The Git checkout (default: the current directory).
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+    },
     /// The nftables ruleset netward would program on one node.
     Plan {
         /// The node whose local pods to compile for (the pods' spec.nodeName).
@@ -121,6 +142,13 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DiffFormat {
+    Text,
+    Md,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -288,6 +316,61 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             };
             let _ = out(&text);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Diff { base, head, path, cluster: cp, format, repo } => {
+            let base_rev = match base {
+                Some(b) => netward::revision::resolve(&repo, &b),
+                None => netward::revision::default_base(&repo),
+            }
+            .map_err(Failure::Io)?;
+            let head_rev = head.map(|h| netward::revision::resolve(&repo, &h)).transpose().map_err(Failure::Io)?;
+            let base_files = netward::revision::files(&repo, Some(&base_rev), &path).map_err(Failure::Io)?;
+            let head_files = netward::revision::files(&repo, head_rev.as_deref(), &path).map_err(Failure::Io)?;
+            let load = |files: &[(std::sync::Arc<str>, String)]| {
+                let mut d = Vec::new();
+                let set = netward::manifest::load::load_policy_texts(
+                    files.iter().map(|(n, t)| (n.clone(), t.as_str())),
+                    &mut d,
+                );
+                if d.iter().any(|x| x.severity == Severity::Error) {
+                    Err(Failure::Input(d))
+                } else {
+                    Ok(set)
+                }
+            };
+            let (bset, hset) = (load(&base_files)?, load(&head_files)?);
+            let (cl, source) = if cp.is_empty() {
+                let c = netward::manifest::load::cluster_from_manifests(&head_files);
+                let n = c.endpoints().len();
+                (c, format!("the repository's own Pods and workload templates ({n} endpoints)"))
+            } else {
+                let c = cluster(&cp)?;
+                let n = c.endpoints().len();
+                let names: Vec<String> = cp.iter().map(|p| p.display().to_string()).collect();
+                (c, format!("cluster snapshot {} ({n} endpoints)", names.join(", ")))
+            };
+            let short = |r: &str| r[..r.len().min(8)].to_string();
+            let b = netward::change::Revision {
+                label: format!("base {}", short(&base_rev)),
+                set: &bset,
+                files: &base_files,
+            };
+            let h = netward::change::Revision {
+                label: head_rev
+                    .as_deref()
+                    .map(|r| format!("head {}", short(r)))
+                    .unwrap_or_else(|| "working tree".into()),
+                set: &hset,
+                files: &head_files,
+            };
+            let r = netward::change::diff(&b, &h, &cl, &source);
+            let text = match format {
+                DiffFormat::Text => report::diff_text(&r),
+                DiffFormat::Md => report::diff_md(&r),
+                DiffFormat::Json => report::diff_json(&r),
+            };
+            let _ = out(&text);
+            Ok(if r.changed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Command::Plan { node, policies: pp, cluster: cp, format, mode, iface_prefix } => {
             if iface_prefix.is_empty() || iface_prefix.len() > 4 {

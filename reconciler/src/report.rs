@@ -144,7 +144,8 @@ fn matrix_summary(m: &Matrix) -> String {
     out
 }
 
-fn reason_text(r: &Reason) -> String {
+/// One line saying why a direction was decided.
+pub fn reason_text(r: &Reason) -> String {
     match r {
         Reason::NotPoliced(why) => format!("not policed: {why}"),
         Reason::SameNode => "allowed: traffic between a pod and its own node is always allowed".into(),
@@ -259,4 +260,133 @@ pub fn explain_json(an: &Analysis, flow: &Flow<'_>, v: &Verdict) -> String {
         "ingress": dir_json(&v.ingress),
     });
     serde_json::to_string_pretty(&val).expect("JSON values always serialize") + "\n"
+}
+
+fn verdict_word(d: &crate::change::Decision) -> &'static str {
+    if d.allowed {
+        "allowed"
+    } else {
+        "denied"
+    }
+}
+
+/// Flow changes grouped by (source workload, destination workload, port).
+fn grouped(list: &[crate::change::FlowChange]) -> Vec<(&crate::change::FlowChange, usize)> {
+    let mut out: Vec<(&crate::change::FlowChange, usize)> = Vec::new();
+    for c in list {
+        match out
+            .iter_mut()
+            .find(|(g, _)| g.from_workload == c.from_workload && g.to_workload == c.to_workload && g.port == c.port)
+        {
+            Some((_, n)) => *n += 1,
+            None => out.push((c, 1)),
+        }
+    }
+    out
+}
+
+/// `netward diff` as Markdown for a pull-request comment.
+pub fn diff_md(r: &crate::change::DiffReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "### netward: connectivity change {} → {}\n", r.base, r.head);
+    let _ = writeln!(out, "Endpoints: {}. Ports compared: {}.\n", r.endpoints, r.ports.join(", "));
+    if !r.changed() {
+        let _ = writeln!(out, "**No connection changes.**\n");
+    } else {
+        let _ = writeln!(out, "**{} connections newly allowed, {} newly denied.**\n", r.opened.len(), r.closed.len());
+        let _ = writeln!(out, "| | from | to | port | pods | before | after | risk |");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+        for (sign, list) in [("➕ opened", &r.opened), ("➖ closed", &r.closed)] {
+            for (c, n) in grouped(list) {
+                let _ = writeln!(
+                    out,
+                    "| {sign} | `{}` | `{}` | {} | {n} | {} — {} | {} — {} | {} |",
+                    c.from_workload,
+                    c.to_workload,
+                    c.port,
+                    verdict_word(&c.before),
+                    c.before.by,
+                    verdict_word(&c.after),
+                    c.after.by,
+                    c.risk.as_deref().map(|r| format!("⚠️ {r}")).unwrap_or_default()
+                );
+            }
+        }
+        let _ = writeln!(out, "\n```mermaid\ngraph LR");
+        for (sign, list) in [("+", &r.opened), ("-", &r.closed)] {
+            for (c, _) in grouped(list) {
+                let _ = writeln!(out, "  {:?} -- \"{} {sign}\" --> {:?}", c.from_workload, c.port, c.to_workload);
+            }
+        }
+        let _ = writeln!(out, "```\n");
+        let total = r.opened.len() + r.closed.len();
+        let _ = writeln!(out, "<details><summary>All {total} changed connections, pod by pod</summary>\n");
+        for (sign, list) in [("+", &r.opened), ("-", &r.closed)] {
+            for c in list.iter() {
+                let _ = writeln!(
+                    out,
+                    "- {sign} `{}` → `{}` {}: {} ({}) → {} ({})",
+                    c.from,
+                    c.to,
+                    c.port,
+                    verdict_word(&c.before),
+                    c.before.by,
+                    verdict_word(&c.after),
+                    c.after.by
+                );
+            }
+        }
+        let _ = writeln!(out, "\n</details>\n");
+    }
+    if !r.objects.is_empty() {
+        let _ = writeln!(out, "#### Policy objects changed\n");
+        for o in &r.objects {
+            let what = match o.kind {
+                crate::change::ChangeKind::Moved => format!(
+                    "moved from `{}` to `{}`",
+                    o.before_file.as_deref().unwrap_or("?"),
+                    o.after_file.as_deref().unwrap_or("?")
+                ),
+                ref k => format!("{k:?}").to_lowercase(),
+            };
+            let note = if o.refactor { " — YAML only, no connection changed" } else { "" };
+            let _ = writeln!(out, "- **{}**: {what}{note}", o.id);
+            if o.kind != crate::change::ChangeKind::Moved {
+                let _ =
+                    writeln!(out, "  <details><summary>YAML diff</summary>\n\n```diff\n{}```\n  </details>", o.diff);
+            }
+        }
+    }
+    out
+}
+
+/// `netward diff` as plain text.
+pub fn diff_text(r: &crate::change::DiffReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} -> {}: {} newly allowed, {} newly denied ({})",
+        r.base,
+        r.head,
+        r.opened.len(),
+        r.closed.len(),
+        r.endpoints
+    );
+    for (sign, list) in [("+", &r.opened), ("-", &r.closed)] {
+        for c in list.iter() {
+            let risk = c.risk.as_deref().map(|r| format!("  [{r}]")).unwrap_or_default();
+            let _ = writeln!(out, "{sign} {} -> {} {}{risk}", c.from, c.to, c.port);
+            let _ = writeln!(out, "    before: {} ({})", verdict_word(&c.before), c.before.by);
+            let _ = writeln!(out, "    after:  {} ({})", verdict_word(&c.after), c.after.by);
+        }
+    }
+    for o in &r.objects {
+        let _ = writeln!(out, "~ {} {:?}{}", o.id, o.kind, if o.refactor { " (YAML only)" } else { "" });
+    }
+    out
+}
+
+/// `netward diff` as JSON.
+pub fn diff_json(r: &crate::change::DiffReport) -> String {
+    serde_json::to_string_pretty(r).expect("the report serializes") + "\n"
 }

@@ -323,3 +323,74 @@ pub fn load_cluster_text(name: &Arc<str>, text: &str, diags: &mut Vec<Diagnostic
     }
     cluster
 }
+
+/// Endpoints a repository describes itself: its Namespace and Pod objects,
+/// and one pod per workload (Deployment, StatefulSet, DaemonSet, ReplicaSet,
+/// Job) from its pod template, at a made-up address. For `netward diff`
+/// when no cluster snapshot is given.
+pub fn cluster_from_manifests(files: &[(Arc<str>, String)]) -> Cluster {
+    let mut cluster = Cluster::default();
+    let mut ignored = Vec::new();
+    let mut next_ip: u32 = 0;
+    for (name, text) in files {
+        cluster.merge(load_cluster_text(name, text, &mut ignored));
+        let Ok(docs) = parse_documents(name, text) else { continue };
+        let src = Src { file: name, text };
+        for doc in &docs {
+            let mut objs = Vec::new();
+            objects(&doc.root, &mut objs);
+            for o in objs {
+                if !matches!(o.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job") {
+                    continue;
+                }
+                if let Some(pod) = template_pod(src, o.node, next_ip) {
+                    next_ip += 1;
+                    cluster.pods.retain(|p| !(p.namespace == pod.namespace && p.name == pod.name));
+                    cluster.pods.push(pod);
+                }
+            }
+        }
+    }
+    cluster.fill_missing_namespaces();
+    cluster
+}
+
+fn map_get<'a>(n: &'a Node, key: &str) -> Option<&'a Node> {
+    let Value::Map(m) = &n.value else { return None };
+    m.iter().find_map(|(k, v)| matches!(&k.value, Value::Str(s) if s == key).then_some(v))
+}
+
+fn template_pod(src: Src<'_>, workload: &Node, n: u32) -> Option<crate::model::Pod> {
+    let meta = map_get(workload, "metadata")?;
+    let name = match &map_get(meta, "name")?.value {
+        Value::Str(s) => s.clone(),
+        _ => return None,
+    };
+    let namespace = match map_get(meta, "namespace").map(|x| &x.value) {
+        Some(Value::Str(s)) => s.clone(),
+        _ => "default".into(),
+    };
+    let template = map_get(map_get(workload, "spec")?, "template")?;
+    // A pod template has no name of its own: give it the workload's.
+    let mut named = template.clone();
+    if let Value::Map(entries) = &mut named.value {
+        let key = |s: &str| Node { value: Value::Str(s.into()), line: template.line, col: template.col };
+        match entries.iter_mut().find(|(k, _)| matches!(&k.value, Value::Str(s) if s == "metadata")) {
+            Some((_, Node { value: Value::Map(m), .. })) => {
+                m.retain(|(k, _)| !matches!(&k.value, Value::Str(s) if s == "name"));
+                m.push((key("name"), key(&name)));
+            }
+            _ => entries.push((
+                key("metadata"),
+                Node { value: Value::Map(vec![(key("name"), key(&name))]), line: template.line, col: template.col },
+            )),
+        }
+    }
+    let mut pod = decode_pod(src, &named).ok()?;
+    pod.name = format!("{name}-0");
+    pod.namespace = namespace;
+    pod.ips = vec![std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 255, (n >> 8) as u8, (n & 0xff) as u8 + 1))];
+    pod.node = Some("repo".into());
+    pod.phase = "Running".into();
+    Some(pod)
+}

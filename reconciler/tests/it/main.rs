@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod cli;
+mod diff;
 mod model_vs_matrix;
 mod semantics;
 mod support;

@@ -1,0 +1,357 @@
+//! What a policy change does: the connections it opens and closes, the rule
+//! that decides each one before and after, and the YAML change per object.
+//! Pure: revisions come in as loaded policy sets and file texts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::analysis::{Analysis, DirVerdict, Matrix, Reason, View};
+use crate::model::port::FlowPort;
+use crate::model::{Cluster, Endpoint, PolicySet, PortMatch, Protocol};
+use crate::report::reason_text;
+
+/// One revision of the repository.
+pub struct Revision<'a> {
+    /// `base 1a2b3c4d` or `head (working tree)`.
+    pub label: String,
+    pub set: &'a PolicySet,
+    pub files: &'a [(Arc<str>, String)],
+}
+
+/// The verdict on a flow in one revision, and the rule behind it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The deciding rule (or default) with its file:line in that revision.
+    pub by: String,
+}
+
+/// A connection whose verdict changed.
+#[derive(Clone, Debug, Serialize)]
+pub struct FlowChange {
+    pub from: String,
+    pub to: String,
+    /// Workload names (pod names without replica suffixes), for grouping.
+    pub from_workload: String,
+    pub to_workload: String,
+    pub port: String,
+    pub before: Decision,
+    pub after: Decision,
+    /// Why a reviewer should look first, if anything stands out.
+    pub risk: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    Added,
+    Removed,
+    Modified,
+    /// Same content in another file.
+    Moved,
+}
+
+/// A policy object (policy, tier, network set) whose YAML changed.
+#[derive(Clone, Debug, Serialize)]
+pub struct ObjectChange {
+    pub id: String,
+    pub kind: ChangeKind,
+    pub before_file: Option<String>,
+    pub after_file: Option<String>,
+    /// Unified diff of the object's YAML.
+    pub diff: String,
+    /// No changed connection was decided by this object: a refactor.
+    pub refactor: bool,
+}
+
+/// Everything `netward diff` reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct DiffReport {
+    pub base: String,
+    pub head: String,
+    /// Where the endpoints came from.
+    pub endpoints: String,
+    pub ports: Vec<String>,
+    pub opened: Vec<FlowChange>,
+    pub closed: Vec<FlowChange>,
+    pub objects: Vec<ObjectChange>,
+}
+
+impl DiffReport {
+    pub fn changed(&self) -> bool {
+        !self.opened.is_empty() || !self.closed.is_empty()
+    }
+}
+
+/// A pod's workload: its name without the ReplicaSet hash and random suffix
+/// (`api-5f6c7-fghij` -> `api`) or StatefulSet ordinal (`postgres-0` -> `postgres`).
+pub fn workload(e: &Endpoint) -> String {
+    let mut parts: Vec<&str> = e.name.split('-').collect();
+    let is_suffix = |s: &str| s.len() == 5 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let is_hash = |s: &str| (5..=10).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric());
+    if parts.len() >= 3 && is_suffix(parts[parts.len() - 1]) && is_hash(parts[parts.len() - 2]) {
+        parts.truncate(parts.len() - 2);
+    } else if parts.len() >= 2 && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit()) {
+        parts.truncate(parts.len() - 1);
+    }
+    format!("{}/{}", e.namespace, parts.join("-"))
+}
+
+/// The ports worth comparing: every port a rule of either revision names
+/// (named ports through the pods that declare them) and every declared
+/// container port.
+pub fn ports_of(sets: &[&PolicySet], cluster: &Cluster) -> Vec<FlowPort> {
+    let mut out = BTreeSet::new();
+    let eps = cluster.endpoints();
+    for e in &eps {
+        for list in e.named_ports.values() {
+            for (p, n) in list {
+                out.insert(FlowPort { port: *n, protocol: *p });
+            }
+        }
+    }
+    for set in sets {
+        for p in &set.policies {
+            for r in p.ingress.iter().chain(&p.egress) {
+                let protos: Vec<Protocol> = match r.protocol {
+                    Some(pr) if pr.has_ports() => vec![pr],
+                    Some(_) => vec![],
+                    None => vec![Protocol::Tcp, Protocol::Udp],
+                };
+                for pm in r.destination.ports.iter() {
+                    match pm {
+                        PortMatch::Range(a, b) => {
+                            for pr in &protos {
+                                out.insert(FlowPort { port: *a, protocol: *pr });
+                                out.insert(FlowPort { port: *b, protocol: *pr });
+                            }
+                        }
+                        PortMatch::Named(n) => {
+                            for e in &eps {
+                                for (pr, port) in e.named_ports.get(n).into_iter().flatten() {
+                                    out.insert(FlowPort { port: *port, protocol: *pr });
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+fn decision(v: &crate::analysis::Verdict) -> Decision {
+    // The direction that denied; when both allow, the one a rule decided
+    // (egress first), else ingress.
+    let by_rule = |d: &DirVerdict| matches!(d.reason, Reason::Rule { .. });
+    let (side, d): (&str, &DirVerdict) = if !v.egress.allowed {
+        ("egress", &v.egress)
+    } else if !v.ingress.allowed {
+        ("ingress", &v.ingress)
+    } else if by_rule(&v.egress) && !by_rule(&v.ingress) {
+        ("egress", &v.egress)
+    } else {
+        ("ingress", &v.ingress)
+    };
+    let mut by = format!("{side}: {}", reason_text(&d.reason));
+    // "None matched" needs the policies that applied, with their places.
+    if let Reason::TierDefault { tier, .. } = &d.reason {
+        if let Some(t) = d.tiers.iter().find(|t| &t.tier == tier) {
+            let applied: Vec<String> = t.policies.iter().map(|p| format!("{} at {}", p.policy, p.origin)).collect();
+            by.push_str(&format!(" ({})", applied.join("; ")));
+        }
+    }
+    Decision { allowed: v.allowed, by }
+}
+
+fn deciding_policies(v: &crate::analysis::Verdict, out: &mut BTreeSet<String>) {
+    for d in [&v.egress, &v.ingress] {
+        if let Reason::Rule { policy, .. } = &d.reason {
+            out.insert(policy.to_string());
+        }
+        for t in &d.tiers {
+            for p in &t.policies {
+                out.insert(p.policy.to_string());
+            }
+        }
+    }
+}
+
+/// Compares two revisions over one cluster.
+pub fn diff(base: &Revision<'_>, head: &Revision<'_>, cluster: &Cluster, endpoints: &str) -> DiffReport {
+    let ports = ports_of(&[base.set, head.set], cluster);
+    let a = Analysis::new(base.set, cluster, View::Enforced);
+    let b = Analysis::new(head.set, cluster, View::Enforced);
+    let (ma, mb) = (Matrix::compute(&a, &ports), Matrix::compute(&b, &ports));
+    let mut opened = Vec::new();
+    let mut closed = Vec::new();
+    let mut involved = BTreeSet::new();
+    let n = a.endpoints.len();
+    for (pi, fp) in ports.iter().enumerate() {
+        for i in 0..n {
+            for j in 0..n {
+                if i == j || ma.allowed(pi, i, j) == mb.allowed(pi, i, j) {
+                    continue;
+                }
+                let (ei, ej) = (&a.endpoints[i], &a.endpoints[j]);
+                let (Ok(fa), Ok(fb)) = (
+                    a.flow(&ei.id, &ej.id, fp.protocol, fp.port, None),
+                    b.flow(&ei.id, &ej.id, fp.protocol, fp.port, None),
+                ) else {
+                    continue;
+                };
+                let (va, vb) = (a.evaluate(&fa), b.evaluate(&fb));
+                deciding_policies(&va, &mut involved);
+                deciding_policies(&vb, &mut involved);
+                let after = decision(&vb);
+                let risk = risk_of(fp, &va, &vb, head.set);
+                let c = FlowChange {
+                    from: ei.id.clone(),
+                    to: ej.id.clone(),
+                    from_workload: workload(ei),
+                    to_workload: workload(ej),
+                    port: fp.to_string(),
+                    before: decision(&va),
+                    after,
+                    risk,
+                };
+                if vb.allowed {
+                    opened.push(c);
+                } else {
+                    closed.push(c);
+                }
+            }
+        }
+    }
+    let key = |c: &FlowChange| {
+        (c.risk.is_none(), c.from_workload.clone(), c.to_workload.clone(), c.port.clone(), c.from.clone(), c.to.clone())
+    };
+    opened.sort_by_key(key);
+    closed.sort_by_key(key);
+    let objects = object_changes(base, head, &involved);
+    DiffReport {
+        base: base.label.clone(),
+        head: head.label.clone(),
+        endpoints: endpoints.to_string(),
+        ports: ports.iter().map(|p| p.to_string()).collect(),
+        opened,
+        closed,
+        objects,
+    }
+}
+
+fn risk_of(
+    fp: &FlowPort,
+    before: &crate::analysis::Verdict,
+    after: &crate::analysis::Verdict,
+    head: &PolicySet,
+) -> Option<String> {
+    if before.allowed && !after.allowed && fp.port == 53 {
+        return Some("DNS lost".into());
+    }
+    if !before.allowed && after.allowed {
+        // Opened by a rule that matches every address or every namespace?
+        for d in [&after.egress, &after.ingress] {
+            if let Reason::Rule { policy, rule, .. } = &d.reason {
+                let Some(p) = head.policies.iter().find(|p| p.id == *policy) else { continue };
+                for r in p.ingress.iter().chain(&p.egress).filter(|r| r.index == *rule) {
+                    for e in [&r.source, &r.destination] {
+                        if e.nets.iter().any(|n| n.prefix_len() == 0) {
+                            return Some("open to every address".into());
+                        }
+                        if let Some(s) = &e.selector {
+                            let t = s.to_string();
+                            if t.contains("has(projectcalico.org/namespace)") && !t.contains("pcns.") {
+                                return Some("open to all namespaces".into());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // A direction that fell through to the profile, where a tier's
+        // default deny held before: its isolation was removed.
+        for (dir, b, a) in [("ingress", &before.ingress, &after.ingress), ("egress", &before.egress, &after.egress)] {
+            if matches!(a.reason, Reason::Profile) && matches!(b.reason, Reason::TierDefault { .. }) {
+                return Some(format!("{dir} isolation removed"));
+            }
+        }
+    }
+    None
+}
+
+/// Each policy object's YAML in a revision: identity -> (file, text).
+fn objects_of(rev: &Revision<'_>) -> BTreeMap<String, (String, String)> {
+    let mut starts: BTreeMap<&str, Vec<(u32, String)>> = BTreeMap::new();
+    for p in &rev.set.policies {
+        starts.entry(&p.origin.file).or_default().push((p.origin.line, p.id.to_string()));
+    }
+    for s in &rev.set.network_sets {
+        let id = match &s.namespace {
+            Some(ns) => format!("NetworkSet {ns}/{}", s.name),
+            None => format!("GlobalNetworkSet {}", s.name),
+        };
+        starts.entry(&s.origin.file).or_default().push((s.origin.line, id));
+    }
+    for t in rev.set.tiers.values() {
+        if let Some(o) = &t.origin {
+            starts.entry(&o.file).or_default().push((o.line, format!("Tier {}", t.name)));
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (file, text) in rev.files {
+        let Some(list) = starts.get_mut(&**file) else { continue };
+        list.sort();
+        let lines: Vec<&str> = text.lines().collect();
+        for (k, (line, id)) in list.iter().enumerate() {
+            let from = (*line as usize).saturating_sub(1);
+            let to = list.get(k + 1).map(|(l, _)| (*l as usize).saturating_sub(1)).unwrap_or(lines.len());
+            let mut body: Vec<&str> = lines[from.min(lines.len())..to.min(lines.len())].to_vec();
+            while body
+                .last()
+                .is_some_and(|l| l.trim().is_empty() || l.trim() == "---" || l.trim_start().starts_with('#'))
+            {
+                body.pop();
+            }
+            // A file name without the revision prefix, to notice moves.
+            let plain = file.split_once(':').map(|(_, f)| f).unwrap_or(file).to_string();
+            out.insert(id.clone(), (plain, body.join("\n") + "\n"));
+        }
+    }
+    out
+}
+
+fn object_changes(base: &Revision<'_>, head: &Revision<'_>, involved: &BTreeSet<String>) -> Vec<ObjectChange> {
+    let (a, b) = (objects_of(base), objects_of(head));
+    let mut out = Vec::new();
+    let ids: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    for id in ids {
+        let (kind, bf, af, old, new) = match (a.get(id), b.get(id)) {
+            (Some((f1, t1)), Some((f2, t2))) if t1 == t2 && f1 == f2 => continue,
+            (Some((f1, t1)), Some((f2, t2))) if t1 == t2 => {
+                (ChangeKind::Moved, Some(f1), Some(f2), t1.as_str(), t2.as_str())
+            }
+            (Some((f1, t1)), Some((f2, t2))) => (ChangeKind::Modified, Some(f1), Some(f2), t1.as_str(), t2.as_str()),
+            (Some((f1, t1)), None) => (ChangeKind::Removed, Some(f1), None, t1.as_str(), ""),
+            (None, Some((f2, t2))) => (ChangeKind::Added, None, Some(f2), "", t2.as_str()),
+            (None, None) => continue,
+        };
+        let diff = similar::TextDiff::from_lines(old, new)
+            .unified_diff()
+            .context_radius(3)
+            .header(bf.map(String::as_str).unwrap_or("/dev/null"), af.map(String::as_str).unwrap_or("/dev/null"))
+            .to_string();
+        out.push(ObjectChange {
+            id: id.clone(),
+            refactor: !involved.contains(id),
+            kind,
+            before_file: bf.cloned(),
+            after_file: af.cloned(),
+            diff,
+        });
+    }
+    out
+}
