@@ -77,11 +77,73 @@ pub struct DiffReport {
     pub opened: Vec<FlowChange>,
     pub closed: Vec<FlowChange>,
     pub objects: Vec<ObjectChange>,
+    /// Guards (connections that must stay as they are) the change breaks.
+    pub broken_guards: Vec<BrokenGuard>,
+}
+
+/// A connection that must stay allowed (or denied), from a guards file.
+#[derive(Clone, Debug, Serialize)]
+pub struct Guard {
+    pub from: String,
+    pub to: String,
+    pub port: String,
+    pub allow: bool,
+    pub at: String,
+}
+
+/// A guard the head revision breaks.
+#[derive(Clone, Debug, Serialize)]
+pub struct BrokenGuard {
+    pub guard: Guard,
+    pub after: Decision,
+}
+
+/// Reads a guards file: `guards: [{from, to, port, expect: allow|deny}]`.
+pub fn load_guards(file: &Arc<str>, text: &str) -> Result<Vec<Guard>, crate::diag::Diagnostic> {
+    use crate::diag::Diagnostic;
+    use crate::manifest::fields::Src;
+    let docs = crate::manifest::yaml::parse_documents(file, text)?;
+    let Some(doc) = docs.first() else { return Ok(Vec::new()) };
+    let src = Src { file, text };
+    let mut f = src.fields(&doc.root, "guards file")?;
+    let mut out = Vec::new();
+    for g in f.seq("guards")?.unwrap_or(&[]) {
+        let mut gf = src.fields(g, "guard")?;
+        let mut need = |k: &str| -> Result<crate::manifest::fields::At<String>, Diagnostic> {
+            gf.str(k)?.ok_or_else(|| src.err(g, format!("a guard needs `{k}`")))
+        };
+        let (from, to, port, expect) = (need("from")?, need("to")?, need("port")?, need("expect")?);
+        FlowPort::parse(&port.value).map_err(|e| Diagnostic::error(port.pos.clone(), e))?;
+        let allow = match expect.value.as_str() {
+            "allow" => true,
+            "deny" => false,
+            o => return Err(Diagnostic::error(expect.pos, format!("expect must be allow or deny, not {o:?}"))),
+        };
+        gf.finish()?;
+        out.push(Guard { from: from.value, to: to.value, port: port.value, allow, at: src.pos(g).to_string() });
+    }
+    f.finish()?;
+    Ok(out)
+}
+
+/// The guards the head revision breaks.
+pub fn check_guards(guards: &[Guard], head: &PolicySet, cluster: &Cluster) -> Result<Vec<BrokenGuard>, String> {
+    let an = Analysis::new(head, cluster, View::Enforced);
+    let mut out = Vec::new();
+    for g in guards {
+        let fp = FlowPort::parse(&g.port)?;
+        let flow = an.flow(&g.from, &g.to, fp.protocol, fp.port, None).map_err(|e| format!("{}: {e}", g.at))?;
+        let v = an.evaluate(&flow);
+        if v.allowed != g.allow {
+            out.push(BrokenGuard { guard: g.clone(), after: decision(&v) });
+        }
+    }
+    Ok(out)
 }
 
 impl DiffReport {
     pub fn changed(&self) -> bool {
-        !self.opened.is_empty() || !self.closed.is_empty()
+        !self.opened.is_empty() || !self.closed.is_empty() || !self.broken_guards.is_empty()
     }
 }
 
@@ -240,6 +302,7 @@ pub fn diff(base: &Revision<'_>, head: &Revision<'_>, cluster: &Cluster, endpoin
         opened,
         closed,
         objects,
+        broken_guards: Vec::new(),
     }
 }
 

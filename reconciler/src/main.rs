@@ -109,6 +109,9 @@ enum Command {
         /// The Git checkout (default: the current directory).
         #[arg(long, default_value = ".")]
         repo: PathBuf,
+        /// Connections that must stay allowed or denied (`guards: [{from, to, port, expect}]`).
+        #[arg(long)]
+        guards: Option<PathBuf>,
     },
     /// The nftables ruleset netward would program on one node.
     Plan {
@@ -195,6 +198,8 @@ enum Failure {
     /// A usage problem found after parsing flags (unknown endpoint, bad port): exit 2.
     Usage(String),
     Io(String),
+    /// Diagnostics already printed; exit with this code.
+    Exit(u8),
 }
 
 fn main() -> ExitCode {
@@ -217,6 +222,7 @@ fn main() -> ExitCode {
             eprintln!("netward: {msg}");
             ExitCode::from(2)
         }
+        Err(Failure::Exit(code)) => ExitCode::from(code),
     }
 }
 
@@ -317,7 +323,15 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             let _ = out(&text);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Diff { base, head, path, cluster: cp, format, repo } => {
+        Command::Diff { base, head, path, cluster: cp, format, repo, guards } => {
+            // In diff, 1 means "connectivity changed": bad input is an error (2).
+            let as_error = |f: Failure| match f {
+                Failure::Input(d) => {
+                    print_diags(&d);
+                    Failure::Exit(2)
+                }
+                other => other,
+            };
             let base_rev = match base {
                 Some(b) => netward::revision::resolve(&repo, &b),
                 None => netward::revision::default_base(&repo),
@@ -338,13 +352,13 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
                     Ok(set)
                 }
             };
-            let (bset, hset) = (load(&base_files)?, load(&head_files)?);
+            let (bset, hset) = (load(&base_files).map_err(as_error)?, load(&head_files).map_err(as_error)?);
             let (cl, source) = if cp.is_empty() {
                 let c = netward::manifest::load::cluster_from_manifests(&head_files);
                 let n = c.endpoints().len();
                 (c, format!("the repository's own Pods and workload templates ({n} endpoints)"))
             } else {
-                let c = cluster(&cp)?;
+                let c = cluster(&cp).map_err(as_error)?;
                 let n = c.endpoints().len();
                 let names: Vec<String> = cp.iter().map(|p| p.display().to_string()).collect();
                 (c, format!("cluster snapshot {} ({n} endpoints)", names.join(", ")))
@@ -363,7 +377,13 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
                 set: &hset,
                 files: &head_files,
             };
-            let r = netward::change::diff(&b, &h, &cl, &source);
+            let mut r = netward::change::diff(&b, &h, &cl, &source);
+            if let Some(g) = guards {
+                let name: std::sync::Arc<str> = std::sync::Arc::from(g.display().to_string());
+                let text = std::fs::read_to_string(&g).map_err(|e| Failure::Io(format!("{}: {e}", g.display())))?;
+                let list = netward::change::load_guards(&name, &text).map_err(|d| as_error(Failure::Input(vec![d])))?;
+                r.broken_guards = netward::change::check_guards(&list, &hset, &cl).map_err(Failure::Io)?;
+            }
             let text = match format {
                 DiffFormat::Text => report::diff_text(&r),
                 DiffFormat::Md => report::diff_md(&r),

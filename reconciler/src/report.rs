@@ -290,7 +290,21 @@ pub fn diff_md(r: &crate::change::DiffReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "### netward: connectivity change {} → {}\n", r.base, r.head);
     let _ = writeln!(out, "Endpoints: {}. Ports compared: {}.\n", r.endpoints, r.ports.join(", "));
-    if !r.changed() {
+    for b in &r.broken_guards {
+        let g = &b.guard;
+        let _ = writeln!(
+            out,
+            "🚨 **Guard broken** ({}): `{}` → `{}` {} must be {}, is {} — {}\n",
+            g.at,
+            g.from,
+            g.to,
+            g.port,
+            if g.allow { "allowed" } else { "denied" },
+            verdict_word(&b.after),
+            b.after.by
+        );
+    }
+    if r.opened.is_empty() && r.closed.is_empty() {
         let _ = writeln!(out, "**No connection changes.**\n");
     } else {
         let _ = writeln!(out, "**{} connections newly allowed, {} newly denied.**\n", r.opened.len(), r.closed.len());
@@ -372,6 +386,15 @@ pub fn diff_text(r: &crate::change::DiffReport) -> String {
         r.closed.len(),
         r.endpoints
     );
+    for b in &r.broken_guards {
+        let g = &b.guard;
+        let must = if g.allow { "allowed" } else { "denied" };
+        let _ = writeln!(
+            out,
+            "! guard broken ({}): {} -> {} {} must be {must}: {}",
+            g.at, g.from, g.to, g.port, b.after.by
+        );
+    }
     for (sign, list) in [("+", &r.opened), ("-", &r.closed)] {
         for c in list.iter() {
             let risk = c.risk.as_deref().map(|r| format!("  [{r}]")).unwrap_or_default();

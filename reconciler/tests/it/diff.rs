@@ -123,7 +123,7 @@ fn a_broken_revision_is_an_error_naming_revision_file_and_line() {
     git(&dir, &["commit", "-qam", "typo"]);
     let (code, _, err) =
         diff(&dir, &["--base", "HEAD~1", "--head", "HEAD", "--path", "policies", "--cluster", "policies/cluster.yaml"]);
-    assert_eq!(code, 1, "bad input: {err}");
+    assert_eq!(code, 2, "bad input is an error in diff: {err}");
     assert!(err.contains(":policies/backend/api.yaml:5:3: error: unknown field \"podSelecter\""), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -143,5 +143,23 @@ fn without_a_snapshot_the_repositorys_own_workloads_are_the_endpoints() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("the repository's own Pods and workload templates (7 endpoints)"), "{out}");
     assert!(out.contains("`frontend/admin`"), "the Deployment's pod takes part: {out}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_broken_guard_is_reported_first() {
+    let dir = example_repo("guards");
+    std::fs::write(
+        dir.join("guards.yaml"),
+        "guards:\n  - {from: frontend/web-7d4b9-abcde, to: kube-system/coredns-6d8c4-pqrst, port: 53/UDP, expect: allow}\n  - {from: sandbox/debug, to: database/postgres-0, port: 5432/TCP, expect: deny}\n",
+    )
+    .expect("write");
+    std::fs::remove_file(dir.join("policies/frontend/default-deny.yaml")).expect("rm");
+    let (code, out, err) =
+        diff(&dir, &["--path", "policies", "--cluster", "policies/cluster.yaml", "--guards", "guards.yaml"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let first_lines: Vec<&str> = out.lines().take(2).collect();
+    assert!(first_lines[1].starts_with("! guard broken (guards.yaml:2:5): frontend/web-7d4b9-abcde -> kube-system/coredns-6d8c4-pqrst 53/UDP must be allowed"), "{out}");
+    assert_eq!(out.matches("guard broken").count(), 1, "the deny guard holds: {out}");
     let _ = std::fs::remove_dir_all(dir);
 }
