@@ -308,10 +308,18 @@ pub fn diff_md(r: &crate::change::DiffReport) -> String {
         let _ = writeln!(out, "**No connection changes.**\n");
     } else {
         let _ = writeln!(out, "**{} connections newly allowed, {} newly denied.**\n", r.opened.len(), r.closed.len());
+        // A PR comment holds at most 65,536 characters: long lists are cut,
+        // with a count of what was left out (the JSON has everything).
+        const ROWS: usize = 40;
         let _ = writeln!(out, "| | from | to | port | pods | before | after | risk |");
         let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
-        for (sign, list) in [("➕ opened", &r.opened), ("➖ closed", &r.closed)] {
-            for (c, n) in grouped(list) {
+        let groups: Vec<(&str, &crate::change::FlowChange, usize)> =
+            [("➕ opened", &r.opened), ("➖ closed", &r.closed)]
+                .into_iter()
+                .flat_map(|(sign, list)| grouped(list).into_iter().map(move |(c, n)| (sign, c, n)))
+                .collect();
+        for &(sign, c, n) in groups.iter().take(ROWS) {
+            {
                 let _ = writeln!(
                     out,
                     "| {sign} | `{}` | `{}` | {} | {n} | {} — {} | {} — {} | {} |",
@@ -326,29 +334,34 @@ pub fn diff_md(r: &crate::change::DiffReport) -> String {
                 );
             }
         }
+        if groups.len() > ROWS {
+            let _ = writeln!(out, "\n…and {} more groups (`--format json` lists them all).", groups.len() - ROWS);
+        }
         let _ = writeln!(out, "\n```mermaid\ngraph LR");
-        for (sign, list) in [("+", &r.opened), ("-", &r.closed)] {
-            for (c, _) in grouped(list) {
-                let _ = writeln!(out, "  {:?} -- \"{} {sign}\" --> {:?}", c.from_workload, c.port, c.to_workload);
-            }
+        for &(sign, c, _) in groups.iter().take(ROWS) {
+            let sign = if sign.contains("opened") { "+" } else { "-" };
+            let _ = writeln!(out, "  {:?} -- \"{} {sign}\" --> {:?}", c.from_workload, c.port, c.to_workload);
         }
         let _ = writeln!(out, "```\n");
         let total = r.opened.len() + r.closed.len();
         let _ = writeln!(out, "<details><summary>All {total} changed connections, pod by pod</summary>\n");
-        for (sign, list) in [("+", &r.opened), ("-", &r.closed)] {
-            for c in list.iter() {
-                let _ = writeln!(
-                    out,
-                    "- {sign} `{}` → `{}` {}: {} ({}) → {} ({})",
-                    c.from,
-                    c.to,
-                    c.port,
-                    verdict_word(&c.before),
-                    c.before.by,
-                    verdict_word(&c.after),
-                    c.after.by
-                );
-            }
+        let all: Vec<(&str, &crate::change::FlowChange)> =
+            r.opened.iter().map(|c| ("+", c)).chain(r.closed.iter().map(|c| ("-", c))).collect();
+        for (sign, c) in all.iter().take(2 * ROWS) {
+            let _ = writeln!(
+                out,
+                "- {sign} `{}` → `{}` {}: {} ({}) → {} ({})",
+                c.from,
+                c.to,
+                c.port,
+                verdict_word(&c.before),
+                c.before.by,
+                verdict_word(&c.after),
+                c.after.by
+            );
+        }
+        if all.len() > 2 * ROWS {
+            let _ = writeln!(out, "- …and {} more", all.len() - 2 * ROWS);
         }
         let _ = writeln!(out, "\n</details>\n");
     }
