@@ -270,6 +270,23 @@ fn verdict_word(d: &crate::change::Decision) -> &'static str {
     }
 }
 
+/// How urgent a change's risk is: lost DNS first, then widened access.
+fn risk_rank(c: &crate::change::FlowChange) -> u8 {
+    match c.risk.as_deref() {
+        Some("DNS lost") => 0,
+        Some(_) => 1,
+        None => 2,
+    }
+}
+
+/// Opened and closed changes together, riskiest first (stable otherwise).
+fn by_risk(r: &crate::change::DiffReport) -> Vec<(&'static str, &crate::change::FlowChange)> {
+    let mut all: Vec<(&'static str, &crate::change::FlowChange)> =
+        r.opened.iter().map(|c| ("+", c)).chain(r.closed.iter().map(|c| ("-", c))).collect();
+    all.sort_by_key(|(_, c)| risk_rank(c));
+    all
+}
+
 /// Flow changes grouped by (source workload, destination workload, port).
 fn grouped(list: &[crate::change::FlowChange]) -> Vec<(&crate::change::FlowChange, usize)> {
     let mut out: Vec<(&crate::change::FlowChange, usize)> = Vec::new();
@@ -345,8 +362,7 @@ pub fn diff_md(r: &crate::change::DiffReport) -> String {
         let _ = writeln!(out, "```\n");
         let total = r.opened.len() + r.closed.len();
         let _ = writeln!(out, "<details><summary>All {total} changed connections, pod by pod</summary>\n");
-        let all: Vec<(&str, &crate::change::FlowChange)> =
-            r.opened.iter().map(|c| ("+", c)).chain(r.closed.iter().map(|c| ("-", c))).collect();
+        let all = by_risk(r);
         for (sign, c) in all.iter().take(2 * ROWS) {
             let _ = writeln!(
                 out,
@@ -408,8 +424,8 @@ pub fn diff_text(r: &crate::change::DiffReport) -> String {
             g.at, g.from, g.to, g.port, b.after.by
         );
     }
-    for (sign, list) in [("+", &r.opened), ("-", &r.closed)] {
-        for c in list.iter() {
+    for (sign, c) in by_risk(r) {
+        {
             let risk = c.risk.as_deref().map(|r| format!("  [{r}]")).unwrap_or_default();
             let _ = writeln!(out, "{sign} {} -> {} {}{risk}", c.from, c.to, c.port);
             let _ = writeln!(out, "    before: {} ({})", verdict_word(&c.before), c.before.by);
