@@ -418,3 +418,153 @@ fn object_changes(base: &Revision<'_>, head: &Revision<'_>, involved: &BTreeSet<
     }
     out
 }
+
+/// Made-up endpoints when neither a snapshot nor workload manifests exist:
+/// one per label combination that a policy's subject or peer selector asks
+/// for (its `==`, `in` and `has` terms), in the namespace the selector
+/// names (or the policy's), so `diff` still answers at the level of the
+/// label classes the policies talk about.
+pub fn representatives(sets: &[&PolicySet]) -> Cluster {
+    use crate::model::cluster::{Namespace, Pod, NAME_LABEL, NS_LABEL, ORCH_LABEL};
+    use crate::selector::Expr;
+    // (namespace, namespace labels, pod labels) -> named ports the pod must declare.
+    type Key = (String, BTreeMap<String, String>, BTreeMap<String, String>);
+    let mut wanted: BTreeMap<Key, BTreeSet<(String, Protocol)>> = BTreeMap::new();
+    fn atoms(e: &Expr, out: &mut Vec<(String, String)>) {
+        match e {
+            Expr::And(es) => es.iter().for_each(|x| atoms(x, out)),
+            Expr::Eq(k, v) => out.push((k.clone(), v.clone())),
+            Expr::In(k, vs) => {
+                if let Some(v) = vs.iter().next() {
+                    out.push((k.clone(), v.clone()));
+                }
+            }
+            Expr::Has(k) => out.push((k.clone(), "x".into())),
+            _ => {}
+        }
+    }
+    let mut add = |sel: &Expr, default_ns: Option<&str>, named: Vec<(String, Protocol)>| {
+        let mut a = Vec::new();
+        atoms(sel, &mut a);
+        let mut ns = default_ns.map(str::to_string);
+        let mut pod_labels = BTreeMap::new();
+        let mut ns_labels = BTreeMap::new();
+        for (k, v) in a {
+            if k == NS_LABEL {
+                if v != "x" {
+                    ns = Some(v);
+                }
+            } else if k == ORCH_LABEL || k.starts_with("pcsa.") || k.starts_with("projectcalico.org/") {
+            } else if let Some(nk) = k.strip_prefix("pcns.") {
+                if nk == NAME_LABEL {
+                    ns = Some(v.clone());
+                }
+                ns_labels.insert(nk.to_string(), v);
+            } else {
+                pod_labels.insert(k, v);
+            }
+        }
+        let ns = ns.unwrap_or_else(|| {
+            ns_labels.get(NAME_LABEL).cloned().unwrap_or_else(|| {
+                if ns_labels.is_empty() {
+                    "default".into()
+                } else {
+                    let parts: Vec<String> = ns_labels.iter().map(|(k, v)| format!("{k}-{v}")).collect();
+                    let mut n: String = parts
+                        .join("-")
+                        .chars()
+                        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+                        .collect();
+                    n.truncate(50);
+                    n.trim_matches('-').to_string()
+                }
+            })
+        });
+        wanted.entry((ns, ns_labels, pod_labels)).or_default().extend(named);
+    };
+    // A named port resolves on the destination: the subject for ingress
+    // rules, the peer for egress rules.
+    let named_of = |r: &crate::model::Rule| -> Vec<(String, Protocol)> {
+        r.destination
+            .ports
+            .iter()
+            .filter_map(|pm| match pm {
+                PortMatch::Named(n) => Some((n.clone(), r.protocol.unwrap_or(Protocol::Tcp))),
+                PortMatch::Range(..) => None,
+            })
+            .collect()
+    };
+    for set in sets {
+        for p in &set.policies {
+            let ns = p.id.namespace.as_deref();
+            let subject_named: Vec<(String, Protocol)> = p.ingress.iter().flat_map(named_of).collect();
+            add(&p.selector, ns, subject_named);
+            for r in &p.ingress {
+                if let Some(s) = &r.source.selector {
+                    add(s, ns, Vec::new());
+                }
+            }
+            for r in &p.egress {
+                if let Some(s) = &r.destination.selector {
+                    add(s, ns, named_of(r));
+                }
+            }
+        }
+    }
+    // One number per port name, the same on every pod: the usual number for
+    // well-known names, a made-up one otherwise.
+    let mut numbers: BTreeMap<String, u16> = [
+        ("http", 80),
+        ("https", 443),
+        ("dns", 53),
+        ("dns-tcp", 53),
+        ("postgres", 5432),
+        ("postgresql", 5432),
+        ("mysql", 3306),
+        ("redis", 6379),
+        ("grpc", 9090),
+        ("metrics", 9100),
+    ]
+    .into_iter()
+    .map(|(n, p)| (n.to_string(), p))
+    .collect();
+    let mut cluster = Cluster::default();
+    for (i, ((ns, ns_labels, labels), named)) in wanted.into_iter().enumerate() {
+        let ports = named
+            .into_iter()
+            .map(|(n, protocol)| {
+                let next = 30000 + numbers.len() as u16 - 10;
+                let port = *numbers.entry(n.clone()).or_insert(next);
+                crate::model::cluster::ContainerPort { name: Some(n), port, protocol }
+            })
+            .collect();
+        let entry = cluster.namespaces.entry(ns.clone()).or_insert_with(|| Namespace {
+            name: ns.clone(),
+            labels: BTreeMap::from([(NAME_LABEL.to_string(), ns.clone())]),
+            origin: crate::diag::Pos::file_only("(representative)"),
+        });
+        entry.labels.extend(ns_labels);
+        let name = {
+            let parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}-{v}")).collect();
+            let mut n: String = format!("rep-{}", parts.join("-"))
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+                .collect();
+            n.truncate(50);
+            format!("{}-{i}", n.trim_end_matches('-'))
+        };
+        cluster.pods.push(Pod {
+            namespace: ns,
+            name,
+            labels,
+            ips: vec![std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 254, (i >> 8) as u8, (i & 0xff) as u8 + 1))],
+            node: Some("representative".into()),
+            host_network: false,
+            service_account: "default".into(),
+            ports,
+            phase: "Running".into(),
+            origin: crate::diag::Pos::file_only("(representative)"),
+        });
+    }
+    cluster
+}

@@ -356,7 +356,13 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             let (cl, source) = if cp.is_empty() {
                 let c = netward::manifest::load::cluster_from_manifests(&head_files);
                 let n = c.endpoints().len();
-                (c, format!("the repository's own Pods and workload templates ({n} endpoints)"))
+                if n > 0 {
+                    (c, format!("the repository's own Pods and workload templates ({n} endpoints)"))
+                } else {
+                    let c = netward::change::representatives(&[&bset, &hset]);
+                    let n = c.endpoints().len();
+                    (c, format!("one representative endpoint per label combination the policies' selectors name ({n} endpoints; no snapshot or workloads found)"))
+                }
             } else {
                 let c = cluster(&cp).map_err(as_error)?;
                 let n = c.endpoints().len();

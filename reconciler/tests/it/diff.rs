@@ -163,3 +163,21 @@ fn a_broken_guard_is_reported_first() {
     assert_eq!(out.matches("guard broken").count(), 1, "the deny guard holds: {out}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn with_no_pods_at_all_representatives_of_the_selectors_stand_in() {
+    let dir = example_repo("reps");
+    std::fs::remove_file(dir.join("policies/cluster.yaml")).expect("rm");
+    git(&dir, &["commit", "-qam", "no snapshot"]);
+    std::fs::remove_file(dir.join("policies/backend/api.yaml")).expect("rm");
+    let (code, out, err) = diff(&dir, &["--path", "policies"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("one representative endpoint per label combination"), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("- backend/rep-app-api")
+            && l.contains("-> database/rep-app-postgres")
+            && l.contains("5432/TCP")),
+        "without its policy, api (still default-denied) loses postgres, at the level of label classes: {out}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
