@@ -181,3 +181,48 @@ fn with_no_pods_at_all_representatives_of_the_selectors_stand_in() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Applies an edit to a fresh copy of the example and returns the JSON report.
+fn scenario(tag: &str, edit: impl Fn(&Path)) -> (i32, String) {
+    let dir = example_repo(tag);
+    edit(&dir);
+    let (code, out, err) =
+        diff(&dir, &["--path", "policies", "--cluster", "policies/cluster.yaml", "--format", "json"]);
+    assert!(code == 0 || code == 1, "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+    (code, out)
+}
+
+#[test]
+fn snapshots_of_typical_changes() {
+    // Added: a Calico policy in the platform tier that opens sandbox -> web (ordered before the isolation).
+    let (code, added) = scenario("added", |d| {
+        std::fs::write(
+            d.join("policies/platform/sandbox-web.yaml"),
+            "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: sandbox-to-web}\nspec:\n  tier: platform\n  order: 5\n  selector: app == 'web'\n  types: [Ingress]\n  ingress:\n  - action: Allow\n    protocol: TCP\n    source: {namespaceSelector: env == 'dev'}\n    destination: {ports: [8080]}\n",
+        )
+        .expect("write");
+    });
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("diff_added_calico_allow_json", added);
+    // Tightened: the API no longer accepts the web frontend.
+    let (code, tightened) = scenario("tightened", |d| {
+        let p = d.join("policies/backend/api.yaml");
+        let t =
+            std::fs::read_to_string(&p).expect("read").replace("matchLabels: {app: web}", "matchLabels: {app: admin}");
+        std::fs::write(p, t).expect("write");
+    });
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("diff_tightened_json", tightened);
+    // Reordered: the isolation Deny now runs after a Pass-everything policy, so dev reaches prod's allows.
+    let (code, reordered) = scenario("reordered", |d| {
+        std::fs::write(
+            d.join("policies/platform/pass-first.yaml"),
+            "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: pass-first}\nspec:\n  tier: platform\n  order: 1\n  namespaceSelector: env == 'prod'\n  types: [Ingress]\n  ingress:\n  - action: Pass\n",
+        )
+        .expect("write");
+    });
+    // Dev -> prod stays denied by the teams' default-deny: only YAML changed.
+    assert_eq!(code, 0, "{reordered}");
+    insta::assert_snapshot!("diff_reordered_pass_json", reordered);
+}
