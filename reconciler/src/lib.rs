@@ -13,6 +13,7 @@ pub mod diag;
 pub mod enforce;
 pub mod manifest;
 pub mod model;
+pub mod reconcile;
 pub mod report;
 pub mod revision;
 pub mod selector;

@@ -89,6 +89,44 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ExplainFormat::Text)]
         format: ExplainFormat,
     },
+    /// Follow a Git repository of policies and keep this node's nftables table in step.
+    Reconcile {
+        /// A local checkout or a Git URL (file://, https://, ssh://).
+        #[arg(long)]
+        repo: String,
+        /// Branch, tag or commit to track.
+        #[arg(long = "ref", default_value = "main")]
+        git_ref: String,
+        /// Directory of policies inside the repository.
+        #[arg(long, default_value = ".")]
+        path: String,
+        /// The inventory: cluster snapshots, re-read every pass.
+        #[arg(long, required = true, num_args = 1..)]
+        cluster: Vec<PathBuf>,
+        /// This node's name (the pods' spec.nodeName).
+        #[arg(long)]
+        node: String,
+        #[arg(long, value_enum, default_value_t = ReconcileMode::Enforce)]
+        mode: ReconcileMode,
+        /// One pass, then exit: 0 the node enforces the tracked commit, 1 it was refused, 2 other errors.
+        #[arg(long)]
+        once: bool,
+        /// Seconds between passes.
+        #[arg(long, default_value_t = 10)]
+        interval: u64,
+        /// Write the status (applied and refused commits, history) here as JSON; read at start.
+        #[arg(long)]
+        status: Option<PathBuf>,
+        /// Program the table in this network namespace (`ip netns` name) instead of this one.
+        #[arg(long)]
+        netns: Option<String>,
+        /// Where a remote repository is mirrored.
+        #[arg(long, default_value = "/var/lib/netward/repo")]
+        cache: PathBuf,
+        /// Host-side pod interface prefix (Calico: cali).
+        #[arg(long, default_value = "cali")]
+        iface_prefix: String,
+    },
     /// What a change to the policy repository does to connectivity (run in a Git checkout).
     /// Exit 0: connectivity unchanged; 1: changed; 2: error.
     Diff {
@@ -145,6 +183,13 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReconcileMode {
+    Enforce,
+    Audit,
+    DryRun,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -321,6 +366,52 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
                 ExplainFormat::Json => report::explain_json(&an, &flow, &v),
             };
             let _ = out(&text);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reconcile {
+            repo,
+            git_ref,
+            path,
+            cluster,
+            node,
+            mode,
+            once,
+            interval,
+            status,
+            netns,
+            cache,
+            iface_prefix,
+        } => {
+            use netward::reconcile::{Outcome, Reconciler, RolloutMode, Source};
+            let source = Source { repo, git_ref, path, cache };
+            let mode = match mode {
+                ReconcileMode::Enforce => RolloutMode::Enforce,
+                ReconcileMode::Audit => RolloutMode::Audit,
+                ReconcileMode::DryRun => RolloutMode::DryRun,
+            };
+            let dataplane = match &netns {
+                Some(ns) => netward::enforce::netlink::Netlink::in_netns(ns),
+                None => netward::enforce::netlink::Netlink::new(),
+            }
+            .map_err(|e| Failure::Io(e.to_string()))?;
+            let mut r = Reconciler::new(source, cluster, node, mode, dataplane);
+            r.iface_prefix = iface_prefix;
+            if let Some(prev) = status.as_deref().and_then(netward::reconcile::read_status) {
+                r.resume(prev);
+            }
+            if once {
+                let outcome = r.pass();
+                if let Some(f) = &status {
+                    netward::reconcile::write_status(f, &r.status)
+                        .map_err(|e| Failure::Io(format!("{}: {e}", f.display())))?;
+                }
+                return Ok(match outcome {
+                    Outcome::InForce => ExitCode::SUCCESS,
+                    Outcome::Refused => ExitCode::from(1),
+                    Outcome::Failed => ExitCode::from(2),
+                });
+            }
+            r.run(std::time::Duration::from_secs(interval.max(1)), status.as_deref(), &|| false);
             Ok(ExitCode::SUCCESS)
         }
         Command::Diff { base, head, path, cluster: cp, format, repo, guards } => {

@@ -1,0 +1,336 @@
+//! The reconcile loop: follow a Git ref, refuse bad commits whole, and keep
+//! the node's table equal to what the last good commit says.
+//!
+//! fetch -> load the tree at the commit -> validate -> check guards ->
+//! compile this node's ruleset -> apply the difference -> read back ->
+//! record. Level-triggered: every pass converges the table, so a restart,
+//! a second run or a hand flush all end in the same state.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::analysis::{Analysis, View};
+use crate::change;
+use crate::diag::Severity;
+use crate::enforce::{self, Dataplane, Enforcer, Mode, NodeSpec};
+use crate::manifest::load::{load_cluster, load_policy_texts};
+
+/// Where policies come from.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// A local checkout or a Git URL (`file://`, `https://`, ...).
+    pub repo: String,
+    /// Branch, tag or commit.
+    pub git_ref: String,
+    /// Directory of policies inside the repository.
+    pub path: String,
+    /// Where a remote repository is mirrored.
+    pub cache: PathBuf,
+}
+
+/// What the loop does with a good commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RolloutMode {
+    Enforce,
+    /// Deny becomes Log + Allow.
+    Audit,
+    /// Change nothing; report what would be applied.
+    DryRun,
+}
+
+/// One pass's outcome, as recorded in the status.
+#[derive(Clone, Debug, Serialize)]
+pub struct Pass {
+    pub commit: String,
+    pub at: u64,
+    /// `applied`, `unchanged`, `refused`, `dry-run` or `error`.
+    pub result: String,
+    pub detail: String,
+    pub duration_ms: u64,
+}
+
+/// What `/status` and `--status FILE` show.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Status {
+    pub tracked_ref: String,
+    /// The commit in force on this node.
+    pub applied: Option<String>,
+    /// Commits refused, with why (file:line:col and commit); never retried.
+    pub refused: Vec<Pass>,
+    pub last_error: Option<String>,
+    /// The last passes, newest last.
+    pub history: Vec<Pass>,
+}
+
+const HISTORY: usize = 20;
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("git").arg("-C").arg(dir).args(args).output().map_err(|e| format!("cannot run git: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(format!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+impl Source {
+    fn is_local(&self) -> bool {
+        !self.repo.contains("://") && Path::new(&self.repo).exists()
+    }
+
+    /// Fetches the ref and returns (the directory to read from, the commit).
+    pub fn fetch(&self) -> Result<(PathBuf, String), String> {
+        if self.is_local() {
+            let dir = PathBuf::from(&self.repo);
+            let commit = git(&dir, &["rev-parse", "--verify", &format!("{}^{{commit}}", self.git_ref)])?;
+            return Ok((dir, commit));
+        }
+        // A bare mirror of only the ref we track, shallow.
+        if !self.cache.join("HEAD").exists() {
+            std::fs::create_dir_all(&self.cache).map_err(|e| format!("{}: {e}", self.cache.display()))?;
+            git(&self.cache, &["init", "--bare", "-q"])?;
+        }
+        git(
+            &self.cache,
+            &["fetch", "-q", "--depth", "1", "--force", &self.repo, &format!("{}:refs/netward/tracked", self.git_ref)],
+        )
+        .or_else(|_| {
+            git(&self.cache, &["fetch", "-q", "--force", &self.repo, &format!("{}:refs/netward/tracked", self.git_ref)])
+        })?;
+        let commit = git(&self.cache, &["rev-parse", "refs/netward/tracked^{commit}"])?;
+        Ok((self.cache.clone(), commit))
+    }
+}
+
+/// The loop's state between passes.
+pub struct Reconciler<D: Dataplane> {
+    pub source: Source,
+    pub clusters: Vec<PathBuf>,
+    pub node: String,
+    pub mode: RolloutMode,
+    pub iface_prefix: String,
+    enforcer: Enforcer<D>,
+    pub status: Status,
+}
+
+/// How one pass ended, for `--once` exit codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The node enforces the tracked commit (or would, in dry-run).
+    InForce,
+    /// The tracked commit was refused; the last good one stays.
+    Refused,
+    /// Something else failed (fetch, kernel); the last good one stays.
+    Failed,
+}
+
+impl<D: Dataplane> Reconciler<D> {
+    pub fn new(source: Source, clusters: Vec<PathBuf>, node: String, mode: RolloutMode, dataplane: D) -> Self {
+        let status = Status { tracked_ref: source.git_ref.clone(), ..Status::default() };
+        Reconciler {
+            source,
+            clusters,
+            node,
+            mode,
+            iface_prefix: "cali".into(),
+            enforcer: Enforcer::new(dataplane),
+            status,
+        }
+    }
+
+    fn record(&mut self, p: Pass) {
+        eprintln!(
+            "reconcile commit={} result={} duration_ms={} {}",
+            short(&p.commit),
+            p.result,
+            p.duration_ms,
+            p.detail
+        );
+        if p.result == "refused" {
+            self.status.refused.push(p.clone());
+        }
+        self.status.history.push(p);
+        let n = self.status.history.len();
+        if n > HISTORY {
+            self.status.history.drain(..n - HISTORY);
+        }
+    }
+
+    /// One pass of the loop.
+    pub fn pass(&mut self) -> Outcome {
+        let start = Instant::now();
+        let (dir, commit) = match self.source.fetch() {
+            Ok(x) => x,
+            Err(e) => {
+                self.status.last_error = Some(e.clone());
+                self.record(Pass {
+                    commit: String::new(),
+                    at: now(),
+                    result: "error".into(),
+                    detail: e,
+                    duration_ms: ms(start),
+                });
+                return Outcome::Failed;
+            }
+        };
+        // A refused commit is not retried until the ref moves; the last good
+        // revision keeps being enforced (and repaired) meanwhile.
+        if self.status.refused.iter().any(|p| p.commit == commit) {
+            if let Some(good) = self.status.applied.clone() {
+                let _ = self.apply(&dir, &good, start);
+            }
+            return Outcome::Refused;
+        }
+        match self.apply(&dir, &commit, start) {
+            Ok(o) => o,
+            Err((result, detail)) => {
+                let refused = result == "refused";
+                if !refused {
+                    self.status.last_error = Some(detail.clone());
+                }
+                self.record(Pass { commit, at: now(), result: result.into(), detail, duration_ms: ms(start) });
+                if refused {
+                    Outcome::Refused
+                } else {
+                    Outcome::Failed
+                }
+            }
+        }
+    }
+
+    /// Loads, checks and applies one commit.
+    fn apply(&mut self, dir: &Path, commit: &str, start: Instant) -> Result<Outcome, (&'static str, String)> {
+        let files = crate::revision::files(dir, Some(commit), &self.source.path).map_err(|e| ("error", e))?;
+        let mut diags = Vec::new();
+        let set = load_policy_texts(files.iter().map(|(n, t)| (n.clone(), t.as_str())), &mut diags);
+        let errors: Vec<String> =
+            diags.iter().filter(|d| d.severity == Severity::Error).map(|d| d.to_string()).collect();
+        if !errors.is_empty() {
+            return Err(("refused", format!("invalid commit: {}", errors.join("; "))));
+        }
+        let (cluster, _) = load_cluster(&self.clusters).into_result().map_err(|d| {
+            ("error", format!("inventory: {}", d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("; ")))
+        })?;
+        // Guards: `netward.yaml` next to the policies, if the commit has one.
+        let guards_name = format!("{}/netward.yaml", self.source.path.trim_end_matches('/'));
+        let guards_name = guards_name.trim_start_matches("./").to_string();
+        if let Some((name, text)) = files.iter().find(|(n, _)| n.ends_with(&format!(":{guards_name}"))) {
+            let list = change::load_guards(name, text).map_err(|d| ("refused", format!("invalid guards: {d}")))?;
+            let broken = change::check_guards(&list, &set, &cluster).map_err(|e| ("refused", e))?;
+            if let Some(b) = broken.first() {
+                let g = &b.guard;
+                return Err((
+                    "refused",
+                    format!(
+                        "breaks guard {}: {} -> {} {} must be {}",
+                        g.at,
+                        g.from,
+                        g.to,
+                        g.port,
+                        if g.allow { "allowed" } else { "denied" }
+                    ),
+                ));
+            }
+        }
+        let an = Analysis::new(&set, &cluster, View::Enforced);
+        let mode = if self.mode == RolloutMode::Audit { Mode::Audit } else { Mode::Enforce };
+        let rs =
+            enforce::compile(&an, &NodeSpec { node: self.node.clone(), iface_prefix: self.iface_prefix.clone(), mode });
+        if self.mode == RolloutMode::DryRun {
+            let live = self.enforcer.dataplane().read().map_err(|e| ("error", e.to_string()))?;
+            let changes = enforce::diff::diff(live.as_ref(), &rs);
+            let detail = format!("would apply: {}", changes.summary());
+            self.status.applied = Some(commit.to_string());
+            self.record(Pass {
+                commit: commit.into(),
+                at: now(),
+                result: "dry-run".into(),
+                detail,
+                duration_ms: ms(start),
+            });
+            return Ok(Outcome::InForce);
+        }
+        let report = self.enforcer.sync(&rs).map_err(|e| ("error", e.to_string()))?;
+        let result = if report.changes.is_empty() { "unchanged" } else { "applied" };
+        let detail = format!("{}{}", report.changes.summary(), if report.drift { "; repaired drift" } else { "" });
+        let was = self.status.applied.replace(commit.to_string());
+        self.status.last_error = None;
+        // Record only what changed something, or a new commit.
+        if result == "applied" || was.as_deref() != Some(commit) {
+            self.record(Pass {
+                commit: commit.into(),
+                at: now(),
+                result: result.into(),
+                detail,
+                duration_ms: ms(start),
+            });
+        }
+        Ok(Outcome::InForce)
+    }
+
+    /// Runs passes every `interval` until `stop` says so.
+    pub fn run(&mut self, interval: Duration, status_file: Option<&Path>, stop: &dyn Fn() -> bool) {
+        loop {
+            self.pass();
+            if let Some(f) = status_file {
+                let _ = write_status(f, &self.status);
+            }
+            if stop() {
+                return;
+            }
+            std::thread::sleep(interval);
+        }
+    }
+}
+
+fn ms(start: Instant) -> u64 {
+    start.elapsed().as_millis() as u64
+}
+
+fn short(c: &str) -> &str {
+    &c[..c.len().min(12)]
+}
+
+/// Writes the status as JSON, atomically (rename).
+pub fn write_status(path: &Path, s: &Status) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(s).expect("status serializes") + "\n")?;
+    std::fs::rename(tmp, path)
+}
+
+/// Reads a status written by an earlier run (so refused commits stay refused across restarts).
+pub fn read_status(path: &Path) -> Option<Status> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let pass = |p: &serde_json::Value| Pass {
+        commit: p["commit"].as_str().unwrap_or("").into(),
+        at: p["at"].as_u64().unwrap_or(0),
+        result: p["result"].as_str().unwrap_or("").into(),
+        detail: p["detail"].as_str().unwrap_or("").into(),
+        duration_ms: p["duration_ms"].as_u64().unwrap_or(0),
+    };
+    Some(Status {
+        tracked_ref: v["tracked_ref"].as_str().unwrap_or("").into(),
+        applied: v["applied"].as_str().map(str::to_string),
+        refused: v["refused"].as_array().map(|a| a.iter().map(pass).collect()).unwrap_or_default(),
+        last_error: v["last_error"].as_str().map(str::to_string),
+        history: v["history"].as_array().map(|a| a.iter().map(pass).collect()).unwrap_or_default(),
+    })
+}
+
+impl<D: Dataplane> Reconciler<D> {
+    /// Carries refused commits and history over from an earlier run.
+    pub fn resume(&mut self, s: Status) {
+        self.status.applied = s.applied;
+        self.status.refused = s.refused;
+        self.status.history = s.history;
+    }
+}
