@@ -4,5 +4,6 @@ mod bad_input;
 mod cli;
 mod diff;
 mod model_vs_matrix;
+mod reconcile;
 mod semantics;
 mod support;
