@@ -126,6 +126,9 @@ enum Command {
         /// Host-side pod interface prefix (Calico: cali).
         #[arg(long, default_value = "cali")]
         iface_prefix: String,
+        /// Serve /healthz, /readyz, /metrics and /status on this address (e.g. 127.0.0.1:9290).
+        #[arg(long)]
+        listen: Option<String>,
     },
     /// What a change to the policy repository does to connectivity (run in a Git checkout).
     /// Exit 0: connectivity unchanged; 1: changed; 2: error.
@@ -381,6 +384,7 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             netns,
             cache,
             iface_prefix,
+            listen,
         } => {
             use netward::reconcile::{Outcome, Reconciler, RolloutMode, Source};
             let source = Source { repo, git_ref, path, cache };
@@ -411,7 +415,13 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
                     Outcome::Failed => ExitCode::from(2),
                 });
             }
-            r.run(std::time::Duration::from_secs(interval.max(1)), status.as_deref(), &|| false);
+            let shared = std::sync::Arc::new(std::sync::Mutex::new((r.status.clone(), r.metrics.clone())));
+            if let Some(addr) = listen {
+                let l = std::net::TcpListener::bind(&addr).map_err(|e| Failure::Io(format!("--listen {addr}: {e}")))?;
+                let s = shared.clone();
+                std::thread::spawn(move || netward::reconcile::serve(l, s));
+            }
+            r.run(std::time::Duration::from_secs(interval.max(1)), status.as_deref(), Some(&shared), &|| false);
             Ok(ExitCode::SUCCESS)
         }
         Command::Diff { base, head, path, cluster: cp, format, repo, guards } => {

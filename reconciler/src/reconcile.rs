@@ -53,6 +53,68 @@ pub struct Pass {
     pub duration_ms: u64,
 }
 
+/// Counters for `/metrics`.
+#[derive(Clone, Debug, Default)]
+pub struct Metrics {
+    /// Pass durations: counts per upper bound (seconds), plus sum and count.
+    pub buckets: Vec<(f64, u64)>,
+    pub sum_seconds: f64,
+    pub count: u64,
+    pub refused_total: u64,
+    pub drift_repairs_total: u64,
+    pub apply_errors_total: u64,
+}
+
+const BOUNDS: [f64; 9] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+impl Metrics {
+    fn observe(&mut self, seconds: f64) {
+        if self.buckets.is_empty() {
+            self.buckets = BOUNDS.iter().map(|b| (*b, 0)).collect();
+        }
+        for (b, n) in &mut self.buckets {
+            if seconds <= *b {
+                *n += 1;
+            }
+        }
+        self.sum_seconds += seconds;
+        self.count += 1;
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, status: &Status) -> String {
+        use std::fmt::Write;
+        let mut o = String::new();
+        let _ = writeln!(o, "# HELP netward_reconcile_duration_seconds Time of one reconcile pass.");
+        let _ = writeln!(o, "# TYPE netward_reconcile_duration_seconds histogram");
+        let buckets =
+            if self.buckets.is_empty() { BOUNDS.iter().map(|b| (*b, 0)).collect() } else { self.buckets.clone() };
+        for (b, n) in buckets {
+            let _ = writeln!(o, "netward_reconcile_duration_seconds_bucket{{le=\"{b}\"}} {n}");
+        }
+        let _ = writeln!(o, "netward_reconcile_duration_seconds_bucket{{le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(o, "netward_reconcile_duration_seconds_sum {}", self.sum_seconds);
+        let _ = writeln!(o, "netward_reconcile_duration_seconds_count {}", self.count);
+        let _ = writeln!(o, "# HELP netward_applied_revision The commit this node enforces.");
+        let _ = writeln!(o, "# TYPE netward_applied_revision gauge");
+        if let Some(c) = &status.applied {
+            let _ = writeln!(o, "netward_applied_revision{{commit=\"{c}\",ref=\"{}\"}} 1", status.tracked_ref);
+        }
+        for (name, help, v) in [
+            ("netward_refused_commits_total", "Commits refused (invalid or breaking a guard).", self.refused_total),
+            (
+                "netward_drift_repairs_total",
+                "Passes that found the table edited by hand and repaired it.",
+                self.drift_repairs_total,
+            ),
+            ("netward_apply_errors_total", "Passes that failed to fetch or apply.", self.apply_errors_total),
+        ] {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        }
+        o
+    }
+}
+
 /// What `/status` and `--status FILE` show.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Status {
@@ -119,6 +181,7 @@ pub struct Reconciler<D: Dataplane> {
     pub iface_prefix: String,
     enforcer: Enforcer<D>,
     pub status: Status,
+    pub metrics: Metrics,
 }
 
 /// How one pass ended, for `--once` exit codes.
@@ -143,10 +206,20 @@ impl<D: Dataplane> Reconciler<D> {
             iface_prefix: "cali".into(),
             enforcer: Enforcer::new(dataplane),
             status,
+            metrics: Metrics::default(),
         }
     }
 
     fn record(&mut self, p: Pass) {
+        self.metrics.observe(p.duration_ms as f64 / 1000.0);
+        match p.result.as_str() {
+            "refused" => self.metrics.refused_total += 1,
+            "error" => self.metrics.apply_errors_total += 1,
+            _ => {}
+        }
+        if p.detail.contains("repaired drift") {
+            self.metrics.drift_repairs_total += 1;
+        }
         eprintln!(
             "reconcile commit={} result={} duration_ms={} {}",
             short(&p.commit),
@@ -276,12 +349,24 @@ impl<D: Dataplane> Reconciler<D> {
         Ok(Outcome::InForce)
     }
 
-    /// Runs passes every `interval` until `stop` says so.
-    pub fn run(&mut self, interval: Duration, status_file: Option<&Path>, stop: &dyn Fn() -> bool) {
+    /// Runs passes every `interval` until `stop` says so; `shared` (if any)
+    /// gets a copy of the status and metrics after each pass, for the HTTP server.
+    pub fn run(
+        &mut self,
+        interval: Duration,
+        status_file: Option<&Path>,
+        shared: Option<&std::sync::Mutex<(Status, Metrics)>>,
+        stop: &dyn Fn() -> bool,
+    ) {
         loop {
             self.pass();
             if let Some(f) = status_file {
                 let _ = write_status(f, &self.status);
+            }
+            if let Some(m) = shared {
+                if let Ok(mut g) = m.lock() {
+                    *g = (self.status.clone(), self.metrics.clone());
+                }
             }
             if stop() {
                 return;
@@ -332,5 +417,47 @@ impl<D: Dataplane> Reconciler<D> {
         self.status.applied = s.applied;
         self.status.refused = s.refused;
         self.status.history = s.history;
+    }
+}
+
+/// The operators' HTTP endpoints: `/healthz`, `/readyz` (ready once a
+/// revision is enforced), `/metrics` (Prometheus text) and `/status` (JSON).
+/// A small blocking server on its own thread: one request at a time is
+/// plenty for probes and scrapes.
+pub fn serve(listener: std::net::TcpListener, shared: std::sync::Arc<std::sync::Mutex<(Status, Metrics)>>) {
+    use std::io::{BufRead, BufReader, Write};
+    for stream in listener.incoming().flatten() {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut reader = BufReader::new(&stream);
+        let mut line = String::new();
+        if reader.read_line(&mut line).is_err() {
+            continue;
+        }
+        // Drain the headers.
+        let mut h = String::new();
+        while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
+            h.clear();
+        }
+        let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let (status, metrics) = match shared.lock() {
+            Ok(g) => g.clone(),
+            Err(_) => continue,
+        };
+        let (code, ctype, body) = match path.as_str() {
+            "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
+            "/readyz" if status.applied.is_some() => ("200 OK", "text/plain", "ready\n".to_string()),
+            "/readyz" => ("503 Service Unavailable", "text/plain", "no revision enforced yet\n".to_string()),
+            "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render(&status)),
+            "/status" => {
+                ("200 OK", "application/json", serde_json::to_string_pretty(&status).expect("status serializes") + "\n")
+            }
+            _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
+        };
+        let mut w = &stream;
+        let _ = write!(
+            w,
+            "HTTP/1.1 {code}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
     }
 }

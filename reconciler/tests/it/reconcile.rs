@@ -175,3 +175,65 @@ fn history_rewrites_tags_urls_dry_runs_and_hand_edits_all_converge() {
     assert!(!ns.table().contains("isolate-environments"), "the rewritten tag's ruleset is in force");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+fn get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (head.lines().next().unwrap_or("").to_string(), body.to_string())
+}
+
+#[test]
+fn the_loop_serves_health_readiness_metrics_and_status() {
+    let Some(ns) = Netns::new("http") else { return };
+    let dir = repo("http");
+    let port = 20000 + (std::process::id() % 20000) as u16;
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netward"))
+        .args([
+            "reconcile",
+            "--path",
+            "policies",
+            "--cluster",
+            "policies/cluster.yaml",
+            "--node",
+            "node-b",
+            "--interval",
+            "1",
+        ])
+        .args(["--netns", &ns.0, "--iface-prefix", "nw", "--listen", &addr])
+        .arg("--repo")
+        .arg(&dir)
+        .current_dir(&dir)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("netward reconcile");
+    let ready = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::net::TcpStream::connect(&addr).is_ok() && get(&addr, "/readyz").0.contains("200")
+    });
+    let health = get(&addr, "/healthz");
+    let metrics = get(&addr, "/metrics").1;
+    let status = get(&addr, "/status").1;
+    let missing = get(&addr, "/nope").0;
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(ready, "ready once the first revision is enforced");
+    assert!(health.0.contains("200"));
+    let passes: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("netward_reconcile_duration_seconds_count "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(passes >= 1, "at least one pass is counted: {metrics}");
+    assert!(metrics.contains("netward_applied_revision{commit=\""), "{metrics}");
+    assert!(metrics.contains("netward_refused_commits_total 0"), "{metrics}");
+    let v: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+    assert_eq!(v["tracked_ref"], "main");
+    assert!(v["applied"].as_str().is_some_and(|c| c.len() == 40));
+    assert!(missing.contains("404"));
+}
