@@ -129,6 +129,12 @@ enum Command {
         /// Serve /healthz, /readyz, /metrics and /status on this address (e.g. 127.0.0.1:9290).
         #[arg(long)]
         listen: Option<String>,
+        /// Accept POST /hook signed with this secret (HMAC-SHA256, like GitHub) to fetch at once.
+        #[arg(long)]
+        webhook_secret_file: Option<PathBuf>,
+        /// Apply only commits signed by a key in this allowed-signers file (git/ssh-keygen format).
+        #[arg(long)]
+        verify_signatures: Option<PathBuf>,
     },
     /// What a change to the policy repository does to connectivity (run in a Git checkout).
     /// Exit 0: connectivity unchanged; 1: changed; 2: error.
@@ -385,9 +391,11 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             cache,
             iface_prefix,
             listen,
+            webhook_secret_file,
+            verify_signatures,
         } => {
             use netward::reconcile::{Outcome, Reconciler, RolloutMode, Source};
-            let source = Source { repo, git_ref, path, cache };
+            let source = Source { repo, git_ref, path, cache, allowed_signers: verify_signatures };
             let mode = match mode {
                 ReconcileMode::Enforce => RolloutMode::Enforce,
                 ReconcileMode::Audit => RolloutMode::Audit,
@@ -416,12 +424,26 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
                 });
             }
             let shared = std::sync::Arc::new(std::sync::Mutex::new((r.status.clone(), r.metrics.clone())));
+            let (tx, rx) = std::sync::mpsc::channel();
+            let hook = match &webhook_secret_file {
+                Some(f) => {
+                    let secret = std::fs::read(f).map_err(|e| Failure::Io(format!("{}: {e}", f.display())))?;
+                    Some((secret.trim_ascii().to_vec(), tx))
+                }
+                None => None,
+            };
             if let Some(addr) = listen {
                 let l = std::net::TcpListener::bind(&addr).map_err(|e| Failure::Io(format!("--listen {addr}: {e}")))?;
                 let s = shared.clone();
-                std::thread::spawn(move || netward::reconcile::serve(l, s));
+                std::thread::spawn(move || netward::reconcile::serve(l, s, hook));
             }
-            r.run(std::time::Duration::from_secs(interval.max(1)), status.as_deref(), Some(&shared), &|| false);
+            r.run(
+                std::time::Duration::from_secs(interval.max(1)),
+                status.as_deref(),
+                Some(&shared),
+                Some(&rx),
+                &|| false,
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Diff { base, head, path, cluster: cp, format, repo, guards } => {

@@ -29,6 +29,9 @@ pub struct Source {
     pub path: String,
     /// Where a remote repository is mirrored.
     pub cache: PathBuf,
+    /// Only commits signed by a key in this allowed-signers file (the format
+    /// `git` and `ssh-keygen -Y` use) are applied.
+    pub allowed_signers: Option<PathBuf>,
 }
 
 /// What the loop does with a good commit.
@@ -281,6 +284,13 @@ impl<D: Dataplane> Reconciler<D> {
 
     /// Loads, checks and applies one commit.
     fn apply(&mut self, dir: &Path, commit: &str, start: Instant) -> Result<Outcome, (&'static str, String)> {
+        if let Some(signers) = &self.source.allowed_signers {
+            let allowed = format!("gpg.ssh.allowedSignersFile={}", signers.display());
+            if let Err(e) = git(dir, &["-c", &allowed, "verify-commit", commit]) {
+                let why = e.lines().last().unwrap_or("no signature").to_string();
+                return Err(("refused", format!("not signed by an allowed key: {why}")));
+            }
+        }
         let files = crate::revision::files(dir, Some(commit), &self.source.path).map_err(|e| ("error", e))?;
         let mut diags = Vec::new();
         let set = load_policy_texts(files.iter().map(|(n, t)| (n.clone(), t.as_str())), &mut diags);
@@ -356,6 +366,7 @@ impl<D: Dataplane> Reconciler<D> {
         interval: Duration,
         status_file: Option<&Path>,
         shared: Option<&std::sync::Mutex<(Status, Metrics)>>,
+        trigger: Option<&std::sync::mpsc::Receiver<()>>,
         stop: &dyn Fn() -> bool,
     ) {
         loop {
@@ -371,7 +382,14 @@ impl<D: Dataplane> Reconciler<D> {
             if stop() {
                 return;
             }
-            std::thread::sleep(interval);
+            // A webhook cuts the wait short.
+            match trigger {
+                Some(rx) => {
+                    let _ = rx.recv_timeout(interval);
+                    while rx.try_recv().is_ok() {}
+                }
+                None => std::thread::sleep(interval),
+            }
         }
     }
 }
@@ -424,8 +442,12 @@ impl<D: Dataplane> Reconciler<D> {
 /// revision is enforced), `/metrics` (Prometheus text) and `/status` (JSON).
 /// A small blocking server on its own thread: one request at a time is
 /// plenty for probes and scrapes.
-pub fn serve(listener: std::net::TcpListener, shared: std::sync::Arc<std::sync::Mutex<(Status, Metrics)>>) {
-    use std::io::{BufRead, BufReader, Write};
+pub fn serve(
+    listener: std::net::TcpListener,
+    shared: std::sync::Arc<std::sync::Mutex<(Status, Metrics)>>,
+    hook: Option<(Vec<u8>, std::sync::mpsc::Sender<()>)>,
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
     for stream in listener.incoming().flatten() {
         let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
         let mut reader = BufReader::new(&stream);
@@ -433,12 +455,35 @@ pub fn serve(listener: std::net::TcpListener, shared: std::sync::Arc<std::sync::
         if reader.read_line(&mut line).is_err() {
             continue;
         }
-        // Drain the headers.
+        let mut length = 0usize;
+        let mut signature = String::new();
         let mut h = String::new();
         while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
+            let lower = h.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            if let Some(v) = lower.strip_prefix("x-hub-signature-256:") {
+                signature = v.trim().to_string();
+            }
             h.clear();
         }
         let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+        if line.starts_with("POST ") && path == "/hook" {
+            let mut body = vec![0u8; length.min(1 << 20)];
+            let ok = reader.read_exact(&mut body).is_ok();
+            let (code, msg) = match &hook {
+                Some((secret, tx)) if ok && signature_ok(secret, &body, &signature) => {
+                    let _ = tx.send(());
+                    ("202 Accepted", "fetching\n")
+                }
+                Some(_) => ("401 Unauthorized", "bad signature\n"),
+                None => ("404 Not Found", "no webhook configured\n"),
+            };
+            let mut w = &stream;
+            let _ = write!(w, "HTTP/1.1 {code}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{msg}", msg.len());
+            continue;
+        }
         let (status, metrics) = match shared.lock() {
             Ok(g) => g.clone(),
             Err(_) => continue,
@@ -459,5 +504,45 @@ pub fn serve(listener: std::net::TcpListener, shared: std::sync::Arc<std::sync::
             "HTTP/1.1 {code}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
+    }
+}
+
+/// Checks a GitHub-style `sha256=<hex>` HMAC of the body, in constant time.
+pub fn signature_ok(secret: &[u8], body: &[u8], header: &str) -> bool {
+    use hmac::{Hmac, Mac};
+    let Some(hex) = header.strip_prefix("sha256=") else { return false };
+    let Some(expected) = (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+    else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret) else { return false };
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
+/// The `sha256=<hex>` header value for a body (for tests and tools that send hooks).
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(body);
+    let bytes = mac.finalize().into_bytes();
+    format!("sha256={}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_signatures_match_githubs_scheme() {
+        // The example from GitHub's documentation on validating webhook deliveries.
+        let s = sign(b"It's a Secret to Everybody", b"Hello, World!");
+        assert_eq!(s, "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17");
+        assert!(signature_ok(b"It's a Secret to Everybody", b"Hello, World!", &s));
+        assert!(!signature_ok(b"wrong", b"Hello, World!", &s));
+        assert!(!signature_ok(b"It's a Secret to Everybody", b"Hello, World!", "sha1=abc"));
     }
 }

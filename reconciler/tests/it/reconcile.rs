@@ -237,3 +237,108 @@ fn the_loop_serves_health_readiness_metrics_and_status() {
     assert!(v["applied"].as_str().is_some_and(|c| c.len() == 40));
     assert!(missing.contains("404"));
 }
+
+#[test]
+fn only_commits_signed_by_an_allowed_key_are_applied() {
+    let Some(ns) = Netns::new("sign") else { return };
+    let dir = repo("sign");
+    let key = dir.join("key");
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "release@netward", "-f"])
+        .arg(&key)
+        .status();
+    if !ok.is_ok_and(|s| s.success()) {
+        assert!(std::env::var_os("CI").is_none(), "ssh-keygen is needed on CI");
+        eprintln!("SKIPPED signature test: no ssh-keygen");
+        return;
+    }
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+    std::fs::write(dir.join("allowed_signers"), format!("release@netward {public}")).expect("write");
+    let signers = dir.join("allowed_signers").display().to_string();
+    // The first commit is unsigned: refused.
+    let (code, err) = once(&dir, &ns, &["--verify-signatures", &signers]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not signed by an allowed key"), "{err}");
+    assert_eq!(ns.table(), "", "nothing is applied from an unsigned commit");
+    // A signed commit: applied.
+    let signing = format!("user.signingkey={}", key.display());
+    git(&dir, &["-c", "gpg.format=ssh", "-c", &signing, "commit", "-q", "-S", "--allow-empty", "-m", "signed release"]);
+    let (code, err) = once(&dir, &ns, &["--verify-signatures", &signers]);
+    assert_eq!(code, 0, "{err}");
+    assert!(ns.table().contains("table inet netward"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_signed_webhook_triggers_a_fetch_at_once() {
+    let Some(ns) = Netns::new("hook") else { return };
+    let dir = repo("hook");
+    std::fs::write(dir.join("secret"), "s3cret\n").expect("write");
+    let port = 40000 + (std::process::id() % 20000) as u16;
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netward"))
+        .args([
+            "reconcile",
+            "--path",
+            "policies",
+            "--cluster",
+            "policies/cluster.yaml",
+            "--node",
+            "node-b",
+            "--interval",
+            "600",
+        ])
+        .args(["--netns", &ns.0, "--iface-prefix", "nw", "--listen", &addr])
+        .arg("--webhook-secret-file")
+        .arg(dir.join("secret"))
+        .arg("--repo")
+        .arg(&dir)
+        .current_dir(&dir)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("netward reconcile");
+    let applied = || -> Option<String> {
+        let (head, body) = get(&addr, "/status");
+        if !head.contains("200") {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        v["applied"].as_str().map(str::to_string)
+    };
+    let wait = |want: &str| {
+        (0..100).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::net::TcpStream::connect(&addr).is_ok() && applied().as_deref() == Some(want)
+        })
+    };
+    let first = git(&dir, &["rev-parse", "HEAD"]);
+    let first_ok = wait(&first);
+    std::fs::remove_file(dir.join("policies/platform/namespace-isolation.yaml")).expect("rm");
+    git(&dir, &["commit", "-qam", "drop isolation"]);
+    let second = git(&dir, &["rev-parse", "HEAD"]);
+    let post = |sig: &str| {
+        use std::io::{Read, Write};
+        let body = br#"{"ref":"refs/heads/main"}"#;
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+        write!(
+            s,
+            "POST /hook HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: {sig}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .expect("write");
+        s.write_all(body).expect("body");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        out
+    };
+    let bad = post("sha256=00");
+    let good = post(&netward::reconcile::sign(b"s3cret", br#"{"ref":"refs/heads/main"}"#));
+    let second_ok = wait(&second);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(first_ok, "the first revision is enforced");
+    assert!(bad.starts_with("HTTP/1.1 401"), "{bad}");
+    assert!(good.starts_with("HTTP/1.1 202"), "{good}");
+    assert!(second_ok, "the webhook made the loop fetch the new commit long before its 600 s interval");
+}
