@@ -185,6 +185,8 @@ pub struct Reconciler<D: Dataplane> {
     enforcer: Enforcer<D>,
     pub status: Status,
     pub metrics: Metrics,
+    /// The inventory as last read, with the files' modification times.
+    inventory: Option<(Vec<Option<SystemTime>>, crate::model::Cluster)>,
 }
 
 /// How one pass ended, for `--once` exit codes.
@@ -210,7 +212,24 @@ impl<D: Dataplane> Reconciler<D> {
             enforcer: Enforcer::new(dataplane),
             status,
             metrics: Metrics::default(),
+            inventory: None,
         }
+    }
+
+    /// The inventory, re-read only when a snapshot file changed.
+    fn inventory(&mut self) -> Result<crate::model::Cluster, String> {
+        let stamps: Vec<Option<SystemTime>> =
+            self.clusters.iter().map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect();
+        if let Some((s, c)) = &self.inventory {
+            if *s == stamps {
+                return Ok(c.clone());
+            }
+        }
+        let (c, _) = load_cluster(&self.clusters)
+            .into_result()
+            .map_err(|d| format!("inventory: {}", d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("; ")))?;
+        self.inventory = Some((stamps, c.clone()));
+        Ok(c)
     }
 
     fn record(&mut self, p: Pass) {
@@ -299,9 +318,7 @@ impl<D: Dataplane> Reconciler<D> {
         if !errors.is_empty() {
             return Err(("refused", format!("invalid commit: {}", errors.join("; "))));
         }
-        let (cluster, _) = load_cluster(&self.clusters).into_result().map_err(|d| {
-            ("error", format!("inventory: {}", d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("; ")))
-        })?;
+        let cluster = self.inventory().map_err(|e| ("error", e))?;
         // Guards: `netward.yaml` next to the policies, if the commit has one.
         let guards_name = format!("{}/netward.yaml", self.source.path.trim_end_matches('/'));
         let guards_name = guards_name.trim_start_matches("./").to_string();
@@ -341,7 +358,12 @@ impl<D: Dataplane> Reconciler<D> {
             });
             return Ok(Outcome::InForce);
         }
-        let report = self.enforcer.sync(&rs).map_err(|e| ("error", e.to_string()))?;
+        // A new commit goes in by the fast path (only what changed since the
+        // last pass, no read-back), so commit-to-enforced stays short; a pass
+        // with nothing new reads the table back and repairs hand edits.
+        let new_commit = self.status.applied.as_deref() != Some(commit);
+        let report = if new_commit { self.enforcer.update(&rs) } else { self.enforcer.sync(&rs) }
+            .map_err(|e| ("error", e.to_string()))?;
         let result = if report.changes.is_empty() { "unchanged" } else { "applied" };
         let detail = format!("{}{}", report.changes.summary(), if report.drift { "; repaired drift" } else { "" });
         let was = self.status.applied.replace(commit.to_string());
