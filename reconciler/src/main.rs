@@ -136,6 +136,30 @@ enum Command {
         #[arg(long)]
         verify_signatures: Option<PathBuf>,
     },
+    /// Return this node to the revision it enforced before the current one (or --to COMMIT):
+    /// one pass pinned to that commit. Keep it by pinning `reconcile --ref` to it.
+    Rollback {
+        #[arg(long)]
+        repo: String,
+        #[arg(long, default_value = ".")]
+        path: String,
+        #[arg(long, required = true, num_args = 1..)]
+        cluster: Vec<PathBuf>,
+        #[arg(long)]
+        node: String,
+        /// The status file `reconcile --status` keeps (its history names the earlier revisions).
+        #[arg(long)]
+        status: PathBuf,
+        /// The commit to return to (default: the one applied before the current one).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        netns: Option<String>,
+        #[arg(long, default_value = "/var/lib/netward/repo")]
+        cache: PathBuf,
+        #[arg(long, default_value = "cali")]
+        iface_prefix: String,
+    },
     /// What a change to the policy repository does to connectivity (run in a Git checkout).
     /// Exit 0: connectivity unchanged; 1: changed; 2: error.
     Diff {
@@ -425,6 +449,10 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             }
             let shared = std::sync::Arc::new(std::sync::Mutex::new((r.status.clone(), r.metrics.clone())));
             let (tx, rx) = std::sync::mpsc::channel();
+            // A local checkout is watched: a commit wakes the loop at once.
+            if std::path::Path::new(&r.source.repo).join(".git").is_dir() {
+                netward::reconcile::watch_local(std::path::Path::new(&r.source.repo), &r.source.git_ref, tx.clone());
+            }
             let hook = match &webhook_secret_file {
                 Some(f) => {
                     let secret = std::fs::read(f).map_err(|e| Failure::Io(format!("{}: {e}", f.display())))?;
@@ -445,6 +473,43 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
                 &|| false,
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Rollback { repo, path, cluster, node, status, to, netns, cache, iface_prefix } => {
+            use netward::reconcile::{Outcome, Reconciler, RolloutMode, Source};
+            let prev = netward::reconcile::read_status(&status)
+                .ok_or_else(|| Failure::Io(format!("{}: no status to roll back from", status.display())))?;
+            let current = prev.applied.clone().unwrap_or_default();
+            let target = match to {
+                Some(t) => t,
+                None => prev
+                    .history
+                    .iter()
+                    .rev()
+                    .filter(|p| matches!(p.result.as_str(), "applied" | "unchanged") && p.commit != current)
+                    .map(|p| p.commit.clone())
+                    .next()
+                    .ok_or_else(|| Failure::Io("the history has no earlier applied revision".into()))?,
+            };
+            let source = Source { repo, git_ref: target.clone(), path, cache, allowed_signers: None };
+            let dataplane = match &netns {
+                Some(ns) => netward::enforce::netlink::Netlink::in_netns(ns),
+                None => netward::enforce::netlink::Netlink::new(),
+            }
+            .map_err(|e| Failure::Io(e.to_string()))?;
+            let mut r = Reconciler::new(source, cluster, node, RolloutMode::Enforce, dataplane);
+            r.iface_prefix = iface_prefix;
+            r.resume(prev);
+            // The commit we return to may once have been refused; a rollback is explicit.
+            r.status.refused.retain(|p| p.commit != target);
+            let outcome = r.pass();
+            netward::reconcile::write_status(&status, &r.status)
+                .map_err(|e| Failure::Io(format!("{}: {e}", status.display())))?;
+            eprintln!("rolled back from {} to {}", &current[..current.len().min(12)], &target[..target.len().min(12)]);
+            Ok(match outcome {
+                Outcome::InForce => ExitCode::SUCCESS,
+                Outcome::Refused => ExitCode::from(1),
+                Outcome::Failed => ExitCode::from(2),
+            })
         }
         Command::Diff { base, head, path, cluster: cp, format, repo, guards } => {
             // In diff, 1 means "connectivity changed": bad input is an error (2).

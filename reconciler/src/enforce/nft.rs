@@ -140,9 +140,17 @@ pub fn rule_hash(r: &Rule) -> String {
 
 /// The comment stamped on a rule: its content hash, then what it is for.
 pub fn comment(r: &Rule) -> String {
-    let mut note: String = r.note.chars().filter(|c| *c != '"' && !c.is_control()).collect();
-    // nft comments are limited to 128 bytes.
-    note.truncate(100);
+    let note: String = r.note.chars().filter(|c| *c != '"' && !c.is_control()).collect();
+    // nft comments are limited to 128 bytes; the end (file:line:col) matters most.
+    let note = if note.len() > 100 {
+        let mut start = note.len() - 99;
+        while !note.is_char_boundary(start) {
+            start += 1;
+        }
+        format!("…{}", &note[start..])
+    } else {
+        note
+    };
     format!("{} {note}", rule_hash(r))
 }
 
