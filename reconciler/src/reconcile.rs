@@ -554,21 +554,6 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn webhook_signatures_match_githubs_scheme() {
-        // The example from GitHub's documentation on validating webhook deliveries.
-        let s = sign(b"It's a Secret to Everybody", b"Hello, World!");
-        assert_eq!(s, "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17");
-        assert!(signature_ok(b"It's a Secret to Everybody", b"Hello, World!", &s));
-        assert!(!signature_ok(b"wrong", b"Hello, World!", &s));
-        assert!(!signature_ok(b"It's a Secret to Everybody", b"Hello, World!", "sha1=abc"));
-    }
-}
-
 /// Watches a local repository's refs and wakes the loop when one moves, so
 /// a commit lands in well under a second without polling Git. Checks file
 /// modification times (HEAD, the ref, packed refs) every 100 ms; costs no
@@ -597,4 +582,19 @@ pub fn watch_local(repo: &Path, git_ref: &str, tx: std::sync::mpsc::Sender<()>) 
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_signatures_match_githubs_scheme() {
+        // The example from GitHub's documentation on validating webhook deliveries.
+        let s = sign(b"It's a Secret to Everybody", b"Hello, World!");
+        assert_eq!(s, "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17");
+        assert!(signature_ok(b"It's a Secret to Everybody", b"Hello, World!", &s));
+        assert!(!signature_ok(b"wrong", b"Hello, World!", &s));
+        assert!(!signature_ok(b"It's a Secret to Everybody", b"Hello, World!", "sha1=abc"));
+    }
 }
