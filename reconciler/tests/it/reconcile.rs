@@ -428,3 +428,78 @@ fn rollback_returns_the_node_to_the_previous_revision() {
     assert_eq!(status(&dir)["applied"], first);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn killing_the_reconciler_mid_apply_leaves_the_old_or_the_new_table_never_a_mix() {
+    use netward::analysis::{Analysis, View};
+    use netward::enforce::{self, live::Live, Dataplane, Enforcer, Mode, NftCli, NodeSpec};
+    let Some(ns) = Netns::new("kill") else { return };
+    let dir = std::env::temp_dir().join(format!("netward-rec-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("policies")).expect("mkdir");
+    let g = netward::synth::generate(&netward::synth::Shape { pods: 1500, policies: 300, seed: 3 });
+    std::fs::write(dir.join("cluster.yaml"), &g.cluster).expect("write");
+    std::fs::write(dir.join("policies/p.yaml"), &g.policies).expect("write");
+    git(&dir, &["init", "-q"]);
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-qm", "old"]);
+    // The new revision drops every other document: many chains and sets change.
+    let docs: Vec<&str> = g.policies.split("\n---\n").collect();
+    let kept: Vec<&str> =
+        docs.iter().enumerate().filter(|(i, d)| i % 2 == 0 || d.contains("kind: Tier")).map(|(_, d)| *d).collect();
+    std::fs::write(dir.join("policies/p.yaml"), kept.join("\n---\n")).expect("write");
+    git(&dir, &["commit", "-qam", "new"]);
+    let compile = |text: &str| {
+        let mut d = Vec::new();
+        let set =
+            netward::manifest::load::load_policy_texts(std::iter::once((std::sync::Arc::from("p.yaml"), text)), &mut d);
+        let mut c = netward::manifest::load::load_cluster_text(&std::sync::Arc::from("c.yaml"), &g.cluster, &mut d);
+        c.fill_missing_namespaces();
+        let an = Analysis::new(&set, &c, View::Enforced);
+        enforce::compile(&an, &NodeSpec { node: "node0".into(), iface_prefix: "nw".into(), mode: Mode::Enforce })
+    };
+    let (old, new) = (compile(&g.policies), compile(&kept.join("\n---\n")));
+    let (old_live, new_live) = (Live::of(&old), Live::of(&new));
+    assert_ne!(old_live, new_live);
+    let reader = NftCli::in_netns(&ns.0);
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_netward"))
+            .args(["reconcile", "--once", "--path", "policies", "--cluster", "cluster.yaml", "--node", "node0"])
+            .args(["--netns", &ns.0, "--iface-prefix", "nw"])
+            .arg("--repo")
+            .arg(&dir)
+            .current_dir(&dir)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("netward reconcile")
+    };
+    // How long a whole pass takes here, so the kills spread over all of it.
+    Enforcer::new(NftCli::in_netns(&ns.0)).sync(&old).expect("old");
+    let t = std::time::Instant::now();
+    assert!(run().wait().expect("pass").success());
+    let whole = t.elapsed().as_millis() as u64;
+    assert_eq!(reader.read().expect("read").as_ref(), Some(&new_live), "an uninterrupted pass applies the new ruleset");
+    let mut seen = std::collections::BTreeSet::new();
+    for k in 0..=14u64 {
+        let delay_ms = whole * k / 12;
+        // Start each trial from the old table.
+        Enforcer::new(NftCli::in_netns(&ns.0)).sync(&old).expect("reset to old");
+        let mut child = run();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let live = reader.read().expect("read back").expect("the table exists");
+        let which = if live == old_live {
+            "old"
+        } else if live == new_live {
+            "new"
+        } else {
+            panic!("killed after {delay_ms} ms: the table is neither the old nor the new ruleset")
+        };
+        seen.insert(which);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("kill outcomes over a {whole} ms pass: {seen:?}");
+    assert!(seen.contains("old"), "some kills landed before the apply: {seen:?}");
+    assert!(seen.contains("new"), "some kills landed after it: {seen:?}");
+}
