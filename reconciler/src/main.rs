@@ -135,6 +135,9 @@ enum Command {
         /// Apply only commits signed by a key in this allowed-signers file (git/ssh-keygen format).
         #[arg(long)]
         verify_signatures: Option<PathBuf>,
+        /// Log lines as text or JSON (one event per pass, with commit, result, duration).
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
     },
     /// Return this node to the revision it enforced before the current one (or --to COMMIT):
     /// one pass pinned to that commit. Keep it by pinning `reconcile --ref` to it.
@@ -216,6 +219,21 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs go to stderr; stdout stays for command output.
+fn init_logs(format: LogFormat) {
+    let b = tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false);
+    let _ = match format {
+        LogFormat::Text => b.with_ansi(false).try_init(),
+        LogFormat::Json => b.json().flatten_event(true).try_init(),
+    };
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -417,8 +435,10 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             listen,
             webhook_secret_file,
             verify_signatures,
+            log_format,
         } => {
             use netward::reconcile::{Outcome, Reconciler, RolloutMode, Source};
+            init_logs(log_format);
             let source = Source { repo, git_ref, path, cache, allowed_signers: verify_signatures };
             let mode = match mode {
                 ReconcileMode::Enforce => RolloutMode::Enforce,
@@ -476,6 +496,7 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
         }
         Command::Rollback { repo, path, cluster, node, status, to, netns, cache, iface_prefix } => {
             use netward::reconcile::{Outcome, Reconciler, RolloutMode, Source};
+            init_logs(LogFormat::Text);
             let prev = netward::reconcile::read_status(&status)
                 .ok_or_else(|| Failure::Io(format!("{}: no status to roll back from", status.display())))?;
             let current = prev.applied.clone().unwrap_or_default();

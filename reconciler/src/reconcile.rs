@@ -242,13 +242,15 @@ impl<D: Dataplane> Reconciler<D> {
         if p.detail.contains("repaired drift") {
             self.metrics.drift_repairs_total += 1;
         }
-        eprintln!(
-            "reconcile commit={} result={} duration_ms={} {}",
-            short(&p.commit),
-            p.result,
-            p.duration_ms,
-            p.detail
-        );
+        let commit = short(&p.commit);
+        match p.result.as_str() {
+            "refused" | "error" => {
+                tracing::warn!(commit = %commit, result = %p.result, duration_ms = p.duration_ms, detail = %p.detail, "reconcile")
+            }
+            _ => {
+                tracing::info!(commit = %commit, result = %p.result, duration_ms = p.duration_ms, detail = %p.detail, "reconcile")
+            }
+        }
         if p.result == "refused" {
             self.status.refused.push(p.clone());
         }
