@@ -78,12 +78,26 @@ struct Compiler<'a> {
     selector_sets: BTreeMap<String, String>,
     /// (set base name, family) -> the set's name, once built.
     selector_names: BTreeMap<(String, Family), String>,
+    /// Non-host endpoints grouped by identical labels: a selector is
+    /// evaluated once per label set, not once per pod (10,000 pods are
+    /// typically a few hundred label sets).
+    label_groups: Vec<(&'a BTreeMap<String, String>, Vec<usize>)>,
 }
 
 /// Compiles the ruleset for the node's local pods.
 pub fn compile(an: &Analysis, spec: &NodeSpec) -> Ruleset {
-    let mut c =
-        Compiler { an, spec, out: Ruleset::default(), selector_sets: BTreeMap::new(), selector_names: BTreeMap::new() };
+    let mut by_labels: BTreeMap<&BTreeMap<String, String>, Vec<usize>> = BTreeMap::new();
+    for (i, ep) in an.endpoints.iter().enumerate().filter(|(_, ep)| !ep.host_network) {
+        by_labels.entry(&ep.labels).or_default().push(i);
+    }
+    let mut c = Compiler {
+        an,
+        spec,
+        out: Ruleset::default(),
+        selector_sets: BTreeMap::new(),
+        selector_names: BTreeMap::new(),
+        label_groups: by_labels.into_iter().collect(),
+    };
     c.compile();
     c.out
 }
@@ -445,9 +459,11 @@ impl<'a> Compiler<'a> {
             return name.clone();
         }
         let mut elements = BTreeSet::new();
-        for ep in self.an.endpoints.iter().filter(|ep| !ep.host_network && s.eval(&ep.labels)) {
-            for ip in ep.ips.iter().filter(|ip| Family::of(ip) == fam) {
-                elements.insert(Element::Net(IpNet::from(*ip)));
+        for (_, members) in self.label_groups.iter().filter(|(labels, _)| s.eval(*labels)) {
+            for ep in members.iter().map(|&i| &self.an.endpoints[i]) {
+                for ip in ep.ips.iter().filter(|ip| Family::of(ip) == fam) {
+                    elements.insert(Element::Net(IpNet::from(*ip)));
+                }
             }
         }
         for ns in self.an.network_sets.iter().filter(|n| s.eval(&n.labels)) {
@@ -567,11 +583,43 @@ fn merge_nets(elements: BTreeSet<Element>) -> BTreeSet<Element> {
     let mut nets: Vec<IpNet> =
         elements.iter().filter_map(|e| if let Element::Net(n) = e { Some(*n) } else { None }).collect();
     nets.sort_by_key(|n| n.prefix_len());
-    let mut kept: Vec<IpNet> = Vec::new();
+    // Only a CIDR can cover another entry (addresses are already unique),
+    // so each entry is checked against the CIDRs kept so far, not against
+    // every pod address: linear in pods, not quadratic.
+    let mut cidrs: Vec<IpNet> = Vec::new();
+    let mut kept: Vec<IpNet> = Vec::with_capacity(nets.len());
     for n in nets {
-        if !kept.iter().any(|k| k.contains(&n)) {
+        if !cidrs.iter().any(|k| k.contains(&n)) {
+            if n.prefix_len() < n.max_prefix_len() {
+                cidrs.push(n);
+            }
             kept.push(n);
         }
     }
     kept.into_iter().map(Element::Net).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(nets: &[&str]) -> BTreeSet<Element> {
+        nets.iter().map(|n| Element::Net(n.parse().unwrap())).collect()
+    }
+
+    #[test]
+    fn merge_drops_what_a_cidr_covers_and_keeps_neighbours_apart() {
+        let merged = merge_nets(set(&["10.0.0.5/32", "10.0.0.0/24", "10.0.0.0/25", "10.0.1.1/32", "10.0.1.2/32"]));
+        assert_eq!(merged, set(&["10.0.0.0/24", "10.0.1.1/32", "10.0.1.2/32"]));
+        let v6 = merge_nets(set(&["fd00::1/128", "fd00::/64", "fd01::1/128"]));
+        assert_eq!(v6, set(&["fd00::/64", "fd01::1/128"]));
+    }
+
+    #[test]
+    fn subtract_cuts_the_except_out() {
+        let n = |s: &str| s.parse::<IpNet>().unwrap();
+        let out = subtract(&[n("10.0.0.0/24")], &[n("10.0.0.128/25"), n("10.0.0.0/26")]);
+        assert_eq!(out, vec![n("10.0.0.64/26")]);
+        assert!(subtract(&[n("10.0.0.0/24")], &[n("10.0.0.0/16")]).is_empty());
+    }
 }
