@@ -123,6 +123,8 @@ enum Command {
         /// Where a remote repository is mirrored.
         #[arg(long, default_value = "/var/lib/netward/repo")]
         cache: PathBuf,
+        #[command(flatten)]
+        auth: GitAuthArgs,
         /// Host-side pod interface prefix (Calico: cali).
         #[arg(long, default_value = "cali")]
         iface_prefix: String,
@@ -160,6 +162,8 @@ enum Command {
         netns: Option<String>,
         #[arg(long, default_value = "/var/lib/netward/repo")]
         cache: PathBuf,
+        #[command(flatten)]
+        auth: GitAuthArgs,
         #[arg(long, default_value = "cali")]
         iface_prefix: String,
     },
@@ -234,6 +238,34 @@ fn init_logs(format: LogFormat) {
         LogFormat::Text => b.with_ansi(false).try_init(),
         LogFormat::Json => b.json().flatten_event(true).try_init(),
     };
+}
+
+/// Credentials for a remote repository (secrets are read from files at every fetch).
+#[derive(clap::Args)]
+struct GitAuthArgs {
+    /// HTTPS: a file holding an access token (sent as HTTP Basic auth).
+    #[arg(long)]
+    git_token_file: Option<PathBuf>,
+    /// The user name sent with the token.
+    #[arg(long, default_value = "x-access-token")]
+    git_token_user: String,
+    /// SSH: the private key to fetch with (and no other).
+    #[arg(long)]
+    ssh_key: Option<PathBuf>,
+    /// SSH: a known_hosts file; the server's key is then checked strictly against it.
+    #[arg(long)]
+    ssh_known_hosts: Option<PathBuf>,
+}
+
+impl From<GitAuthArgs> for netward::reconcile::GitAuth {
+    fn from(a: GitAuthArgs) -> Self {
+        netward::reconcile::GitAuth {
+            token_file: a.git_token_file,
+            token_user: a.git_token_user,
+            ssh_key: a.ssh_key,
+            known_hosts: a.ssh_known_hosts,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -431,6 +463,7 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             status,
             netns,
             cache,
+            auth,
             iface_prefix,
             listen,
             webhook_secret_file,
@@ -439,7 +472,7 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
         } => {
             use netward::reconcile::{Outcome, Reconciler, RolloutMode, Source};
             init_logs(log_format);
-            let source = Source { repo, git_ref, path, cache, allowed_signers: verify_signatures };
+            let source = Source { repo, git_ref, path, cache, allowed_signers: verify_signatures, auth: auth.into() };
             let mode = match mode {
                 ReconcileMode::Enforce => RolloutMode::Enforce,
                 ReconcileMode::Audit => RolloutMode::Audit,
@@ -494,7 +527,7 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rollback { repo, path, cluster, node, status, to, netns, cache, iface_prefix } => {
+        Command::Rollback { repo, path, cluster, node, status, to, netns, cache, auth, iface_prefix } => {
             use netward::reconcile::{Outcome, Reconciler, RolloutMode, Source};
             init_logs(LogFormat::Text);
             let prev = netward::reconcile::read_status(&status)
@@ -511,7 +544,8 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
                     .next()
                     .ok_or_else(|| Failure::Io("the history has no earlier applied revision".into()))?,
             };
-            let source = Source { repo, git_ref: target.clone(), path, cache, allowed_signers: None };
+            let source =
+                Source { repo, git_ref: target.clone(), path, cache, allowed_signers: None, auth: auth.into() };
             let dataplane = match &netns {
                 Some(ns) => netward::enforce::netlink::Netlink::in_netns(ns),
                 None => netward::enforce::netlink::Netlink::new(),

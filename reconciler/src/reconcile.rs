@@ -32,6 +32,73 @@ pub struct Source {
     /// Only commits signed by a key in this allowed-signers file (the format
     /// `git` and `ssh-keygen -Y` use) are applied.
     pub allowed_signers: Option<PathBuf>,
+    pub auth: GitAuth,
+}
+
+/// How to authenticate to a remote repository. Secrets are read from their
+/// files at every fetch (a rotated token is picked up without a restart) and
+/// reach `git` through its environment: never its arguments (visible in
+/// `ps`) and never the mirror's config on disk.
+#[derive(Clone, Debug, Default)]
+pub struct GitAuth {
+    /// HTTPS: a file holding a token, sent as HTTP Basic `token_user:token`.
+    pub token_file: Option<PathBuf>,
+    /// The user sent with the token (GitHub: `x-access-token`; GitLab: `oauth2`).
+    pub token_user: String,
+    /// SSH: the private key to use (and no other).
+    pub ssh_key: Option<PathBuf>,
+    /// SSH: check the server strictly against this known_hosts file.
+    pub known_hosts: Option<PathBuf>,
+}
+
+impl GitAuth {
+    /// The environment a fetch runs with. Prompts are always off: a daemon
+    /// must fail with a message, not hang waiting for a password.
+    pub fn env(&self) -> Result<Vec<(String, String)>, String> {
+        let mut env = vec![("GIT_TERMINAL_PROMPT".to_string(), "0".to_string())];
+        if let Some(f) = &self.token_file {
+            let token = std::fs::read_to_string(f).map_err(|e| format!("token file {}: {e}", f.display()))?;
+            let token = token.trim();
+            if token.is_empty() {
+                return Err(format!("token file {}: empty", f.display()));
+            }
+            let basic = base64(format!("{}:{token}", self.token_user).as_bytes());
+            env.push(("GIT_CONFIG_COUNT".into(), "1".into()));
+            env.push(("GIT_CONFIG_KEY_0".into(), "http.extraHeader".into()));
+            env.push(("GIT_CONFIG_VALUE_0".into(), format!("Authorization: Basic {basic}")));
+        }
+        let mut ssh = vec!["ssh".to_string(), "-o".into(), "BatchMode=yes".into()];
+        if let Some(k) = &self.ssh_key {
+            ssh.extend(["-i".into(), shell_quote(&k.display().to_string()), "-o".into(), "IdentitiesOnly=yes".into()]);
+        }
+        if let Some(k) = &self.known_hosts {
+            ssh.extend(["-o".into(), shell_quote(&format!("UserKnownHostsFile={}", k.display()))]);
+            ssh.extend(["-o".into(), "StrictHostKeyChecking=yes".into()]);
+        }
+        env.push(("GIT_SSH_COMMAND".into(), ssh.join(" ")));
+        Ok(env)
+    }
+}
+
+/// `s` as one word for the shell `git` runs GIT_SSH_COMMAND with.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// What the loop does with a good commit.
@@ -138,7 +205,17 @@ fn now() -> u64 {
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("git").arg("-C").arg(dir).args(args).output().map_err(|e| format!("cannot run git: {e}"))?;
+    git_env(dir, args, &[])
+}
+
+fn git_env(dir: &Path, args: &[&str], env: &[(String, String)]) -> Result<String, String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     } else {
@@ -163,13 +240,10 @@ impl Source {
             std::fs::create_dir_all(&self.cache).map_err(|e| format!("{}: {e}", self.cache.display()))?;
             git(&self.cache, &["init", "--bare", "-q"])?;
         }
-        git(
-            &self.cache,
-            &["fetch", "-q", "--depth", "1", "--force", &self.repo, &format!("{}:refs/netward/tracked", self.git_ref)],
-        )
-        .or_else(|_| {
-            git(&self.cache, &["fetch", "-q", "--force", &self.repo, &format!("{}:refs/netward/tracked", self.git_ref)])
-        })?;
+        let env = self.auth.env()?;
+        let refspec = format!("{}:refs/netward/tracked", self.git_ref);
+        git_env(&self.cache, &["fetch", "-q", "--depth", "1", "--force", &self.repo, &refspec], &env)
+            .or_else(|_| git_env(&self.cache, &["fetch", "-q", "--force", &self.repo, &refspec], &env))?;
         let commit = git(&self.cache, &["rev-parse", "refs/netward/tracked^{commit}"])?;
         Ok((self.cache.clone(), commit))
     }
@@ -589,6 +663,57 @@ pub fn watch_local(repo: &Path, git_ref: &str, tx: std::sync::mpsc::Sender<()>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648() {
+        for (plain, coded) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
+            assert_eq!(base64(plain.as_bytes()), coded);
+        }
+    }
+
+    #[test]
+    fn the_ssh_command_names_the_key_and_known_hosts_even_with_odd_paths() {
+        // `ssh -G` prints the configuration a command line resolves to,
+        // without connecting: the command git would run, checked by ssh itself.
+        let dir = std::env::temp_dir().join(format!("netward it's {}", std::process::id()));
+        let auth = GitAuth {
+            ssh_key: Some(dir.join("id key")),
+            known_hosts: Some(dir.join("known hosts")),
+            ..GitAuth::default()
+        };
+        let env = auth.env().expect("env");
+        let cmd = &env.iter().find(|(k, _)| k == "GIT_SSH_COMMAND").expect("ssh command").1;
+        let Ok(out) = Command::new("sh").arg("-c").arg(format!("{cmd} -G git.example.org")).output() else {
+            eprintln!("SKIPPED: no sh");
+            return;
+        };
+        if !out.status.success() {
+            assert!(std::env::var_os("CI").is_none(), "ssh -G failed on CI: {}", String::from_utf8_lossy(&out.stderr));
+            eprintln!("SKIPPED: no ssh client");
+            return;
+        }
+        let conf = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        let key = format!("identityfile {}", dir.join("id key").display()).to_lowercase();
+        assert!(conf.lines().any(|l| l == key), "{conf}");
+        assert!(conf.contains("batchmode yes") && conf.contains("identitiesonly yes"), "{conf}");
+        assert!(conf.contains("stricthostkeychecking true"), "{conf}");
+        assert!(conf.contains("known hosts"), "{conf}");
+    }
+
+    #[test]
+    fn a_token_goes_in_the_environment_and_an_empty_one_is_an_error() {
+        let f = std::env::temp_dir().join(format!("netward-token-{}", std::process::id()));
+        std::fs::write(&f, "s3cret\n").expect("write");
+        let auth = GitAuth { token_file: Some(f.clone()), token_user: "x-access-token".into(), ..GitAuth::default() };
+        let env = auth.env().expect("env");
+        let header = format!("Authorization: Basic {}", base64(b"x-access-token:s3cret"));
+        assert!(env.contains(&("GIT_CONFIG_VALUE_0".into(), header)), "{env:?}");
+        assert!(env.contains(&("GIT_TERMINAL_PROMPT".into(), "0".into())));
+        std::fs::write(&f, "  \n").expect("write");
+        assert!(auth.env().unwrap_err().contains("empty"));
+        std::fs::remove_file(&f).expect("rm");
+        assert!(auth.env().unwrap_err().contains("token file"));
+    }
 
     #[test]
     fn webhook_signatures_match_githubs_scheme() {

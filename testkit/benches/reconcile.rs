@@ -49,6 +49,7 @@ fn main() {
         path: "policies".into(),
         cache: dir.join("cache"),
         allowed_signers: None,
+        auth: Default::default(),
     };
     let dp = Netlink::in_netns(lab.node_netns()).expect("netlink");
     let mut r = Reconciler::new(source, vec![dir.join("cluster.yaml")], "node0".into(), RolloutMode::Enforce, dp);

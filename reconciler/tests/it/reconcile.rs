@@ -503,3 +503,170 @@ fn killing_the_reconciler_mid_apply_leaves_the_old_or_the_new_table_never_a_mix(
     assert!(seen.contains("old"), "some kills landed before the apply: {seen:?}");
     assert!(seen.contains("new"), "some kills landed after it: {seen:?}");
 }
+
+/// A Git smart-HTTP server on loopback: `git http-backend` (the CGI program
+/// git ships) behind HTTP Basic auth, one request per connection. The
+/// expected token is read from `token` on every request, so a test can
+/// rotate it. Returns the port.
+fn serve_git_over_http(root: PathBuf, token: std::sync::Arc<std::sync::Mutex<String>>) -> u16 {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let exec_path = git(&root, &["--exec-path"]);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+            let mut request = String::new();
+            let _ = reader.read_line(&mut request);
+            let mut headers = Vec::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = line.trim_end().split_once(':') {
+                    headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+                }
+            }
+            let header = |k: &str| headers.iter().find(|(h, _)| h == k).map(|(_, v)| v.clone()).unwrap_or_default();
+            let mut parts = request.split_whitespace();
+            let (method, target) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+            let expected = format!("x-access-token:{}", token.lock().expect("token"));
+            let got = header("authorization");
+            let authorized = got.strip_prefix("Basic ").is_some_and(|b| decode_base64(b) == expected.as_bytes());
+            if !authorized {
+                let _ = conn.write_all(
+                    b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                continue;
+            }
+            let mut body = Vec::new();
+            if header("transfer-encoding").eq_ignore_ascii_case("chunked") {
+                loop {
+                    let mut size = String::new();
+                    let _ = reader.read_line(&mut size);
+                    let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+                    let mut chunk = vec![0; n + 2];
+                    if reader.read_exact(&mut chunk).is_err() || n == 0 {
+                        break;
+                    }
+                    body.extend_from_slice(&chunk[..n]);
+                }
+            } else {
+                let n: usize = header("content-length").parse().unwrap_or(0);
+                body.resize(n, 0);
+                let _ = reader.read_exact(&mut body);
+            }
+            let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+            let mut cgi = Command::new(Path::new(&exec_path).join("git-http-backend"))
+                .env("GIT_PROJECT_ROOT", &root)
+                .env("GIT_HTTP_EXPORT_ALL", "1")
+                .env("REQUEST_METHOD", &method)
+                .env("PATH_INFO", path)
+                .env("QUERY_STRING", query)
+                .env("CONTENT_TYPE", header("content-type"))
+                .env("CONTENT_LENGTH", body.len().to_string())
+                .env("HTTP_CONTENT_ENCODING", header("content-encoding"))
+                .env("GIT_PROTOCOL", header("git-protocol"))
+                .env("REMOTE_USER", "x-access-token")
+                .env("REMOTE_ADDR", "127.0.0.1")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("git http-backend");
+            let mut stdin = cgi.stdin.take().expect("stdin");
+            let writer = std::thread::spawn(move || {
+                let _ = stdin.write_all(&body);
+            });
+            let out = cgi.wait_with_output().expect("http-backend output");
+            let _ = writer.join();
+            // CGI output: headers (maybe a Status:), a blank line, the body.
+            let split = out.stdout.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, 4));
+            let split = split.or_else(|| out.stdout.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
+            let (head, body) = match split {
+                Some((i, sep)) => {
+                    (String::from_utf8_lossy(&out.stdout[..i]).into_owned(), out.stdout[i + sep..].to_vec())
+                }
+                None => (String::new(), out.stdout),
+            };
+            let mut status = "200 OK".to_string();
+            let mut response = String::new();
+            for line in head.lines() {
+                match line.split_once(':') {
+                    Some((k, v)) if k.eq_ignore_ascii_case("status") => status = v.trim().to_string(),
+                    Some(_) => response.push_str(&format!("{line}\r\n")),
+                    None => {}
+                }
+            }
+            let _ = conn.write_all(
+                format!("HTTP/1.1 {status}\r\n{response}Content-Length: {}\r\nConnection: close\r\n\r\n", body.len())
+                    .as_bytes(),
+            );
+            let _ = conn.write_all(&body);
+        }
+    });
+    port
+}
+
+fn decode_base64(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let sextets: Vec<u32> = s
+        .bytes()
+        .filter(|&b| b != b'=')
+        .filter_map(|b| ALPHABET.iter().position(|&a| a == b))
+        .map(|i| i as u32)
+        .collect();
+    let mut out = Vec::new();
+    for chunk in sextets.chunks(4) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &v)| n | v << (18 - 6 * i));
+        for i in 0..chunk.len().saturating_sub(1) {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_repository_behind_https_token_auth_is_followed_and_a_rotated_token_is_picked_up() {
+    let Some(ns) = Netns::new("token") else { return };
+    let dir = repo("token");
+    let served = dir.join("served");
+    std::fs::create_dir_all(&served).expect("mkdir");
+    git(&served, &["clone", "-q", "--bare", dir.to_str().expect("utf-8"), "policies.git"]);
+    let token = std::sync::Arc::new(std::sync::Mutex::new("first-token".to_string()));
+    let port = serve_git_over_http(served.clone(), token.clone());
+    let url = format!("http://127.0.0.1:{port}/policies.git");
+    let token_file = dir.join("token");
+
+    // No token: the fetch fails with git's message, nothing is enforced, and
+    // it fails at once (prompts are off) instead of waiting for a password.
+    let (code, err) = once(&dir, &ns, &["--repo", &url]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("result=error") && err.contains("terminal prompts disabled"), "{err}");
+    assert_eq!(ns.table(), "");
+    // A wrong token is refused by the server the same way.
+    std::fs::write(&token_file, "wrong\n").expect("write");
+    let (code, err) = once(&dir, &ns, &["--repo", &url, "--git-token-file", token_file.to_str().expect("utf-8")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("result=error") && ns.table().is_empty(), "{err}");
+    // The right one: the served commit is enforced.
+    std::fs::write(&token_file, "first-token\n").expect("write");
+    let (code, err) = once(&dir, &ns, &["--repo", &url, "--git-token-file", token_file.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(ns.table().contains("isolate-environments"), "the served commit is in force");
+    assert_eq!(status(&dir)["applied"], git(&dir, &["rev-parse", "HEAD"]));
+    // The token rotates and a new commit is pushed: the next pass uses the new file contents.
+    *token.lock().expect("token") = "second-token".into();
+    std::fs::write(&token_file, "second-token\n").expect("write");
+    std::fs::remove_file(dir.join("policies/platform/namespace-isolation.yaml")).expect("rm");
+    git(&dir, &["commit", "-qam", "drop the isolation"]);
+    git(&dir, &["push", "-q", served.join("policies.git").to_str().expect("utf-8"), "main"]);
+    let (code, err) = once(&dir, &ns, &["--repo", &url, "--git-token-file", token_file.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!ns.table().contains("isolate-environments"), "the pushed commit is in force");
+    // The secret never lands on disk in the mirror.
+    let config = std::fs::read_to_string(dir.join("cache/config")).expect("mirror config");
+    assert!(!config.contains("second-token") && !config.to_lowercase().contains("authorization"), "{config}");
+    let _ = std::fs::remove_dir_all(dir);
+}
