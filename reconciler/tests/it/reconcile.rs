@@ -53,11 +53,9 @@ fn repo(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("netward-rec-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("root").to_path_buf();
-    let status = Command::new("cp").arg("-r").arg(root.join("policies")).arg(dir.join("policies")).status();
-    if status.is_err() || !dir.join("policies").exists() {
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        Command::new("cp").arg("-r").arg(root.join("policies")).arg(&dir).status().expect("cp");
-    }
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let copied = Command::new("cp").arg("-r").arg(root.join("policies")).arg(&dir).status().expect("cp");
+    assert!(copied.success() && dir.join("policies").exists(), "copy the example policies");
     git(&dir, &["init", "-q"]);
     git(&dir, &["add", "-A"]);
     git(&dir, &["commit", "-qm", "the example"]);
@@ -668,5 +666,59 @@ fn a_repository_behind_https_token_auth_is_followed_and_a_rotated_token_is_picke
     // The secret never lands on disk in the mirror.
     let config = std::fs::read_to_string(dir.join("cache/config")).expect("mirror config");
     assert!(!config.contains("second-token") && !config.to_lowercase().contains("authorization"), "{config}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_repository_over_ssh_is_fetched_with_the_given_key_and_known_hosts_only() {
+    // No sshd here (and installing one would start a system service), so
+    // the stand-in is an `ssh` first on PATH that records its arguments and
+    // runs the remote command locally, as sshd would: git's real ssh
+    // transport, netward's real command line, git-upload-pack on the far end.
+    // (What ssh itself makes of that command line is checked with `ssh -G`
+    // in the unit tests.)
+    let Some(ns) = Netns::new("ssh") else { return };
+    let dir = repo("ssh");
+    let served = dir.join("served");
+    std::fs::create_dir_all(dir.join("bin")).expect("mkdir");
+    git(&dir, &["clone", "-q", "--bare", dir.to_str().expect("utf-8"), served.to_str().expect("utf-8")]);
+    let log = dir.join("ssh-args");
+    let ssh = dir.join("bin/ssh");
+    std::fs::write(
+        &ssh,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\nfor last; do :; done\nexec sh -c \"$last\"\n", log.display()),
+    )
+    .expect("write");
+    Command::new("chmod").arg("+x").arg(&ssh).status().expect("chmod");
+    let key = dir.join("deploy key");
+    let known = dir.join("known_hosts");
+    std::fs::write(&key, "not read by the stand-in\n").expect("write");
+    std::fs::write(&known, "").expect("write");
+    let url = format!("ssh://git@git.example.invalid{}", served.display());
+    let path = format!("{}:{}", dir.join("bin").display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new(env!("CARGO_BIN_EXE_netward"))
+        .args(["reconcile", "--once", "--path", "policies", "--cluster", "policies/cluster.yaml", "--node", "node-b"])
+        .args(["--netns", &ns.0, "--iface-prefix", "nw", "--repo", &url])
+        .arg("--cache")
+        .arg(dir.join("cache"))
+        .arg("--ssh-key")
+        .arg(&key)
+        .arg("--ssh-known-hosts")
+        .arg(&known)
+        .env("PATH", path)
+        .current_dir(&dir)
+        .output()
+        .expect("netward reconcile");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(ns.table().contains("isolate-environments"), "the commit fetched over ssh is in force");
+    let args: Vec<String> = std::fs::read_to_string(&log).expect("ssh ran").lines().map(String::from).collect();
+    let has = |a: &str| args.iter().any(|x| x == a);
+    let after_i = args.iter().position(|a| a == "-i").map(|i| args[i + 1].clone());
+    assert_eq!(after_i.as_deref(), key.to_str(), "the key path arrives as one argument, space and all: {args:?}");
+    assert!(has("IdentitiesOnly=yes") && has("BatchMode=yes") && has("StrictHostKeyChecking=yes"), "{args:?}");
+    assert!(has(&format!("UserKnownHostsFile={}", known.display())), "{args:?}");
+    assert!(has("git@git.example.invalid"), "{args:?}");
+    assert!(args.last().is_some_and(|c| c.starts_with("git-upload-pack")), "{args:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
