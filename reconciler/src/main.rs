@@ -246,7 +246,10 @@ struct GitAuthArgs {
     /// HTTPS: a file holding an access token (sent as HTTP Basic auth).
     #[arg(long)]
     git_token_file: Option<PathBuf>,
-    /// The user name sent with the token.
+    /// HTTPS: the name of an environment variable holding the token instead.
+    #[arg(long, conflicts_with = "git_token_file")]
+    git_token_env: Option<String>,
+    /// The user name sent with the token (with a password as the token: basic auth).
     #[arg(long, default_value = "x-access-token")]
     git_token_user: String,
     /// SSH: the private key to fetch with (and no other).
@@ -261,6 +264,7 @@ impl From<GitAuthArgs> for netward::reconcile::GitAuth {
     fn from(a: GitAuthArgs) -> Self {
         netward::reconcile::GitAuth {
             token_file: a.git_token_file,
+            token_env: a.git_token_env,
             token_user: a.git_token_user,
             ssh_key: a.ssh_key,
             known_hosts: a.ssh_known_hosts,

@@ -41,8 +41,11 @@ pub struct Source {
 /// `ps`) and never the mirror's config on disk.
 #[derive(Clone, Debug, Default)]
 pub struct GitAuth {
-    /// HTTPS: a file holding a token, sent as HTTP Basic `token_user:token`.
+    /// HTTPS: a file holding a token (or a password), sent as HTTP Basic
+    /// `token_user:token`.
     pub token_file: Option<PathBuf>,
+    /// HTTPS: the name of an environment variable holding the token instead.
+    pub token_env: Option<String>,
     /// The user sent with the token (GitHub: `x-access-token`; GitLab: `oauth2`).
     pub token_user: String,
     /// SSH: the private key to use (and no other).
@@ -56,12 +59,7 @@ impl GitAuth {
     /// must fail with a message, not hang waiting for a password.
     pub fn env(&self) -> Result<Vec<(String, String)>, String> {
         let mut env = vec![("GIT_TERMINAL_PROMPT".to_string(), "0".to_string())];
-        if let Some(f) = &self.token_file {
-            let token = std::fs::read_to_string(f).map_err(|e| format!("token file {}: {e}", f.display()))?;
-            let token = token.trim();
-            if token.is_empty() {
-                return Err(format!("token file {}: empty", f.display()));
-            }
+        if let Some(token) = self.token()? {
             let basic = base64(format!("{}:{token}", self.token_user).as_bytes());
             env.push(("GIT_CONFIG_COUNT".into(), "1".into()));
             env.push(("GIT_CONFIG_KEY_0".into(), "http.extraHeader".into()));
@@ -78,6 +76,45 @@ impl GitAuth {
         env.push(("GIT_SSH_COMMAND".into(), ssh.join(" ")));
         Ok(env)
     }
+}
+
+impl GitAuth {
+    /// The token, read now; `None` when none is configured.
+    fn token(&self) -> Result<Option<String>, String> {
+        let (token, from) = match (&self.token_file, &self.token_env) {
+            (Some(f), _) => (
+                std::fs::read_to_string(f).map_err(|e| format!("token file {}: {e}", f.display()))?,
+                f.display().to_string(),
+            ),
+            (None, Some(var)) => {
+                (std::env::var(var).map_err(|_| format!("token variable {var}: not set"))?, format!("variable {var}"))
+            }
+            (None, None) => return Ok(None),
+        };
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(format!("token {from}: empty"));
+        }
+        Ok(Some(token.to_string()))
+    }
+}
+
+/// `text` with every credential blanked: the password of a URL's userinfo
+/// (`https://user:secret@host`) and the token itself, wherever git echoed it.
+fn redact(text: &str, token: Option<&str>) -> String {
+    let mut secrets: Vec<&str> = token.into_iter().collect();
+    for (i, _) in text.match_indices("://") {
+        let tail = &text[i + 3..];
+        let end = tail.find(|c: char| c.is_whitespace() || "/'\"".contains(c)).unwrap_or(tail.len());
+        if let Some((_, password)) = tail[..end].rsplit_once('@').and_then(|(userinfo, _)| userinfo.split_once(':')) {
+            secrets.push(password);
+        }
+    }
+    let mut out = text.to_string();
+    for s in secrets.into_iter().filter(|s| !s.is_empty()) {
+        out = out.replace(s, "***");
+    }
+    out
 }
 
 /// `s` as one word for the shell `git` runs GIT_SSH_COMMAND with.
@@ -243,7 +280,8 @@ impl Source {
         let env = self.auth.env()?;
         let refspec = format!("{}:refs/netward/tracked", self.git_ref);
         git_env(&self.cache, &["fetch", "-q", "--depth", "1", "--force", &self.repo, &refspec], &env)
-            .or_else(|_| git_env(&self.cache, &["fetch", "-q", "--force", &self.repo, &refspec], &env))?;
+            .or_else(|_| git_env(&self.cache, &["fetch", "-q", "--force", &self.repo, &refspec], &env))
+            .map_err(|e| redact(&e, self.auth.token().ok().flatten().as_deref()))?;
         let commit = git(&self.cache, &["rev-parse", "refs/netward/tracked^{commit}"])?;
         Ok((self.cache.clone(), commit))
     }
@@ -663,6 +701,19 @@ pub fn watch_local(repo: &Path, git_ref: &str, tx: std::sync::mpsc::Sender<()>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_are_blanked_in_messages() {
+        let msg = "git fetch -q https://bot:hunter2@git.example.org/p.git main: fatal: 'hunter2' \
+                   ssh://git@host/x file:///tmp/a@b";
+        let out = redact(msg, Some("tok3n"));
+        assert!(!out.contains("hunter2"), "{out}");
+        assert!(out.contains("https://bot:***@git.example.org/p.git"), "{out}");
+        assert!(out.contains("ssh://git@host/x") && out.contains("file:///tmp/a@b"), "{out}");
+        assert_eq!(redact("remote said tok3n twice: tok3n", Some("tok3n")), "remote said *** twice: ***");
+        let auth = GitAuth { token_env: Some("NETWARD_TEST_TOKEN_UNSET".into()), ..GitAuth::default() };
+        assert!(auth.env().unwrap_err().contains("NETWARD_TEST_TOKEN_UNSET"));
+    }
 
     #[test]
     fn base64_matches_rfc_4648() {

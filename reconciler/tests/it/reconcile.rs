@@ -663,6 +663,23 @@ fn a_repository_behind_https_token_auth_is_followed_and_a_rotated_token_is_picke
     let (code, err) = once(&dir, &ns, &["--repo", &url, "--git-token-file", token_file.to_str().expect("utf-8")]);
     assert_eq!(code, 0, "{err}");
     assert!(!ns.table().contains("isolate-environments"), "the pushed commit is in force");
+    // The token from an environment variable instead of a file.
+    let out = Command::new(env!("CARGO_BIN_EXE_netward"))
+        .args(["reconcile", "--once", "--path", "policies", "--cluster", "policies/cluster.yaml", "--node", "node-b"])
+        .args(["--netns", &ns.0, "--iface-prefix", "nw", "--repo", &url, "--git-token-env", "POLICY_REPO_TOKEN"])
+        .arg("--cache")
+        .arg(dir.join("cache"))
+        .env("POLICY_REPO_TOKEN", "second-token")
+        .current_dir(&dir)
+        .output()
+        .expect("netward reconcile");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // A password in the URL is refused by this server (wrong user) and never logged.
+    let with_password = format!("http://someone:pa55word-xyz@127.0.0.1:{port}/policies.git");
+    let (code, err) = once(&dir, &ns, &["--repo", &with_password]);
+    assert_eq!(code, 2, "{err}");
+    assert!(!err.contains("pa55word-xyz") && err.contains("someone:***@"), "{err}");
+    assert!(!std::fs::read_to_string(dir.join("status.json")).expect("status").contains("pa55word-xyz"));
     // The secret never lands on disk in the mirror.
     let config = std::fs::read_to_string(dir.join("cache/config")).expect("mirror config");
     assert!(!config.contains("second-token") && !config.to_lowercase().contains("authorization"), "{config}");
