@@ -287,18 +287,54 @@ impl Source {
     }
 }
 
+/// Where the loop learns which endpoints exist (and which are this node's).
+/// Snapshot files today; the Kubernetes API plugs in here later.
+pub trait Inventory {
+    /// The cluster as it is now. Called every pass, so it should be cheap
+    /// when nothing changed.
+    fn current(&mut self) -> Result<crate::model::Cluster, String>;
+}
+
+/// Cluster snapshot files, re-read only when one of them changes.
+pub struct SnapshotFiles {
+    pub paths: Vec<PathBuf>,
+    /// The cluster as last read, with the files' modification times.
+    cached: Option<(Vec<Option<SystemTime>>, crate::model::Cluster)>,
+}
+
+impl SnapshotFiles {
+    pub fn new(paths: Vec<PathBuf>) -> Self {
+        SnapshotFiles { paths, cached: None }
+    }
+}
+
+impl Inventory for SnapshotFiles {
+    fn current(&mut self) -> Result<crate::model::Cluster, String> {
+        let stamps: Vec<Option<SystemTime>> =
+            self.paths.iter().map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect();
+        if let Some((s, c)) = &self.cached {
+            if *s == stamps {
+                return Ok(c.clone());
+            }
+        }
+        let (c, _) = load_cluster(&self.paths)
+            .into_result()
+            .map_err(|d| format!("inventory: {}", d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("; ")))?;
+        self.cached = Some((stamps, c.clone()));
+        Ok(c)
+    }
+}
+
 /// The loop's state between passes.
 pub struct Reconciler<D: Dataplane> {
     pub source: Source,
-    pub clusters: Vec<PathBuf>,
+    pub inventory: Box<dyn Inventory + Send>,
     pub node: String,
     pub mode: RolloutMode,
     pub iface_prefix: String,
     enforcer: Enforcer<D>,
     pub status: Status,
     pub metrics: Metrics,
-    /// The inventory as last read, with the files' modification times.
-    inventory: Option<(Vec<Option<SystemTime>>, crate::model::Cluster)>,
 }
 
 /// How one pass ended, for `--once` exit codes.
@@ -313,35 +349,29 @@ pub enum Outcome {
 }
 
 impl<D: Dataplane> Reconciler<D> {
+    /// A loop whose inventory is the given snapshot files.
     pub fn new(source: Source, clusters: Vec<PathBuf>, node: String, mode: RolloutMode, dataplane: D) -> Self {
+        Self::with_inventory(source, Box::new(SnapshotFiles::new(clusters)), node, mode, dataplane)
+    }
+
+    pub fn with_inventory(
+        source: Source,
+        inventory: Box<dyn Inventory + Send>,
+        node: String,
+        mode: RolloutMode,
+        dataplane: D,
+    ) -> Self {
         let status = Status { tracked_ref: source.git_ref.clone(), ..Status::default() };
         Reconciler {
             source,
-            clusters,
+            inventory,
             node,
             mode,
             iface_prefix: "cali".into(),
             enforcer: Enforcer::new(dataplane),
             status,
             metrics: Metrics::default(),
-            inventory: None,
         }
-    }
-
-    /// The inventory, re-read only when a snapshot file changed.
-    fn inventory(&mut self) -> Result<crate::model::Cluster, String> {
-        let stamps: Vec<Option<SystemTime>> =
-            self.clusters.iter().map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect();
-        if let Some((s, c)) = &self.inventory {
-            if *s == stamps {
-                return Ok(c.clone());
-            }
-        }
-        let (c, _) = load_cluster(&self.clusters)
-            .into_result()
-            .map_err(|d| format!("inventory: {}", d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("; ")))?;
-        self.inventory = Some((stamps, c.clone()));
-        Ok(c)
     }
 
     fn record(&mut self, p: Pass) {
@@ -432,7 +462,7 @@ impl<D: Dataplane> Reconciler<D> {
         if !errors.is_empty() {
             return Err(("refused", format!("invalid commit: {}", errors.join("; "))));
         }
-        let cluster = self.inventory().map_err(|e| ("error", e))?;
+        let cluster = self.inventory.current().map_err(|e| ("error", e))?;
         // Guards: `netward.yaml` next to the policies, if the commit has one.
         let guards_name = format!("{}/netward.yaml", self.source.path.trim_end_matches('/'));
         let guards_name = guards_name.trim_start_matches("./").to_string();
@@ -701,6 +731,81 @@ pub fn watch_local(repo: &Path, git_ref: &str, tx: std::sync::mpsc::Sender<()>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::enforce::diff::Changes;
+    use crate::enforce::live::Live;
+    use crate::enforce::{EnforceError, Ruleset};
+    use crate::model::Cluster;
+    use std::sync::{Arc, Mutex};
+
+    /// The kernel is not the subject here (the integration tests program real
+    /// tables); this keeps the table the enforcer would have programmed.
+    struct InMemory(Mutex<Option<Live>>);
+
+    impl Dataplane for InMemory {
+        fn read(&self) -> Result<Option<Live>, EnforceError> {
+            Ok(self.0.lock().expect("lock").clone())
+        }
+        fn apply(&self, _: &Changes, desired: &Ruleset, _: Option<&Live>) -> Result<(), EnforceError> {
+            *self.0.lock().expect("lock") = Some(Live::of(desired));
+            Ok(())
+        }
+    }
+
+    struct Given(Arc<Mutex<Result<Cluster, String>>>);
+
+    impl Inventory for Given {
+        fn current(&mut self) -> Result<Cluster, String> {
+            self.0.lock().expect("lock").clone()
+        }
+    }
+
+    #[test]
+    fn the_inventory_is_a_trait_and_its_changes_and_failures_reach_the_node() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("root").to_path_buf();
+        let dir = std::env::temp_dir().join(format!("netward-inventory-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        assert!(Command::new("cp").arg("-r").arg(root.join("policies")).arg(&dir).status().expect("cp").success());
+        let id = ["-c", "user.email=t@netward", "-c", "user.name=t", "-c", "init.defaultBranch=main"];
+        for args in [&["init", "-q"][..], &["add", "-A"], &["commit", "-qm", "example"]] {
+            git(&dir, &[&id[..], args].concat()).expect("git");
+        }
+        let (cluster, _) = load_cluster(&[root.join("policies/cluster.yaml")]).into_result().expect("cluster");
+        let given = Arc::new(Mutex::new(Ok(cluster.clone())));
+        let source = Source {
+            repo: dir.display().to_string(),
+            git_ref: "main".into(),
+            path: "policies".into(),
+            cache: dir.join("cache"),
+            allowed_signers: None,
+            auth: GitAuth::default(),
+        };
+        let dp = InMemory(Mutex::new(None));
+        let mut r = Reconciler::with_inventory(
+            source,
+            Box::new(Given(given.clone())),
+            "node-b".into(),
+            RolloutMode::Enforce,
+            dp,
+        );
+        let chains = |r: &Reconciler<InMemory>| r.enforcer.dataplane().read().expect("read").expect("table").chains;
+        assert_eq!(r.pass(), Outcome::InForce);
+        let with_pods = chains(&r);
+        // node-b's pods leave: their chains go with them.
+        let mut fewer = cluster.clone();
+        fewer.pods.retain(|p| p.node.as_deref() != Some("node-b"));
+        *given.lock().expect("lock") = Ok(fewer);
+        assert_eq!(r.pass(), Outcome::InForce);
+        let without = chains(&r);
+        assert!(without.len() < with_pods.len(), "{} -> {} chains", with_pods.len(), without.len());
+        // The inventory fails: the pass fails, says why, and the table stays.
+        *given.lock().expect("lock") = Err("inventory: the API server is unreachable".into());
+        assert_eq!(r.pass(), Outcome::Failed);
+        assert!(r.status.last_error.as_deref().is_some_and(|e| e.contains("unreachable")));
+        assert_eq!(chains(&r), without);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[test]
     fn credentials_are_blanked_in_messages() {
