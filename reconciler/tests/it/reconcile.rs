@@ -734,7 +734,7 @@ fn a_repository_over_ssh_is_fetched_with_the_given_key_and_known_hosts_only() {
     let after_i = args.iter().position(|a| a == "-i").map(|i| args[i + 1].clone());
     assert_eq!(after_i.as_deref(), key.to_str(), "the key path arrives as one argument, space and all: {args:?}");
     assert!(has("IdentitiesOnly=yes") && has("BatchMode=yes") && has("StrictHostKeyChecking=yes"), "{args:?}");
-    assert!(has(&format!("UserKnownHostsFile={}", known.display())), "{args:?}");
+    assert!(has(&format!("UserKnownHostsFile=\"{}\"", known.display())), "{args:?}");
     assert!(has("git@git.example.invalid"), "{args:?}");
     assert!(args.last().is_some_and(|c| c.starts_with("git-upload-pack")), "{args:?}");
     let _ = std::fs::remove_dir_all(dir);
