@@ -64,6 +64,11 @@ fn repo(tag: &str) -> PathBuf {
 
 /// One `reconcile --once`; returns (exit code, stderr).
 fn once(dir: &Path, ns: &Netns, extra: &[&str]) -> (i32, String) {
+    once_env(dir, ns, extra, &[])
+}
+
+/// `once` with extra environment variables.
+fn once_env(dir: &Path, ns: &Netns, extra: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_netward"))
         .args(["reconcile", "--once", "--path", "policies", "--cluster", "policies/cluster.yaml", "--node", "node-b"])
         .args(["--netns", &ns.0, "--iface-prefix", "nw"])
@@ -73,6 +78,7 @@ fn once(dir: &Path, ns: &Netns, extra: &[&str]) -> (i32, String) {
         .arg("--cache")
         .arg(dir.join("cache"))
         .args(extra)
+        .envs(env.iter().copied())
         .current_dir(dir)
         .output()
         .expect("netward reconcile");
@@ -664,16 +670,9 @@ fn a_repository_behind_https_token_auth_is_followed_and_a_rotated_token_is_picke
     assert_eq!(code, 0, "{err}");
     assert!(!ns.table().contains("isolate-environments"), "the pushed commit is in force");
     // The token from an environment variable instead of a file.
-    let out = Command::new(env!("CARGO_BIN_EXE_netward"))
-        .args(["reconcile", "--once", "--path", "policies", "--cluster", "policies/cluster.yaml", "--node", "node-b"])
-        .args(["--netns", &ns.0, "--iface-prefix", "nw", "--repo", &url, "--git-token-env", "POLICY_REPO_TOKEN"])
-        .arg("--cache")
-        .arg(dir.join("cache"))
-        .env("POLICY_REPO_TOKEN", "second-token")
-        .current_dir(&dir)
-        .output()
-        .expect("netward reconcile");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let env = [("POLICY_REPO_TOKEN", "second-token")];
+    let (code, err) = once_env(&dir, &ns, &["--repo", &url, "--git-token-env", "POLICY_REPO_TOKEN"], &env);
+    assert_eq!(code, 0, "{err}");
     // A password in the URL is refused by this server (wrong user) and never logged.
     let with_password = format!("http://someone:pa55word-xyz@127.0.0.1:{port}/policies.git");
     let (code, err) = once(&dir, &ns, &["--repo", &with_password]);
@@ -713,21 +712,10 @@ fn a_repository_over_ssh_is_fetched_with_the_given_key_and_known_hosts_only() {
     std::fs::write(&known, "").expect("write");
     let url = format!("ssh://git@git.example.invalid{}", served.display());
     let path = format!("{}:{}", dir.join("bin").display(), std::env::var("PATH").unwrap_or_default());
-    let out = Command::new(env!("CARGO_BIN_EXE_netward"))
-        .args(["reconcile", "--once", "--path", "policies", "--cluster", "policies/cluster.yaml", "--node", "node-b"])
-        .args(["--netns", &ns.0, "--iface-prefix", "nw", "--repo", &url])
-        .arg("--cache")
-        .arg(dir.join("cache"))
-        .arg("--ssh-key")
-        .arg(&key)
-        .arg("--ssh-known-hosts")
-        .arg(&known)
-        .env("PATH", path)
-        .current_dir(&dir)
-        .output()
-        .expect("netward reconcile");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    let (key_arg, known_arg) = (key.to_str().expect("utf-8"), known.to_str().expect("utf-8"));
+    let extra = ["--repo", &url, "--ssh-key", key_arg, "--ssh-known-hosts", known_arg];
+    let (code, err) = once_env(&dir, &ns, &extra, &[("PATH", &path)]);
+    assert_eq!(code, 0, "{err}");
     assert!(ns.table().contains("isolate-environments"), "the commit fetched over ssh is in force");
     let args: Vec<String> = std::fs::read_to_string(&log).expect("ssh ran").lines().map(String::from).collect();
     let has = |a: &str| args.iter().any(|x| x == a);
