@@ -130,6 +130,24 @@ pub struct Conn {
 // on `commit` guarantees.
 unsafe impl Send for Conn {}
 
+/// `setsockopt(SOL_SOCKET, option, value)`; `T` is the C type the option takes.
+fn set_socket_option<T>(sock: &impl std::os::fd::AsRawFd, option: libc::c_int, value: &T) -> std::io::Result<()> {
+    // SAFETY: a valid fd, and a pointer to a live T with its exact size.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (value as *const T).cast::<c_void>(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 impl Conn {
     /// A socket in this thread's network namespace, with a receive timeout so
     /// a lost answer cannot hang the caller.
@@ -139,35 +157,13 @@ impl Conn {
         conn.set_timeout(std::time::Duration::from_secs(5))?;
         // Room for the answers of a large batch (best effort; the kernel caps it).
         let size: libc::c_int = 8 << 20;
-        // SAFETY: a valid fd and a correctly sized int.
-        unsafe {
-            libc::setsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(&conn.sock),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                (&size as *const libc::c_int).cast::<c_void>(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
+        let _ = set_socket_option(&conn.sock, libc::SO_RCVBUF, &size);
         Ok(conn)
     }
 
     fn set_timeout(&self, t: std::time::Duration) -> std::io::Result<()> {
         let tv = libc::timeval { tv_sec: t.as_secs() as libc::time_t, tv_usec: t.subsec_micros() as libc::suseconds_t };
-        // SAFETY: a valid fd and a correctly sized timeval.
-        let rc = unsafe {
-            libc::setsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(&self.sock),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast::<c_void>(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
+        set_socket_option(&self.sock, libc::SO_RCVTIMEO, &tv)
     }
 
     /// A socket in the network namespace at `path` (e.g. `/run/netns/NAME`).

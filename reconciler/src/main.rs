@@ -91,21 +91,11 @@ enum Command {
     },
     /// Follow a Git repository of policies and keep this node's nftables table in step.
     Reconcile {
-        /// A local checkout or a Git URL (file://, https://, ssh://).
-        #[arg(long)]
-        repo: String,
+        #[command(flatten)]
+        target: NodeTarget,
         /// Branch, tag or commit to track.
         #[arg(long = "ref", default_value = "main")]
         git_ref: String,
-        /// Directory of policies inside the repository.
-        #[arg(long, default_value = ".")]
-        path: String,
-        /// The inventory: cluster snapshots, re-read every pass.
-        #[arg(long, required = true, num_args = 1..)]
-        cluster: Vec<PathBuf>,
-        /// This node's name (the pods' spec.nodeName).
-        #[arg(long)]
-        node: String,
         #[arg(long, value_enum, default_value_t = ReconcileMode::Enforce)]
         mode: ReconcileMode,
         /// One pass, then exit: 0 the node enforces the tracked commit, 1 it was refused, 2 other errors.
@@ -117,17 +107,6 @@ enum Command {
         /// Write the status (applied and refused commits, history) here as JSON; read at start.
         #[arg(long)]
         status: Option<PathBuf>,
-        /// Program the table in this network namespace (`ip netns` name) instead of this one.
-        #[arg(long)]
-        netns: Option<String>,
-        /// Where a remote repository is mirrored.
-        #[arg(long, default_value = "/var/lib/netward/repo")]
-        cache: PathBuf,
-        #[command(flatten)]
-        auth: GitAuthArgs,
-        /// Host-side pod interface prefix (Calico: cali).
-        #[arg(long, default_value = "cali")]
-        iface_prefix: String,
         /// Serve /healthz, /readyz, /metrics and /status on this address (e.g. 127.0.0.1:9290).
         #[arg(long)]
         listen: Option<String>,
@@ -144,28 +123,14 @@ enum Command {
     /// Return this node to the revision it enforced before the current one (or --to COMMIT):
     /// one pass pinned to that commit. Keep it by pinning `reconcile --ref` to it.
     Rollback {
-        #[arg(long)]
-        repo: String,
-        #[arg(long, default_value = ".")]
-        path: String,
-        #[arg(long, required = true, num_args = 1..)]
-        cluster: Vec<PathBuf>,
-        #[arg(long)]
-        node: String,
+        #[command(flatten)]
+        target: NodeTarget,
         /// The status file `reconcile --status` keeps (its history names the earlier revisions).
         #[arg(long)]
         status: PathBuf,
         /// The commit to return to (default: the one applied before the current one).
         #[arg(long)]
         to: Option<String>,
-        #[arg(long)]
-        netns: Option<String>,
-        #[arg(long, default_value = "/var/lib/netward/repo")]
-        cache: PathBuf,
-        #[command(flatten)]
-        auth: GitAuthArgs,
-        #[arg(long, default_value = "cali")]
-        iface_prefix: String,
     },
     /// What a change to the policy repository does to connectivity (run in a Git checkout).
     /// Exit 0: connectivity unchanged; 1: changed; 2: error.
@@ -238,6 +203,74 @@ fn init_logs(format: LogFormat) {
         LogFormat::Text => b.with_ansi(false).try_init(),
         LogFormat::Json => b.json().flatten_event(true).try_init(),
     };
+}
+
+/// `--once` and `rollback`: 0 the node enforces the revision, 1 it was
+/// refused (the last good one stays), 2 anything else failed.
+fn exit_code(o: netward::reconcile::Outcome) -> ExitCode {
+    use netward::reconcile::Outcome;
+    match o {
+        Outcome::InForce => ExitCode::SUCCESS,
+        Outcome::Refused => ExitCode::from(1),
+        Outcome::Failed => ExitCode::from(2),
+    }
+}
+
+/// What `reconcile` and `rollback` share: the repository, the inventory and
+/// the node whose table they program.
+#[derive(clap::Args)]
+struct NodeTarget {
+    /// A local checkout or a Git URL (file://, https://, ssh://).
+    #[arg(long)]
+    repo: String,
+    /// Directory of policies inside the repository.
+    #[arg(long, default_value = ".")]
+    path: String,
+    /// The inventory: cluster snapshots, re-read when they change.
+    #[arg(long, required = true, num_args = 1..)]
+    cluster: Vec<PathBuf>,
+    /// This node's name (the pods' spec.nodeName).
+    #[arg(long)]
+    node: String,
+    /// Program the table in this network namespace (`ip netns` name) instead of this one.
+    #[arg(long)]
+    netns: Option<String>,
+    /// Where a remote repository is mirrored.
+    #[arg(long, default_value = "/var/lib/netward/repo")]
+    cache: PathBuf,
+    #[command(flatten)]
+    auth: GitAuthArgs,
+    /// Host-side pod interface prefix (Calico: cali).
+    #[arg(long, default_value = "cali")]
+    iface_prefix: String,
+}
+
+impl NodeTarget {
+    /// A reconciler for this node, tracking `git_ref`, programming over netlink.
+    fn reconciler(
+        self,
+        git_ref: String,
+        mode: netward::reconcile::RolloutMode,
+        allowed_signers: Option<PathBuf>,
+    ) -> Result<netward::reconcile::Reconciler<netward::enforce::netlink::Netlink>, Failure> {
+        use netward::enforce::netlink::Netlink;
+        let source = netward::reconcile::Source {
+            repo: self.repo,
+            git_ref,
+            path: self.path,
+            cache: self.cache,
+            allowed_signers,
+            auth: self.auth.into(),
+        };
+        let dataplane = match &self.netns {
+            Some(ns) => Netlink::in_netns(ns),
+            None => Netlink::new(),
+        }
+        .map_err(|e| Failure::Io(e.to_string()))?;
+        let mut r = netward::reconcile::Reconciler::new(source, self.cluster, self.node, mode, dataplane);
+        r.iface_prefix = self.iface_prefix;
+        Ok(r)
+    }
 }
 
 /// Credentials for a remote repository (secrets are read from files at every fetch).
@@ -456,39 +489,25 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Reconcile {
-            repo,
+            target,
             git_ref,
-            path,
-            cluster,
-            node,
             mode,
             once,
             interval,
             status,
-            netns,
-            cache,
-            auth,
-            iface_prefix,
             listen,
             webhook_secret_file,
             verify_signatures,
             log_format,
         } => {
-            use netward::reconcile::{Outcome, Reconciler, RolloutMode, Source};
+            use netward::reconcile::RolloutMode;
             init_logs(log_format);
-            let source = Source { repo, git_ref, path, cache, allowed_signers: verify_signatures, auth: auth.into() };
             let mode = match mode {
                 ReconcileMode::Enforce => RolloutMode::Enforce,
                 ReconcileMode::Audit => RolloutMode::Audit,
                 ReconcileMode::DryRun => RolloutMode::DryRun,
             };
-            let dataplane = match &netns {
-                Some(ns) => netward::enforce::netlink::Netlink::in_netns(ns),
-                None => netward::enforce::netlink::Netlink::new(),
-            }
-            .map_err(|e| Failure::Io(e.to_string()))?;
-            let mut r = Reconciler::new(source, cluster, node, mode, dataplane);
-            r.iface_prefix = iface_prefix;
+            let mut r = target.reconciler(git_ref, mode, verify_signatures)?;
             if let Some(prev) = status.as_deref().and_then(netward::reconcile::read_status) {
                 r.resume(prev);
             }
@@ -498,11 +517,7 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
                     netward::reconcile::write_status(f, &r.status)
                         .map_err(|e| Failure::Io(format!("{}: {e}", f.display())))?;
                 }
-                return Ok(match outcome {
-                    Outcome::InForce => ExitCode::SUCCESS,
-                    Outcome::Refused => ExitCode::from(1),
-                    Outcome::Failed => ExitCode::from(2),
-                });
+                return Ok(exit_code(outcome));
             }
             let shared = std::sync::Arc::new(std::sync::Mutex::new((r.status.clone(), r.metrics.clone())));
             let (tx, rx) = std::sync::mpsc::channel();
@@ -531,8 +546,8 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rollback { repo, path, cluster, node, status, to, netns, cache, auth, iface_prefix } => {
-            use netward::reconcile::{Outcome, Reconciler, RolloutMode, Source};
+        Command::Rollback { target: node_target, status, to } => {
+            use netward::reconcile::RolloutMode;
             init_logs(LogFormat::Text);
             let prev = netward::reconcile::read_status(&status)
                 .ok_or_else(|| Failure::Io(format!("{}: no status to roll back from", status.display())))?;
@@ -548,15 +563,7 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
                     .next()
                     .ok_or_else(|| Failure::Io("the history has no earlier applied revision".into()))?,
             };
-            let source =
-                Source { repo, git_ref: target.clone(), path, cache, allowed_signers: None, auth: auth.into() };
-            let dataplane = match &netns {
-                Some(ns) => netward::enforce::netlink::Netlink::in_netns(ns),
-                None => netward::enforce::netlink::Netlink::new(),
-            }
-            .map_err(|e| Failure::Io(e.to_string()))?;
-            let mut r = Reconciler::new(source, cluster, node, RolloutMode::Enforce, dataplane);
-            r.iface_prefix = iface_prefix;
+            let mut r = node_target.reconciler(target.clone(), RolloutMode::Enforce, None)?;
             r.resume(prev);
             // The commit we return to may once have been refused; a rollback is explicit.
             r.status.refused.retain(|p| p.commit != target);
@@ -564,11 +571,7 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             netward::reconcile::write_status(&status, &r.status)
                 .map_err(|e| Failure::Io(format!("{}: {e}", status.display())))?;
             eprintln!("rolled back from {} to {}", &current[..current.len().min(12)], &target[..target.len().min(12)]);
-            Ok(match outcome {
-                Outcome::InForce => ExitCode::SUCCESS,
-                Outcome::Refused => ExitCode::from(1),
-                Outcome::Failed => ExitCode::from(2),
-            })
+            Ok(exit_code(outcome))
         }
         Command::Diff { base, head, path, cluster: cp, format, repo, guards } => {
             // In diff, 1 means "connectivity changed": bad input is an error (2).

@@ -21,23 +21,11 @@ use netward::analysis::Analysis;
 use netward::enforce::{self, netlink::Netlink, Enforcer, Mode, NodeSpec, Report};
 use netward::model::{Cluster, Protocol};
 
-use crate::lab::{LabError, Probe, PREFIX};
+use crate::lab::{run, LabError, Probe, PREFIX};
 
 /// The interface prefix the lab gives pods (and compiles the enforcer with).
 pub const IFACE_PREFIX: &str = "nw";
 const OUTSIDE_IP: &str = "100.64.0.254";
-
-fn run(args: &[&str]) -> Result<String, LabError> {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map_err(|e| LabError::Unsupported(format!("cannot run {}: {e}", args[0])))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(LabError::Command { cmd: args.join(" "), stderr: String::from_utf8_lossy(&out.stderr).into_owned() })
-    }
-}
 
 fn nsx(ns: &str, args: &[&str]) -> Result<String, LabError> {
     let mut v = vec!["ip", "netns", "exec", ns];

@@ -41,7 +41,8 @@ impl fmt::Display for LabError {
 
 impl std::error::Error for LabError {}
 
-fn run(args: &[&str]) -> Result<String, LabError> {
+/// Runs a command (ip, nft, ...) and returns its stdout, or what it said.
+pub(crate) fn run(args: &[&str]) -> Result<String, LabError> {
     let out = Command::new(args[0])
         .args(&args[1..])
         .output()

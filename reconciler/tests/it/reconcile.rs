@@ -85,6 +85,20 @@ fn once_env(dir: &Path, ns: &Netns, extra: &[&str], env: &[(&str, &str)]) -> (i3
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// `reconcile` as a long-running loop serving HTTP on `addr`.
+fn serve_loop(dir: &Path, ns: &Netns, addr: &str, interval: &str, extra: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_netward"))
+        .args(["reconcile", "--path", "policies", "--cluster", "policies/cluster.yaml", "--node", "node-b"])
+        .args(["--interval", interval, "--netns", &ns.0, "--iface-prefix", "nw", "--listen", addr])
+        .args(extra)
+        .arg("--repo")
+        .arg(dir)
+        .current_dir(dir)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("netward reconcile")
+}
+
 fn status(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).expect("status written")).expect("json")
 }
@@ -196,25 +210,7 @@ fn the_loop_serves_health_readiness_metrics_and_status() {
     let dir = repo("http");
     let port = 20000 + (std::process::id() % 20000) as u16;
     let addr = format!("127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_netward"))
-        .args([
-            "reconcile",
-            "--path",
-            "policies",
-            "--cluster",
-            "policies/cluster.yaml",
-            "--node",
-            "node-b",
-            "--interval",
-            "1",
-        ])
-        .args(["--netns", &ns.0, "--iface-prefix", "nw", "--listen", &addr])
-        .arg("--repo")
-        .arg(&dir)
-        .current_dir(&dir)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("netward reconcile");
+    let mut child = serve_loop(&dir, &ns, &addr, "1", &[]);
     let ready = (0..50).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(100));
         std::net::TcpStream::connect(&addr).is_ok() && get(&addr, "/readyz").0.contains("200")
@@ -280,27 +276,8 @@ fn a_signed_webhook_triggers_a_fetch_at_once() {
     std::fs::write(dir.join("secret"), "s3cret\n").expect("write");
     let port = 40000 + (std::process::id() % 20000) as u16;
     let addr = format!("127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_netward"))
-        .args([
-            "reconcile",
-            "--path",
-            "policies",
-            "--cluster",
-            "policies/cluster.yaml",
-            "--node",
-            "node-b",
-            "--interval",
-            "600",
-        ])
-        .args(["--netns", &ns.0, "--iface-prefix", "nw", "--listen", &addr])
-        .arg("--webhook-secret-file")
-        .arg(dir.join("secret"))
-        .arg("--repo")
-        .arg(&dir)
-        .current_dir(&dir)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("netward reconcile");
+    let secret = dir.join("secret");
+    let mut child = serve_loop(&dir, &ns, &addr, "600", &["--webhook-secret-file", secret.to_str().expect("utf-8")]);
     let applied = || -> Option<String> {
         let (head, body) = get(&addr, "/status");
         if !head.contains("200") {
@@ -353,25 +330,7 @@ fn a_commit_to_a_watched_local_repository_lands_in_well_under_a_second() {
     let dir = repo("watch");
     let port = 30000 + (std::process::id() % 10000) as u16;
     let addr = format!("127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_netward"))
-        .args([
-            "reconcile",
-            "--path",
-            "policies",
-            "--cluster",
-            "policies/cluster.yaml",
-            "--node",
-            "node-b",
-            "--interval",
-            "600",
-        ])
-        .args(["--netns", &ns.0, "--iface-prefix", "nw", "--listen", &addr])
-        .arg("--repo")
-        .arg(&dir)
-        .current_dir(&dir)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("netward reconcile");
+    let mut child = serve_loop(&dir, &ns, &addr, "600", &[]);
     let applied = || -> Option<String> {
         let (head, body) = get(&addr, "/status");
         let v: serde_json::Value = serde_json::from_str(&body).ok().filter(|_| head.contains("200"))?;
