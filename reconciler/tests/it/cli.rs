@@ -226,9 +226,15 @@ fn the_readme_set_up_commands_work_and_ci_runs_the_same_test_command() {
     let (cargo, args) = main_job.split_once(" -- ").expect("cargo run ... -- ARGS");
     assert!(cargo.contains("--bin netward"), "the workspace has several binaries: {cargo}");
     let args: Vec<&str> = args.split_whitespace().collect();
-    let (code, out, err) = netward(&args);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("8080/TCP") && out.contains("allowed"), "{out}");
+    // reconcile in dry-run: it reads the kernel's table (root) and changes nothing.
+    assert!(args.contains(&"reconcile") && args.contains(&"dry-run"), "{main_job}");
+    let (code, _, err) = netward(&args);
+    if code != 0 && std::env::var_os("CI").is_none() && err.contains("Operation not permitted") {
+        eprintln!("SKIPPED the README's main job: reading nftables needs root");
+    } else {
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("result=dry-run") && err.contains("would apply"), "{err}");
+    }
     let test_cmd = readme.lines().find(|l| l.starts_with("cargo test ")).expect("the test command");
     let ci = std::fs::read_to_string(root().join(".ci/run")).expect(".ci/run");
     assert!(ci.lines().any(|l| l.contains(test_cmd)), ".ci/run must run `{test_cmd}`");
