@@ -11,6 +11,7 @@ pub mod analysis;
 pub mod change;
 pub mod diag;
 pub mod enforce;
+pub mod kubernetes;
 pub mod manifest;
 pub mod model;
 pub mod reconcile;

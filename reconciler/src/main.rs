@@ -119,6 +119,10 @@ enum Command {
         /// Log lines as text or JSON (one event per pass, with commit, result, duration).
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+        /// With --kube: write each applied or refused commit on this node's Node object
+        /// (annotations netward.io/revision and netward.io/result).
+        #[arg(long)]
+        publish_status: bool,
     },
     /// Return this node to the revision it enforced before the current one (or --to COMMIT):
     /// one pass pinned to that commit. Keep it by pinning `reconcile --ref` to it.
@@ -176,6 +180,16 @@ enum Command {
         #[arg(long, default_value = "nw")]
         iface_prefix: String,
     },
+    /// Print the cluster's pods and namespaces from the Kubernetes API as a snapshot
+    /// (the YAML --cluster reads), for diff and matrix in CI.
+    Snapshot {
+        /// A kubeconfig file (default: in-cluster config, KUBECONFIG, ~/.kube/config).
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// A kubeconfig context other than the current one.
+        #[arg(long)]
+        context: Option<String>,
+    },
     /// Write a synthetic cluster and policy set (for benchmarks and tests).
     Generate {
         #[arg(long, default_value_t = 1000)]
@@ -227,8 +241,10 @@ struct NodeTarget {
     #[arg(long, default_value = ".")]
     path: String,
     /// The inventory: cluster snapshots, re-read when they change.
-    #[arg(long, required = true, num_args = 1..)]
+    #[arg(long, num_args = 1.., required_unless_present_any = ["kube", "kubeconfig", "context"], conflicts_with_all = ["kube", "kubeconfig", "context"])]
     cluster: Vec<PathBuf>,
+    #[command(flatten)]
+    api: ApiArgs,
     /// This node's name (the pods' spec.nodeName).
     #[arg(long)]
     node: String,
@@ -245,13 +261,43 @@ struct NodeTarget {
     iface_prefix: String,
 }
 
+/// Where the Kubernetes API is.
+#[derive(clap::Args)]
+struct ApiArgs {
+    /// The inventory: pods and namespaces watched on the Kubernetes API server
+    /// (in-cluster config, or --kubeconfig / KUBECONFIG / ~/.kube/config).
+    #[arg(long)]
+    kube: bool,
+    /// A kubeconfig file (implies --kube).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// A kubeconfig context other than the current one (implies --kube).
+    #[arg(long)]
+    context: Option<String>,
+}
+
+impl ApiArgs {
+    fn options(&self) -> Option<netward::kubernetes::watch::ApiOptions> {
+        (self.kube || self.kubeconfig.is_some() || self.context.is_some()).then(|| {
+            netward::kubernetes::watch::ApiOptions {
+                kubeconfig: self.kubeconfig.clone(),
+                context: self.context.clone(),
+            }
+        })
+    }
+}
+
 impl NodeTarget {
-    /// A reconciler for this node, tracking `git_ref`, programming over netlink.
+    /// A reconciler for this node, tracking `git_ref`, programming over netlink;
+    /// `wake` hears of inventory changes (API inventory only); `publish`
+    /// writes each applied or refused commit on this node's Node object.
     fn reconciler(
         self,
         git_ref: String,
         mode: netward::reconcile::RolloutMode,
         allowed_signers: Option<PathBuf>,
+        wake: Option<std::sync::mpsc::Sender<netward::reconcile::Wake>>,
+        publish: bool,
     ) -> Result<netward::reconcile::Reconciler<netward::enforce::netlink::Netlink>, Failure> {
         use netward::enforce::netlink::Netlink;
         let source = netward::reconcile::Source {
@@ -267,7 +313,25 @@ impl NodeTarget {
             None => Netlink::new(),
         }
         .map_err(|e| Failure::Io(e.to_string()))?;
-        let mut r = netward::reconcile::Reconciler::new(source, self.cluster, self.node, mode, dataplane);
+        let mut on_record: Option<netward::reconcile::PassHook> = None;
+        let inventory: Box<dyn netward::reconcile::Inventory + Send> = match self.api.options() {
+            Some(o) => {
+                let api = netward::kubernetes::watch::ApiInventory::connect(&o, wake).map_err(Failure::Io)?;
+                if publish {
+                    let (publisher, node) = (api.publisher(), self.node.clone());
+                    on_record = Some(Box::new(move |p: &netward::reconcile::Pass| {
+                        if matches!(p.result.as_str(), "applied" | "unchanged" | "refused") {
+                            publisher.publish(&node, &p.commit, &p.result);
+                        }
+                    }));
+                }
+                Box::new(api)
+            }
+            None if publish => return Err(Failure::Usage("--publish-status needs --kube".into())),
+            None => Box::new(netward::reconcile::SnapshotFiles::new(self.cluster)),
+        };
+        let mut r = netward::reconcile::Reconciler::with_inventory(source, inventory, self.node, mode, dataplane);
+        r.on_record = on_record;
         r.iface_prefix = self.iface_prefix;
         Ok(r)
     }
@@ -499,6 +563,7 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             webhook_secret_file,
             verify_signatures,
             log_format,
+            publish_status,
         } => {
             use netward::reconcile::RolloutMode;
             init_logs(log_format);
@@ -507,7 +572,8 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
                 ReconcileMode::Audit => RolloutMode::Audit,
                 ReconcileMode::DryRun => RolloutMode::DryRun,
             };
-            let mut r = target.reconciler(git_ref, mode, verify_signatures)?;
+            let (tx, rx) = std::sync::mpsc::channel();
+            let mut r = target.reconciler(git_ref, mode, verify_signatures, Some(tx.clone()), publish_status)?;
             if let Some(prev) = status.as_deref().and_then(netward::reconcile::read_status) {
                 r.resume(prev);
             }
@@ -520,7 +586,6 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
                 return Ok(exit_code(outcome));
             }
             let shared = std::sync::Arc::new(std::sync::Mutex::new((r.status.clone(), r.metrics.clone())));
-            let (tx, rx) = std::sync::mpsc::channel();
             // A local checkout is watched: a commit wakes the loop at once.
             if std::path::Path::new(&r.source.repo).join(".git").is_dir() {
                 netward::reconcile::watch_local(std::path::Path::new(&r.source.repo), &r.source.git_ref, tx.clone());
@@ -563,7 +628,7 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
                     .next()
                     .ok_or_else(|| Failure::Io("the history has no earlier applied revision".into()))?,
             };
-            let mut r = node_target.reconciler(target.clone(), RolloutMode::Enforce, None)?;
+            let mut r = node_target.reconciler(target.clone(), RolloutMode::Enforce, None, None, false)?;
             r.resume(prev);
             // The commit we return to may once have been refused; a rollback is explicit.
             r.status.refused.retain(|p| p.commit != target);
@@ -677,6 +742,13 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
                     rs.element_count()
                 )),
             }
+        }
+        Command::Snapshot { kubeconfig, context } => {
+            let opts = netward::kubernetes::watch::ApiOptions { kubeconfig, context };
+            let cluster = netward::kubernetes::watch::list_once(&opts).map_err(Failure::Io)?;
+            print!("{}", netward::kubernetes::snapshot::render(&cluster));
+            eprintln!("{} namespaces, {} pods", cluster.namespaces.len(), cluster.pods.len());
+            Ok(ExitCode::SUCCESS)
         }
         Command::Generate { pods, policies, seed, out: dir } => {
             let g = synth::generate(&synth::Shape { pods, policies, seed });

@@ -238,6 +238,9 @@ pub struct Status {
     /// Commits refused, with why (file:line:col and commit); never retried.
     pub refused: Vec<Pass>,
     pub last_error: Option<String>,
+    /// Why the inventory is not current (the API watch is broken), if it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inventory_error: Option<String>,
     /// The last passes, newest last.
     pub history: Vec<Pass>,
 }
@@ -294,12 +297,33 @@ impl Source {
     }
 }
 
-/// Where the loop learns which endpoints exist (and which are this node's).
-/// Snapshot files today; the Kubernetes API plugs in here later.
+/// Where the loop learns which endpoints exist (and which are this node's):
+/// snapshot files, or the Kubernetes API (`kubernetes::watch::ApiInventory`).
 pub trait Inventory {
     /// The cluster as it is now. Called every pass, so it should be cheap
     /// when nothing changed.
     fn current(&mut self) -> Result<crate::model::Cluster, String>;
+
+    /// Bumped whenever `current` would return something new; a pass after a
+    /// bump programs the difference without reading the table back.
+    fn generation(&self) -> u64 {
+        0
+    }
+
+    /// Whether the inventory is being kept current; `/readyz` fails while
+    /// not (the last enforced ruleset stays in force meanwhile).
+    fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Why the loop wakes before its interval is up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// The repository moved (a webhook, a local commit): fetch, then apply.
+    Fetch,
+    /// Only the inventory changed: apply the commit in force to it, no fetch.
+    Inventory,
 }
 
 /// Cluster snapshot files, re-read only when one of them changes.
@@ -342,7 +366,17 @@ pub struct Reconciler<D: Dataplane> {
     enforcer: Enforcer<D>,
     pub status: Status,
     pub metrics: Metrics,
+    /// Called after a pass that put a new commit in force (or refused one):
+    /// `--publish-status` writes it on the Node object.
+    pub on_record: Option<PassHook>,
+    /// The last fetch: (directory, commit); an inventory wake reuses it.
+    fetched: Option<(PathBuf, String)>,
+    /// The inventory generation the table was last programmed from.
+    programmed_generation: Option<u64>,
 }
+
+/// Told of every pass the loop records.
+pub type PassHook = Box<dyn FnMut(&Pass) + Send>;
 
 /// How one pass ended, for `--once` exit codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -378,6 +412,9 @@ impl<D: Dataplane> Reconciler<D> {
             enforcer: Enforcer::new(dataplane),
             status,
             metrics: Metrics::default(),
+            on_record: None,
+            fetched: None,
+            programmed_generation: None,
         }
     }
 
@@ -403,6 +440,9 @@ impl<D: Dataplane> Reconciler<D> {
         if p.result == "refused" {
             self.status.refused.push(p.clone());
         }
+        if let Some(hook) = self.on_record.as_mut() {
+            hook(&p);
+        }
         self.status.history.push(p);
         let n = self.status.history.len();
         if n > HISTORY {
@@ -410,11 +450,25 @@ impl<D: Dataplane> Reconciler<D> {
         }
     }
 
-    /// One pass of the loop.
+    /// One pass of the loop: fetch, then apply.
     pub fn pass(&mut self) -> Outcome {
+        self.pass_for(Wake::Fetch)
+    }
+
+    /// One pass; after an inventory wake the last fetched commit is applied
+    /// again to the new inventory, without going to the Git server.
+    pub fn pass_for(&mut self, why: Wake) -> Outcome {
         let start = Instant::now();
-        let (dir, commit) = match self.source.fetch() {
-            Ok(x) => x,
+        self.status.inventory_error = self.inventory.health().err();
+        let fetched = match (why, &self.fetched) {
+            (Wake::Inventory, Some(f)) => Ok(f.clone()),
+            _ => self.source.fetch(),
+        };
+        let (dir, commit) = match fetched {
+            Ok(x) => {
+                self.fetched = Some(x.clone());
+                x
+            }
             Err(e) => {
                 self.status.last_error = Some(e.clone());
                 self.record(Pass {
@@ -469,6 +523,7 @@ impl<D: Dataplane> Reconciler<D> {
         if !errors.is_empty() {
             return Err(("refused", format!("invalid commit: {}", errors.join("; "))));
         }
+        let generation = self.inventory.generation();
         let cluster = self.inventory.current().map_err(|e| ("error", e))?;
         // Guards: `netward.yaml` next to the policies, if the commit has one.
         let guards_name = format!("{}/netward.yaml", self.source.path.trim_end_matches('/'));
@@ -509,12 +564,15 @@ impl<D: Dataplane> Reconciler<D> {
             });
             return Ok(Outcome::InForce);
         }
-        // A new commit goes in by the fast path (only what changed since the
-        // last pass, no read-back), so commit-to-enforced stays short; a pass
-        // with nothing new reads the table back and repairs hand edits.
+        // A new commit or inventory goes in by the fast path (only what
+        // changed since the last pass, no read-back), so commit-to-enforced
+        // stays short; a pass with nothing new reads the table back and
+        // repairs hand edits.
         let new_commit = self.status.applied.as_deref() != Some(commit);
-        let report = if new_commit { self.enforcer.update(&rs) } else { self.enforcer.sync(&rs) }
+        let new_inventory = self.programmed_generation != Some(generation);
+        let report = if new_commit || new_inventory { self.enforcer.update(&rs) } else { self.enforcer.sync(&rs) }
             .map_err(|e| ("error", e.to_string()))?;
+        self.programmed_generation = Some(generation);
         let result = if report.changes.is_empty() { "unchanged" } else { "applied" };
         let detail = format!("{}{}", report.changes.summary(), if report.drift { "; repaired drift" } else { "" });
         let was = self.status.applied.replace(commit.to_string());
@@ -539,11 +597,12 @@ impl<D: Dataplane> Reconciler<D> {
         interval: Duration,
         status_file: Option<&Path>,
         shared: Option<&std::sync::Mutex<(Status, Metrics)>>,
-        trigger: Option<&std::sync::mpsc::Receiver<()>>,
+        trigger: Option<&std::sync::mpsc::Receiver<Wake>>,
         stop: &dyn Fn() -> bool,
     ) {
+        let mut why = Wake::Fetch;
         loop {
-            self.pass();
+            self.pass_for(why);
             if let Some(f) = status_file {
                 let _ = write_status(f, &self.status);
             }
@@ -555,14 +614,26 @@ impl<D: Dataplane> Reconciler<D> {
             if stop() {
                 return;
             }
-            // A webhook cuts the wait short.
-            match trigger {
-                Some(rx) => {
-                    let _ = rx.recv_timeout(interval);
-                    while rx.try_recv().is_ok() {}
+            // A webhook, a local commit or an inventory change cuts the wait
+            // short; wakes that queued up during the pass are one more pass.
+            why = match trigger {
+                Some(rx) => match rx.recv_timeout(interval) {
+                    Ok(first) => {
+                        let mut why = first;
+                        while let Ok(w) = rx.try_recv() {
+                            if w == Wake::Fetch {
+                                why = Wake::Fetch;
+                            }
+                        }
+                        why
+                    }
+                    Err(_) => Wake::Fetch,
+                },
+                None => {
+                    std::thread::sleep(interval);
+                    Wake::Fetch
                 }
-                None => std::thread::sleep(interval),
-            }
+            };
         }
     }
 }
@@ -578,6 +649,9 @@ fn short(c: &str) -> &str {
 /// Writes the status as JSON, atomically (rename).
 pub fn write_status(path: &Path, s: &Status) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
     std::fs::write(&tmp, serde_json::to_string_pretty(s).expect("status serializes") + "\n")?;
     std::fs::rename(tmp, path)
 }
@@ -598,6 +672,7 @@ pub fn read_status(path: &Path) -> Option<Status> {
         applied: v["applied"].as_str().map(str::to_string),
         refused: v["refused"].as_array().map(|a| a.iter().map(pass).collect()).unwrap_or_default(),
         last_error: v["last_error"].as_str().map(str::to_string),
+        inventory_error: None,
         history: v["history"].as_array().map(|a| a.iter().map(pass).collect()).unwrap_or_default(),
     })
 }
@@ -618,7 +693,7 @@ impl<D: Dataplane> Reconciler<D> {
 pub fn serve(
     listener: std::net::TcpListener,
     shared: std::sync::Arc<std::sync::Mutex<(Status, Metrics)>>,
-    hook: Option<(Vec<u8>, std::sync::mpsc::Sender<()>)>,
+    hook: Option<(Vec<u8>, std::sync::mpsc::Sender<Wake>)>,
 ) {
     use std::io::{BufRead, BufReader, Read, Write};
     for stream in listener.incoming().flatten() {
@@ -647,7 +722,7 @@ pub fn serve(
             let ok = reader.read_exact(&mut body).is_ok();
             let (code, msg) = match &hook {
                 Some((secret, tx)) if ok && signature_ok(secret, &body, &signature) => {
-                    let _ = tx.send(());
+                    let _ = tx.send(Wake::Fetch);
                     ("202 Accepted", "fetching\n")
                 }
                 Some(_) => ("401 Unauthorized", "bad signature\n"),
@@ -663,8 +738,11 @@ pub fn serve(
         };
         let (code, ctype, body) = match path.as_str() {
             "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
-            "/readyz" if status.applied.is_some() => ("200 OK", "text/plain", "ready\n".to_string()),
-            "/readyz" => ("503 Service Unavailable", "text/plain", "no revision enforced yet\n".to_string()),
+            "/readyz" => match (&status.applied, &status.inventory_error) {
+                (None, _) => ("503 Service Unavailable", "text/plain", "no revision enforced yet\n".to_string()),
+                (Some(_), Some(e)) => ("503 Service Unavailable", "text/plain", format!("{e}\n")),
+                (Some(_), None) => ("200 OK", "text/plain", "ready\n".to_string()),
+            },
             "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render(&status)),
             "/status" => {
                 ("200 OK", "application/json", serde_json::to_string_pretty(&status).expect("status serializes") + "\n")
@@ -709,7 +787,7 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 /// a commit lands in well under a second without polling Git. Checks file
 /// modification times (HEAD, the ref, packed refs) every 100 ms; costs no
 /// process per check.
-pub fn watch_local(repo: &Path, git_ref: &str, tx: std::sync::mpsc::Sender<()>) {
+pub fn watch_local(repo: &Path, git_ref: &str, tx: std::sync::mpsc::Sender<Wake>) {
     let git_dir = repo.join(".git");
     let files = [
         git_dir.join("HEAD"),
@@ -727,7 +805,7 @@ pub fn watch_local(repo: &Path, git_ref: &str, tx: std::sync::mpsc::Sender<()>) 
             let now = stamp();
             if now != last {
                 last = now;
-                if tx.send(()).is_err() {
+                if tx.send(Wake::Fetch).is_err() {
                     return;
                 }
             }

@@ -2,7 +2,9 @@
 
 mod bad_input;
 mod cli;
+mod deploy;
 mod diff;
+mod kube;
 mod model_vs_matrix;
 mod reconcile;
 mod semantics;

@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-struct Netns(String);
+pub(crate) struct Netns(pub(crate) String);
 
 impl Netns {
     /// A fresh namespace, or None (with a message) where this cannot run;
     /// on CI that is a failure.
-    fn new(tag: &str) -> Option<Netns> {
+    pub(crate) fn new(tag: &str) -> Option<Netns> {
         let name = format!("nwlab-{}-rec-{tag}", std::process::id());
         let ok = Command::new("ip").args(["netns", "add", &name]).output().is_ok_and(|o| o.status.success());
         if !ok {
@@ -22,7 +22,7 @@ impl Netns {
         Some(Netns(name))
     }
 
-    fn table(&self) -> String {
+    pub(crate) fn table(&self) -> String {
         let out = Command::new("ip")
             .args(["netns", "exec", &self.0, "nft", "list", "table", "inet", "netward"])
             .output()
@@ -37,7 +37,7 @@ impl Drop for Netns {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -49,7 +49,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn repo(tag: &str) -> PathBuf {
+pub(crate) fn repo(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("netward-rec-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("root").to_path_buf();

@@ -1,0 +1,209 @@
+//! The inventory as the API server's watch events leave it: a reflector
+//! store that keeps only what the policy engine reads (a few hundred bytes a
+//! pod, not the API object's kilobytes), and says whether an event changed
+//! anything the engine could see. Pure: events in, `Cluster` out.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1 as api;
+use kube::runtime::watcher::Event;
+
+use crate::diag::Pos;
+use crate::model::cluster::{ContainerPort, Namespace, Pod, NAME_LABEL};
+use crate::model::port::Protocol;
+
+type PodKey = (String, String);
+
+/// Pods and namespaces, kept from list+watch.
+#[derive(Debug, Default)]
+pub struct Store {
+    pods: BTreeMap<PodKey, Pod>,
+    namespaces: BTreeMap<String, Namespace>,
+    /// Objects of a relist in progress (between `Init` and `InitDone`): the
+    /// store switches to them whole, so a half-listed cluster is never seen.
+    relisting_pods: Option<BTreeMap<PodKey, Pod>>,
+    relisting_namespaces: Option<BTreeMap<String, Namespace>>,
+    pods_listed: bool,
+    namespaces_listed: bool,
+    /// Bumped by every change the engine can see.
+    generation: u64,
+}
+
+impl Store {
+    /// Both initial lists are complete: the cluster is whole.
+    pub fn synced(&self) -> bool {
+        self.pods_listed && self.namespaces_listed
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn pod_count(&self) -> usize {
+        self.pods.len()
+    }
+
+    /// Applies a pod watch event; true if the engine's view changed (a
+    /// status update that moves no IP, label, node or port is not a change).
+    pub fn pod_event(&mut self, event: Event<api::Pod>) -> bool {
+        let changed = match event {
+            Event::Apply(p) => match pod_from_api(&p) {
+                Some(pod) => upsert(&mut self.pods, (pod.namespace.clone(), pod.name.clone()), pod),
+                None => false,
+            },
+            Event::Delete(p) => self
+                .pods
+                .remove(&(p.metadata.namespace.unwrap_or_default(), p.metadata.name.unwrap_or_default()))
+                .is_some(),
+            Event::Init => {
+                self.relisting_pods = Some(BTreeMap::new());
+                false
+            }
+            Event::InitApply(p) => {
+                if let (Some(pod), Some(buf)) = (pod_from_api(&p), self.relisting_pods.as_mut()) {
+                    buf.insert((pod.namespace.clone(), pod.name.clone()), pod);
+                }
+                false
+            }
+            Event::InitDone => {
+                self.pods_listed = true;
+                match self.relisting_pods.take() {
+                    Some(all) if all != self.pods => {
+                        self.pods = all;
+                        true
+                    }
+                    _ => false,
+                }
+            }
+        };
+        if changed {
+            self.generation += 1;
+        }
+        changed
+    }
+
+    /// Applies a namespace watch event; true if the engine's view changed.
+    pub fn namespace_event(&mut self, event: Event<api::Namespace>) -> bool {
+        let changed = match event {
+            Event::Apply(n) => match namespace_from_api(&n) {
+                Some(ns) => upsert(&mut self.namespaces, ns.name.clone(), ns),
+                None => false,
+            },
+            Event::Delete(n) => self.namespaces.remove(n.metadata.name.as_deref().unwrap_or_default()).is_some(),
+            Event::Init => {
+                self.relisting_namespaces = Some(BTreeMap::new());
+                false
+            }
+            Event::InitApply(n) => {
+                if let (Some(ns), Some(buf)) = (namespace_from_api(&n), self.relisting_namespaces.as_mut()) {
+                    buf.insert(ns.name.clone(), ns);
+                }
+                false
+            }
+            Event::InitDone => {
+                self.namespaces_listed = true;
+                match self.relisting_namespaces.take() {
+                    Some(all) if all != self.namespaces => {
+                        self.namespaces = all;
+                        true
+                    }
+                    _ => false,
+                }
+            }
+        };
+        if changed {
+            self.generation += 1;
+        }
+        changed
+    }
+
+    /// The cluster the engine evaluates: namespaces a pod names but the API
+    /// has not listed (yet) get only their implicit label, as with snapshots.
+    pub fn cluster(&self) -> crate::model::Cluster {
+        let mut c =
+            crate::model::Cluster { namespaces: self.namespaces.clone(), pods: self.pods.values().cloned().collect() };
+        c.fill_missing_namespaces();
+        c
+    }
+}
+
+fn upsert<K: Ord, V: PartialEq>(map: &mut BTreeMap<K, V>, key: K, value: V) -> bool {
+    match map.get(&key) {
+        Some(old) if *old == value => false,
+        _ => {
+            map.insert(key, value);
+            true
+        }
+    }
+}
+
+fn origin(kind: &str, namespace: Option<&str>, name: &str) -> Pos {
+    let file: Arc<str> = match namespace {
+        Some(ns) => format!("kubernetes:{kind}/{ns}/{name}").into(),
+        None => format!("kubernetes:{kind}/{name}").into(),
+    };
+    Pos { file, line: 0, col: 0 }
+}
+
+/// The engine's pod from the API's, read as `decode_pod` reads a snapshot:
+/// `podIP` first, then the other `podIPs`; the service account defaults to
+/// `default`; a port without protocol is TCP. None for an object without a
+/// name (the API never sends one).
+pub fn pod_from_api(p: &api::Pod) -> Option<Pod> {
+    let name = p.metadata.name.clone()?;
+    let namespace = p.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let labels = p.metadata.labels.clone().unwrap_or_default();
+    let spec = p.spec.as_ref();
+    let node = spec.and_then(|s| s.node_name.clone());
+    let host_network = spec.and_then(|s| s.host_network).unwrap_or(false);
+    let service_account = spec
+        .and_then(|s| s.service_account_name.clone().or_else(|| s.service_account.clone()))
+        .unwrap_or_else(|| "default".into());
+    let mut ports = Vec::new();
+    for c in spec.map(|s| s.containers.as_slice()).unwrap_or_default() {
+        for cp in c.ports.as_deref().unwrap_or_default() {
+            let Ok(port) = u16::try_from(cp.container_port) else { continue };
+            let protocol = match cp.protocol.as_deref() {
+                None => Protocol::Tcp,
+                Some(name) => match Protocol::from_name(name) {
+                    Some(pr @ (Protocol::Tcp | Protocol::Udp | Protocol::Sctp)) => pr,
+                    _ => continue,
+                },
+            };
+            ports.push(ContainerPort { name: cp.name.clone(), port, protocol });
+        }
+    }
+    let status = p.status.as_ref();
+    let phase = status.and_then(|s| s.phase.clone()).unwrap_or_else(|| "Pending".into());
+    let mut ips: Vec<IpAddr> = Vec::new();
+    let listed = status.and_then(|s| s.pod_ips.as_deref()).unwrap_or_default().iter().map(|i| i.ip.as_str());
+    for ip in status.and_then(|s| s.pod_ip.as_deref()).into_iter().chain(listed) {
+        if let Ok(addr) = ip.parse::<IpAddr>() {
+            if !ips.contains(&addr) {
+                ips.push(addr);
+            }
+        }
+    }
+    Some(Pod {
+        origin: origin("pod", Some(&namespace), &name),
+        namespace,
+        name,
+        labels,
+        ips,
+        node,
+        host_network,
+        service_account,
+        ports,
+        phase,
+    })
+}
+
+/// The engine's namespace, with the implicit `kubernetes.io/metadata.name`.
+pub fn namespace_from_api(n: &api::Namespace) -> Option<Namespace> {
+    let name = n.metadata.name.clone()?;
+    let mut labels = n.metadata.labels.clone().unwrap_or_default();
+    labels.insert(NAME_LABEL.into(), name.clone());
+    Some(Namespace { origin: origin("namespace", None, &name), name, labels })
+}

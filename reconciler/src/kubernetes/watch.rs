@@ -1,0 +1,336 @@
+//! The live inventory: list+watch of Pods and Namespaces on the API server,
+//! through kube's watcher (resourceVersion tracking, bookmarks, relist on
+//! 410 Gone, exponential backoff), into a `Store`. A thread of its own runs
+//! the async client; the reconcile loop stays synchronous and reads the
+//! store through the `Inventory` trait, woken once per burst of changes.
+
+use std::path::PathBuf;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{stream, StreamExt};
+use k8s_openapi::api::core::v1 as api;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+
+use super::store::Store;
+use crate::model::Cluster;
+use crate::reconcile::{Inventory, Wake};
+
+/// Where to find the API server.
+#[derive(Clone, Debug, Default)]
+pub struct ApiOptions {
+    /// A kubeconfig file; without it: in-cluster config, then `KUBECONFIG`, then `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+    /// A context of the kubeconfig other than its current one.
+    pub context: Option<String>,
+}
+
+/// How changes are coalesced into reconcile passes: a burst ends after
+/// `QUIET` without a relevant event, or `LONGEST` after it began, whichever
+/// comes first. A 500-pod rollout is one or a few passes, each one batch.
+const QUIET: Duration = Duration::from_millis(25);
+const LONGEST: Duration = Duration::from_millis(250);
+const PROBE_EVERY: Duration = Duration::from_secs(2);
+
+struct State {
+    store: Store,
+    /// The last watch error, until an event arrives again.
+    broken: Option<String>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    synced: Condvar,
+}
+
+/// The inventory the API server keeps, kept current by a watch thread.
+pub struct ApiInventory {
+    shared: Arc<Shared>,
+    client: kube::Client,
+    runtime: tokio::runtime::Handle,
+    /// How long the first pass waits for the initial lists.
+    pub sync_timeout: Duration,
+    cached: Option<(u64, Cluster)>,
+}
+
+/// Builds a client from the options (kubeconfig or in-cluster).
+pub async fn client(opts: &ApiOptions) -> Result<kube::Client, String> {
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    let kc_opts = KubeConfigOptions { context: opts.context.clone(), ..Default::default() };
+    let config = match &opts.kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kc_opts).await.map_err(|e| format!("{}: {e}", path.display()))
+        }
+        None if opts.context.is_some() => kube::Config::from_kubeconfig(&kc_opts).await.map_err(|e| e.to_string()),
+        None => kube::Config::infer().await.map_err(|e| e.to_string()),
+    }?;
+    kube::Client::try_from(config).map_err(|e| format!("kubernetes client: {e}"))
+}
+
+/// Lists pods and namespaces once: the inventory `netward snapshot` exports.
+pub fn list_once(opts: &ApiOptions) -> Result<Cluster, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    rt.block_on(async {
+        let client = client(opts).await?;
+        let mut store = Store::default();
+        list_all("namespaces", kube::Api::<api::Namespace>::all(client.clone()), |e| {
+            store.namespace_event(e);
+        })
+        .await?;
+        list_all("pods", kube::Api::<api::Pod>::all(client), |e| {
+            store.pod_event(e);
+        })
+        .await?;
+        Ok(store.cluster())
+    })
+}
+
+/// Lists every object page by page, as `Init`, `InitApply`..., `InitDone`.
+async fn list_all<K>(what: &str, api: kube::Api<K>, mut apply: impl FnMut(Event<K>)) -> Result<(), String>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    apply(Event::Init);
+    let mut params = kube::api::ListParams::default().limit(500);
+    loop {
+        let page = api.list(&params).await.map_err(|e| format!("listing {what}: {e}"))?;
+        let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
+        for item in page.items {
+            apply(Event::InitApply(item));
+        }
+        match next {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    apply(Event::InitDone);
+    Ok(())
+}
+
+/// A runtime on a thread of its own: the reconcile loop is synchronous.
+fn runtime_thread() -> Result<tokio::runtime::Handle, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("kube".into())
+        .spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => {
+                let _ = tx.send(Ok(rt.handle().clone()));
+                // Drives every task spawned on the handle, for the process's life.
+                rt.block_on(std::future::pending::<()>());
+            }
+            Err(e) => {
+                let _ = tx.send(Err(format!("tokio runtime: {e}")));
+            }
+        })
+        .map_err(|e| format!("kube thread: {e}"))?;
+    rx.recv().map_err(|_| "kube thread ended".to_string())?
+}
+
+impl ApiInventory {
+    /// Connects (reads the config) and starts watching. `wake` gets one
+    /// `Wake::Inventory` per burst of changes once the initial lists are in.
+    pub fn connect(opts: &ApiOptions, wake: Option<Sender<Wake>>) -> Result<Self, String> {
+        let runtime = runtime_thread()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let opts2 = opts.clone();
+        runtime.spawn(async move {
+            let _ = tx.send(client(&opts2).await);
+        });
+        let client = rx.recv().map_err(|_| "kube thread ended".to_string())??;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State { store: Store::default(), broken: None }),
+            synced: Condvar::new(),
+        });
+        runtime.spawn(watch(client.clone(), shared.clone(), wake.clone()));
+        runtime.spawn(probe_while_broken(client.clone(), shared.clone(), wake));
+        Ok(ApiInventory { shared, client, runtime, sync_timeout: Duration::from_secs(30), cached: None })
+    }
+
+    /// Pods the store holds now (for tests and benchmarks).
+    pub fn pod_count(&self) -> usize {
+        self.shared.state.lock().map(|s| s.store.pod_count()).unwrap_or(0)
+    }
+
+    /// A handle that writes the applied revision on Node objects.
+    pub fn publisher(&self) -> Publisher {
+        Publisher { client: self.client.clone(), runtime: self.runtime.clone() }
+    }
+}
+
+/// Writes rollout progress where `kubectl` shows it.
+pub struct Publisher {
+    client: kube::Client,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Publisher {
+    /// Writes `netward.io/revision` and `netward.io/result` on this node's
+    /// Node object (a merge patch, in the background), so `kubectl get nodes
+    /// -o custom-columns=...` shows a rollout's progress.
+    pub fn publish(&self, node: &str, revision: &str, result: &str) {
+        let nodes: kube::Api<api::Node> = kube::Api::all(self.client.clone());
+        let patch = serde_json::json!({ "metadata": { "annotations": {
+            "netward.io/revision": revision, "netward.io/result": result } } });
+        let node = node.to_string();
+        self.runtime.spawn(async move {
+            let params = kube::api::PatchParams::default();
+            if let Err(e) = nodes.patch(&node, &params, &kube::api::Patch::Merge(&patch)).await {
+                tracing::warn!(node = %node, error = %e, "publishing the applied revision");
+            }
+        });
+    }
+}
+
+impl Inventory for ApiInventory {
+    fn current(&mut self) -> Result<Cluster, String> {
+        let deadline = Instant::now() + self.sync_timeout;
+        let mut state = self.shared.state.lock().map_err(|_| "inventory lock poisoned".to_string())?;
+        while !state.store.synced() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "no inventory from the Kubernetes API after {}s{}",
+                    self.sync_timeout.as_secs(),
+                    state.broken.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+                ));
+            }
+            state = self.shared.synced.wait_timeout(state, left).map_err(|_| "inventory lock poisoned".to_string())?.0;
+        }
+        let generation = state.store.generation();
+        match &self.cached {
+            Some((g, c)) if *g == generation => Ok(c.clone()),
+            _ => {
+                let c = state.store.cluster();
+                drop(state);
+                self.cached = Some((generation, c.clone()));
+                Ok(c)
+            }
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        self.shared.state.lock().map(|s| s.store.generation()).unwrap_or(0)
+    }
+
+    fn health(&self) -> Result<(), String> {
+        match self.shared.state.lock() {
+            Ok(s) => match &s.broken {
+                Some(e) => Err(format!("Kubernetes API watch broken: {e}")),
+                None if !s.store.synced() => Err("waiting for the first list from the Kubernetes API".into()),
+                None => Ok(()),
+            },
+            Err(_) => Err("inventory lock poisoned".into()),
+        }
+    }
+}
+
+/// What applying one watch item did.
+#[derive(Clone, Copy)]
+struct Step {
+    changed: bool,
+    synced: bool,
+    became_synced: bool,
+    health_moved: bool,
+}
+
+/// Applies one item of a watcher's stream to the store, under its lock.
+fn step<K>(
+    shared: &Shared,
+    item: Result<Event<K>, watcher::Error>,
+    apply: fn(&mut Store, Event<K>) -> bool,
+) -> Option<Step> {
+    let mut state = shared.state.lock().ok()?;
+    let was_synced = state.store.synced();
+    let was_broken = state.broken.is_some();
+    let changed = match item {
+        Ok(e) => {
+            state.broken = None;
+            apply(&mut state.store, e)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "kubernetes watch (retrying with backoff)");
+            state.broken = Some(e.to_string());
+            false
+        }
+    };
+    let synced = state.store.synced();
+    Some(Step {
+        changed,
+        synced,
+        became_synced: synced && !was_synced,
+        health_moved: was_broken != state.broken.is_some(),
+    })
+}
+
+/// The watch task: both watchers merged into one stream, each event applied
+/// to the store as it arrives, a wake sent per burst.
+async fn watch(client: kube::Client, shared: Arc<Shared>, wake: Option<Sender<Wake>>) {
+    let config = watcher::Config::default();
+    let (s1, s2) = (shared.clone(), shared.clone());
+    let pods = watcher::watcher(kube::Api::<api::Pod>::all(client.clone()), config.clone())
+        .default_backoff()
+        .map(move |e| step(&s1, e, Store::pod_event));
+    let namespaces = watcher::watcher(kube::Api::<api::Namespace>::all(client), config)
+        .default_backoff()
+        .map(move |e| step(&s2, e, Store::namespace_event));
+    let mut steps = std::pin::pin!(stream::select(pods, namespaces));
+    let mut burst: Option<Instant> = None;
+    loop {
+        let next = match burst {
+            Some(_) => match tokio::time::timeout(QUIET, steps.next()).await {
+                Ok(n) => n,
+                Err(_) => {
+                    burst = None;
+                    notify(&wake);
+                    continue;
+                }
+            },
+            None => steps.next().await,
+        };
+        let Some(Some(step)) = next else { return };
+        if step.became_synced {
+            shared.synced.notify_all();
+        }
+        // Readiness follows the watch: a pass records the new health.
+        if step.health_moved && step.synced {
+            notify(&wake);
+        }
+        if step.changed && step.synced {
+            let began = *burst.get_or_insert_with(Instant::now);
+            if began.elapsed() >= LONGEST {
+                burst = None;
+                notify(&wake);
+            }
+        }
+    }
+}
+
+/// A resumed watch with nothing to say yields no event (bookmarks are
+/// swallowed by the watcher), so while the watch is broken the server is
+/// asked for its version every few seconds; an answer means it is back.
+async fn probe_while_broken(client: kube::Client, shared: Arc<Shared>, wake: Option<Sender<Wake>>) {
+    loop {
+        tokio::time::sleep(PROBE_EVERY).await;
+        let broken = shared.state.lock().map(|s| s.broken.is_some()).unwrap_or(false);
+        if !broken || client.apiserver_version().await.is_err() {
+            continue;
+        }
+        let Ok(mut state) = shared.state.lock() else { return };
+        if state.broken.take().is_some() {
+            drop(state);
+            notify(&wake);
+        }
+    }
+}
+
+fn notify(wake: &Option<Sender<Wake>>) {
+    if let Some(tx) = wake {
+        let _ = tx.send(Wake::Inventory);
+    }
+}
