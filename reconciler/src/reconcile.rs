@@ -373,7 +373,12 @@ pub struct Reconciler<D: Dataplane> {
     fetched: Option<(PathBuf, String)>,
     /// The inventory generation the table was last programmed from.
     programmed_generation: Option<u64>,
+    /// The last commit's policy files and what they load to.
+    loaded: Option<(String, LoadedCommit)>,
 }
+
+/// A commit's policy files (for guards) and its policy set.
+type LoadedCommit = std::sync::Arc<(Vec<(std::sync::Arc<str>, String)>, crate::model::PolicySet)>;
 
 /// Told of every pass the loop records.
 pub type PassHook = Box<dyn FnMut(&Pass) + Send>;
@@ -415,6 +420,7 @@ impl<D: Dataplane> Reconciler<D> {
             on_record: None,
             fetched: None,
             programmed_generation: None,
+            loaded: None,
         }
     }
 
@@ -515,14 +521,24 @@ impl<D: Dataplane> Reconciler<D> {
                 return Err(("refused", format!("not signed by an allowed key: {why}")));
             }
         }
-        let files = crate::revision::files(dir, Some(commit), &self.source.path).map_err(|e| ("error", e))?;
-        let mut diags = Vec::new();
-        let set = load_policy_texts(files.iter().map(|(n, t)| (n.clone(), t.as_str())), &mut diags);
-        let errors: Vec<String> =
-            diags.iter().filter(|d| d.severity == Severity::Error).map(|d| d.to_string()).collect();
-        if !errors.is_empty() {
-            return Err(("refused", format!("invalid commit: {}", errors.join("; "))));
-        }
+        // A commit's policies never change: an inventory pass reuses them.
+        let loaded = match &self.loaded {
+            Some((c, l)) if c == commit => l.clone(),
+            _ => {
+                let files = crate::revision::files(dir, Some(commit), &self.source.path).map_err(|e| ("error", e))?;
+                let mut diags = Vec::new();
+                let set = load_policy_texts(files.iter().map(|(n, t)| (n.clone(), t.as_str())), &mut diags);
+                let errors: Vec<String> =
+                    diags.iter().filter(|d| d.severity == Severity::Error).map(|d| d.to_string()).collect();
+                if !errors.is_empty() {
+                    return Err(("refused", format!("invalid commit: {}", errors.join("; "))));
+                }
+                let l = std::sync::Arc::new((files, set));
+                self.loaded = Some((commit.to_string(), l.clone()));
+                l
+            }
+        };
+        let (files, set) = (&loaded.0, &loaded.1);
         let generation = self.inventory.generation();
         let cluster = self.inventory.current().map_err(|e| ("error", e))?;
         // Guards: `netward.yaml` next to the policies, if the commit has one.
@@ -530,7 +546,7 @@ impl<D: Dataplane> Reconciler<D> {
         let guards_name = guards_name.trim_start_matches("./").to_string();
         if let Some((name, text)) = files.iter().find(|(n, _)| n.ends_with(&format!(":{guards_name}"))) {
             let list = change::load_guards(name, text).map_err(|d| ("refused", format!("invalid guards: {d}")))?;
-            let broken = change::check_guards(&list, &set, &cluster).map_err(|e| ("refused", e))?;
+            let broken = change::check_guards(&list, set, &cluster).map_err(|e| ("refused", e))?;
             if let Some(b) = broken.first() {
                 let g = &b.guard;
                 return Err((
@@ -546,7 +562,7 @@ impl<D: Dataplane> Reconciler<D> {
                 ));
             }
         }
-        let an = Analysis::new(&set, &cluster, View::Enforced);
+        let an = Analysis::new(set, &cluster, View::Enforced);
         let mode = if self.mode == RolloutMode::Audit { Mode::Audit } else { Mode::Enforce };
         let rs =
             enforce::compile(&an, &NodeSpec { node: self.node.clone(), iface_prefix: self.iface_prefix.clone(), mode });

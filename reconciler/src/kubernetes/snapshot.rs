@@ -8,10 +8,25 @@ use crate::model::cluster::NAME_LABEL;
 use crate::model::port::Protocol;
 use crate::model::Cluster;
 
-/// YAML, namespaces first, everything sorted; strings are JSON-quoted
-/// (valid YAML), so no label value can change type on the way back.
+/// A scalar as YAML: plain when it can only read back as this string,
+/// JSON-quoted otherwise (numbers, addresses, `yes`, `null`, odd characters).
+fn q(s: &str) -> String {
+    let plain = s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-'))
+        && !matches!(
+            s.to_ascii_lowercase().as_str(),
+            "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null"
+        );
+    if plain {
+        s.to_string()
+    } else {
+        serde_json::to_string(s).unwrap_or_default()
+    }
+}
+
+/// YAML, namespaces first, everything sorted; anything that could change
+/// type on the way back (a label `"yes"`, `"8080"`) is quoted.
 pub fn render(cluster: &Cluster) -> String {
-    let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
     let mut o = String::new();
     let mut docs = 0;
     let mut sep = |o: &mut String| {
@@ -56,7 +71,7 @@ pub fn render(cluster: &Cluster) -> String {
         }
         let _ = writeln!(o, "  serviceAccountName: {}", q(&p.service_account));
         // One container carries every port: the engine does not tell containers apart.
-        o.push_str("  containers:\n  - name: \"main\"\n");
+        o.push_str("  containers:\n  - name: main\n");
         if !p.ports.is_empty() {
             o.push_str("    ports:\n");
             for cp in &p.ports {
@@ -82,5 +97,31 @@ fn protocol(p: Protocol) -> &'static str {
         Protocol::Udp => "UDP",
         Protocol::Sctp => "SCTP",
         _ => "TCP",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::manifest::load::load_cluster_text;
+
+    #[test]
+    fn awkward_label_values_read_back_as_the_same_strings() {
+        let text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: ns1, labels: {a: \"yes\", b: \"8080\", c: \"null\"}}\n---\n\
+                    apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: ns1, labels: {x: \"true\", \"y\": \"a b: c\", z: \"0x1F\", w: \"-\"}}\n\
+                    spec: {nodeName: node-1, containers: [{name: c, ports: [{containerPort: 53, protocol: UDP, name: \"no\"}]}]}\n\
+                    status: {phase: Running, podIP: 10.0.0.1, podIPs: [{ip: 10.0.0.1}, {ip: \"fd00::1\"}]}\n";
+        let mut diags = Vec::new();
+        let mut original = load_cluster_text(&Arc::from("in.yaml"), text, &mut diags);
+        original.fill_missing_namespaces();
+        assert!(diags.is_empty(), "{diags:?}");
+        let rendered = super::render(&original);
+        let mut back = load_cluster_text(&Arc::from("out.yaml"), &rendered, &mut diags);
+        back.fill_missing_namespaces();
+        assert!(diags.is_empty(), "{diags:?}\n{rendered}");
+        assert_eq!(back.namespaces["ns1"].labels, original.namespaces["ns1"].labels);
+        let (a, b) = (&original.pods[0], &back.pods[0]);
+        assert_eq!((&a.labels, &a.ips, &a.ports, &a.node, &a.phase), (&b.labels, &b.ips, &b.ports, &b.node, &b.phase));
     }
 }

@@ -115,6 +115,17 @@ impl StandIn {
         })
     }
 
+    /// Serves every namespace and pod of `cluster` (each stamped as created).
+    pub fn load(&self, cluster: &crate::model::Cluster) {
+        for n in cluster.namespaces.values() {
+            let labels: Vec<(&str, &str)> = n.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            self.apply("namespaces", namespace(&n.name, &labels));
+        }
+        for p in &cluster.pods {
+            self.apply("pods", pod_from_model(p));
+        }
+    }
+
     /// Sends a BOOKMARK with the current resourceVersion to every watch of `resource`.
     pub fn bookmark(&self, resource: &str) {
         self.with(|s| {
@@ -191,7 +202,9 @@ impl StandIn {
         let mut parts = line.split(' ');
         let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let q: BTreeMap<&str, &str> = query.split('&').filter_map(|kv| kv.split_once('=')).collect();
+        let decoded: Vec<(String, String)> =
+            query.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (unescape(k), unescape(v))).collect();
+        let q: BTreeMap<&str, &str> = decoded.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut conn = conn;
         match (method, path) {
             ("GET", "/api/v1/pods" | "/api/v1/namespaces") => {
@@ -290,6 +303,31 @@ impl StandIn {
     }
 }
 
+/// Percent-decoding of a query string part (`continue` tokens arrive escaped).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).and_then(|c| hex(*c)), b.get(i + 2).and_then(|c| hex(*c))) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn chunk(conn: &mut TcpStream, event: &Value) -> std::io::Result<()> {
     let line = format!("{event}\n");
     conn.write_all(format!("{:x}\r\n{line}\r\n", line.len()).as_bytes())?;
@@ -348,6 +386,31 @@ pub fn pod(
         },
         "status": status
     })
+}
+
+/// The API object of one of the engine's pods (the inverse of `store::pod_from_api`).
+pub fn pod_from_model(p: &crate::model::cluster::Pod) -> Value {
+    use crate::model::port::Protocol;
+    let labels: Vec<(&str, &str)> = p.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let ports: Vec<(&str, u16, &str)> = p
+        .ports
+        .iter()
+        .map(|cp| {
+            let proto = match cp.protocol {
+                Protocol::Udp => "UDP",
+                Protocol::Sctp => "SCTP",
+                _ => "TCP",
+            };
+            (cp.name.as_deref().unwrap_or(""), cp.port, proto)
+        })
+        .collect();
+    let ip = p.ips.first().map(|i| i.to_string());
+    let mut v = pod(&p.namespace, &p.name, &labels, p.node.as_deref().unwrap_or(""), ip.as_deref(), &ports);
+    v["spec"]["serviceAccountName"] = json!(p.service_account);
+    v["spec"]["hostNetwork"] = json!(p.host_network);
+    v["status"]["phase"] = json!(p.phase);
+    v["status"]["podIPs"] = json!(p.ips.iter().map(|ip| json!({"ip": ip.to_string()})).collect::<Vec<_>>());
+    v
 }
 
 /// A namespace as the API server returns it.

@@ -52,7 +52,6 @@ pub struct ApiInventory {
     runtime: tokio::runtime::Handle,
     /// How long the first pass waits for the initial lists.
     pub sync_timeout: Duration,
-    cached: Option<(u64, Cluster)>,
 }
 
 /// Builds a client from the options (kubeconfig or in-cluster).
@@ -149,7 +148,7 @@ impl ApiInventory {
         });
         runtime.spawn(watch(client.clone(), shared.clone(), wake.clone()));
         runtime.spawn(probe_while_broken(client.clone(), shared.clone(), wake));
-        Ok(ApiInventory { shared, client, runtime, sync_timeout: Duration::from_secs(30), cached: None })
+        Ok(ApiInventory { shared, client, runtime, sync_timeout: Duration::from_secs(30) })
     }
 
     /// Pods the store holds now (for tests and benchmarks).
@@ -202,16 +201,7 @@ impl Inventory for ApiInventory {
             }
             state = self.shared.synced.wait_timeout(state, left).map_err(|_| "inventory lock poisoned".to_string())?.0;
         }
-        let generation = state.store.generation();
-        match &self.cached {
-            Some((g, c)) if *g == generation => Ok(c.clone()),
-            _ => {
-                let c = state.store.cluster();
-                drop(state);
-                self.cached = Some((generation, c.clone()));
-                Ok(c)
-            }
-        }
+        Ok(state.store.cluster())
     }
 
     fn generation(&self) -> u64 {

@@ -199,6 +199,24 @@ mod tests {
     }
 
     #[test]
+    fn quoted_scalars_stay_strings_wherever_they_are() {
+        for text in [
+            "a: x\nb: \"true\"\nc: '8080'\nd: \"null\"\ne: true\nf: 8080\n",
+            "{a: x, b: \"true\", c: '8080', d: \"null\", e: true, f: 8080}\n",
+            "{\"a\": \"x\", \"b\": \"true\", \"c\": \"8080\", \"d\": \"null\", \"e\": true, \"f\": 8080}\n",
+        ] {
+            let docs = parse_documents(&file(), text).expect("parses");
+            let Value::Map(m) = &docs[0].root.value else { panic!("a map") };
+            let v: Vec<&Value> = m.iter().map(|(_, v)| &v.value).collect();
+            assert_eq!(v[1], &Value::Str("true".into()), "{text}");
+            assert_eq!(v[2], &Value::Str("8080".into()), "{text}");
+            assert_eq!(v[3], &Value::Str("null".into()), "{text}");
+            assert_eq!(v[4], &Value::Bool(true), "{text}");
+            assert_eq!(v[5], &Value::Int(8080), "{text}");
+        }
+    }
+
+    #[test]
     fn keeps_positions_of_nested_values() {
         let docs = parse_documents(&file(), "a: 1\nb:\n  - x\n  - {c: \"80\"}\n---\n{\"j\": true}\n").unwrap();
         assert_eq!(docs.len(), 2);

@@ -71,25 +71,7 @@ fn example_objects() -> (Vec<Value>, Vec<Value>) {
 }
 
 fn api_pod(p: &netward::model::cluster::Pod) -> Value {
-    let labels: Vec<(&str, &str)> = p.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let ports: Vec<(&str, u16, &str)> = p
-        .ports
-        .iter()
-        .map(|cp| {
-            let proto = match cp.protocol {
-                netward::model::port::Protocol::Udp => "UDP",
-                netward::model::port::Protocol::Sctp => "SCTP",
-                _ => "TCP",
-            };
-            (cp.name.as_deref().unwrap_or(""), cp.port, proto)
-        })
-        .collect();
-    let ip = p.ips.first().map(|i| i.to_string());
-    let mut v = stand_in::pod(&p.namespace, &p.name, &labels, p.node.as_deref().unwrap_or(""), ip.as_deref(), &ports);
-    v["spec"]["serviceAccountName"] = serde_json::json!(p.service_account);
-    v["spec"]["hostNetwork"] = serde_json::json!(p.host_network);
-    v["status"]["phase"] = serde_json::json!(p.phase);
-    v
+    stand_in::pod_from_model(p)
 }
 
 fn pod_ev(kind: &str, v: Value) -> Event<api::Pod> {
@@ -302,13 +284,7 @@ fn a_drained_node_loses_its_pod_chains_and_dispatch_entries() {
 
 fn stand_in_with_example(tag: &str) -> (StandIn, PathBuf) {
     let api = StandIn::start().expect("stand-in API server");
-    let (namespaces, pods) = example_objects();
-    for n in namespaces {
-        api.apply("namespaces", n);
-    }
-    for p in pods {
-        api.apply("pods", p);
-    }
+    api.load(&netward::manifest::load::load_cluster(&[example_dir().join("cluster.yaml")]).value);
     let kc = std::env::temp_dir().join(format!("netward-kube-{tag}-{}.yaml", std::process::id()));
     api.write_kubeconfig(&kc).expect("kubeconfig");
     (api, kc)
