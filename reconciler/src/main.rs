@@ -212,10 +212,19 @@ enum LogFormat {
 
 /// Logs go to stderr; stdout stays for command output.
 fn init_logs(format: LogFormat) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // kube logs every failed request itself; netward reports a broken watch
+    // once, when it breaks, and once when it recovers.
+    let quiet = Targets::new()
+        .with_default(LevelFilter::INFO)
+        .with_target("kube_client", LevelFilter::OFF)
+        .with_target("kube_runtime", LevelFilter::OFF);
     let b = tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false);
     let _ = match format {
-        LogFormat::Text => b.with_ansi(false).try_init(),
-        LogFormat::Json => b.json().flatten_event(true).try_init(),
+        LogFormat::Text => b.with_ansi(false).finish().with(quiet).try_init(),
+        LogFormat::Json => b.json().flatten_event(true).finish().with(quiet).try_init(),
     };
 }
 

@@ -220,6 +220,43 @@ impl Inventory for ApiInventory {
     }
 }
 
+/// Exponential backoff between failed list/watch calls (0.8 s doubling to
+/// 30 s, with jitter), back to the start after two quiet minutes. kube's
+/// default one is reset by every successful item, and the watcher yields
+/// one (`Init`) before each relist, so against a dead server it retried
+/// every 0.8 s forever; this one ignores resets and keeps its own clock.
+struct Backoff {
+    next: Duration,
+    last: Option<Instant>,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { next: Duration::from_millis(800), last: None }
+    }
+}
+
+impl Iterator for Backoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        if self.last.is_some_and(|t| t.elapsed() > Duration::from_secs(120)) {
+            self.next = Duration::from_millis(800);
+        }
+        self.last = Some(Instant::now());
+        let now = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(30));
+        // Up to a quarter less, so a fleet of nodes does not retry in step.
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos());
+        let jitter = now.mul_f64(f64::from(nanos.unwrap_or(0) % 1000) / 4000.0);
+        Some(now - jitter)
+    }
+}
+
+impl kube::runtime::utils::Backoff for Backoff {
+    fn reset(&mut self) {}
+}
+
 /// What applying one watch item did.
 #[derive(Clone, Copy)]
 struct Step {
@@ -239,12 +276,19 @@ fn step<K>(
     let was_synced = state.store.synced();
     let was_broken = state.broken.is_some();
     let changed = match item {
+        // `Init` comes before the list request, so it says nothing of the server.
+        Ok(Event::Init) => apply(&mut state.store, Event::Init),
         Ok(e) => {
-            state.broken = None;
+            if state.broken.take().is_some() {
+                tracing::info!("kubernetes watch resumed");
+            }
             apply(&mut state.store, e)
         }
         Err(e) => {
-            tracing::warn!(error = %e, "kubernetes watch (retrying with backoff)");
+            // Once per outage, not once per retry.
+            if !was_broken {
+                tracing::warn!(error = %e, "kubernetes watch broken (retrying with backoff; the last inventory stays)");
+            }
             state.broken = Some(e.to_string());
             false
         }
@@ -264,10 +308,10 @@ async fn watch(client: kube::Client, shared: Arc<Shared>, wake: Option<Sender<Wa
     let config = watcher::Config::default();
     let (s1, s2) = (shared.clone(), shared.clone());
     let pods = watcher::watcher(kube::Api::<api::Pod>::all(client.clone()), config.clone())
-        .default_backoff()
+        .backoff(Backoff::default())
         .map(move |e| step(&s1, e, Store::pod_event));
     let namespaces = watcher::watcher(kube::Api::<api::Namespace>::all(client), config)
-        .default_backoff()
+        .backoff(Backoff::default())
         .map(move |e| step(&s2, e, Store::namespace_event));
     let mut steps = std::pin::pin!(stream::select(pods, namespaces));
     let mut burst: Option<Instant> = None;
@@ -314,6 +358,7 @@ async fn probe_while_broken(client: kube::Client, shared: Arc<Shared>, wake: Opt
         let Ok(mut state) = shared.state.lock() else { return };
         if state.broken.take().is_some() {
             drop(state);
+            tracing::info!("kubernetes API server answers again");
             notify(&wake);
         }
     }

@@ -121,6 +121,9 @@ fn daemonset_args(repo: &str, node: &str, root: &std::path::Path) -> Vec<String>
         if a.starts_with("--listen=") {
             continue;
         }
+        if a.starts_with("--iface-prefix=") {
+            a = "--iface-prefix=nw".into();
+        }
         out.push(a);
     }
     assert!(!out.iter().any(|a| a.contains("$(")), "every variable is defined: {out:?}");
@@ -139,7 +142,7 @@ fn the_daemonsets_own_arguments_reconcile_a_node() {
     std::fs::write(dir.join("git/webhook-secret"), "s3cret\n").expect("secret");
     let mut args = daemonset_args(dir.to_str().expect("utf-8"), "node-b", &dir);
     // In the pod, --kube finds the in-cluster config; here, the stand-in's kubeconfig.
-    args.extend(["--once".into(), "--netns".into(), ns.0.clone(), "--iface-prefix".into(), "nw".into()]);
+    args.extend(["--once".into(), "--netns".into(), ns.0.clone()]);
     let out = Command::new(env!("CARGO_BIN_EXE_netward"))
         .args(&args)
         .env("KUBECONFIG", &kc)
