@@ -283,6 +283,9 @@ struct ApiArgs {
     /// A kubeconfig context other than the current one (implies --kube).
     #[arg(long)]
     context: Option<String>,
+    /// Seconds between full relists of the watched objects (repairs anything a watch missed).
+    #[arg(long, default_value_t = 600)]
+    kube_resync: u64,
 }
 
 impl ApiArgs {
@@ -291,6 +294,7 @@ impl ApiArgs {
             netward::kubernetes::watch::ApiOptions {
                 kubeconfig: self.kubeconfig.clone(),
                 context: self.context.clone(),
+                resync: std::time::Duration::from_secs(self.kube_resync.max(1)),
             }
         })
     }
@@ -753,7 +757,7 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             }
         }
         Command::Snapshot { kubeconfig, context } => {
-            let opts = netward::kubernetes::watch::ApiOptions { kubeconfig, context };
+            let opts = netward::kubernetes::watch::ApiOptions::new(kubeconfig, context);
             let cluster = netward::kubernetes::watch::list_once(&opts).map_err(Failure::Io)?;
             print!("{}", netward::kubernetes::snapshot::render(&cluster));
             eprintln!("{} namespaces, {} pods", cluster.namespaces.len(), cluster.pods.len());

@@ -310,6 +310,12 @@ pub trait Inventory {
         0
     }
 
+    /// Network sets the cluster itself holds (Calico's CRDs), beside the
+    /// repository's own; a repository set of the same name wins.
+    fn network_sets(&self) -> Vec<crate::model::NetworkSet> {
+        Vec::new()
+    }
+
     /// Whether the inventory is being kept current; `/readyz` fails while
     /// not (the last enforced ruleset stays in force meanwhile).
     fn health(&self) -> Result<(), String> {
@@ -538,9 +544,23 @@ impl<D: Dataplane> Reconciler<D> {
                 l
             }
         };
-        let (files, set) = (&loaded.0, &loaded.1);
         let generation = self.inventory.generation();
         let cluster = self.inventory.current().map_err(|e| ("error", e))?;
+        let files = &loaded.0;
+        let cluster_sets = self.inventory.network_sets();
+        let with_cluster_sets;
+        let set = if cluster_sets.is_empty() {
+            &loaded.1
+        } else {
+            let mut s = loaded.1.clone();
+            for ns in cluster_sets {
+                if !s.network_sets.iter().any(|o| o.namespace == ns.namespace && o.name == ns.name) {
+                    s.network_sets.push(ns);
+                }
+            }
+            with_cluster_sets = s;
+            &with_cluster_sets
+        };
         // Guards: `netward.yaml` next to the policies, if the commit has one.
         let guards_name = format!("{}/netward.yaml", self.source.path.trim_end_matches('/'));
         let guards_name = guards_name.trim_start_matches("./").to_string();

@@ -69,7 +69,7 @@ fn child(netns: &str, dir: &Path, kubeconfig: &Path) {
         allowed_signers: None,
         auth: Default::default(),
     };
-    let opts = ApiOptions { kubeconfig: Some(kubeconfig.to_path_buf()), context: None };
+    let opts = ApiOptions::new(Some(kubeconfig.to_path_buf()), None);
     let me = std::process::id();
     let before = kib(me, "VmRSS:");
     let mut inv: Box<dyn netward::reconcile::Inventory + Send> = if std::env::var_os("FILES").is_some() {
@@ -143,8 +143,7 @@ fn main() {
     };
     let (tx, rx) = std::sync::mpsc::channel();
     let t = Instant::now();
-    let inv =
-        ApiInventory::connect(&ApiOptions { kubeconfig: Some(kc.clone()), context: None }, Some(tx)).expect("connect");
+    let inv = ApiInventory::connect(&ApiOptions::new(Some(kc.clone()), None), Some(tx)).expect("connect");
     let batches = Arc::new(AtomicUsize::new(0));
     let dp = Counted(Netlink::in_netns(lab.node_netns()).expect("netlink"), batches.clone());
     let mut r = Reconciler::with_inventory(source, Box::new(inv), "node0".into(), RolloutMode::Enforce, dp);

@@ -38,6 +38,8 @@ struct State {
     epoch: u64,
     /// Down: every connection is closed unanswered, as by a dead API server.
     down: bool,
+    /// Serves Calico's network set CRDs (crd.projectcalico.org/v1).
+    calico_crds: bool,
     requests: Vec<String>,
     patches: Vec<(String, Value)>,
 }
@@ -129,8 +131,8 @@ impl StandIn {
     /// Sends a BOOKMARK with the current resourceVersion to every watch of `resource`.
     pub fn bookmark(&self, resource: &str) {
         self.with(|s| {
-            let kind = if resource == "pods" { "Pod" } else { "Namespace" };
-            let object = json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": s.rv.to_string()}});
+            let object = json!({"kind": kind_of(resource), "apiVersion": api_version_of(resource),
+                "metadata": {"resourceVersion": s.rv.to_string()}});
             s.events.push(Recorded { rv: s.rv, resource: resource.into(), kind: "BOOKMARK", object });
         })
     }
@@ -138,6 +140,12 @@ impl StandIn {
     /// Cuts every open watch connection without a final chunk.
     pub fn drop_watches(&self) {
         self.with(|s| s.epoch += 1)
+    }
+
+    /// Makes the server a Calico cluster's: it serves `networksets` and
+    /// `globalnetworksets` under crd.projectcalico.org/v1 (before a client connects).
+    pub fn serve_calico_crds(&self) {
+        self.with(|s| s.calico_crds = true)
     }
 
     /// Takes the server down (every connection cut, new ones closed at once) or back up.
@@ -207,12 +215,29 @@ impl StandIn {
         let q: BTreeMap<&str, &str> = decoded.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut conn = conn;
         match (method, path) {
-            ("GET", "/api/v1/pods" | "/api/v1/namespaces") => {
-                let resource = &path["/api/v1/".len()..];
+            ("GET", "/apis/crd.projectcalico.org/v1") if self.with(|s| s.calico_crds) => {
+                let resources: Vec<Value> =
+                    [("networksets", "NetworkSet", true), ("globalnetworksets", "GlobalNetworkSet", false)]
+                        .iter()
+                        .map(|(n, k, namespaced)| {
+                            json!({"name": n, "singularName": "", "namespaced": namespaced, "kind": k,
+                        "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]})
+                        })
+                        .collect();
+                let list = json!({"kind": "APIResourceList", "apiVersion": "v1",
+                    "groupVersion": "crd.projectcalico.org/v1", "resources": resources});
+                respond(&mut conn, "200 OK", &list);
+            }
+            ("GET", p)
+                if resource_of(p).is_some_and(|r| {
+                    r != "networksets" && r != "globalnetworksets" || self.with(|s| s.calico_crds)
+                }) =>
+            {
+                let resource = resource_of(p).unwrap_or_default();
                 if q.get("watch").is_some_and(|w| *w == "true" || *w == "1") {
-                    self.watch(conn, resource, &q);
+                    self.watch(conn, &resource, &q);
                 } else {
-                    let out = self.list(resource, &q);
+                    let out = self.list(&resource, &q);
                     respond(&mut conn, "200 OK", &out);
                 }
             }
@@ -254,7 +279,7 @@ impl StandIn {
             if start + items.len() < all.len() {
                 meta["continue"] = json!(format!("{rv}:{}", start + items.len()));
             }
-            let kind = if resource == "pods" { "PodList" } else { "NamespaceList" };
+            let kind = format!("{}List", kind_of(resource));
             json!({"kind": kind, "apiVersion": "v1", "metadata": meta, "items": items})
         })
     }
@@ -300,6 +325,30 @@ impl StandIn {
                 g = c.wait_timeout(g, Duration::from_millis(200)).map(|r| r.0).unwrap_or_else(|p| p.into_inner().0);
             }
         }
+    }
+}
+
+/// The resource a list/watch path names, cluster-wide or in one namespace:
+/// `/api/v1/pods`, `/apis/crd.projectcalico.org/v1/networksets`.
+fn resource_of(path: &str) -> Option<String> {
+    let rest = path.strip_prefix("/api/v1/").or_else(|| path.strip_prefix("/apis/crd.projectcalico.org/v1/"))?;
+    let r = rest.rsplit('/').next()?;
+    ["pods", "namespaces", "networksets", "globalnetworksets"].contains(&r).then(|| r.to_string())
+}
+
+fn kind_of(resource: &str) -> &'static str {
+    match resource {
+        "pods" => "Pod",
+        "namespaces" => "Namespace",
+        "networksets" => "NetworkSet",
+        _ => "GlobalNetworkSet",
+    }
+}
+
+fn api_version_of(resource: &str) -> &'static str {
+    match resource {
+        "pods" | "namespaces" => "v1",
+        _ => "crd.projectcalico.org/v1",
     }
 }
 
@@ -411,6 +460,18 @@ pub fn pod_from_model(p: &crate::model::cluster::Pod) -> Value {
     v["status"]["phase"] = json!(p.phase);
     v["status"]["podIPs"] = json!(p.ips.iter().map(|ip| json!({"ip": ip.to_string()})).collect::<Vec<_>>());
     v
+}
+
+/// A Calico network set as the CRD stores it (`namespace` None: a GlobalNetworkSet).
+pub fn network_set(namespace: Option<&str>, name: &str, labels: &[(&str, &str)], nets: &[&str]) -> Value {
+    let l: serde_json::Map<String, Value> = labels.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let mut meta = json!({"name": name, "uid": format!("0000-set-{name}"), "creationTimestamp": "2026-11-25T10:00:00Z",
+        "generation": 1, "labels": l});
+    if let Some(ns) = namespace {
+        meta["namespace"] = json!(ns);
+    }
+    json!({"apiVersion": "crd.projectcalico.org/v1", "kind": if namespace.is_some() { "NetworkSet" } else { "GlobalNetworkSet" },
+        "metadata": meta, "spec": {"nets": nets}})
 }
 
 /// A namespace as the API server returns it.

@@ -8,13 +8,17 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1 as api;
+use kube::api::DynamicObject;
 use kube::runtime::watcher::Event;
 
 use crate::diag::Pos;
 use crate::model::cluster::{ContainerPort, Namespace, Pod, NAME_LABEL};
 use crate::model::port::Protocol;
+use crate::model::NetworkSet;
 
 type PodKey = (String, String);
+/// (namespace, name); no namespace for a GlobalNetworkSet.
+type SetKey = (Option<String>, String);
 
 /// Pods and namespaces, kept from list+watch.
 #[derive(Debug, Default)]
@@ -25,8 +29,14 @@ pub struct Store {
     /// store switches to them whole, so a half-listed cluster is never seen.
     relisting_pods: Option<BTreeMap<PodKey, Pod>>,
     relisting_namespaces: Option<BTreeMap<String, Namespace>>,
+    /// Calico NetworkSets and GlobalNetworkSets, where the CRDs exist.
+    network_sets: BTreeMap<SetKey, NetworkSet>,
+    relisting_sets: [Option<BTreeMap<SetKey, NetworkSet>>; 2],
     pods_listed: bool,
     namespaces_listed: bool,
+    /// Whether the network sets are watched, and which kinds have been listed.
+    sets_watched: bool,
+    sets_listed: [bool; 2],
     /// Bumped by every change the engine can see.
     generation: u64,
 }
@@ -34,7 +44,69 @@ pub struct Store {
 impl Store {
     /// Both initial lists are complete: the cluster is whole.
     pub fn synced(&self) -> bool {
-        self.pods_listed && self.namespaces_listed
+        self.pods_listed && self.namespaces_listed && (!self.sets_watched || self.sets_listed == [true, true])
+    }
+
+    /// The network sets are watched too: the store is whole only once both kinds are listed.
+    pub fn watch_network_sets(&mut self) {
+        self.sets_watched = true;
+    }
+
+    /// The network sets the API server holds, in the engine's form.
+    pub fn network_sets(&self) -> Vec<NetworkSet> {
+        self.network_sets.values().cloned().collect()
+    }
+
+    /// Applies a NetworkSet (`global` false) or GlobalNetworkSet watch event.
+    /// An object the engine cannot read (a bad CIDR) is left out, with a warning.
+    pub fn network_set_event(&mut self, global: bool, event: Event<DynamicObject>) -> bool {
+        let g = usize::from(global);
+        let key = |o: &DynamicObject| -> SetKey {
+            (o.metadata.namespace.clone().filter(|_| !global), o.metadata.name.clone().unwrap_or_default())
+        };
+        let changed = match event {
+            Event::Apply(o) => match network_set_from_api(&o, global) {
+                Some(set) => upsert(&mut self.network_sets, key(&o), set),
+                None => self.network_sets.remove(&key(&o)).is_some(),
+            },
+            Event::Delete(o) => self.network_sets.remove(&key(&o)).is_some(),
+            Event::Init => {
+                self.relisting_sets[g] = Some(BTreeMap::new());
+                false
+            }
+            Event::InitApply(o) => {
+                if let (Some(set), Some(buf)) = (network_set_from_api(&o, global), self.relisting_sets[g].as_mut()) {
+                    buf.insert(key(&o), set);
+                }
+                false
+            }
+            Event::InitDone => {
+                self.sets_listed[g] = true;
+                match self.relisting_sets[g].take() {
+                    Some(mut all) => {
+                        // Keep the other kind's sets; replace this kind's whole.
+                        let other: Vec<_> = self
+                            .network_sets
+                            .iter()
+                            .filter(|(k, _)| k.0.is_some() == global)
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
+                        all.extend(other);
+                        if all != self.network_sets {
+                            self.network_sets = all;
+                            true
+                        } else {
+                            false
+                        }
+                    }
+                    None => false,
+                }
+            }
+        };
+        if changed {
+            self.generation += 1;
+        }
+        changed
     }
 
     pub fn generation(&self) -> u64 {
@@ -206,4 +278,31 @@ pub fn namespace_from_api(n: &api::Namespace) -> Option<Namespace> {
     let mut labels = n.metadata.labels.clone().unwrap_or_default();
     labels.insert(NAME_LABEL.into(), name.clone());
     Some(Namespace { origin: origin("namespace", None, &name), name, labels })
+}
+
+/// The engine's network set from a `crd.projectcalico.org/v1` object, read by
+/// the same decoder as a `projectcalico.org/v3` file (the CRD's spec is the
+/// same), so the API and Git cannot disagree on what a set means.
+pub fn network_set_from_api(o: &DynamicObject, global: bool) -> Option<NetworkSet> {
+    let kind = if global { "GlobalNetworkSet" } else { "NetworkSet" };
+    let name = o.metadata.name.as_deref()?;
+    let mut doc = serde_json::json!({ "apiVersion": "projectcalico.org/v3", "kind": kind,
+        "metadata": { "name": name }, "spec": o.data.get("spec").cloned().unwrap_or_default() });
+    if let (false, Some(ns)) = (global, &o.metadata.namespace) {
+        doc["metadata"]["namespace"] = serde_json::json!(ns);
+    }
+    if let Some(labels) = &o.metadata.labels {
+        doc["metadata"]["labels"] = serde_json::json!(labels);
+    }
+    let file: Arc<str> = match &o.metadata.namespace {
+        Some(ns) if !global => format!("kubernetes:{kind}/{ns}/{name}").into(),
+        _ => format!("kubernetes:{kind}/{name}").into(),
+    };
+    let mut diags = Vec::new();
+    let set = crate::manifest::load::load_policy_texts(std::iter::once((file, doc.to_string().as_str())), &mut diags);
+    if let Some(d) = diags.iter().find(|d| d.severity == crate::diag::Severity::Error) {
+        tracing::warn!(set = %name, error = %d, "network set left out");
+        return None;
+    }
+    set.network_sets.into_iter().next()
 }

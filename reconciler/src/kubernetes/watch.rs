@@ -19,12 +19,20 @@ use crate::model::Cluster;
 use crate::reconcile::{Inventory, Wake};
 
 /// Where to find the API server.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ApiOptions {
     /// A kubeconfig file; without it: in-cluster config, then `KUBECONFIG`, then `~/.kube/config`.
     pub kubeconfig: Option<PathBuf>,
     /// A context of the kubeconfig other than its current one.
     pub context: Option<String>,
+    /// How often the watches start over from a full list (default 10 minutes).
+    pub resync: Duration,
+}
+
+impl ApiOptions {
+    pub fn new(kubeconfig: Option<PathBuf>, context: Option<String>) -> Self {
+        ApiOptions { kubeconfig, context, resync: Duration::from_secs(600) }
+    }
 }
 
 /// How changes are coalesced into reconcile passes: a burst ends after
@@ -139,14 +147,25 @@ impl ApiInventory {
         let (tx, rx) = std::sync::mpsc::channel();
         let opts2 = opts.clone();
         runtime.spawn(async move {
-            let _ = tx.send(client(&opts2).await);
+            let c = match client(&opts2).await {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let sets = calico_sets_served(&c).await;
+            let _ = tx.send(Ok((c, sets)));
         });
-        let client = rx.recv().map_err(|_| "kube thread ended".to_string())??;
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State { store: Store::default(), broken: None }),
-            synced: Condvar::new(),
-        });
-        runtime.spawn(watch(client.clone(), shared.clone(), wake.clone()));
+        let (client, sets) = rx.recv().map_err(|_| "kube thread ended".to_string())??;
+        let mut store = Store::default();
+        if sets {
+            store.watch_network_sets();
+        } else {
+            tracing::info!("no Calico network set CRDs on this cluster: network sets come from the repository only");
+        }
+        let shared = Arc::new(Shared { state: Mutex::new(State { store, broken: None }), synced: Condvar::new() });
+        runtime.spawn(watch(client.clone(), shared.clone(), wake.clone(), sets, opts.resync));
         runtime.spawn(probe_while_broken(client.clone(), shared.clone(), wake));
         Ok(ApiInventory { shared, client, runtime, sync_timeout: Duration::from_secs(30) })
     }
@@ -206,6 +225,10 @@ impl Inventory for ApiInventory {
 
     fn generation(&self) -> u64 {
         self.shared.state.lock().map(|s| s.store.generation()).unwrap_or(0)
+    }
+
+    fn network_sets(&self) -> Vec<crate::model::NetworkSet> {
+        self.shared.state.lock().map(|s| s.store.network_sets()).unwrap_or_default()
     }
 
     fn health(&self) -> Result<(), String> {
@@ -270,7 +293,7 @@ struct Step {
 fn step<K>(
     shared: &Shared,
     item: Result<Event<K>, watcher::Error>,
-    apply: fn(&mut Store, Event<K>) -> bool,
+    apply: &impl Fn(&mut Store, Event<K>) -> bool,
 ) -> Option<Step> {
     let mut state = shared.state.lock().ok()?;
     let was_synced = state.store.synced();
@@ -304,44 +327,89 @@ fn step<K>(
 
 /// The watch task: both watchers merged into one stream, each event applied
 /// to the store as it arrives, a wake sent per burst.
-async fn watch(client: kube::Client, shared: Arc<Shared>, wake: Option<Sender<Wake>>) {
-    let config = watcher::Config::default();
-    let (s1, s2) = (shared.clone(), shared.clone());
-    let pods = watcher::watcher(kube::Api::<api::Pod>::all(client.clone()), config.clone())
-        .backoff(Backoff::default())
-        .map(move |e| step(&s1, e, Store::pod_event));
-    let namespaces = watcher::watcher(kube::Api::<api::Namespace>::all(client), config)
-        .backoff(Backoff::default())
-        .map(move |e| step(&s2, e, Store::namespace_event));
-    let mut steps = std::pin::pin!(stream::select(pods, namespaces));
+async fn watch(client: kube::Client, shared: Arc<Shared>, wake: Option<Sender<Wake>>, sets: bool, resync: Duration) {
     let mut burst: Option<Instant> = None;
+    // Every `resync` the watchers start over with a fresh list, which the
+    // store swaps in whole: whatever a watch might have missed is repaired.
     loop {
-        let next = match burst {
-            Some(_) => match tokio::time::timeout(QUIET, steps.next()).await {
-                Ok(n) => n,
-                Err(_) => {
-                    burst = None;
-                    notify(&wake);
-                    continue;
-                }
-            },
-            None => steps.next().await,
-        };
-        let Some(Some(step)) = next else { return };
-        if step.became_synced {
-            shared.synced.notify_all();
-        }
-        // Readiness follows the watch: a pass records the new health.
-        if step.health_moved && step.synced {
-            notify(&wake);
-        }
-        if step.changed && step.synced {
-            let began = *burst.get_or_insert_with(Instant::now);
-            if began.elapsed() >= LONGEST {
-                burst = None;
-                notify(&wake);
+        let mut streams = vec![
+            watched(kube::Api::<api::Pod>::all(client.clone()), shared.clone(), Store::pod_event),
+            watched(kube::Api::<api::Namespace>::all(client.clone()), shared.clone(), Store::namespace_event),
+        ];
+        if sets {
+            for (global, kind, plural) in
+                [(false, "NetworkSet", "networksets"), (true, "GlobalNetworkSet", "globalnetworksets")]
+            {
+                let gvk = kube::api::GroupVersionKind::gvk(CALICO_CRDS.0, CALICO_CRDS.1, kind);
+                let resource = kube::api::ApiResource::from_gvk_with_plural(&gvk, plural);
+                let api = kube::Api::<kube::api::DynamicObject>::all_with(client.clone(), &resource);
+                streams.push(watched(api, shared.clone(), move |s: &mut Store, e| s.network_set_event(global, e)));
             }
         }
+        let mut steps = stream::select_all(streams);
+        let resync_at = tokio::time::Instant::now() + resync;
+        loop {
+            // Within a burst, a quiet spell ends it.
+            let wait = if burst.is_some() { QUIET } else { resync };
+            let next = tokio::select! {
+                _ = tokio::time::sleep_until(resync_at) => break,
+                n = tokio::time::timeout(wait, steps.next()) => n,
+            };
+            let step = match next {
+                Err(_) => {
+                    if burst.take().is_some() {
+                        notify(&wake);
+                    }
+                    continue;
+                }
+                Ok(Some(Some(step))) => step,
+                Ok(_) => return,
+            };
+            if step.became_synced {
+                shared.synced.notify_all();
+            }
+            // Readiness follows the watch: a pass records the new health.
+            if step.health_moved && step.synced {
+                notify(&wake);
+            }
+            if step.changed && step.synced {
+                let began = *burst.get_or_insert_with(Instant::now);
+                if began.elapsed() >= LONGEST {
+                    burst = None;
+                    notify(&wake);
+                }
+            }
+        }
+    }
+}
+
+type Steps = std::pin::Pin<Box<dyn futures_util::Stream<Item = Option<Step>> + Send>>;
+
+/// One resource's watcher, with backoff, applying each item to the store.
+fn watched<K>(
+    api: kube::Api<K>,
+    shared: Arc<Shared>,
+    apply: impl Fn(&mut Store, Event<K>) -> bool + Send + 'static,
+) -> Steps
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    Box::pin(
+        watcher::watcher(api, watcher::Config::default())
+            .backoff(Backoff::default())
+            .map(move |e| step(&shared, e, &apply)),
+    )
+}
+
+/// Calico's CRDs (a cluster with the Calico API server serves the same
+/// objects as projectcalico.org/v3 too; the CRDs exist either way).
+const CALICO_CRDS: (&str, &str) = ("crd.projectcalico.org", "v1");
+
+/// Whether the API server serves Calico's network set CRDs.
+async fn calico_sets_served(client: &kube::Client) -> bool {
+    match client.list_api_group_resources(&format!("{}/{}", CALICO_CRDS.0, CALICO_CRDS.1)).await {
+        Ok(list) => ["networksets", "globalnetworksets"].iter().all(|p| list.resources.iter().any(|r| r.name == *p)),
+        Err(_) => false,
     }
 }
 

@@ -59,7 +59,21 @@ fn the_cluster_role_grants_only_reads_and_the_node_patch() {
     grants.sort();
     assert_eq!(
         grants,
-        ["namespaces:get", "namespaces:list", "namespaces:watch", "nodes:patch", "pods:get", "pods:list", "pods:watch"]
+        [
+            "globalnetworksets:get",
+            "globalnetworksets:list",
+            "globalnetworksets:watch",
+            "namespaces:get",
+            "namespaces:list",
+            "namespaces:watch",
+            "networksets:get",
+            "networksets:list",
+            "networksets:watch",
+            "nodes:patch",
+            "pods:get",
+            "pods:list",
+            "pods:watch"
+        ]
     );
 }
 

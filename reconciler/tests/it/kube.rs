@@ -314,7 +314,7 @@ fn drain(rx: &Receiver<Wake>) -> usize {
 fn the_watch_follows_lists_bookmarks_dropped_connections_and_410_gone() {
     let (api, kc) = stand_in_with_example("watch");
     let (tx, rx) = std::sync::mpsc::channel();
-    let opts = ApiOptions { kubeconfig: Some(kc.clone()), context: None };
+    let opts = ApiOptions { resync: Duration::from_secs(2), ..ApiOptions::new(Some(kc.clone()), None) };
     let mut inv = ApiInventory::connect(&opts, Some(tx)).expect("connect");
     let c = inv.current().expect("the first list arrives");
     assert_eq!(c.pods.len(), 6);
@@ -325,6 +325,9 @@ fn the_watch_follows_lists_bookmarks_dropped_connections_and_410_gone() {
     wait_for("the pod watch", 5, || api.requests().iter().any(|r| r.contains("/pods?") && r.contains("watch=true")));
 
     // A label change arrives as one wake.
+    // The initial list is one wake; let it pass.
+    std::thread::sleep(Duration::from_millis(300));
+    drain(&rx);
     let web = c.pods.iter().find(|p| p.namespace == "frontend").cloned().expect("web");
     let mut v = api_pod(&web);
     v["metadata"]["labels"]["tier"] = serde_json::json!("canary");
@@ -371,6 +374,16 @@ fn the_watch_follows_lists_bookmarks_dropped_connections_and_410_gone() {
     let lists_final = api.requests().iter().filter(|r| r.contains("/pods?") && !r.contains("watch=")).count();
     assert!(lists_final > lists_after, "410 Gone leads to a relist");
     wait_for("health", 10, || inv.health().is_ok());
+
+    // Without Calico's CRDs, nothing is asked of them.
+    assert!(!api.requests().iter().any(|r| r.contains("networksets")));
+
+    // The periodic resync lists again, and changes nothing that was current.
+    let lists = |api: &StandIn| api.requests().iter().filter(|r| r.contains("/pods?") && !r.contains("watch=")).count();
+    let (before, g) = (lists(&api), inv.generation());
+    wait_for("a resync", 10, || lists(&api) > before);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(inv.generation(), g, "a relist of the same objects is not a change");
     let _ = std::fs::remove_file(kc);
 }
 
@@ -378,8 +391,7 @@ fn the_watch_follows_lists_bookmarks_dropped_connections_and_410_gone() {
 fn a_burst_of_pod_events_is_coalesced_into_few_wakes() {
     let (api, kc) = stand_in_with_example("burst");
     let (tx, rx) = std::sync::mpsc::channel();
-    let mut inv =
-        ApiInventory::connect(&ApiOptions { kubeconfig: Some(kc.clone()), context: None }, Some(tx)).expect("connect");
+    let mut inv = ApiInventory::connect(&ApiOptions::new(Some(kc.clone()), None), Some(tx)).expect("connect");
     inv.current().expect("synced");
     wait_for("the pod watch", 5, || api.requests().iter().any(|r| r.contains("/pods?") && r.contains("watch=true")));
     drain(&rx);
@@ -513,6 +525,72 @@ fn reconcile_kube_enforces_the_api_inventory_and_follows_it() {
     wait_for("ready again", 30, || get(&addr, "/readyz").0.contains("200"));
     drop(child);
     assert!(took < Duration::from_secs(5), "pod to chains took {took:?}");
+    let _ = std::fs::remove_file(kc);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn calico_network_sets_come_from_the_api_where_the_crds_exist() {
+    let Some(ns) = Netns::new("kubesets") else { return };
+    let dir = repo("kubesets");
+    // A policy that allows the corporate ranges, which only the cluster knows.
+    std::fs::write(
+        dir.join("policies/platform/allow-corp.yaml"),
+        "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: allow-corp}\n\
+         spec:\n  order: 10\n  selector: app == 'api'\n  types: [Ingress]\n  ingress:\n  - action: Allow\n    source:\n      selector: role == 'corp'\n",
+    )
+    .expect("write");
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-qm", "allow corp"]);
+    let (api, kc) = stand_in_with_example("sets");
+    api.serve_calico_crds();
+    api.apply("globalnetworksets", stand_in::network_set(None, "corp", &[("role", "corp")], &["192.0.2.0/24"]));
+    api.apply(
+        "networksets",
+        stand_in::network_set(Some("backend"), "partners", &[("role", "partner")], &["198.51.100.7"]),
+    );
+    api.apply("globalnetworksets", stand_in::network_set(None, "broken", &[("role", "corp")], &["not-a-cidr"]));
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut inv = ApiInventory::connect(&ApiOptions::new(Some(kc.clone()), None), Some(tx)).expect("connect");
+    inv.current().expect("synced");
+    let sets = inv.network_sets();
+    let names: Vec<&str> = sets.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["corp", "partners"], "the unreadable set is left out");
+    let partners = sets.iter().find(|s| s.name == "partners").expect("partners");
+    assert_eq!(partners.labels["projectcalico.org/namespace"], "backend");
+    assert_eq!(partners.nets[0].to_string(), "198.51.100.7/32");
+
+    // The reconciler programs the cluster's set into the node's table.
+    let out = netward(
+        &[
+            "reconcile",
+            "--once",
+            "--path",
+            "policies",
+            "--node",
+            "node-b",
+            "--iface-prefix",
+            "nw",
+            "--netns",
+            &ns.0,
+            "--repo",
+            dir.to_str().expect("utf-8"),
+            "--kubeconfig",
+            kc.to_str().expect("utf-8"),
+        ],
+        &dir,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(ns.table().contains("192.0.2.0/24"), "{}", ns.table());
+
+    // Edits and deletions follow.
+    drain(&rx);
+    api.apply("globalnetworksets", stand_in::network_set(None, "corp", &[("role", "corp")], &["192.0.2.0/25"]));
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(Wake::Inventory));
+    wait_for("the edited set", 5, || inv.network_sets().iter().any(|s| s.nets[0].to_string() == "192.0.2.0/25"));
+    api.delete("networksets", "backend", "partners");
+    wait_for("the deleted set", 5, || inv.network_sets().len() == 1);
     let _ = std::fs::remove_file(kc);
     let _ = std::fs::remove_dir_all(dir);
 }
