@@ -271,6 +271,19 @@ fn git_env(dir: &Path, args: &[&str], env: &[(String, String)]) -> Result<String
 }
 
 impl Source {
+    /// A local checkout (or URL without credentials) at `git_ref`, its
+    /// policies under `path`, mirrored (if remote) into `cache`.
+    pub fn new(repo: impl Into<String>, git_ref: &str, path: &str, cache: PathBuf) -> Self {
+        Source {
+            repo: repo.into(),
+            git_ref: git_ref.into(),
+            path: path.into(),
+            cache,
+            allowed_signers: None,
+            auth: GitAuth::default(),
+        }
+    }
+
     fn is_local(&self) -> bool {
         !self.repo.contains("://") && Path::new(&self.repo).exists()
     }
@@ -894,14 +907,7 @@ mod tests {
         }
         let (cluster, _) = load_cluster(&[root.join("policies/cluster.yaml")]).into_result().expect("cluster");
         let given = Arc::new(Mutex::new(Ok(cluster.clone())));
-        let source = Source {
-            repo: dir.display().to_string(),
-            git_ref: "main".into(),
-            path: "policies".into(),
-            cache: dir.join("cache"),
-            allowed_signers: None,
-            auth: GitAuth::default(),
-        };
+        let source = Source::new(dir.display().to_string(), "main", "policies", dir.join("cache"));
         let dp = InMemory(Mutex::new(None));
         let mut r = Reconciler::with_inventory(
             source,

@@ -9,6 +9,8 @@
 //!
 //! Run as root: `cargo bench -p netward-testkit --bench kube_burst`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,17 +41,6 @@ impl Dataplane for Counted {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.email=bench@netward", "-c", "user.name=bench", "-c", "init.defaultBranch=main"])
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(ok.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&ok.stderr));
-}
-
 fn kib(pid: u32, field: &str) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     s.lines()
@@ -61,14 +52,7 @@ fn kib(pid: u32, field: &str) -> u64 {
 
 /// The memory of a process that only reconciles from the API inventory.
 fn child(netns: &str, dir: &Path, kubeconfig: &Path) {
-    let source = Source {
-        repo: dir.display().to_string(),
-        git_ref: "main".into(),
-        path: "policies".into(),
-        cache: dir.join("cache"),
-        allowed_signers: None,
-        auth: Default::default(),
-    };
+    let source = Source::new(dir.display().to_string(), "main", "policies", dir.join("cache"));
     let opts = ApiOptions::new(Some(kubeconfig.to_path_buf()), None);
     let me = std::process::id();
     let before = kib(me, "VmRSS:");
@@ -103,14 +87,7 @@ fn main() {
     let rounds = if std::env::args().any(|a| a == "--quick") { 3 } else { 10 };
     let rounds = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(rounds);
     let g = generate(&Shape { pods: 10_000, policies: 1_000, seed: 7 });
-    let dir = std::env::temp_dir().join(format!("netward-bench-kube-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("policies")).expect("mkdir");
-    std::fs::write(dir.join("policies/policies.yaml"), &g.policies).expect("write");
-    std::fs::write(dir.join("cluster.yaml"), &g.cluster).expect("write");
-    git(&dir, &["init", "-q"]);
-    git(&dir, &["add", "-A"]);
-    git(&dir, &["commit", "-qm", "world"]);
+    let dir = common::world_repo("kube", &g);
     let mut diags = Vec::new();
     let mut cluster = netward::manifest::load::load_cluster_text(&"cluster.yaml".into(), &g.cluster, &mut diags);
     cluster.fill_missing_namespaces();
@@ -133,14 +110,7 @@ fn main() {
         print!("{}{}", if files { "[snapshot file] " } else { "[API] " }, String::from_utf8_lossy(&out.stdout));
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
-    let source = Source {
-        repo: dir.display().to_string(),
-        git_ref: "main".into(),
-        path: "policies".into(),
-        cache: dir.join("cache"),
-        allowed_signers: None,
-        auth: Default::default(),
-    };
+    let source = Source::new(dir.display().to_string(), "main", "policies", dir.join("cache"));
     let (tx, rx) = std::sync::mpsc::channel();
     let t = Instant::now();
     let inv = ApiInventory::connect(&ApiOptions::new(Some(kc.clone()), None), Some(tx)).expect("connect");

@@ -6,8 +6,9 @@
 //!
 //! Run as root: `cargo bench -p netward-testkit --bench reconcile`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
 use netward::enforce::netlink::Netlink;
@@ -15,16 +16,7 @@ use netward::reconcile::{Outcome, Reconciler, RolloutMode, Source};
 use netward::synth::{generate, Shape};
 use netward_testkit::lab::{check_support, Lab};
 
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.email=bench@netward", "-c", "user.name=bench", "-c", "init.defaultBranch=main"])
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(ok.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&ok.stderr));
-}
+use common::git;
 
 fn main() {
     if let Err(e) = check_support() {
@@ -33,24 +25,10 @@ fn main() {
     }
     let rounds = if std::env::args().any(|a| a == "--quick") { 3 } else { 20 };
     let g = generate(&Shape { pods: 10_000, policies: 1_000, seed: 7 });
-    let dir = std::env::temp_dir().join(format!("netward-bench-reconcile-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("policies")).expect("mkdir");
-    std::fs::write(dir.join("policies/policies.yaml"), &g.policies).expect("write");
-    std::fs::write(dir.join("cluster.yaml"), &g.cluster).expect("write");
-    git(&dir, &["init", "-q"]);
-    git(&dir, &["add", "-A"]);
-    git(&dir, &["commit", "-qm", "world"]);
+    let dir = common::world_repo("reconcile", &g);
     let probe = PathBuf::from(env!("CARGO_BIN_EXE_netward-probe"));
     let lab = Lab::up("bench-rec", &[], &[], &[], &probe).expect("lab");
-    let source = Source {
-        repo: dir.display().to_string(),
-        git_ref: "main".into(),
-        path: "policies".into(),
-        cache: dir.join("cache"),
-        allowed_signers: None,
-        auth: Default::default(),
-    };
+    let source = Source::new(dir.display().to_string(), "main", "policies", dir.join("cache"));
     let dp = Netlink::in_netns(lab.node_netns()).expect("netlink");
     let mut r = Reconciler::new(source, vec![dir.join("cluster.yaml")], "node0".into(), RolloutMode::Enforce, dp);
     assert_eq!(r.pass(), Outcome::InForce, "first pass");

@@ -16,35 +16,81 @@ use crate::model::cluster::{ContainerPort, Namespace, Pod, NAME_LABEL};
 use crate::model::port::Protocol;
 use crate::model::NetworkSet;
 
-type PodKey = (String, String);
-/// (namespace, name); no namespace for a GlobalNetworkSet.
-type SetKey = (Option<String>, String);
+/// One kind of object as list+watch leaves it, keyed by (namespace, name).
+#[derive(Debug)]
+struct Reflected<V> {
+    items: BTreeMap<(String, String), V>,
+    /// Objects of a relist in progress (between `Init` and `InitDone`): the
+    /// collection switches to them whole, so a half-listed one is never seen.
+    /// A relist cut short by an error is started over by the next `Init`.
+    relisting: Option<BTreeMap<(String, String), V>>,
+    listed: bool,
+}
 
-/// Pods and namespaces, kept from list+watch.
+impl<V> Default for Reflected<V> {
+    fn default() -> Self {
+        Reflected { items: BTreeMap::new(), relisting: None, listed: false }
+    }
+}
+
+impl<V: PartialEq> Reflected<V> {
+    /// Applies one event; `read` turns an API object into the engine's value
+    /// (None: the engine cannot use it, which counts as absent). True if the
+    /// engine's view changed.
+    fn apply<O: kube::Resource>(&mut self, event: Event<O>, read: impl Fn(&O) -> Option<V>) -> bool {
+        let key = |o: &O| {
+            let m = o.meta();
+            (m.namespace.clone().unwrap_or_default(), m.name.clone().unwrap_or_default())
+        };
+        match event {
+            Event::Apply(o) => match read(&o) {
+                Some(v) => upsert(&mut self.items, key(&o), v),
+                None => self.items.remove(&key(&o)).is_some(),
+            },
+            Event::Delete(o) => self.items.remove(&key(&o)).is_some(),
+            Event::Init => {
+                self.relisting = Some(BTreeMap::new());
+                false
+            }
+            Event::InitApply(o) => {
+                if let (Some(v), Some(buf)) = (read(&o), self.relisting.as_mut()) {
+                    buf.insert(key(&o), v);
+                }
+                false
+            }
+            Event::InitDone => {
+                self.listed = true;
+                match self.relisting.take() {
+                    Some(all) if all != self.items => {
+                        self.items = all;
+                        true
+                    }
+                    _ => false,
+                }
+            }
+        }
+    }
+}
+
+/// Pods, namespaces and Calico network sets, kept from list+watch.
 #[derive(Debug, Default)]
 pub struct Store {
-    pods: BTreeMap<PodKey, Pod>,
-    namespaces: BTreeMap<String, Namespace>,
-    /// Objects of a relist in progress (between `Init` and `InitDone`): the
-    /// store switches to them whole, so a half-listed cluster is never seen.
-    relisting_pods: Option<BTreeMap<PodKey, Pod>>,
-    relisting_namespaces: Option<BTreeMap<String, Namespace>>,
+    pods: Reflected<Pod>,
+    namespaces: Reflected<Namespace>,
     /// Calico NetworkSets and GlobalNetworkSets, where the CRDs exist.
-    network_sets: BTreeMap<SetKey, NetworkSet>,
-    relisting_sets: [Option<BTreeMap<SetKey, NetworkSet>>; 2],
-    pods_listed: bool,
-    namespaces_listed: bool,
-    /// Whether the network sets are watched, and which kinds have been listed.
+    network_sets: Reflected<NetworkSet>,
+    global_network_sets: Reflected<NetworkSet>,
     sets_watched: bool,
-    sets_listed: [bool; 2],
     /// Bumped by every change the engine can see.
     generation: u64,
 }
 
 impl Store {
-    /// Both initial lists are complete: the cluster is whole.
+    /// Every watched kind is listed: the cluster is whole.
     pub fn synced(&self) -> bool {
-        self.pods_listed && self.namespaces_listed && (!self.sets_watched || self.sets_listed == [true, true])
+        self.pods.listed
+            && self.namespaces.listed
+            && (!self.sets_watched || (self.network_sets.listed && self.global_network_sets.listed))
     }
 
     /// The network sets are watched too: the store is whole only once both kinds are listed.
@@ -52,150 +98,54 @@ impl Store {
         self.sets_watched = true;
     }
 
-    /// The network sets the API server holds, in the engine's form.
-    pub fn network_sets(&self) -> Vec<NetworkSet> {
-        self.network_sets.values().cloned().collect()
-    }
-
-    /// Applies a NetworkSet (`global` false) or GlobalNetworkSet watch event.
-    /// An object the engine cannot read (a bad CIDR) is left out, with a warning.
-    pub fn network_set_event(&mut self, global: bool, event: Event<DynamicObject>) -> bool {
-        let g = usize::from(global);
-        let key = |o: &DynamicObject| -> SetKey {
-            (o.metadata.namespace.clone().filter(|_| !global), o.metadata.name.clone().unwrap_or_default())
-        };
-        let changed = match event {
-            Event::Apply(o) => match network_set_from_api(&o, global) {
-                Some(set) => upsert(&mut self.network_sets, key(&o), set),
-                None => self.network_sets.remove(&key(&o)).is_some(),
-            },
-            Event::Delete(o) => self.network_sets.remove(&key(&o)).is_some(),
-            Event::Init => {
-                self.relisting_sets[g] = Some(BTreeMap::new());
-                false
-            }
-            Event::InitApply(o) => {
-                if let (Some(set), Some(buf)) = (network_set_from_api(&o, global), self.relisting_sets[g].as_mut()) {
-                    buf.insert(key(&o), set);
-                }
-                false
-            }
-            Event::InitDone => {
-                self.sets_listed[g] = true;
-                match self.relisting_sets[g].take() {
-                    Some(mut all) => {
-                        // Keep the other kind's sets; replace this kind's whole.
-                        let other: Vec<_> = self
-                            .network_sets
-                            .iter()
-                            .filter(|(k, _)| k.0.is_some() == global)
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect();
-                        all.extend(other);
-                        if all != self.network_sets {
-                            self.network_sets = all;
-                            true
-                        } else {
-                            false
-                        }
-                    }
-                    None => false,
-                }
-            }
-        };
-        if changed {
-            self.generation += 1;
-        }
-        changed
-    }
-
     pub fn generation(&self) -> u64 {
         self.generation
     }
 
     pub fn pod_count(&self) -> usize {
-        self.pods.len()
+        self.pods.items.len()
+    }
+
+    fn count(&mut self, changed: bool) -> bool {
+        if changed {
+            self.generation += 1;
+        }
+        changed
     }
 
     /// Applies a pod watch event; true if the engine's view changed (a
     /// status update that moves no IP, label, node or port is not a change).
     pub fn pod_event(&mut self, event: Event<api::Pod>) -> bool {
-        let changed = match event {
-            Event::Apply(p) => match pod_from_api(&p) {
-                Some(pod) => upsert(&mut self.pods, (pod.namespace.clone(), pod.name.clone()), pod),
-                None => false,
-            },
-            Event::Delete(p) => self
-                .pods
-                .remove(&(p.metadata.namespace.unwrap_or_default(), p.metadata.name.unwrap_or_default()))
-                .is_some(),
-            Event::Init => {
-                self.relisting_pods = Some(BTreeMap::new());
-                false
-            }
-            Event::InitApply(p) => {
-                if let (Some(pod), Some(buf)) = (pod_from_api(&p), self.relisting_pods.as_mut()) {
-                    buf.insert((pod.namespace.clone(), pod.name.clone()), pod);
-                }
-                false
-            }
-            Event::InitDone => {
-                self.pods_listed = true;
-                match self.relisting_pods.take() {
-                    Some(all) if all != self.pods => {
-                        self.pods = all;
-                        true
-                    }
-                    _ => false,
-                }
-            }
-        };
-        if changed {
-            self.generation += 1;
-        }
-        changed
+        let changed = self.pods.apply(event, pod_from_api);
+        self.count(changed)
     }
 
     /// Applies a namespace watch event; true if the engine's view changed.
     pub fn namespace_event(&mut self, event: Event<api::Namespace>) -> bool {
-        let changed = match event {
-            Event::Apply(n) => match namespace_from_api(&n) {
-                Some(ns) => upsert(&mut self.namespaces, ns.name.clone(), ns),
-                None => false,
-            },
-            Event::Delete(n) => self.namespaces.remove(n.metadata.name.as_deref().unwrap_or_default()).is_some(),
-            Event::Init => {
-                self.relisting_namespaces = Some(BTreeMap::new());
-                false
-            }
-            Event::InitApply(n) => {
-                if let (Some(ns), Some(buf)) = (namespace_from_api(&n), self.relisting_namespaces.as_mut()) {
-                    buf.insert(ns.name.clone(), ns);
-                }
-                false
-            }
-            Event::InitDone => {
-                self.namespaces_listed = true;
-                match self.relisting_namespaces.take() {
-                    Some(all) if all != self.namespaces => {
-                        self.namespaces = all;
-                        true
-                    }
-                    _ => false,
-                }
-            }
-        };
-        if changed {
-            self.generation += 1;
-        }
-        changed
+        let changed = self.namespaces.apply(event, namespace_from_api);
+        self.count(changed)
+    }
+
+    /// Applies a NetworkSet (`global` false) or GlobalNetworkSet watch event.
+    /// An object the engine cannot read (a bad CIDR) is left out, with a warning.
+    pub fn network_set_event(&mut self, global: bool, event: Event<DynamicObject>) -> bool {
+        let sets = if global { &mut self.global_network_sets } else { &mut self.network_sets };
+        let changed = sets.apply(event, |o| network_set_from_api(o, global));
+        self.count(changed)
+    }
+
+    /// The network sets the API server holds, in the engine's form.
+    pub fn network_sets(&self) -> Vec<NetworkSet> {
+        self.global_network_sets.items.values().chain(self.network_sets.items.values()).cloned().collect()
     }
 
     /// The cluster the engine evaluates: namespaces a pod names but the API
     /// has not listed (yet) get only their implicit label, as with snapshots.
     pub fn cluster(&self) -> crate::model::Cluster {
-        let mut c =
-            crate::model::Cluster { namespaces: self.namespaces.clone(), pods: self.pods.values().cloned().collect() };
+        let mut c = crate::model::Cluster {
+            namespaces: self.namespaces.items.values().map(|n| (n.name.clone(), n.clone())).collect(),
+            pods: self.pods.items.values().cloned().collect(),
+        };
         c.fill_missing_namespaces();
         c
     }
