@@ -332,9 +332,14 @@ impl NodeTarget {
                 let api = netward::kubernetes::watch::ApiInventory::connect(&o, wake).map_err(Failure::Io)?;
                 if publish {
                     let (publisher, node) = (api.publisher(), self.node.clone());
+                    let mut last: Option<(String, String)> = None;
+                    // One patch per new commit or result, not per pod change.
                     on_record = Some(Box::new(move |p: &netward::reconcile::Pass| {
-                        if matches!(p.result.as_str(), "applied" | "unchanged" | "refused") {
-                            publisher.publish(&node, &p.commit, &p.result);
+                        let result = if p.result == "refused" { "refused" } else { "applied" };
+                        let now = Some((p.commit.clone(), result.to_string()));
+                        if matches!(p.result.as_str(), "applied" | "unchanged" | "refused") && now != last {
+                            publisher.publish(&node, &p.commit, result);
+                            last = now;
                         }
                     }));
                 }

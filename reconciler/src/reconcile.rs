@@ -392,6 +392,10 @@ pub struct Reconciler<D: Dataplane> {
     fetched: Option<(PathBuf, String)>,
     /// The inventory generation the table was last programmed from.
     programmed_generation: Option<u64>,
+    /// Why the pass in progress runs.
+    woken_by: Wake,
+    /// When the loop fetches (and reads the table back) next.
+    next_fetch: Instant,
     /// The last commit's policy files and what they load to.
     loaded: Option<(String, LoadedCommit)>,
 }
@@ -439,6 +443,8 @@ impl<D: Dataplane> Reconciler<D> {
             on_record: None,
             fetched: None,
             programmed_generation: None,
+            woken_by: Wake::Fetch,
+            next_fetch: Instant::now(),
             loaded: None,
         }
     }
@@ -484,6 +490,7 @@ impl<D: Dataplane> Reconciler<D> {
     /// again to the new inventory, without going to the Git server.
     pub fn pass_for(&mut self, why: Wake) -> Outcome {
         let start = Instant::now();
+        self.woken_by = why;
         self.status.inventory_error = self.inventory.health().err();
         let fetched = match (why, &self.fetched) {
             (Wake::Inventory, Some(f)) => Ok(f.clone()),
@@ -574,16 +581,16 @@ impl<D: Dataplane> Reconciler<D> {
             with_cluster_sets = s;
             &with_cluster_sets
         };
+        let mut guard_warning = None;
         // Guards: `netward.yaml` next to the policies, if the commit has one.
         let guards_name = format!("{}/netward.yaml", self.source.path.trim_end_matches('/'));
         let guards_name = guards_name.trim_start_matches("./").to_string();
         if let Some((name, text)) = files.iter().find(|(n, _)| n.ends_with(&format!(":{guards_name}"))) {
             let list = change::load_guards(name, text).map_err(|d| ("refused", format!("invalid guards: {d}")))?;
-            let broken = change::check_guards(&list, set, &cluster).map_err(|e| ("refused", e))?;
-            if let Some(b) = broken.first() {
-                let g = &b.guard;
-                return Err((
-                    "refused",
+            let problem = match change::check_guards(&list, set, &cluster) {
+                Err(e) => Some(e),
+                Ok(broken) => broken.first().map(|b| {
+                    let g = &b.guard;
                     format!(
                         "breaks guard {}: {} -> {} {} must be {}",
                         g.at,
@@ -591,8 +598,17 @@ impl<D: Dataplane> Reconciler<D> {
                         g.to,
                         g.port,
                         if g.allow { "allowed" } else { "denied" }
-                    ),
-                ));
+                    )
+                }),
+            };
+            if let Some(why) = problem {
+                // Guards gate commits. The commit in force stays in force when
+                // the cluster changes under it (refusing it would freeze the
+                // table with stale pods); the breakage is reported.
+                if self.status.applied.as_deref() != Some(commit) {
+                    return Err(("refused", why));
+                }
+                guard_warning = Some(why);
             }
         }
         let an = Analysis::new(set, &cluster, View::Enforced);
@@ -618,14 +634,20 @@ impl<D: Dataplane> Reconciler<D> {
         // stays short; a pass with nothing new reads the table back and
         // repairs hand edits.
         let new_commit = self.status.applied.as_deref() != Some(commit);
-        let new_inventory = self.programmed_generation != Some(generation);
+        // Only an inventory wake takes the fast path for an inventory change:
+        // the periodic pass always reads back, so drift is repaired even on a
+        // cluster whose pods never stop changing.
+        let new_inventory = self.programmed_generation != Some(generation) && self.woken_by == Wake::Inventory;
         let report = if new_commit || new_inventory { self.enforcer.update(&rs) } else { self.enforcer.sync(&rs) }
             .map_err(|e| ("error", e.to_string()))?;
         self.programmed_generation = Some(generation);
         let result = if report.changes.is_empty() { "unchanged" } else { "applied" };
-        let detail = format!("{}{}", report.changes.summary(), if report.drift { "; repaired drift" } else { "" });
+        let mut detail = format!("{}{}", report.changes.summary(), if report.drift { "; repaired drift" } else { "" });
+        if let Some(w) = &guard_warning {
+            detail.push_str(&format!("; the cluster now {w}"));
+        }
+        self.status.last_error = guard_warning;
         let was = self.status.applied.replace(commit.to_string());
-        self.status.last_error = None;
         // Record only what changed something, or a new commit.
         if result == "applied" || was.as_deref() != Some(commit) {
             self.record(Pass {
@@ -652,6 +674,7 @@ impl<D: Dataplane> Reconciler<D> {
         let mut why = Wake::Fetch;
         loop {
             self.pass_for(why);
+            let fetched_at = if why == Wake::Fetch { Some(Instant::now()) } else { None };
             if let Some(f) = status_file {
                 let _ = write_status(f, &self.status);
             }
@@ -663,10 +686,16 @@ impl<D: Dataplane> Reconciler<D> {
             if stop() {
                 return;
             }
+            if let Some(t) = fetched_at {
+                self.next_fetch = t + interval;
+            }
             // A webhook, a local commit or an inventory change cuts the wait
             // short; wakes that queued up during the pass are one more pass.
+            // The interval's fetch (and table read-back) is kept however
+            // often the inventory wakes the loop.
+            let left = self.next_fetch.saturating_duration_since(Instant::now());
             why = match trigger {
-                Some(rx) => match rx.recv_timeout(interval) {
+                Some(rx) => match rx.recv_timeout(left) {
                     Ok(first) => {
                         let mut why = first;
                         while let Ok(w) = rx.try_recv() {
@@ -674,12 +703,16 @@ impl<D: Dataplane> Reconciler<D> {
                                 why = Wake::Fetch;
                             }
                         }
-                        why
+                        if Instant::now() >= self.next_fetch {
+                            Wake::Fetch
+                        } else {
+                            why
+                        }
                     }
                     Err(_) => Wake::Fetch,
                 },
                 None => {
-                    std::thread::sleep(interval);
+                    std::thread::sleep(left);
                     Wake::Fetch
                 }
             };
@@ -931,6 +964,51 @@ mod tests {
         assert_eq!(r.pass(), Outcome::Failed);
         assert!(r.status.last_error.as_deref().is_some_and(|e| e.contains("unreachable")));
         assert_eq!(chains(&r), without);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_cluster_change_that_breaks_a_guard_does_not_freeze_the_commit_in_force() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("root").to_path_buf();
+        let dir = std::env::temp_dir().join(format!("netward-guard-inventory-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        assert!(Command::new("cp").arg("-r").arg(root.join("policies")).arg(&dir).status().expect("cp").success());
+        std::fs::write(
+            dir.join("policies/netward.yaml"),
+            "guards:\n  - {from: frontend/web-7d4b9-abcde, to: kube-system/coredns-6d8c4-pqrst, port: 53/UDP, expect: allow}\n",
+        )
+        .expect("guards");
+        let id = ["-c", "user.email=t@netward", "-c", "user.name=t", "-c", "init.defaultBranch=main"];
+        for args in [&["init", "-q"][..], &["add", "-A"], &["commit", "-qm", "example"]] {
+            git(&dir, &[&id[..], args].concat()).expect("git");
+        }
+        let (cluster, _) = load_cluster(&[root.join("policies/cluster.yaml")]).into_result().expect("cluster");
+        let given = Arc::new(Mutex::new(Ok(cluster.clone())));
+        let source = Source::new(dir.display().to_string(), "main", "policies", dir.join("cache"));
+        let mut r = Reconciler::with_inventory(
+            source,
+            Box::new(Given(given.clone())),
+            "node-b".into(),
+            RolloutMode::Enforce,
+            InMemory(Mutex::new(None)),
+        );
+        let table = |r: &Reconciler<InMemory>| r.enforcer.dataplane().read().expect("read").expect("table");
+        assert_eq!(r.pass(), Outcome::InForce);
+        let before = table(&r);
+        // The guard's DNS pod goes away and a new pod comes to node-b.
+        let mut changed = cluster.clone();
+        changed.pods.retain(|p| p.namespace != "kube-system");
+        let mut newcomer = changed.pods.iter().find(|p| p.node.as_deref() == Some("node-b")).cloned().expect("pod");
+        newcomer.name = "newcomer".into();
+        newcomer.ips = vec!["10.244.2.99".parse().expect("ip")];
+        changed.pods.push(newcomer);
+        *given.lock().expect("lock") = Ok(changed);
+        assert_eq!(r.pass(), Outcome::InForce, "{:?}", r.status.history.last());
+        assert_ne!(table(&r), before, "the new inventory is programmed");
+        assert!(r.status.refused.is_empty(), "the commit in force is not refused: {:?}", r.status.refused);
+        let err = r.status.last_error.clone().unwrap_or_default();
+        assert!(err.contains("coredns"), "the breakage is reported: {err}");
         let _ = std::fs::remove_dir_all(dir);
     }
 

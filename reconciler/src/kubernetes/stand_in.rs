@@ -42,6 +42,9 @@ struct State {
     calico_crds: bool,
     requests: Vec<String>,
     patches: Vec<(String, Value)>,
+    /// Paged lists in progress: id -> (resourceVersion, every object).
+    snapshots: BTreeMap<u64, (u64, Vec<Value>)>,
+    next_snapshot: u64,
 }
 
 /// The stand-in server; it serves until the process ends.
@@ -106,6 +109,16 @@ impl StandIn {
         })
     }
 
+    /// Stores an object without telling any watch (an event lost on the
+    /// way): only a list shows it.
+    pub fn apply_silently(&self, resource: &str, mut object: Value) {
+        self.with(|s| {
+            s.rv += 1;
+            object["metadata"]["resourceVersion"] = json!(s.rv.to_string());
+            s.objects.insert((resource.to_string(), key(&object)), object);
+        })
+    }
+
     /// Deletes `namespace/name` (namespace empty for cluster-scoped objects).
     pub fn delete(&self, resource: &str, namespace: &str, name: &str) {
         self.with(|s| {
@@ -161,7 +174,6 @@ impl StandIn {
         self.with(|s| {
             s.rv += 1;
             s.compacted = s.rv;
-            s.events.clear();
         })
     }
 
@@ -264,23 +276,30 @@ impl StandIn {
         }
     }
 
-    /// A list, paged: `continue` is "resourceVersion:offset" of the first page.
+    /// A list, paged as the API server pages: every page comes from the
+    /// snapshot the first one was cut from (`continue` names it and the offset).
     fn list(&self, resource: &str, q: &BTreeMap<&str, &str>) -> Value {
         self.with(|s| {
-            let (rv, start) = q
-                .get("continue")
-                .and_then(|c| c.split_once(':'))
-                .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
-                .unwrap_or((s.rv, 0usize));
             let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(usize::MAX);
-            let all: Vec<&Value> = s.objects.iter().filter(|((r, _), _)| r == resource).map(|(_, v)| v).collect();
-            let items: Vec<Value> = all.iter().skip(start).take(limit).map(|v| (*v).clone()).collect();
+            let (token, start) = match q.get("continue").and_then(|c| c.split_once(':')) {
+                Some((t, o)) => (t.parse().unwrap_or(0), o.parse().unwrap_or(0)),
+                None => {
+                    s.next_snapshot += 1;
+                    let all: Vec<Value> =
+                        s.objects.iter().filter(|((r, _), _)| r == resource).map(|(_, v)| v.clone()).collect();
+                    let id = s.next_snapshot;
+                    s.snapshots.insert(id, (s.rv, all));
+                    (id, 0usize)
+                }
+            };
+            let (rv, all) = s.snapshots.get(&token).cloned().unwrap_or((s.rv, Vec::new()));
+            let items: Vec<Value> = all.iter().skip(start).take(limit).cloned().collect();
             let mut meta = json!({"resourceVersion": rv.to_string()});
             if start + items.len() < all.len() {
-                meta["continue"] = json!(format!("{rv}:{}", start + items.len()));
+                meta["continue"] = json!(format!("{token}:{}", start + items.len()));
             }
-            let kind = format!("{}List", kind_of(resource));
-            json!({"kind": kind, "apiVersion": "v1", "metadata": meta, "items": items})
+            json!({"kind": format!("{}List", kind_of(resource)), "apiVersion": api_version_of(resource),
+                "metadata": meta, "items": items})
         })
     }
 

@@ -4,6 +4,7 @@
 //! the async client; the reconcile loop stays synchronous and reads the
 //! store through the `Inventory` trait, woken once per burst of changes.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex};
@@ -44,8 +45,15 @@ const PROBE_EVERY: Duration = Duration::from_secs(2);
 
 struct State {
     store: Store,
-    /// The last watch error, until an event arrives again.
-    broken: Option<String>,
+    /// Broken watchers: resource -> (the last error, whether it was the
+    /// connection rather than the API's answer, such as a 403).
+    broken: BTreeMap<&'static str, Broken>,
+}
+
+#[derive(Clone, Debug)]
+struct Broken {
+    error: String,
+    transport: bool,
 }
 
 struct Shared {
@@ -147,25 +155,14 @@ impl ApiInventory {
         let (tx, rx) = std::sync::mpsc::channel();
         let opts2 = opts.clone();
         runtime.spawn(async move {
-            let c = match client(&opts2).await {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            };
-            let sets = calico_sets_served(&c).await;
-            let _ = tx.send(Ok((c, sets)));
+            let _ = tx.send(client(&opts2).await);
         });
-        let (client, sets) = rx.recv().map_err(|_| "kube thread ended".to_string())??;
-        let mut store = Store::default();
-        if sets {
-            store.watch_network_sets();
-        } else {
-            tracing::info!("no Calico network set CRDs on this cluster: network sets come from the repository only");
-        }
-        let shared = Arc::new(Shared { state: Mutex::new(State { store, broken: None }), synced: Condvar::new() });
-        runtime.spawn(watch(client.clone(), shared.clone(), wake.clone(), sets, opts.resync));
+        let client = rx.recv().map_err(|_| "kube thread ended".to_string())??;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State { store: Store::default(), broken: BTreeMap::new() }),
+            synced: Condvar::new(),
+        });
+        runtime.spawn(watch(client.clone(), shared.clone(), wake.clone(), opts.resync));
         runtime.spawn(probe_while_broken(client.clone(), shared.clone(), wake));
         Ok(ApiInventory { shared, client, runtime, sync_timeout: Duration::from_secs(30) })
     }
@@ -215,7 +212,7 @@ impl Inventory for ApiInventory {
                 return Err(format!(
                     "no inventory from the Kubernetes API after {}s{}",
                     self.sync_timeout.as_secs(),
-                    state.broken.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+                    state.broken.values().next().map(|b| format!(": {}", b.error)).unwrap_or_default()
                 ));
             }
             state = self.shared.synced.wait_timeout(state, left).map_err(|_| "inventory lock poisoned".to_string())?.0;
@@ -233,8 +230,8 @@ impl Inventory for ApiInventory {
 
     fn health(&self) -> Result<(), String> {
         match self.shared.state.lock() {
-            Ok(s) => match &s.broken {
-                Some(e) => Err(format!("Kubernetes API watch broken: {e}")),
+            Ok(s) => match s.broken.iter().next() {
+                Some((what, b)) => Err(format!("Kubernetes API watch broken ({what}): {}", b.error)),
                 None if !s.store.synced() => Err("waiting for the first list from the Kubernetes API".into()),
                 None => Ok(()),
             },
@@ -292,27 +289,35 @@ struct Step {
 /// Applies one item of a watcher's stream to the store, under its lock.
 fn step<K>(
     shared: &Shared,
+    what: &'static str,
     item: Result<Event<K>, watcher::Error>,
     apply: &impl Fn(&mut Store, Event<K>) -> bool,
 ) -> Option<Step> {
     let mut state = shared.state.lock().ok()?;
     let was_synced = state.store.synced();
-    let was_broken = state.broken.is_some();
+    let was_healthy = state.broken.is_empty();
     let changed = match item {
         // `Init` comes before the list request, so it says nothing of the server.
         Ok(Event::Init) => apply(&mut state.store, Event::Init),
         Ok(e) => {
-            if state.broken.take().is_some() {
-                tracing::info!("kubernetes watch resumed");
+            if state.broken.remove(what).is_some() {
+                tracing::info!(watch = what, "kubernetes watch resumed");
             }
             apply(&mut state.store, e)
         }
         Err(e) => {
+            use watcher::Error as W;
+            let transport = match &e {
+                W::InitialListFailed(k) | W::WatchStartFailed(k) | W::WatchFailed(k) => {
+                    !matches!(k, kube::Error::Api(_))
+                }
+                W::WatchError(_) | W::NoResourceVersion => false,
+            };
             // Once per outage, not once per retry.
-            if !was_broken {
-                tracing::warn!(error = %e, "kubernetes watch broken (retrying with backoff; the last inventory stays)");
+            if !state.broken.contains_key(what) {
+                tracing::warn!(watch = what, error = %e, "kubernetes watch broken (retrying with backoff; the last inventory stays)");
             }
-            state.broken = Some(e.to_string());
+            state.broken.insert(what, Broken { error: e.to_string(), transport });
             false
         }
     };
@@ -321,20 +326,36 @@ fn step<K>(
         changed,
         synced,
         became_synced: synced && !was_synced,
-        health_moved: was_broken != state.broken.is_some(),
+        health_moved: was_healthy != state.broken.is_empty(),
     })
 }
 
-/// The watch task: both watchers merged into one stream, each event applied
-/// to the store as it arrives, a wake sent per burst.
-async fn watch(client: kube::Client, shared: Arc<Shared>, wake: Option<Sender<Wake>>, sets: bool, resync: Duration) {
-    let mut burst: Option<Instant> = None;
-    // Every `resync` the watchers start over with a fresh list, which the
-    // store swaps in whole: whatever a watch might have missed is repaired.
+/// The watch task: finds out whether Calico's sets are served, then runs
+/// every watcher merged into one stream, each item applied to the store as
+/// it arrives, one wake sent per burst of changes.
+async fn watch(client: kube::Client, shared: Arc<Shared>, wake: Option<Sender<Wake>>, resync: Duration) {
+    let sets = calico_sets_served(&client, &shared).await;
+    match shared.state.lock() {
+        Ok(mut s) if sets => s.store.watch_network_sets(),
+        Ok(_) => {
+            tracing::info!("no Calico network set CRDs on this cluster: network sets come from the repository only")
+        }
+        Err(_) => return,
+    }
+    // (when the burst began, when its last change came)
+    let mut burst: Option<(Instant, Instant)> = None;
+    // Every `resync` (give or take a tenth, so nodes do not relist in step)
+    // the watchers start over with a fresh list, which the store swaps in
+    // whole: whatever a watch might have missed is repaired.
     loop {
         let mut streams = vec![
-            watched(kube::Api::<api::Pod>::all(client.clone()), shared.clone(), Store::pod_event),
-            watched(kube::Api::<api::Namespace>::all(client.clone()), shared.clone(), Store::namespace_event),
+            watched("pods", kube::Api::<api::Pod>::all(client.clone()), shared.clone(), Store::pod_event),
+            watched(
+                "namespaces",
+                kube::Api::<api::Namespace>::all(client.clone()),
+                shared.clone(),
+                Store::namespace_event,
+            ),
         ];
         if sets {
             for (global, kind, plural) in
@@ -343,50 +364,53 @@ async fn watch(client: kube::Client, shared: Arc<Shared>, wake: Option<Sender<Wa
                 let gvk = kube::api::GroupVersionKind::gvk(CALICO_CRDS.0, CALICO_CRDS.1, kind);
                 let resource = kube::api::ApiResource::from_gvk_with_plural(&gvk, plural);
                 let api = kube::Api::<kube::api::DynamicObject>::all_with(client.clone(), &resource);
-                streams.push(watched(api, shared.clone(), move |s: &mut Store, e| s.network_set_event(global, e)));
+                streams
+                    .push(watched(plural, api, shared.clone(), move |s: &mut Store, e| s.network_set_event(global, e)));
             }
         }
         let mut steps = stream::select_all(streams);
-        let resync_at = tokio::time::Instant::now() + resync;
+        let resync_at = tokio::time::Instant::now() + jittered(resync);
         loop {
-            // Within a burst, a quiet spell ends it.
-            let wait = if burst.is_some() { QUIET } else { resync };
+            // A burst ends after QUIET without a change or LONGEST after it
+            // began, however many unrelated events keep arriving.
+            let burst_ends = burst.map(|(began, last)| (began + LONGEST).min(last + QUIET));
+            let flush_at = burst_ends.map(tokio::time::Instant::from_std).unwrap_or(resync_at);
             let next = tokio::select! {
                 _ = tokio::time::sleep_until(resync_at) => break,
-                n = tokio::time::timeout(wait, steps.next()) => n,
-            };
-            let step = match next {
-                Err(_) => {
-                    if burst.take().is_some() {
-                        notify(&wake);
-                    }
+                _ = tokio::time::sleep_until(flush_at), if burst.is_some() => {
+                    burst = None;
+                    notify(&wake);
                     continue;
                 }
-                Ok(Some(Some(step))) => step,
-                Ok(_) => return,
+                n = steps.next() => n,
             };
+            let Some(Some(step)) = next else { return };
             if step.became_synced {
                 shared.synced.notify_all();
             }
-            // Readiness follows the watch: a pass records the new health.
-            if step.health_moved && step.synced {
+            // Readiness follows the watch, and a first pass that timed out
+            // waiting for the lists is retried: a pass records either.
+            if (step.health_moved || step.became_synced) && step.synced {
                 notify(&wake);
             }
             if step.changed && step.synced {
-                let began = *burst.get_or_insert_with(Instant::now);
-                if began.elapsed() >= LONGEST {
-                    burst = None;
-                    notify(&wake);
-                }
+                let now = Instant::now();
+                burst = Some(burst.map_or((now, now), |(began, _)| (began, now)));
             }
         }
     }
+}
+
+fn jittered(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos());
+    d.mul_f64(0.9 + f64::from(nanos.unwrap_or(0) % 1000) / 5000.0)
 }
 
 type Steps = std::pin::Pin<Box<dyn futures_util::Stream<Item = Option<Step>> + Send>>;
 
 /// One resource's watcher, with backoff, applying each item to the store.
 fn watched<K>(
+    what: &'static str,
     api: kube::Api<K>,
     shared: Arc<Shared>,
     apply: impl Fn(&mut Store, Event<K>) -> bool + Send + 'static,
@@ -397,7 +421,7 @@ where
     Box::pin(
         watcher::watcher(api, watcher::Config::default())
             .backoff(Backoff::default())
-            .map(move |e| step(&shared, e, &apply)),
+            .map(move |e| step(&shared, what, e, &apply)),
     )
 }
 
@@ -405,11 +429,34 @@ where
 /// objects as projectcalico.org/v3 too; the CRDs exist either way).
 const CALICO_CRDS: (&str, &str) = ("crd.projectcalico.org", "v1");
 
-/// Whether the API server serves Calico's network set CRDs.
-async fn calico_sets_served(client: &kube::Client) -> bool {
-    match client.list_api_group_resources(&format!("{}/{}", CALICO_CRDS.0, CALICO_CRDS.1)).await {
-        Ok(list) => ["networksets", "globalnetworksets"].iter().all(|p| list.resources.iter().any(|r| r.name == *p)),
-        Err(_) => false,
+/// Whether the API server serves Calico's network set CRDs. Only an answer
+/// counts: 404 (no such group) is "no"; anything else (a server still
+/// starting) is asked again with backoff, shown as a broken watch meanwhile.
+async fn calico_sets_served(client: &kube::Client, shared: &Shared) -> bool {
+    let mut backoff = Backoff::default();
+    loop {
+        match client.list_api_group_resources(&format!("{}/{}", CALICO_CRDS.0, CALICO_CRDS.1)).await {
+            Ok(list) => {
+                if let Ok(mut s) = shared.state.lock() {
+                    s.broken.remove("discovery");
+                }
+                return ["networksets", "globalnetworksets"]
+                    .iter()
+                    .all(|p| list.resources.iter().any(|r| r.name == *p));
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                if let Ok(mut s) = shared.state.lock() {
+                    s.broken.remove("discovery");
+                }
+                return false;
+            }
+            Err(e) => {
+                if let Ok(mut s) = shared.state.lock() {
+                    s.broken.insert("discovery", Broken { error: e.to_string(), transport: true });
+                }
+                tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(30))).await;
+            }
+        }
     }
 }
 
@@ -419,13 +466,17 @@ async fn calico_sets_served(client: &kube::Client) -> bool {
 async fn probe_while_broken(client: kube::Client, shared: Arc<Shared>, wake: Option<Sender<Wake>>) {
     loop {
         tokio::time::sleep(PROBE_EVERY).await;
-        let broken = shared.state.lock().map(|s| s.broken.is_some()).unwrap_or(false);
-        if !broken || client.apiserver_version().await.is_err() {
+        // An API answer such as 403 stays broken until that watch succeeds.
+        let down = shared.state.lock().map(|s| s.broken.values().any(|b| b.transport)).unwrap_or(false);
+        if !down || client.apiserver_version().await.is_err() {
             continue;
         }
         let Ok(mut state) = shared.state.lock() else { return };
-        if state.broken.take().is_some() {
-            drop(state);
+        let before = state.broken.len();
+        state.broken.retain(|what, b| !b.transport || *what == "discovery");
+        let healthy = state.broken.is_empty();
+        drop(state);
+        if before > 0 && healthy {
             tracing::info!("kubernetes API server answers again");
             notify(&wake);
         }

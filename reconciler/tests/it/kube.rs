@@ -314,7 +314,7 @@ fn drain(rx: &Receiver<Wake>) -> usize {
 fn the_watch_follows_lists_bookmarks_dropped_connections_and_410_gone() {
     let (api, kc) = stand_in_with_example("watch");
     let (tx, rx) = std::sync::mpsc::channel();
-    let opts = ApiOptions { resync: Duration::from_secs(2), ..ApiOptions::new(Some(kc.clone()), None) };
+    let opts = ApiOptions::new(Some(kc.clone()), None);
     let mut inv = ApiInventory::connect(&opts, Some(tx)).expect("connect");
     let c = inv.current().expect("the first list arrives");
     assert_eq!(c.pods.len(), 6);
@@ -378,12 +378,24 @@ fn the_watch_follows_lists_bookmarks_dropped_connections_and_410_gone() {
     // Without Calico's CRDs, nothing is asked of them.
     assert!(!api.requests().iter().any(|r| r.contains("networksets")));
 
-    // The periodic resync lists again, and changes nothing that was current.
+    let _ = std::fs::remove_file(kc);
+}
+
+#[test]
+fn a_periodic_resync_lists_again_and_repairs_only_what_was_missed() {
+    let (api, kc) = stand_in_with_example("resync");
+    let opts = ApiOptions { resync: Duration::from_secs(2), ..ApiOptions::new(Some(kc.clone()), None) };
+    let mut inv = ApiInventory::connect(&opts, None).expect("connect");
+    assert_eq!(inv.current().expect("synced").pods.len(), 6);
     let lists = |api: &StandIn| api.requests().iter().filter(|r| r.contains("/pods?") && !r.contains("watch=")).count();
     let (before, g) = (lists(&api), inv.generation());
     wait_for("a resync", 10, || lists(&api) > before);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(inv.generation(), g, "a relist of the same objects is not a change");
+    // A pod the watch never heard of (created behind its back, no event) is found by the next resync.
+    api.apply_silently("pods", stand_in::pod("sandbox", "missed", &[("app", "x")], "node-a", Some("10.244.1.77"), &[]));
+    wait_for("the missed pod", 10, || inv.current().expect("inventory").pods.len() == 7);
+    assert!(inv.generation() > g);
     let _ = std::fs::remove_file(kc);
 }
 
