@@ -43,7 +43,7 @@ struct State {
     requests: Vec<String>,
     patches: Vec<(String, Value)>,
     /// Paged lists in progress: id -> (resourceVersion, every object).
-    snapshots: BTreeMap<u64, (u64, Vec<Value>)>,
+    snapshots: BTreeMap<u64, (u64, Arc<Vec<Value>>)>,
     next_snapshot: u64,
 }
 
@@ -288,11 +288,11 @@ impl StandIn {
                     let all: Vec<Value> =
                         s.objects.iter().filter(|((r, _), _)| r == resource).map(|(_, v)| v.clone()).collect();
                     let id = s.next_snapshot;
-                    s.snapshots.insert(id, (s.rv, all));
+                    s.snapshots.insert(id, (s.rv, Arc::new(all)));
                     (id, 0usize)
                 }
             };
-            let (rv, all) = s.snapshots.get(&token).cloned().unwrap_or((s.rv, Vec::new()));
+            let (rv, all) = s.snapshots.get(&token).cloned().unwrap_or((s.rv, Arc::default()));
             let items: Vec<Value> = all.iter().skip(start).take(limit).cloned().collect();
             let mut meta = json!({"resourceVersion": rv.to_string()});
             if start + items.len() < all.len() {
