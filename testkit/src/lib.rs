@@ -6,6 +6,7 @@
 //! `netward-probe` (src/bin) serves and probes real TCP and UDP inside them.
 
 pub mod cluster_lab;
+pub mod kind;
 pub mod lab;
 pub mod runner;
 pub mod spec;

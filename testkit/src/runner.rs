@@ -10,6 +10,7 @@ use netward::diag::Pos;
 use netward::enforce::Mode;
 use netward::manifest::{load_cluster, load_policies};
 use netward::model::port::FlowPort;
+use netward::model::PolicyKind;
 use netward::report;
 
 use crate::cluster_lab::ClusterLab;
@@ -24,6 +25,14 @@ pub enum Backend {
     Model,
     /// Network namespaces enforced by netward's own nftables enforcer.
     Lab,
+    /// A kind cluster (`netward-testkit kind up`), enforced by its CNI.
+    Kind,
+}
+
+/// Which kind cluster `Backend::Kind` runs on.
+#[derive(Clone, Debug)]
+pub struct KindTarget {
+    pub name: String,
 }
 
 /// One expectation checked.
@@ -62,7 +71,13 @@ impl FileResult {
 }
 
 /// Runs one test file.
-pub fn run_file(t: &TestFile, backend: Backend, probe_bin: &Path, progress: &(dyn Fn(&str) + Sync)) -> FileResult {
+pub fn run_file(
+    t: &TestFile,
+    backend: Backend,
+    probe_bin: &Path,
+    kind: Option<&KindTarget>,
+    progress: &(dyn Fn(&str) + Sync),
+) -> FileResult {
     let start = Instant::now();
     let mut result = FileResult {
         name: t.name.clone(),
@@ -147,20 +162,53 @@ pub fn run_file(t: &TestFile, backend: Backend, probe_bin: &Path, progress: &(dy
             }
             let checked =
                 probe_all(&lab, jobs, 16, Duration::from_millis(700), &|d, n| progress(&format!("probes {d}/{n}")));
-            let mut out = vec![(false, String::new()); wanted.len()];
-            for c in checked {
-                let i: usize = c.to.parse().expect("index set above");
-                let o = c.outcome;
-                let word = match o.result {
-                    Probe::Allowed => "allowed".to_string(),
-                    Probe::Refused => "allowed (refused: reached the pod, nothing listening)".to_string(),
-                    Probe::Denied => format!("denied (timeout after {:.1} s)", o.elapsed.as_secs_f64()),
-                    Probe::Error => "error (the probe could not run)".to_string(),
+            words(checked, wanted.len())
+        }
+        Backend::Kind => {
+            let Some(target) = kind else {
+                return fail(result, "--backend kind needs the cluster's name (--kind-name)".into());
+            };
+            let mut ports: Vec<(netward::model::Protocol, u16)> =
+                wanted.iter().map(|w| (w.2.protocol, w.2.port)).collect();
+            ports.sort();
+            ports.dedup();
+            let calico = set.policies.iter().any(|p| !matches!(p.id.kind, PolicyKind::KubernetesNetworkPolicy));
+            let cni = match crate::kind::recorded_cni(&target.name) {
+                Ok(c) => c,
+                Err(e) => return fail(result, e),
+            };
+            let world =
+                match crate::kind::KindWorld::deploy(&target.name, cni, &cluster, &t.policies, calico, &ports, &|s| {
+                    progress(&format!("kind: {s}"))
+                }) {
+                    Ok(w) => w,
+                    Err(e) => return fail(result, e),
                 };
-                let word = if o.attempts > 1 { format!("{word}, {} attempts", o.attempts) } else { word };
-                out[i] = (matches!(o.result, Probe::Allowed | Probe::Refused), word);
+            // Policies take effect some time after they are applied: wait
+            // until a pair the model denies is denied.
+            if let Some(i) = model.iter().position(|(allowed, _)| !allowed) {
+                let (from, to, port, ..) = &wanted[i];
+                if let Some(ip) = world.ips.get(to) {
+                    progress("kind: waiting until the policies are enforced");
+                    if let Err(e) = world.wait_enforced(from, *ip, (port.protocol, port.port), Duration::from_secs(120))
+                    {
+                        world.clean_up(&t.policies);
+                        return fail(result, e);
+                    }
+                }
             }
-            out
+            let mut jobs = Vec::new();
+            for (i, (from, to, port, ..)) in wanted.iter().enumerate() {
+                let Some(ip) = world.ips.get(to) else {
+                    world.clean_up(&t.policies);
+                    return fail(result, format!("{to} has no address on the kind cluster"));
+                };
+                jobs.push((from.clone(), format!("{i}"), *ip, *port, false));
+            }
+            let checked =
+                probe_all(&world, jobs, 16, Duration::from_secs(2), &|d, n| progress(&format!("probes {d}/{n}")));
+            world.clean_up(&t.policies);
+            words(checked, wanted.len())
         }
     };
     for (i, (from, to, port, expect, pos, table)) in wanted.into_iter().enumerate() {
@@ -181,12 +229,34 @@ pub fn run_file(t: &TestFile, backend: Backend, probe_bin: &Path, progress: &(dy
     result
 }
 
+/// Each probe's verdict (reached the pod?) and the words for it, in job order
+/// (a job's `to` slot carries its index).
+fn words(checked: Vec<crate::verify::Checked>, n: usize) -> Vec<(bool, String)> {
+    let mut out = vec![(false, "error (not probed)".to_string()); n];
+    for c in checked {
+        let Ok(i) = c.to.parse::<usize>() else { continue };
+        let o = c.outcome;
+        let word = match o.result {
+            Probe::Allowed => "allowed".to_string(),
+            Probe::Refused => "allowed (refused: reached the pod, nothing listening)".to_string(),
+            Probe::Denied => format!("denied (timeout after {:.1} s)", o.elapsed.as_secs_f64()),
+            Probe::Error => "error (the probe could not run)".to_string(),
+        };
+        let word = if o.attempts > 1 { format!("{word}, {} attempts", o.attempts) } else { word };
+        if let Some(slot) = out.get_mut(i) {
+            *slot = (matches!(o.result, Probe::Allowed | Probe::Refused), word);
+        }
+    }
+    out
+}
+
 /// The text report of one file.
 pub fn text(r: &FileResult, backend: Backend) -> String {
     let mut out = String::new();
     let b = match backend {
         Backend::Model => "model",
         Backend::Lab => "lab",
+        Backend::Kind => "kind",
     };
     if let Some(e) = &r.error {
         let _ = writeln!(out, "ERROR {} ({})\n{e}", r.name, r.path);

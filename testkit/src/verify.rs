@@ -31,9 +31,26 @@ impl Checked {
     }
 }
 
+/// Whatever sends a probe from a pod: the lab's namespaces, a kind cluster.
+pub trait Prober: Sync {
+    fn probe(&self, from: &str, to: IpAddr, proto: Protocol, port: u16, timeout: Duration) -> ProbeOutcome;
+}
+
+impl Prober for ClusterLab {
+    fn probe(&self, from: &str, to: IpAddr, proto: Protocol, port: u16, timeout: Duration) -> ProbeOutcome {
+        ClusterLab::probe(self, from, to, proto, port, timeout)
+    }
+}
+
+impl Prober for crate::kind::KindWorld {
+    fn probe(&self, from: &str, to: IpAddr, proto: Protocol, port: u16, timeout: Duration) -> ProbeOutcome {
+        crate::kind::KindWorld::probe(self, from, to, proto, port, timeout)
+    }
+}
+
 /// Probes a list of (from, to, to-address, port) jobs, `pool` at a time.
 pub fn probe_all(
-    lab: &ClusterLab,
+    lab: &dyn Prober,
     jobs: Vec<(String, String, IpAddr, FlowPort, bool)>,
     pool: usize,
     timeout: Duration,
@@ -61,7 +78,7 @@ pub fn probe_all(
 /// Every pod pair on every TCP/UDP port the destination declares, probed and
 /// compared with the model's matrix.
 pub fn verify(
-    lab: &ClusterLab,
+    lab: &dyn Prober,
     an: &Analysis,
     pool: usize,
     timeout: Duration,

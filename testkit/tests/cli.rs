@@ -134,3 +134,41 @@ fn inline_pods_run_on_the_model_and_in_the_lab() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("PASS  inline (2 checks, lab"), "{out}");
 }
+
+/// The kind backend says up front what is missing, before it touches anything.
+#[test]
+fn the_kind_backend_names_what_is_missing_before_it_starts() {
+    let bin = std::env::temp_dir().join(format!("netward-nokind-{}", std::process::id()));
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    // A Docker client with no engine behind it, as on this machine and many CI runners.
+    let docker = bin.join("docker");
+    std::fs::write(
+        &docker,
+        "#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock.' >&2\nexit 1\n",
+    )
+    .expect("write");
+    Command::new("chmod").arg("+x").arg(&docker).status().expect("chmod");
+    for args in [
+        &["kind", "up", "--config", "kind-configs/calico.yaml"][..],
+        &["kind", "down"],
+        &["run", "policies/tests/three-tier.yaml", "--backend", "kind"],
+        &["verify", "--backend", "kind", "--policies", "policies", "--cluster", "policies/cluster.yaml"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_netward-testkit"))
+            .args(args)
+            .env("PATH", &bin)
+            .current_dir(root())
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("kind: not found on PATH"), "{args:?}: {err}");
+        assert!(err.contains("kubectl: not found on PATH"), "{err}");
+        assert!(
+            err.contains("docker: the client is here but no engine answers (Cannot connect to the Docker daemon"),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty(), "nothing ran: {}", String::from_utf8_lossy(&out.stdout));
+    }
+    let _ = std::fs::remove_dir_all(bin);
+}

@@ -129,7 +129,7 @@ where
 }
 
 /// A runtime on a thread of its own: the reconcile loop is synchronous.
-fn runtime_thread() -> Result<tokio::runtime::Handle, String> {
+pub fn runtime_thread() -> Result<tokio::runtime::Handle, String> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("kube".into())

@@ -33,6 +33,8 @@ struct Cli {
 enum BackendArg {
     Model,
     Lab,
+    /// A kind cluster made by `netward-testkit kind up` (needs kind, kubectl, Docker).
+    Kind,
 }
 
 #[derive(Subcommand)]
@@ -46,6 +48,9 @@ enum Command {
         /// Write JUnit XML here.
         #[arg(long)]
         junit: Option<PathBuf>,
+        /// With --backend kind: the cluster `kind up` made.
+        #[arg(long, default_value = "netward")]
+        kind_name: String,
     },
     /// Probe every pod pair on every declared port in a lab and compare with the model.
     Verify {
@@ -55,6 +60,14 @@ enum Command {
         cluster: Vec<PathBuf>,
         #[arg(long, value_enum, default_value_t = BackendArg::Lab)]
         backend: BackendArg,
+        /// With --backend kind: the cluster `kind up` made.
+        #[arg(long, default_value = "netward")]
+        kind_name: String,
+    },
+    /// kind clusters for the kind backend: up, down.
+    Kind {
+        #[command(subcommand)]
+        command: KindCommand,
     },
     /// Labs that outlive the command: up, probe, apply, down.
     Lab {
@@ -103,6 +116,23 @@ enum LabCommand {
     /// Remove a lab and everything it created.
     Down {
         #[arg(long, default_value = "lab")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KindCommand {
+    /// Create the cluster (or reuse one of that name), install its CNI, wait until it is ready.
+    Up {
+        /// kind-configs/calico.yaml, kindnet.yaml or netward.yaml.
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, default_value = "netward")]
+        name: String,
+    },
+    /// Delete the cluster.
+    Down {
+        #[arg(long, default_value = "netward")]
         name: String,
     },
 }
@@ -160,16 +190,23 @@ fn analysis(policies: &[PathBuf], cluster: &[PathBuf]) -> Result<(Analysis, netw
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { tests, backend, junit } => {
+        Command::Run { tests, backend, junit, kind_name } => {
             let backend = match backend {
                 BackendArg::Model => Backend::Model,
                 BackendArg::Lab => Backend::Lab,
+                BackendArg::Kind => Backend::Kind,
             };
+            if backend == Backend::Kind {
+                if let Err(e) = netward_testkit::kind::preflight() {
+                    return fail(e);
+                }
+            }
+            let target = runner::KindTarget { name: kind_name };
             let mut results = Vec::new();
             for path in &tests {
                 match spec::load(path) {
                     Ok(t) => {
-                        let r = runner::run_file(&t, backend, &probe_bin(), &|m| progress(m));
+                        let r = runner::run_file(&t, backend, &probe_bin(), Some(&target), &|m| progress(m));
                         progress_done();
                         print!("{}", runner::text(&r, backend));
                         results.push(r);
@@ -202,14 +239,17 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
-        Command::Verify { policies, cluster, backend } => {
+        Command::Verify { policies, cluster, backend, kind_name } => {
             if matches!(backend, BackendArg::Model) {
-                return fail("verify compares the model with a real dataplane: use --backend lab");
+                return fail("verify compares the model with a real dataplane: use --backend lab or kind");
             }
             let (an, c) = match analysis(&policies, &cluster) {
                 Ok(x) => x,
                 Err(e) => return fail(e),
             };
+            if matches!(backend, BackendArg::Kind) {
+                return verify_on_kind(&kind_name, &policies, &c, &an);
+            }
             let name = format!("v{}", std::process::id() % 100_000);
             let mut lab = match ClusterLab::up(&name, &c, &[], &probe_bin(), false, &|m| progress(&format!("lab: {m}")))
             {
@@ -222,26 +262,117 @@ fn main() -> ExitCode {
             let checked =
                 verify(&lab, &an, 16, Duration::from_millis(700), &|d, n| progress(&format!("probes {d}/{n}")));
             progress_done();
-            let wrong: Vec<_> = checked.iter().filter(|c| c.disagrees()).collect();
-            for c in &wrong {
-                println!(
-                    "DISAGREE {} -> {} {}: kernel {:?} ({} attempts), model {}",
-                    c.from,
-                    c.to,
-                    c.port,
-                    c.outcome.result,
-                    c.outcome.attempts,
-                    if c.model_allows { "allows" } else { "denies" }
-                );
-            }
-            println!("{} probes, {} disagreements", checked.len(), wrong.len());
-            if wrong.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
+            report_verify(&checked)
+        }
+        Command::Kind { command } => {
+            let root = repo_root();
+            let done = match command {
+                KindCommand::Up { config, name } => {
+                    netward_testkit::kind::up(&config, &name, &root, &|m| progress(&format!("kind {name}: {m}"))).map(
+                        |_| format!("kind cluster {name} is ready; netward-testkit kind down --name {name} deletes it"),
+                    )
+                }
+                KindCommand::Down { name } => {
+                    netward_testkit::kind::down(&name).map(|_| format!("kind cluster {name} deleted"))
+                }
+            };
+            progress_done();
+            match done {
+                Ok(m) => {
+                    println!("{m}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
             }
         }
         Command::Lab { command } => lab(command),
+    }
+}
+
+/// The repository root (for netward's Dockerfile and kind overlay): the
+/// current directory, or the one this binary was built in.
+fn repo_root() -> PathBuf {
+    let here = std::env::current_dir().unwrap_or_default();
+    if here.join("reconciler/deploy/Dockerfile").exists() {
+        return here;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or(here)
+}
+
+/// `verify --backend kind`: the test's pods on the cluster, the model
+/// re-evaluated with the addresses the CNI gave them, every pair probed.
+fn verify_on_kind(name: &str, policies: &[PathBuf], c: &netward::model::Cluster, an: &Analysis) -> ExitCode {
+    use netward_testkit::kind::{preflight, recorded_cni, KindWorld};
+    if let Err(e) = preflight() {
+        return fail(e);
+    }
+    let cni = match recorded_cni(name) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let mut ports: Vec<(netward::model::Protocol, u16)> = Vec::new();
+    for e in an.endpoints.iter().filter(|e| !e.host_network) {
+        for (p, n) in e.named_ports.values().flatten() {
+            if matches!(p, netward::model::Protocol::Tcp | netward::model::Protocol::Udp) && !ports.contains(&(*p, *n))
+            {
+                ports.push((*p, *n));
+            }
+        }
+    }
+    let (set, _) = match load_policies(policies).into_result() {
+        Ok(x) => x,
+        Err(d) => return fail(d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n")),
+    };
+    let calico = set.policies.iter().any(|p| !matches!(p.id.kind, netward::model::PolicyKind::KubernetesNetworkPolicy));
+    let world = match KindWorld::deploy(name, cni, c, policies, calico, &ports, &|m| progress(&format!("kind: {m}"))) {
+        Ok(w) => w,
+        Err(e) => return fail(e),
+    };
+    // The model of the cluster as it really is: the pods at their real addresses.
+    let mut real = c.clone();
+    for p in &mut real.pods {
+        if let Some(ip) = world.ips.get(&format!("{}/{}", p.namespace, p.name)) {
+            p.ips = vec![*ip];
+        }
+    }
+    let an = Analysis::new(&set, &real, View::Enforced);
+    let denied = an.endpoints.iter().flat_map(|a| an.endpoints.iter().map(move |b| (a, b))).find_map(|(a, b)| {
+        let (proto, port) = *b.named_ports.values().flatten().next()?;
+        let flow = an.flow(&a.id, &b.id, proto, port, None).ok()?;
+        let ip = *b.ips.first()?;
+        (a.id != b.id && !an.evaluate(&flow).allowed).then(|| (a.id.clone(), ip, (proto, port)))
+    });
+    if let Some((from, ip, port)) = denied {
+        progress("kind: waiting until the policies are enforced");
+        if let Err(e) = world.wait_enforced(&from, ip, port, Duration::from_secs(120)) {
+            world.clean_up(policies);
+            return fail(e);
+        }
+    }
+    let checked = verify(&world, &an, 16, Duration::from_secs(2), &|d, n| progress(&format!("probes {d}/{n}")));
+    progress_done();
+    world.clean_up(policies);
+    report_verify(&checked)
+}
+
+fn report_verify(checked: &[netward_testkit::verify::Checked]) -> ExitCode {
+    let wrong: Vec<_> = checked.iter().filter(|c| c.disagrees()).collect();
+    for c in &wrong {
+        println!(
+            "DISAGREE {} -> {} {}: kernel {:?} ({} attempts), model {}",
+            c.from,
+            c.to,
+            c.port,
+            c.outcome.result,
+            c.outcome.attempts,
+            if c.model_allows { "allows" } else { "denies" }
+        );
+    }
+    println!("{} probes, {} disagreements", checked.len(), wrong.len());
+    if wrong.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 
