@@ -169,8 +169,11 @@ struct Kube {
 
 impl Kube {
     fn connect(name: &str) -> Result<Kube, String> {
+        Self::with_options(ApiOptions::new(None, Some(format!("kind-{name}"))))
+    }
+
+    fn with_options(opts: ApiOptions) -> Result<Kube, String> {
         let runtime = runtime_thread()?;
-        let opts = ApiOptions::new(None, Some(format!("kind-{name}")));
         let client = Self::block(&runtime, async move { client(&opts).await })?;
         Ok(Kube { client, runtime })
     }
@@ -482,4 +485,59 @@ fn exit_code(status: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Sta
         .and_then(|c| c.iter().find(|c| c.reason.as_deref() == Some("ExitCode")))
         .and_then(|c| c.message.as_deref())
         .and_then(|m| m.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use netward::kubernetes::stand_in::StandIn;
+
+    use super::*;
+
+    /// The probe path end to end but for the pod: kube's exec client over
+    /// WebSocket to the stand-in API server, whose pod answers as netshoot's
+    /// nc and socat do; exit codes come back in the final Status.
+    #[test]
+    fn probes_run_through_the_exec_api_and_their_exit_codes_come_back() {
+        let api = StandIn::start().expect("stand-in");
+        // (pod, argv) of every exec the stand-in ran.
+        type Seen = Arc<Mutex<Vec<(String, Vec<String>)>>>;
+        let seen: Seen = Arc::default();
+        let log = seen.clone();
+        api.on_exec(move |pod, argv| {
+            log.lock().expect("lock").push((pod.to_string(), argv.to_vec()));
+            match (argv[0].as_str(), argv.last().map(String::as_str)) {
+                ("nc", Some("80")) => {
+                    (0, String::new(), "Connection to 10.0.0.9 80 port [tcp/http] succeeded!\n".into())
+                }
+                ("nc", Some("81")) => {
+                    (1, String::new(), "nc: connect to 10.0.0.9 port 81 (tcp) failed: Connection refused\n".into())
+                }
+                ("nc", _) => (
+                    1,
+                    String::new(),
+                    "nc: connect to 10.0.0.9 port 82 (tcp) timed out: Operation now in progress\n".into(),
+                ),
+                _ => (0, "ok\n".into(), String::new()),
+            }
+        });
+        let kc = std::env::temp_dir().join(format!("netward-exec-{}.yaml", std::process::id()));
+        api.write_kubeconfig(&kc).expect("kubeconfig");
+        let kube = Kube::with_options(ApiOptions::new(Some(kc.clone()), None)).expect("client");
+        let world =
+            KindWorld { kube, ctx: "kind-t".into(), cni: Cni::Calico, ips: BTreeMap::new(), namespaces: Vec::new() };
+        let ip: IpAddr = "10.0.0.9".parse().expect("ip");
+        let t = Duration::from_secs(1);
+        assert_eq!(world.probe("frontend/web", ip, Protocol::Tcp, 80, t).result, Probe::Allowed);
+        assert_eq!(world.probe("frontend/web", ip, Protocol::Tcp, 81, t).result, Probe::Refused);
+        assert_eq!(world.probe("frontend/web", ip, Protocol::Tcp, 82, t).result, Probe::Denied);
+        assert_eq!(world.probe("backend/api", ip, Protocol::Udp, 53, t).result, Probe::Allowed);
+        assert_eq!(world.probe("no-namespace", ip, Protocol::Tcp, 80, t).result, Probe::Error);
+        let seen = seen.lock().expect("lock");
+        assert_eq!(seen[0], ("frontend/web".to_string(), plan::probe_argv(Protocol::Tcp, ip, 80, t)));
+        assert_eq!(seen[3].0, "backend/api");
+        assert_eq!(seen.len(), 4, "a malformed pod id never reaches the API");
+        let _ = std::fs::remove_file(kc);
+    }
 }

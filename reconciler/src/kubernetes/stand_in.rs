@@ -4,7 +4,8 @@
 //! `GET /api/v1/{pods,namespaces}` lists (paged with `limit`/`continue`),
 //! `?watch=true&resourceVersion=R` streams (chunked JSON lines: ADDED,
 //! MODIFIED, DELETED, BOOKMARK, and ERROR 410 Expired when R was compacted
-//! away), `GET /version`, and `PATCH /api/v1/nodes/NAME` (recorded). Faults are injected by
+//! away), `GET /version`, `PATCH /api/v1/nodes/NAME` (recorded), and the
+//! pods' `exec` subresource over WebSocket, run by a handler the test gives. Faults are injected by
 //! hand: `drop_watches` cuts every open watch mid-stream (network loss,
 //! API server restart), `compact` makes every older resourceVersion too old.
 //! What it cannot stand in for (authn/authz, admission, real etcd timings)
@@ -26,6 +27,8 @@ struct Recorded {
     object: Value,
 }
 
+type ExecHandler = Arc<dyn Fn(&str, &[String]) -> (i32, String, String) + Send + Sync>;
+
 #[derive(Default)]
 struct State {
     rv: u64,
@@ -42,6 +45,8 @@ struct State {
     calico_crds: bool,
     requests: Vec<String>,
     patches: Vec<(String, Value)>,
+    /// Runs `exec` requests (tests give it what a pod would do).
+    exec: Option<ExecHandler>,
     /// Paged lists in progress: id -> (resourceVersion, every object).
     snapshots: BTreeMap<u64, (u64, Arc<Vec<Value>>)>,
     next_snapshot: u64,
@@ -205,6 +210,7 @@ impl StandIn {
         }
         let line = line.trim_end().to_string();
         let mut length = 0usize;
+        let mut ws_key = None;
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim_end().is_empty() {
@@ -213,6 +219,9 @@ impl StandIn {
             if let Some((k, v)) = h.split_once(':') {
                 if k.eq_ignore_ascii_case("content-length") {
                     length = v.trim().parse().unwrap_or(0);
+                }
+                if k.eq_ignore_ascii_case("sec-websocket-key") {
+                    ws_key = Some(v.trim().to_string());
                 }
             }
         }
@@ -252,6 +261,16 @@ impl StandIn {
                     let out = self.list(&resource, &q);
                     respond(&mut conn, "200 OK", &out);
                 }
+            }
+            ("GET", p) if p.ends_with("/exec") && ws_key.is_some() => {
+                let command: Vec<String> = query
+                    .split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .filter(|(k, _)| *k == "command")
+                    .map(|(_, v)| unescape(v))
+                    .collect();
+                let pod = p.trim_start_matches("/api/v1/namespaces/").trim_end_matches("/exec").replace("/pods/", "/");
+                self.exec(conn, ws_key.as_deref().unwrap_or(""), &pod, &command);
             }
             ("GET", "/version") => {
                 let v = json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-netward-stand-in",
@@ -301,6 +320,54 @@ impl StandIn {
             json!({"kind": format!("{}List", kind_of(resource)), "apiVersion": api_version_of(resource),
                 "metadata": meta, "items": items})
         })
+    }
+
+    /// The exec subresource over WebSocket (`v4.channel.k8s.io`): the pod's
+    /// exec handler runs the command; its stdout and stderr go out on
+    /// channels 1 and 2, the final Status (with the exit code as the
+    /// `ExitCode` cause, as the kubelet reports it) on channel 3.
+    fn exec(&self, mut conn: TcpStream, key: &str, pod: &str, command: &[String]) {
+        use tungstenite::protocol::{Role, WebSocket};
+        use tungstenite::Message;
+        let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let head = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n"
+        );
+        if conn.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        let handler = self.with(|s| s.exec.clone());
+        let (code, stdout, stderr) = match handler {
+            Some(h) => h(pod, command),
+            None => (126, String::new(), format!("no exec handler for {pod}")),
+        };
+        let mut ws = WebSocket::from_raw_socket(conn, Role::Server, None);
+        let frame = |channel: u8, data: &[u8]| {
+            let mut b = vec![channel];
+            b.extend_from_slice(data);
+            Message::Binary(b.into())
+        };
+        let status = if code == 0 {
+            json!({"metadata": {}, "status": "Success"})
+        } else {
+            json!({"metadata": {}, "status": "Failure",
+                "message": format!("command terminated with non-zero exit code: error executing command {command:?}, exit code {code}"),
+                "reason": "NonZeroExitCode",
+                "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]}})
+        };
+        for m in [frame(1, stdout.as_bytes()), frame(2, stderr.as_bytes()), frame(3, status.to_string().as_bytes())] {
+            if ws.send(m).is_err() {
+                return;
+            }
+        }
+        let _ = ws.close(None);
+        let _ = ws.flush();
+    }
+
+    /// What `exec` in a pod does: (pod "ns/name", argv) -> (exit code, stdout, stderr).
+    pub fn on_exec(&self, handler: impl Fn(&str, &[String]) -> (i32, String, String) + Send + Sync + 'static) {
+        self.with(|s| s.exec = Some(Arc::new(handler)))
     }
 
     fn watch(&self, mut conn: TcpStream, resource: &str, q: &BTreeMap<&str, &str>) {
