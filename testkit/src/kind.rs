@@ -234,8 +234,13 @@ impl Kube {
                 Cni::Netward => self.ready(Some("netward-system"), "app.kubernetes.io/name=netward"),
                 Cni::Kindnet => self.ready(Some("kube-system"), "app=kindnet"),
             };
+            // Calico's v3 objects are served by its API server, which must be up too.
+            let (api_ready, _) = match cni {
+                Cni::Calico => self.ready(Some("calico-apiserver"), "k8s-app=calico-apiserver"),
+                _ => (1, 1),
+            };
             progress(&format!("{}  {}", bar("nodes Ready", ready, nodes), bar(cni.name(), enf_ready, enf)));
-            if nodes > 0 && ready == nodes && enf >= nodes && enf_ready == enf {
+            if nodes > 0 && ready == nodes && enf >= nodes && enf_ready == enf && api_ready > 0 {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -490,6 +495,14 @@ fn exit_code(status: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Sta
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn the_progress_bar_fills_with_what_is_ready() {
+        assert_eq!(super::bar("nodes Ready", 0, 3), "[....................] nodes Ready 0/3");
+        assert_eq!(super::bar("nodes Ready", 2, 3), "[#############.......] nodes Ready 2/3");
+        assert_eq!(super::bar("pods", 5, 5), "[####################] pods 5/5");
+        assert_eq!(super::bar("none yet", 0, 0), "[####################] none yet 0/0");
+    }
 
     use netward::kubernetes::stand_in::StandIn;
 

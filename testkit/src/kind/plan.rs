@@ -201,7 +201,7 @@ fn q(s: &str) -> String {
 /// The manifests of a test's world: its namespaces (with their labels),
 /// service accounts, and one netshoot pod per pod of the cluster, with its
 /// labels, service account and container ports (named ones included), serving
-/// `ports`. Pods are not pinned to nodes: the cluster's nodes are its own.
+/// `ports` and its own declared ports. Pods are not pinned to nodes: the cluster's nodes are its own.
 /// Every pod is labelled `netward.io/testkit=true`, to be found and removed.
 pub fn world(cluster: &Cluster, ports: &[(Protocol, u16)]) -> String {
     let mut o = String::new();
@@ -223,8 +223,15 @@ pub fn world(cluster: &Cluster, ports: &[(Protocol, u16)]) -> String {
             q(sa)
         );
     }
-    let script = serve_script(ports);
     for p in cluster.pods.iter().filter(|p| !p.host_network) {
+        // The ports the test asks about, and the pod's own declared ones.
+        let mut served = ports.to_vec();
+        for cp in &p.ports {
+            if matches!(cp.protocol, Protocol::Tcp | Protocol::Udp) && !served.contains(&(cp.protocol, cp.port)) {
+                served.push((cp.protocol, cp.port));
+            }
+        }
+        let script = serve_script(&served);
         let _ = writeln!(
             o,
             "---\napiVersion: v1\nkind: Pod\nmetadata:\n  namespace: {}\n  name: {}",
