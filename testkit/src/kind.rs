@@ -165,17 +165,32 @@ fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
 struct Kube {
     client: kube::Client,
     runtime: tokio::runtime::Handle,
+    /// The kind cluster's name (its kubectl context is `kind-NAME`).
+    name: String,
 }
 
 impl Kube {
     fn connect(name: &str) -> Result<Kube, String> {
-        Self::with_options(ApiOptions::new(None, Some(format!("kind-{name}"))))
+        Self::with_options(name, ApiOptions::new(None, Some(format!("kind-{name}"))))
     }
 
-    fn with_options(opts: ApiOptions) -> Result<Kube, String> {
+    fn with_options(name: &str, opts: ApiOptions) -> Result<Kube, String> {
         let runtime = runtime_thread()?;
         let client = Self::block(&runtime, async move { client(&opts).await })?;
-        Ok(Kube { client, runtime })
+        Ok(Kube { client, runtime, name: name.into() })
+    }
+
+    /// Every node's `netward.io/revision` annotation (what `--publish-status` writes).
+    fn node_revisions(&self) -> Vec<Option<String>> {
+        let client = self.client.clone();
+        Self::block(&self.runtime, async move {
+            let nodes: kube::Api<api::Node> = kube::Api::all(client);
+            let items = nodes.list(&Default::default()).await.map(|l| l.items).unwrap_or_default();
+            items
+                .into_iter()
+                .map(|n| n.metadata.annotations.and_then(|a| a.get("netward.io/revision").cloned()))
+                .collect()
+        })
     }
 
     /// Runs a future on the runtime thread and waits for it here.
@@ -200,7 +215,13 @@ impl Kube {
                 None => kube::Api::all(client),
             };
             let list = pods.list(&kube::api::ListParams::default().labels(&selector)).await;
-            let items = list.map(|l| l.items).unwrap_or_default();
+            // A pod on its way out is neither here nor ready.
+            let items: Vec<api::Pod> = list
+                .map(|l| l.items)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .collect();
             let ready = items.iter().filter(|p| pod_ready(p)).count();
             (ready, items.len())
         })
@@ -235,11 +256,21 @@ impl Kube {
                 Cni::Kindnet => self.ready(Some("kube-system"), "app=kindnet"),
             };
             // Calico's v3 objects are served by its API server, which must be up too.
-            let (api_ready, _) = match cni {
-                Cni::Calico => self.ready(Some("calico-apiserver"), "k8s-app=calico-apiserver"),
+            // Calico's v3 objects are served by its API server (in calico-system
+            // since 3.30), which must be up and registered too.
+            let (api_ready, api) = match cni {
+                Cni::Calico => {
+                    let (r, n) = self.ready(None, "k8s-app=calico-apiserver");
+                    (usize::from(r > 0 && apiservice_available(&format!("kind-{}", self.name))), n.max(1))
+                }
                 _ => (1, 1),
             };
-            progress(&format!("{}  {}", bar("nodes Ready", ready, nodes), bar(cni.name(), enf_ready, enf)));
+            progress(&format!(
+                "{}  {}  {}",
+                bar("nodes Ready", ready, nodes),
+                bar(cni.name(), enf_ready, enf),
+                bar("policy API", api_ready, api.min(1))
+            ));
             if nodes > 0 && ready == nodes && enf >= nodes && enf_ready == enf && api_ready > 0 {
                 return Ok(());
             }
@@ -253,6 +284,22 @@ impl Kube {
             std::thread::sleep(Duration::from_secs(2));
         }
     }
+}
+
+/// Whether the Calico API server's APIService is Available.
+fn apiservice_available(ctx: &str) -> bool {
+    let get = kubectl(
+        ctx,
+        "ask for Calico's API service",
+        &[
+            "get",
+            "apiservice",
+            "v3.projectcalico.org",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Available\")].status}",
+        ],
+    );
+    run(&get, None).is_ok_and(|s| s.trim() == "True")
 }
 
 fn pod_ready(p: &api::Pod) -> bool {
@@ -291,38 +338,83 @@ impl KindWorld {
                         (use kind-configs/calico.yaml or netward.yaml)"
                 .into());
         }
-        let ctx = format!("kind-{name}");
-        let kube = Kube::connect(name)?;
-        let manifests = plan::world(cluster, ports);
-        progress("creating the test's namespaces and pods");
-        run(&kubectl(&ctx, "create the test's pods", &["apply", "-f", "-"]), Some(&manifests))?;
         let namespaces: Vec<String> =
             cluster.namespaces.keys().filter(|n| !plan::is_system_namespace(n)).cloned().collect();
+        let mut world = KindWorld {
+            kube: Kube::connect(name)?,
+            ctx: format!("kind-{name}"),
+            cni,
+            ips: BTreeMap::new(),
+            namespaces,
+        };
+        // Whatever fails half-way is cleaned up, so the next test starts clean.
+        match world.set_up(cluster, policy_files, ports, progress) {
+            Ok(()) => Ok(world),
+            Err(e) => {
+                world.clean_up(policy_files);
+                Err(e)
+            }
+        }
+    }
+
+    fn set_up(
+        &mut self,
+        cluster: &Cluster,
+        policy_files: &[PathBuf],
+        ports: &[(Protocol, u16)],
+        progress: &dyn Fn(&str),
+    ) -> Result<(), String> {
+        let manifests = plan::world(cluster, ports);
+        progress("creating the test's namespaces and pods");
+        run(&kubectl(&self.ctx, "create the test's pods", &["apply", "-f", "-"]), Some(&manifests))?;
         let want = cluster.pods.iter().filter(|p| !p.host_network).count();
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
-            let (ready, total) = kube.ready(None, "netward.io/testkit=true");
+            let (ready, total) = self.kube.ready(None, "netward.io/testkit=true");
             progress(&bar("pods Ready", ready, want));
             if ready >= want && total >= want {
                 break;
             }
             if Instant::now() > deadline {
-                return Err(format!("only {ready} of {want} test pods were Ready after 300 s"));
+                let why = run(
+                    &kubectl(
+                        &self.ctx,
+                        "describe the test pods",
+                        &["get", "pods", "-A", "-l", "netward.io/testkit=true", "--no-headers"],
+                    ),
+                    None,
+                )
+                .unwrap_or_default();
+                return Err(format!("only {ready} of {want} test pods were Ready after 300 s:\n{why}"));
             }
             std::thread::sleep(Duration::from_secs(2));
         }
-        let ips = kube.pod_ips()?;
+        self.ips = self.kube.pod_ips()?;
         progress("applying the policies");
-        match cni {
+        match self.cni {
             Cni::Calico | Cni::Kindnet => {
-                for f in policy_files {
-                    let f = f.display().to_string();
-                    run(&kubectl(&ctx, "apply the policies", &["apply", "-R", "-f", &f]), None)?;
+                let objects = plan::policy_objects(policy_files)?;
+                run(&kubectl(&self.ctx, "apply the policies", &["apply", "-f", "-"]), Some(&objects))?;
+            }
+            Cni::Netward => {
+                let head = commit_policies(policy_files)?;
+                // Enforced once every node's reconciler says it enforces this commit.
+                let deadline = Instant::now() + Duration::from_secs(120);
+                loop {
+                    let revs = self.kube.node_revisions();
+                    let done = revs.iter().filter(|r| r.as_deref() == Some(head.as_str())).count();
+                    progress(&bar("nodes enforcing the test's commit", done, revs.len()));
+                    if !revs.is_empty() && done == revs.len() {
+                        break;
+                    }
+                    if Instant::now() > deadline {
+                        return Err(format!("{done} of {} nodes enforce commit {head} after 120 s", revs.len()));
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
                 }
             }
-            Cni::Netward => commit_policies(policy_files)?,
         }
-        Ok(KindWorld { kube, ctx, cni, ips, namespaces })
+        Ok(())
     }
 
     /// Probes until `from -> to` is denied (the policies are enforced), or
@@ -383,7 +475,8 @@ impl KindWorld {
             ),
             None,
         );
-        let mut args = vec!["delete", "namespace", "--ignore-not-found", "--wait=false"];
+        // Waited for: the next test re-creates the same namespaces.
+        let mut args = vec!["delete", "namespace", "--ignore-not-found", "--wait=true", "--timeout=180s"];
         args.extend(self.namespaces.iter().map(String::as_str));
         if self.namespaces.is_empty() {
             return;
@@ -430,7 +523,7 @@ fn protocol_name(p: Protocol) -> &'static str {
 
 /// The netward cluster's policies: the repository every node follows gets
 /// exactly these files, as one commit.
-fn commit_policies(files: &[PathBuf]) -> Result<(), String> {
+fn commit_policies(files: &[PathBuf]) -> Result<String, String> {
     let dir = init_netward_repo()?;
     for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?.flatten() {
         if entry.file_name() != ".git" {
@@ -446,7 +539,14 @@ fn commit_policies(files: &[PathBuf]) -> Result<(), String> {
         }
     }
     git(&dir, &["add", "-A"])?;
-    git(&dir, &["commit", "-q", "--allow-empty", "-m", "netward testkit: the test's policies"])
+    git(&dir, &["commit", "-q", "--allow-empty", "-m", "netward testkit: the test's policies"])?;
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(&dir)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .map_err(|e| format!("git: {e}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// Runs `argv` in the pod's first container: (exit code, stdout, stderr);
@@ -537,7 +637,7 @@ mod tests {
         });
         let kc = std::env::temp_dir().join(format!("netward-exec-{}.yaml", std::process::id()));
         api.write_kubeconfig(&kc).expect("kubeconfig");
-        let kube = Kube::with_options(ApiOptions::new(Some(kc.clone()), None)).expect("client");
+        let kube = Kube::with_options("t", ApiOptions::new(Some(kc.clone()), None)).expect("client");
         let world =
             KindWorld { kube, ctx: "kind-t".into(), cni: Cni::Calico, ips: BTreeMap::new(), namespaces: Vec::new() };
         let ip: IpAddr = "10.0.0.9".parse().expect("ip");

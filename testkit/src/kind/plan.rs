@@ -16,8 +16,10 @@ use crate::lab::Probe;
 pub const NETSHOOT: &str =
     "nicolaka/netshoot:v0.13@sha256:a20c2531bf35436ed3766cd6cfe89d352b050ccc4d7005ce6400adf97503da1b";
 
-/// Calico's release, its operator and resources manifests pinned with it.
-pub const CALICO: &str = "v3.29.3";
+/// Calico's release (its operator manifest pinned with it). 3.30 is the first
+/// open-source release with the staged policy kinds and without tier-prefixed
+/// policy names, both of which the example uses.
+pub const CALICO: &str = "v3.30.0";
 
 /// The image `kind up` builds for a netward cluster.
 pub const NETWARD_IMAGE: &str = "netward:testkit";
@@ -123,10 +125,14 @@ pub fn up(config: &Path, name: &str, cni: Cni, exists: bool, root: &Path) -> Vec
                 &["--context", &ctx, "create", "-f", &format!("{base}/tigera-operator.yaml")],
             ));
             plan.push(Cmd::new(
-                "install Calico and its API server",
+                "wait for the operator's resource types",
                 "kubectl",
-                &["--context", &ctx, "create", "-f", &format!("{base}/custom-resources.yaml")],
+                &["--context", &ctx, "wait", "--for=condition=established", "crd", "--all", "--timeout=180s"],
             ));
+            let mut install =
+                Cmd::new("install Calico and its API server", "kubectl", &["--context", &ctx, "apply", "-f", "-"]);
+            install.stdin = Some(calico_installation());
+            plan.push(install);
         }
         Some(Cni::Netward) => {
             let dockerfile = root.join("reconciler/deploy/Dockerfile").display().to_string();
@@ -168,6 +174,76 @@ pub fn up(config: &Path, name: &str, cni: Cni, exists: bool, root: &Path) -> Vec
     ));
     plan.push(record);
     plan
+}
+
+/// Calico's Installation and APIServer, as the release's custom-resources.yaml
+/// has them but with the pool on kind's pod subnet (10.244.0.0/16, the
+/// addresses the example's snapshot and its egress allow-list use).
+pub fn calico_installation() -> String {
+    "apiVersion: operator.tigera.io/v1\nkind: Installation\nmetadata:\n  name: default\nspec:\n  calicoNetwork:\n    ipPools:\n\
+     \x20   - name: default-ipv4-ippool\n      blockSize: 26\n      cidr: 10.244.0.0/16\n      encapsulation: VXLANCrossSubnet\n\
+     \x20     natOutgoing: Enabled\n      nodeSelector: all()\n---\napiVersion: operator.tigera.io/v1\nkind: APIServer\n\
+     metadata:\n  name: default\nspec: {}\n"
+        .to_string()
+}
+
+/// The policy objects among `paths` (files or directories, as a test file
+/// names them), as one kubectl List: Tiers first (policies need their tier),
+/// then network sets, then policies. Everything else there (cluster
+/// snapshots, test files) is left out.
+pub fn policy_objects(paths: &[PathBuf]) -> Result<String, String> {
+    let mut files = Vec::new();
+    for p in paths {
+        collect_yaml(p, &mut files)?;
+    }
+    files.sort();
+    let mut objects: Vec<(u8, serde_json::Value)> = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let docs: Vec<serde_json::Value> =
+            serde_saphyr::from_multiple(&text).map_err(|e| format!("{}: {e}", f.display()))?;
+        for doc in docs {
+            let items =
+                if doc["kind"] == "List" { doc["items"].as_array().cloned().unwrap_or_default() } else { vec![doc] };
+            for o in items {
+                if let Some(rank) = rank(&o) {
+                    objects.push((rank, o));
+                }
+            }
+        }
+    }
+    objects.sort_by_key(|(r, _)| *r);
+    let items: Vec<serde_json::Value> = objects.into_iter().map(|(_, o)| o).collect();
+    Ok(serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string())
+}
+
+/// Where an object goes in the apply order; None for what is not a policy object.
+fn rank(o: &serde_json::Value) -> Option<u8> {
+    match (o["apiVersion"].as_str()?, o["kind"].as_str()?) {
+        ("projectcalico.org/v3", "Tier") => Some(0),
+        ("projectcalico.org/v3", "NetworkSet" | "GlobalNetworkSet") => Some(1),
+        ("networking.k8s.io/v1", "NetworkPolicy") => Some(2),
+        (
+            "projectcalico.org/v3",
+            "NetworkPolicy"
+            | "GlobalNetworkPolicy"
+            | "StagedNetworkPolicy"
+            | "StagedGlobalNetworkPolicy"
+            | "StagedKubernetesNetworkPolicy",
+        ) => Some(2),
+        _ => None,
+    }
+}
+
+fn collect_yaml(p: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+    if p.is_dir() {
+        for e in std::fs::read_dir(p).map_err(|e| format!("{}: {e}", p.display()))?.flatten() {
+            collect_yaml(&e.path(), out)?;
+        }
+    } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml" || x == "json") {
+        out.push(p.to_path_buf());
+    }
+    Ok(())
 }
 
 /// `kind down`.
@@ -287,7 +363,11 @@ pub fn probe_argv(proto: Protocol, ip: IpAddr, port: u16, timeout: Duration) -> 
     let secs = timeout.as_secs().max(1).to_string();
     match proto {
         Protocol::Udp => {
-            vec!["sh".into(), "-c".into(), format!("echo ping | socat -T {secs} - UDP:{}:{port}", bracketed(ip))]
+            vec![
+                "sh".into(),
+                "-c".into(),
+                format!("echo ping | socat -t {secs} -T {secs} - UDP:{}:{port}", bracketed(ip)),
+            ]
         }
         _ => vec!["nc".into(), "-vz".into(), "-w".into(), secs, ip.to_string(), port.to_string()],
     }
@@ -370,7 +450,11 @@ mod tests {
             assert_eq!(default_cni_off, cni == Cni::Calico, "{file}");
             if cni == Cni::Calico {
                 // Calico's default IP pool (custom-resources.yaml) is the pod subnet.
-                assert_eq!(v["networking"]["podSubnet"], "192.168.0.0/16");
+                assert_eq!(v["networking"]["podSubnet"], "10.244.0.0/16");
+                let install: Vec<serde_json::Value> =
+                    serde_saphyr::from_multiple(&calico_installation()).expect("yaml");
+                assert_eq!(install[0]["spec"]["calicoNetwork"]["ipPools"][0]["cidr"], "10.244.0.0/16");
+                assert_eq!(install[1]["kind"], "APIServer");
             }
             if cni == Cni::Netward {
                 for n in nodes {
@@ -445,6 +529,26 @@ mod tests {
     }
 
     #[test]
+    fn only_policy_objects_are_applied_and_tiers_go_first() {
+        let r = root().join("policies");
+        let list: serde_json::Value =
+            serde_json::from_str(&policy_objects(std::slice::from_ref(&r)).expect("objects")).expect("json");
+        let items = list["items"].as_array().expect("items");
+        let kinds: Vec<&str> = items.iter().filter_map(|o| o["kind"].as_str()).collect();
+        assert!(!kinds.contains(&"Pod") && !kinds.contains(&"Namespace"), "the snapshot stays out: {kinds:?}");
+        assert_eq!(kinds.first(), Some(&"Tier"), "{kinds:?}");
+        let last_tier = kinds.iter().rposition(|k| *k == "Tier").expect("tier");
+        let first_policy = kinds.iter().position(|k| k.contains("Policy")).expect("policy");
+        assert!(last_tier < first_policy);
+        // Every policy the engine loads from there is applied.
+        let (set, _) = netward::manifest::load_policies(&[r]).into_result().expect("policies");
+        assert_eq!(
+            items.iter().filter(|o| o["kind"].as_str().is_some_and(|k| k.contains("Policy"))).count(),
+            set.policies.len()
+        );
+    }
+
+    #[test]
     fn probes_and_what_their_results_mean() {
         let ip: IpAddr = "10.0.0.7".parse().expect("ip");
         assert_eq!(
@@ -453,7 +557,7 @@ mod tests {
         );
         assert_eq!(
             probe_argv(Protocol::Udp, "fd00::7".parse().expect("ip"), 53, Duration::from_secs(2)),
-            ["sh", "-c", "echo ping | socat -T 2 - UDP:[fd00::7]:53"]
+            ["sh", "-c", "echo ping | socat -t 2 -T 2 - UDP:[fd00::7]:53"]
         );
         use Probe::*;
         for (proto, exit, out, err, want) in [
