@@ -927,18 +927,28 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_inventory_is_a_trait_and_its_changes_and_failures_reach_the_node() {
+    /// A repository holding the example's policies (plus `extra` files),
+    /// committed on main, and the example's cluster.
+    fn example_repo(tag: &str, extra: &[(&str, &str)]) -> (PathBuf, Cluster) {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("root").to_path_buf();
-        let dir = std::env::temp_dir().join(format!("netward-inventory-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("netward-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("mkdir");
         assert!(Command::new("cp").arg("-r").arg(root.join("policies")).arg(&dir).status().expect("cp").success());
+        for (name, text) in extra {
+            std::fs::write(dir.join(name), text).expect("write");
+        }
         let id = ["-c", "user.email=t@netward", "-c", "user.name=t", "-c", "init.defaultBranch=main"];
         for args in [&["init", "-q"][..], &["add", "-A"], &["commit", "-qm", "example"]] {
             git(&dir, &[&id[..], args].concat()).expect("git");
         }
         let (cluster, _) = load_cluster(&[root.join("policies/cluster.yaml")]).into_result().expect("cluster");
+        (dir, cluster)
+    }
+
+    #[test]
+    fn the_inventory_is_a_trait_and_its_changes_and_failures_reach_the_node() {
+        let (dir, cluster) = example_repo("inventory", &[]);
         let given = Arc::new(Mutex::new(Ok(cluster.clone())));
         let source = Source::new(dir.display().to_string(), "main", "policies", dir.join("cache"));
         let dp = InMemory(Mutex::new(None));
@@ -969,21 +979,8 @@ mod tests {
 
     #[test]
     fn a_cluster_change_that_breaks_a_guard_does_not_freeze_the_commit_in_force() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("root").to_path_buf();
-        let dir = std::env::temp_dir().join(format!("netward-guard-inventory-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        assert!(Command::new("cp").arg("-r").arg(root.join("policies")).arg(&dir).status().expect("cp").success());
-        std::fs::write(
-            dir.join("policies/netward.yaml"),
-            "guards:\n  - {from: frontend/web-7d4b9-abcde, to: kube-system/coredns-6d8c4-pqrst, port: 53/UDP, expect: allow}\n",
-        )
-        .expect("guards");
-        let id = ["-c", "user.email=t@netward", "-c", "user.name=t", "-c", "init.defaultBranch=main"];
-        for args in [&["init", "-q"][..], &["add", "-A"], &["commit", "-qm", "example"]] {
-            git(&dir, &[&id[..], args].concat()).expect("git");
-        }
-        let (cluster, _) = load_cluster(&[root.join("policies/cluster.yaml")]).into_result().expect("cluster");
+        let guards = "guards:\n  - {from: frontend/web-7d4b9-abcde, to: kube-system/coredns-6d8c4-pqrst, port: 53/UDP, expect: allow}\n";
+        let (dir, cluster) = example_repo("guard-inventory", &[("policies/netward.yaml", guards)]);
         let given = Arc::new(Mutex::new(Ok(cluster.clone())));
         let source = Source::new(dir.display().to_string(), "main", "policies", dir.join("cache"));
         let mut r = Reconciler::with_inventory(
