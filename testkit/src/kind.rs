@@ -448,19 +448,25 @@ impl KindWorld {
         };
         let argv = plan::probe_argv(proto, to, port, timeout);
         let (client, ns, name) = (self.kube.client.clone(), ns.to_string(), name.to_string());
-        let (exit, stdout, stderr) =
-            Kube::block(&self.kube.runtime, async move { exec(client, &ns, &name, argv).await });
+        // A stalled exec must not hang the run: the probe's own timeout plus slack.
+        let limit = timeout + Duration::from_secs(15);
+        let (exit, stdout, stderr) = Kube::block(&self.kube.runtime, async move {
+            tokio::time::timeout(limit, exec(client, &ns, &name, argv)).await.unwrap_or((
+                None,
+                String::new(),
+                "the exec did not finish".into(),
+            ))
+        });
         ProbeOutcome { result: plan::classify(proto, exit, &stdout, &stderr), elapsed: start.elapsed(), attempts: 1 }
     }
 
     /// Removes the test's namespaces (and so its pods) and policies.
     pub fn clean_up(&self, policy_files: &[PathBuf]) {
         if matches!(self.cni, Cni::Calico | Cni::Kindnet) {
-            for f in policy_files {
-                let f = f.display().to_string();
+            if let Ok(objects) = plan::policy_objects(policy_files) {
                 let _ = run(
-                    &kubectl(&self.ctx, "delete the policies", &["delete", "-R", "--ignore-not-found", "-f", &f]),
-                    None,
+                    &kubectl(&self.ctx, "delete the policies", &["delete", "--ignore-not-found", "-f", "-"]),
+                    Some(&objects),
                 );
             }
         } else {
@@ -471,7 +477,7 @@ impl KindWorld {
             &kubectl(
                 &self.ctx,
                 "delete the test's pods",
-                &["delete", "pods", "-A", "-l", "netward.io/testkit=true", "--wait=false"],
+                &["delete", "pods", "-A", "-l", "netward.io/testkit=true", "--wait=true", "--timeout=180s"],
             ),
             None,
         );

@@ -82,12 +82,17 @@ impl StandIn {
 
     /// A kubeconfig that points kube's client at this server (plain HTTP).
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
+        self.write_kubeconfig_as(path, "stand-in")
+    }
+
+    /// The same, its context named `context` (`kind-NAME`, as kind names them).
+    pub fn write_kubeconfig_as(&self, path: &Path, context: &str) -> std::io::Result<()> {
         std::fs::write(
             path,
             format!(
                 "apiVersion: v1\nkind: Config\nclusters:\n- name: stand-in\n  cluster:\n    server: http://{}\n\
-                 contexts:\n- name: stand-in\n  context:\n    cluster: stand-in\n    user: stand-in\n\
-                 current-context: stand-in\nusers:\n- name: stand-in\n  user:\n    token: not-a-secret\n",
+                 contexts:\n- name: {context}\n  context:\n    cluster: stand-in\n    user: stand-in\n\
+                 current-context: {context}\nusers:\n- name: stand-in\n  user:\n    token: not-a-secret\n",
                 self.addr
             ),
         )
