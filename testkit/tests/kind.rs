@@ -117,7 +117,7 @@ fn answer(
     }
 }
 
-fn kind_run(tag: &str, wrong: &'static [(&'static str, &'static str)]) -> (i32, String, String, String) {
+fn kind_run(tag: &str, args: &[&str], wrong: &'static [(&'static str, &'static str)]) -> (i32, String, String, String) {
     let dir = std::env::temp_dir().join(format!("netward-kindrun-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("mkdir");
@@ -134,15 +134,7 @@ fn kind_run(tag: &str, wrong: &'static [(&'static str, &'static str)]) -> (i32, 
     api.on_exec(move |pod, argv| answer(&an2, &ips2.lock().expect("lock"), pod, argv, wrong));
     mirror(api.clone(), dir.clone(), ips);
     let out = Command::new(env!("CARGO_BIN_EXE_netward-testkit"))
-        .args([
-            "run",
-            "policies/tests/three-tier.yaml",
-            "policies/tests/isolation.yaml",
-            "--backend",
-            "kind",
-            "--kind-name",
-            "t",
-        ])
+        .args(args)
         .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
         .env("KUBECONFIG", &kc)
         .current_dir(root())
@@ -160,9 +152,40 @@ fn kind_run(tag: &str, wrong: &'static [(&'static str, &'static str)]) -> (i32, 
     )
 }
 
+const RUN: &[&str] = &[
+    "run",
+    "policies/tests/three-tier.yaml",
+    "policies/tests/isolation.yaml",
+    "--backend",
+    "kind",
+    "--kind-name",
+    "t",
+];
+
+#[test]
+fn verify_on_kind_probes_every_pair_at_the_cnis_addresses() {
+    let args = [
+        "verify",
+        "--backend",
+        "kind",
+        "--kind-name",
+        "t",
+        "--policies",
+        "policies",
+        "--cluster",
+        "policies/cluster.yaml",
+    ];
+    let (code, out, log, _) = kind_run("verify", &args, &[]);
+    assert_eq!(code, 0, "{out}\n{log}");
+    assert!(out.ends_with("30 probes, 0 disagreements\n"), "{out}");
+    let (code, out, _, _) = kind_run("verify-wrong", &args, &[("sandbox/debug", "frontend/web-7d4b9-abcde")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("DISAGREE sandbox/debug -> frontend/web-7d4b9-abcde 8080/TCP"), "{out}");
+}
+
 #[test]
 fn a_cluster_that_behaves_like_the_model_passes_every_check() {
-    let (code, out, log, applied) = kind_run("pass", &[]);
+    let (code, out, log, applied) = kind_run("pass", RUN, &[]);
     assert_eq!(code, 0, "{out}\n{log}\n{applied}");
     assert!(out.contains("PASS  three-tier (36 checks, kind"), "{out}");
     assert!(out.ends_with("39 passed, 0 failed\n"), "{out}");
@@ -185,7 +208,7 @@ fn a_cluster_that_behaves_like_the_model_passes_every_check() {
 
 #[test]
 fn a_cluster_that_disagrees_with_the_tests_is_reported_like_the_lab() {
-    let (code, out, log, _) = kind_run("fail", &[("sandbox/debug", "frontend/web-7d4b9-abcde")]);
+    let (code, out, log, _) = kind_run("fail", RUN, &[("sandbox/debug", "frontend/web-7d4b9-abcde")]);
     assert_eq!(code, 1, "{out}\n{log}");
     assert!(out.contains("sandbox/debug -> frontend/web-7d4b9-abcde 8080/TCP: expected deny, got allowed"), "{out}");
     assert!(out.contains("!"), "the wrong cell is marked: {out}");
