@@ -55,21 +55,6 @@ fn example_policies() -> PolicySet {
     loaded.value
 }
 
-/// The example cluster's objects as the API server would return them.
-fn example_objects() -> (Vec<Value>, Vec<Value>) {
-    let c = netward::manifest::load::load_cluster(&[example_dir().join("cluster.yaml")]).value;
-    let namespaces = c
-        .namespaces
-        .values()
-        .map(|n| {
-            let labels: Vec<(&str, &str)> = n.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            stand_in::namespace(&n.name, &labels)
-        })
-        .collect();
-    let pods = c.pods.iter().map(api_pod).collect();
-    (namespaces, pods)
-}
-
 fn api_pod(p: &netward::model::cluster::Pod) -> Value {
     stand_in::pod_from_model(p)
 }
@@ -87,22 +72,27 @@ fn ns_ev(v: Value) -> Event<api::Namespace> {
     Event::Apply(serde_json::from_value(v).expect("a namespace as the API sends it"))
 }
 
-/// A store after the initial list of the example cluster.
-fn listed_store() -> Store {
-    let (namespaces, pods) = example_objects();
+/// A store as an initial list of `cluster` leaves it.
+fn listed(cluster: &Cluster) -> Store {
     let mut s = Store::default();
     s.namespace_event(Event::Init);
-    for n in namespaces {
-        s.namespace_event(Event::InitApply(serde_json::from_value(n).expect("namespace")));
+    for n in cluster.namespaces.values() {
+        let labels: Vec<(&str, &str)> = n.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        s.namespace_event(Event::InitApply(serde_json::from_value(stand_in::namespace(&n.name, &labels)).expect("ns")));
     }
     s.namespace_event(Event::InitDone);
     s.pod_event(Event::Init);
-    for p in pods {
-        s.pod_event(pod_ev("INIT", p));
+    for p in &cluster.pods {
+        s.pod_event(pod_ev("INIT", api_pod(p)));
     }
     s.pod_event(Event::InitDone);
     assert!(s.synced());
     s
+}
+
+/// A store after the initial list of the example cluster.
+fn listed_store() -> Store {
+    listed(&netward::manifest::load::load_cluster(&[example_dir().join("cluster.yaml")]).value)
 }
 
 fn ruleset(set: &PolicySet, cluster: &Cluster, node: &str) -> netward::enforce::Ruleset {
@@ -130,21 +120,7 @@ fn only_elements(c: &Changes) -> bool {
 
 /// The incremental store ends where a fresh list of the same objects does.
 fn same_as_relisted(s: &Store, set: &PolicySet, node: &str) {
-    let mut fresh = Store::default();
-    fresh.namespace_event(Event::Init);
-    let c = s.cluster();
-    for n in c.namespaces.values() {
-        let labels: Vec<(&str, &str)> = n.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        fresh.namespace_event(Event::InitApply(
-            serde_json::from_value(stand_in::namespace(&n.name, &labels)).expect("ns"),
-        ));
-    }
-    fresh.namespace_event(Event::InitDone);
-    fresh.pod_event(Event::Init);
-    for p in &c.pods {
-        fresh.pod_event(pod_ev("INIT", api_pod(p)));
-    }
-    fresh.pod_event(Event::InitDone);
+    let fresh = listed(&s.cluster());
     assert_eq!(ruleset(set, &s.cluster(), node), ruleset(set, &fresh.cluster(), node));
 }
 
