@@ -367,7 +367,7 @@ struct GitAuthArgs {
     /// The user name sent with the token (with a password as the token: basic auth).
     #[arg(long, default_value = "x-access-token")]
     git_token_user: String,
-    /// SSH: the private key to fetch with (and no other).
+    /// SSH: the private key to fetch with (and no other); without it, ssh-agent's keys.
     #[arg(long)]
     ssh_key: Option<PathBuf>,
     /// SSH: a known_hosts file; the server's key is then checked strictly against it.
@@ -605,7 +605,8 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             }
             let shared = std::sync::Arc::new(std::sync::Mutex::new((r.status.clone(), r.metrics.clone())));
             // A local checkout is watched: a commit wakes the loop at once.
-            if std::path::Path::new(&r.source.repo).join(".git").is_dir() {
+            // (`.git` is a file in a linked worktree.)
+            if std::path::Path::new(&r.source.repo).join(".git").exists() {
                 netward::reconcile::watch_local(std::path::Path::new(&r.source.repo), &r.source.git_ref, tx.clone());
             }
             let hook = match &webhook_secret_file {
@@ -666,13 +667,13 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
                 other => other,
             };
             let base_rev = match base {
-                Some(b) => netward::revision::resolve(&repo, &b),
-                None => netward::revision::default_base(&repo),
+                Some(b) => netward::git::resolve(&repo, &b),
+                None => netward::git::default_base(&repo),
             }
             .map_err(Failure::Io)?;
-            let head_rev = head.map(|h| netward::revision::resolve(&repo, &h)).transpose().map_err(Failure::Io)?;
-            let base_files = netward::revision::files(&repo, Some(&base_rev), &path).map_err(Failure::Io)?;
-            let head_files = netward::revision::files(&repo, head_rev.as_deref(), &path).map_err(Failure::Io)?;
+            let head_rev = head.map(|h| netward::git::resolve(&repo, &h)).transpose().map_err(Failure::Io)?;
+            let base_files = netward::git::files(&repo, Some(&base_rev), &path).map_err(Failure::Io)?;
+            let head_files = netward::git::files(&repo, head_rev.as_deref(), &path).map_err(Failure::Io)?;
             let load = |files: &[(std::sync::Arc<str>, String)]| {
                 let mut d = Vec::new();
                 let set = netward::manifest::load::load_policy_texts(

@@ -7,7 +7,6 @@
 //! a second run or a hand flush all end in the same state.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -16,6 +15,9 @@ use crate::analysis::{Analysis, View};
 use crate::change;
 use crate::diag::Severity;
 use crate::enforce::{self, Dataplane, Enforcer, Mode, NodeSpec};
+use crate::git;
+pub use crate::git::auth::GitAuth;
+pub use crate::git::watch::watch_local;
 use crate::manifest::load::{load_cluster, load_policy_texts};
 
 /// Where policies come from.
@@ -33,116 +35,6 @@ pub struct Source {
     /// `git` and `ssh-keygen -Y` use) are applied.
     pub allowed_signers: Option<PathBuf>,
     pub auth: GitAuth,
-}
-
-/// How to authenticate to a remote repository. Secrets are read from their
-/// files at every fetch (a rotated token is picked up without a restart) and
-/// reach `git` through its environment: never its arguments (visible in
-/// `ps`) and never the mirror's config on disk.
-#[derive(Clone, Debug, Default)]
-pub struct GitAuth {
-    /// HTTPS: a file holding a token (or a password), sent as HTTP Basic
-    /// `token_user:token`.
-    pub token_file: Option<PathBuf>,
-    /// HTTPS: the name of an environment variable holding the token instead.
-    pub token_env: Option<String>,
-    /// The user sent with the token (GitHub: `x-access-token`; GitLab: `oauth2`).
-    pub token_user: String,
-    /// SSH: the private key to use (and no other).
-    pub ssh_key: Option<PathBuf>,
-    /// SSH: check the server strictly against this known_hosts file.
-    pub known_hosts: Option<PathBuf>,
-}
-
-impl GitAuth {
-    /// The environment a fetch runs with. Prompts are always off: a daemon
-    /// must fail with a message, not hang waiting for a password.
-    pub fn env(&self) -> Result<Vec<(String, String)>, String> {
-        let mut env = vec![("GIT_TERMINAL_PROMPT".to_string(), "0".to_string())];
-        if let Some(token) = self.token()? {
-            let basic = base64(format!("{}:{token}", self.token_user).as_bytes());
-            env.push(("GIT_CONFIG_COUNT".into(), "1".into()));
-            env.push(("GIT_CONFIG_KEY_0".into(), "http.extraHeader".into()));
-            env.push(("GIT_CONFIG_VALUE_0".into(), format!("Authorization: Basic {basic}")));
-        }
-        let mut ssh = vec!["ssh".to_string(), "-o".into(), "BatchMode=yes".into()];
-        if let Some(k) = &self.ssh_key {
-            ssh.extend(["-i".into(), shell_quote(&k.display().to_string()), "-o".into(), "IdentitiesOnly=yes".into()]);
-        }
-        if let Some(k) = &self.known_hosts {
-            // ssh splits an -o value like a config line: a path with spaces
-            // needs double quotes there, and one with a double quote cannot
-            // be said at all.
-            let k = k.display().to_string();
-            if k.contains('"') {
-                return Err(format!("known_hosts path {k}: ssh cannot take a path with a double quote"));
-            }
-            ssh.extend(["-o".into(), shell_quote(&format!("UserKnownHostsFile=\"{k}\""))]);
-            ssh.extend(["-o".into(), "StrictHostKeyChecking=yes".into()]);
-        }
-        env.push(("GIT_SSH_COMMAND".into(), ssh.join(" ")));
-        Ok(env)
-    }
-}
-
-impl GitAuth {
-    /// The token, read now; `None` when none is configured.
-    fn token(&self) -> Result<Option<String>, String> {
-        let (token, from) = match (&self.token_file, &self.token_env) {
-            (Some(f), _) => (
-                std::fs::read_to_string(f).map_err(|e| format!("token file {}: {e}", f.display()))?,
-                f.display().to_string(),
-            ),
-            (None, Some(var)) => {
-                (std::env::var(var).map_err(|_| format!("token variable {var}: not set"))?, format!("variable {var}"))
-            }
-            (None, None) => return Ok(None),
-        };
-        let token = token.trim();
-        if token.is_empty() {
-            return Err(format!("token {from}: empty"));
-        }
-        Ok(Some(token.to_string()))
-    }
-}
-
-/// `text` with every credential blanked: the password of a URL's userinfo
-/// (`https://user:secret@host`) and the token itself, wherever git echoed it.
-fn redact(text: &str, token: Option<&str>) -> String {
-    let mut secrets: Vec<&str> = token.into_iter().collect();
-    for (i, _) in text.match_indices("://") {
-        let tail = &text[i + 3..];
-        let end = tail.find(|c: char| c.is_whitespace() || "/'\"".contains(c)).unwrap_or(tail.len());
-        if let Some((_, password)) = tail[..end].rsplit_once('@').and_then(|(userinfo, _)| userinfo.split_once(':')) {
-            secrets.push(password);
-        }
-    }
-    let mut out = text.to_string();
-    for s in secrets.into_iter().filter(|s| !s.is_empty()) {
-        out = out.replace(s, "***");
-    }
-    out
-}
-
-/// `s` as one word for the shell `git` runs GIT_SSH_COMMAND with.
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// What the loop does with a good commit.
@@ -251,25 +143,6 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
-    git_env(dir, args, &[])
-}
-
-fn git_env(dir: &Path, args: &[&str], env: &[(String, String)]) -> Result<String, String> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .output()
-        .map_err(|e| format!("cannot run git: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(format!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
-    }
-}
-
 impl Source {
     /// A local checkout (or URL without credentials) at `git_ref`, its
     /// policies under `path`, mirrored (if remote) into `cache`.
@@ -292,20 +165,10 @@ impl Source {
     pub fn fetch(&self) -> Result<(PathBuf, String), String> {
         if self.is_local() {
             let dir = PathBuf::from(&self.repo);
-            let commit = git(&dir, &["rev-parse", "--verify", &format!("{}^{{commit}}", self.git_ref)])?;
+            let commit = git::resolve(&dir, &self.git_ref)?;
             return Ok((dir, commit));
         }
-        // A bare mirror of only the ref we track, shallow.
-        if !self.cache.join("HEAD").exists() {
-            std::fs::create_dir_all(&self.cache).map_err(|e| format!("{}: {e}", self.cache.display()))?;
-            git(&self.cache, &["init", "--bare", "-q"])?;
-        }
-        let env = self.auth.env()?;
-        let refspec = format!("{}:refs/netward/tracked", self.git_ref);
-        git_env(&self.cache, &["fetch", "-q", "--depth", "1", "--force", &self.repo, &refspec], &env)
-            .or_else(|_| git_env(&self.cache, &["fetch", "-q", "--force", &self.repo, &refspec], &env))
-            .map_err(|e| redact(&e, self.auth.token().ok().flatten().as_deref()))?;
-        let commit = git(&self.cache, &["rev-parse", "refs/netward/tracked^{commit}"])?;
+        let commit = git::fetch::fetch(&self.repo, &self.git_ref, &self.cache, &self.auth)?;
         Ok((self.cache.clone(), commit))
     }
 }
@@ -541,9 +404,11 @@ impl<D: Dataplane> Reconciler<D> {
     /// Loads, checks and applies one commit.
     fn apply(&mut self, dir: &Path, commit: &str, start: Instant) -> Result<Outcome, (&'static str, String)> {
         if let Some(signers) = &self.source.allowed_signers {
-            let allowed = format!("gpg.ssh.allowedSignersFile={}", signers.display());
-            if let Err(e) = git(dir, &["-c", &allowed, "verify-commit", commit]) {
-                let why = e.lines().last().unwrap_or("no signature").to_string();
+            let checked = git::open(dir).and_then(|(repo, _)| {
+                let id = git::resolve_in(&repo, commit)?;
+                git::signature::verify(&repo, id, signers)
+            });
+            if let Err(why) = checked {
                 return Err(("refused", format!("not signed by an allowed key: {why}")));
             }
         }
@@ -551,7 +416,7 @@ impl<D: Dataplane> Reconciler<D> {
         let loaded = match &self.loaded {
             Some((c, l)) if c == commit => l.clone(),
             _ => {
-                let files = crate::revision::files(dir, Some(commit), &self.source.path).map_err(|e| ("error", e))?;
+                let files = git::files(dir, Some(commit), &self.source.path).map_err(|e| ("error", e))?;
                 let mut diags = Vec::new();
                 let set = load_policy_texts(files.iter().map(|(n, t)| (n.clone(), t.as_str())), &mut diags);
                 let errors: Vec<String> =
@@ -865,36 +730,6 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
-/// Watches a local repository's refs and wakes the loop when one moves, so
-/// a commit lands in well under a second without polling Git. Checks file
-/// modification times (HEAD, the ref, packed refs) every 100 ms; costs no
-/// process per check.
-pub fn watch_local(repo: &Path, git_ref: &str, tx: std::sync::mpsc::Sender<Wake>) {
-    let git_dir = repo.join(".git");
-    let files = [
-        git_dir.join("HEAD"),
-        git_dir.join("refs/heads").join(git_ref),
-        git_dir.join("refs/tags").join(git_ref),
-        git_dir.join("packed-refs"),
-    ];
-    let stamp = move || -> Vec<Option<SystemTime>> {
-        files.iter().map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok()).collect()
-    };
-    std::thread::spawn(move || {
-        let mut last = stamp();
-        loop {
-            std::thread::sleep(Duration::from_millis(100));
-            let now = stamp();
-            if now != last {
-                last = now;
-                if tx.send(Wake::Fetch).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -903,6 +738,7 @@ mod tests {
     use crate::enforce::live::Live;
     use crate::enforce::{EnforceError, Ruleset};
     use crate::model::Cluster;
+    use std::process::Command;
     use std::sync::{Arc, Mutex};
 
     /// The kernel is not the subject here (the integration tests program real
@@ -940,7 +776,8 @@ mod tests {
         }
         let id = ["-c", "user.email=t@netward", "-c", "user.name=t", "-c", "init.defaultBranch=main"];
         for args in [&["init", "-q"][..], &["add", "-A"], &["commit", "-qm", "example"]] {
-            git(&dir, &[&id[..], args].concat()).expect("git");
+            let ok = Command::new("git").arg("-C").arg(&dir).args([&id[..], args].concat()).status().expect("git");
+            assert!(ok.success());
         }
         let (cluster, _) = load_cluster(&[root.join("policies/cluster.yaml")]).into_result().expect("cluster");
         (dir, cluster)
@@ -1007,73 +844,6 @@ mod tests {
         let err = r.status.last_error.clone().unwrap_or_default();
         assert!(err.contains("coredns"), "the breakage is reported: {err}");
         let _ = std::fs::remove_dir_all(dir);
-    }
-
-    #[test]
-    fn credentials_are_blanked_in_messages() {
-        let msg = "git fetch -q https://bot:hunter2@git.example.org/p.git main: fatal: 'hunter2' \
-                   ssh://git@host/x file:///tmp/a@b";
-        let out = redact(msg, Some("tok3n"));
-        assert!(!out.contains("hunter2"), "{out}");
-        assert!(out.contains("https://bot:***@git.example.org/p.git"), "{out}");
-        assert!(out.contains("ssh://git@host/x") && out.contains("file:///tmp/a@b"), "{out}");
-        assert_eq!(redact("remote said tok3n twice: tok3n", Some("tok3n")), "remote said *** twice: ***");
-        let auth = GitAuth { token_env: Some("NETWARD_TEST_TOKEN_UNSET".into()), ..GitAuth::default() };
-        assert!(auth.env().unwrap_err().contains("NETWARD_TEST_TOKEN_UNSET"));
-    }
-
-    #[test]
-    fn base64_matches_rfc_4648() {
-        for (plain, coded) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
-            assert_eq!(base64(plain.as_bytes()), coded);
-        }
-    }
-
-    #[test]
-    fn the_ssh_command_names_the_key_and_known_hosts_even_with_odd_paths() {
-        // `ssh -G` prints the configuration a command line resolves to,
-        // without connecting: the command git would run, checked by ssh itself.
-        let dir = std::env::temp_dir().join(format!("netward it's {}", std::process::id()));
-        let auth = GitAuth {
-            ssh_key: Some(dir.join("id key")),
-            known_hosts: Some(dir.join("known hosts")),
-            ..GitAuth::default()
-        };
-        // ssh -G lists an identity file only if it exists.
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        std::fs::write(dir.join("id key"), "").expect("write");
-        let env = auth.env().expect("env");
-        let cmd = &env.iter().find(|(k, _)| k == "GIT_SSH_COMMAND").expect("ssh command").1;
-        if Command::new("ssh").arg("-V").output().is_err() {
-            assert!(std::env::var_os("CI").is_none(), "CI installs openssh-client");
-            eprintln!("SKIPPED: no ssh client");
-            return;
-        }
-        let out = Command::new("sh").arg("-c").arg(format!("{cmd} -G git.example.org")).output().expect("sh");
-        assert!(out.status.success(), "ssh -G: {}", String::from_utf8_lossy(&out.stderr));
-        let conf = String::from_utf8_lossy(&out.stdout).to_lowercase();
-        let key = format!("identityfile {}", dir.join("id key").display()).to_lowercase();
-        assert!(conf.lines().any(|l| l == key), "{conf}");
-        assert!(conf.contains("batchmode yes") && conf.contains("identitiesonly yes"), "{conf}");
-        assert!(conf.contains("stricthostkeychecking true"), "{conf}");
-        let known = format!("userknownhostsfile {}", dir.join("known hosts").display()).to_lowercase();
-        assert!(conf.lines().any(|l| l == known), "{conf}");
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn a_token_goes_in_the_environment_and_an_empty_one_is_an_error() {
-        let f = std::env::temp_dir().join(format!("netward-token-{}", std::process::id()));
-        std::fs::write(&f, "s3cret\n").expect("write");
-        let auth = GitAuth { token_file: Some(f.clone()), token_user: "x-access-token".into(), ..GitAuth::default() };
-        let env = auth.env().expect("env");
-        let header = format!("Authorization: Basic {}", base64(b"x-access-token:s3cret"));
-        assert!(env.contains(&("GIT_CONFIG_VALUE_0".into(), header)), "{env:?}");
-        assert!(env.contains(&("GIT_TERMINAL_PROMPT".into(), "0".into())));
-        std::fs::write(&f, "  \n").expect("write");
-        assert!(auth.env().unwrap_err().contains("empty"));
-        std::fs::remove_file(&f).expect("rm");
-        assert!(auth.env().unwrap_err().contains("token file"));
     }
 
     #[test]

@@ -482,7 +482,7 @@ fn reconcile_kube_enforces_the_api_inventory_and_follows_it() {
     let child = Killed(child);
     wait_for("ready", 20, || get(&addr, "/readyz").0.contains("200"));
     let head = git(&dir, &["rev-parse", "HEAD"]);
-    wait_for("the revision on the Node object", 10, || {
+    wait_for("the revision on the Node object", 30, || {
         api.patches().iter().any(|(path, body)| {
             path == "/api/v1/nodes/node-b" && body["metadata"]["annotations"]["netward.io/revision"] == head.as_str()
         })

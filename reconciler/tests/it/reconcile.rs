@@ -266,6 +266,19 @@ fn only_commits_signed_by_an_allowed_key_are_applied() {
     let (code, err) = once(&dir, &ns, &["--verify-signatures", &signers]);
     assert_eq!(code, 0, "{err}");
     assert!(ns.table().contains("table inet netward"));
+    let signed = git(&dir, &["rev-parse", "HEAD"]);
+    // Signed, but by a key the allowed-signers file does not list: refused,
+    // and the last verified commit stays in force.
+    let stranger = dir.join("stranger");
+    assert!(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&stranger).status().is_ok());
+    std::fs::remove_file(dir.join("policies/platform/namespace-isolation.yaml")).expect("rm");
+    let signing = format!("user.signingkey={}", stranger.display());
+    git(&dir, &["-c", "gpg.format=ssh", "-c", &signing, "commit", "-q", "-S", "-am", "signed by a stranger"]);
+    let (code, err) = once(&dir, &ns, &["--verify-signatures", &signers]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not signed by an allowed key") && err.contains("no key in"), "{err}");
+    assert!(ns.table().contains("isolate-environments"), "the stranger's commit is not applied");
+    assert_eq!(status(&dir)["applied"], signed.as_str());
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -497,7 +510,9 @@ fn serve_git_over_http(root: PathBuf, token: std::sync::Arc<std::sync::Mutex<Str
             let (method, target) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
             let expected = format!("x-access-token:{}", token.lock().expect("token"));
             let got = header("authorization");
-            let authorized = got.strip_prefix("Basic ").is_some_and(|b| decode_base64(b) == expected.as_bytes());
+            let authorized = got
+                .strip_prefix("Basic ")
+                .is_some_and(|b| netward::git::auth::unbase64(b).as_deref() == Some(expected.as_bytes()));
             if !authorized {
                 let _ = conn.write_all(
                     b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -572,24 +587,6 @@ fn serve_git_over_http(root: PathBuf, token: std::sync::Arc<std::sync::Mutex<Str
     port
 }
 
-fn decode_base64(s: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let sextets: Vec<u32> = s
-        .bytes()
-        .filter(|&b| b != b'=')
-        .filter_map(|b| ALPHABET.iter().position(|&a| a == b))
-        .map(|i| i as u32)
-        .collect();
-    let mut out = Vec::new();
-    for chunk in sextets.chunks(4) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &v)| n | v << (18 - 6 * i));
-        for i in 0..chunk.len().saturating_sub(1) {
-            out.push((n >> (16 - 8 * i)) as u8);
-        }
-    }
-    out
-}
-
 #[test]
 fn a_repository_behind_https_token_auth_is_followed_and_a_rotated_token_is_picked_up() {
     let Some(ns) = Netns::new("token") else { return };
@@ -606,19 +603,23 @@ fn a_repository_behind_https_token_auth_is_followed_and_a_rotated_token_is_picke
     // it fails at once (prompts are off) instead of waiting for a password.
     let (code, err) = once(&dir, &ns, &["--repo", &url]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("result=error") && err.contains("terminal prompts disabled"), "{err}");
+    assert!(err.contains("result=error") && err.contains("asks for credentials and none are configured"), "{err}");
     assert_eq!(ns.table(), "");
     // A wrong token is refused by the server the same way.
     std::fs::write(&token_file, "wrong\n").expect("write");
     let (code, err) = once(&dir, &ns, &["--repo", &url, "--git-token-file", token_file.to_str().expect("utf-8")]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("result=error") && ns.table().is_empty(), "{err}");
+    assert!(err.contains("refused the credentials (token file") && ns.table().is_empty(), "{err}");
+    assert!(!err.contains("wrong"), "the token itself is never printed: {err}");
     // The right one: the served commit is enforced.
     std::fs::write(&token_file, "first-token\n").expect("write");
     let (code, err) = once(&dir, &ns, &["--repo", &url, "--git-token-file", token_file.to_str().expect("utf-8")]);
     assert_eq!(code, 0, "{err}");
     assert!(ns.table().contains("isolate-environments"), "the served commit is in force");
     assert_eq!(status(&dir)["applied"], git(&dir, &["rev-parse", "HEAD"]));
+    // Only the tracked commit came over, shallow: the mirror holds no parent.
+    let shallow = std::fs::read_to_string(dir.join("cache/shallow")).expect("a shallow mirror");
+    assert_eq!(shallow.trim(), git(&dir, &["rev-parse", "HEAD"]));
     // The token rotates and a new commit is pushed: the next pass uses the new file contents.
     *token.lock().expect("token") = "second-token".into();
     std::fs::write(&token_file, "second-token\n").expect("write");
@@ -644,45 +645,116 @@ fn a_repository_behind_https_token_auth_is_followed_and_a_rotated_token_is_picke
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A real OpenSSH server on a loopback port, for this test only: its own
+/// host key, one authorized key, no passwords; killed when dropped.
+struct Sshd {
+    child: std::process::Child,
+    port: u16,
+    host_key: String,
+}
+
+impl Sshd {
+    fn start(dir: &Path, authorized: &Path) -> Option<Sshd> {
+        let sshd = Path::new("/usr/sbin/sshd");
+        if !sshd.exists() {
+            assert!(std::env::var_os("CI").is_none(), ".ci/run installs openssh-server");
+            eprintln!("SKIPPED ssh test: no sshd (apt-get install openssh-server)");
+            return None;
+        }
+        let host = dir.join("ssh_host_ed25519_key");
+        keygen(&host);
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n\
+                 PidFile none\n",
+                host.display(),
+                authorized.display()
+            ),
+        )
+        .expect("write");
+        // sshd insists on its privilege-separation directory.
+        std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
+        let log = std::fs::File::create(dir.join("sshd.log")).expect("log");
+        let child = Command::new(sshd).arg("-D").arg("-e").arg("-f").arg(&config).stderr(log).spawn().expect("sshd");
+        let up = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "sshd listens on {port}");
+        let public = std::fs::read_to_string(host.with_extension("pub")).expect("host key");
+        let host_key = public.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        Some(Sshd { child, port, host_key })
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn keygen(path: &Path) {
+    let ok = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(path).status();
+    assert!(ok.is_ok_and(|s| s.success()), "ssh-keygen {}", path.display());
+}
+
 #[test]
 fn a_repository_over_ssh_is_fetched_with_the_given_key_and_known_hosts_only() {
-    // No sshd here (and installing one would start a system service), so
-    // the stand-in is an `ssh` first on PATH that records its arguments and
-    // runs the remote command locally, as sshd would: git's real ssh
-    // transport, netward's real command line, git-upload-pack on the far end.
-    // (What ssh itself makes of that command line is checked with `ssh -G`
-    // in the unit tests.)
     let Some(ns) = Netns::new("ssh") else { return };
     let dir = repo("ssh");
-    let served = dir.join("served");
-    std::fs::create_dir_all(dir.join("bin")).expect("mkdir");
+    let served = dir.join("served.git");
     git(&dir, &["clone", "-q", "--bare", dir.to_str().expect("utf-8"), served.to_str().expect("utf-8")]);
-    let log = dir.join("ssh-args");
-    let ssh = dir.join("bin/ssh");
-    std::fs::write(
-        &ssh,
-        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\nfor last; do :; done\nexec sh -c \"$last\"\n", log.display()),
-    )
-    .expect("write");
-    Command::new("chmod").arg("+x").arg(&ssh).status().expect("chmod");
     let key = dir.join("deploy key");
-    let known = dir.join("known_hosts");
-    std::fs::write(&key, "not read by the stand-in\n").expect("write");
-    std::fs::write(&known, "").expect("write");
-    let url = format!("ssh://git@git.example.invalid{}", served.display());
-    let path = format!("{}:{}", dir.join("bin").display(), std::env::var("PATH").unwrap_or_default());
-    let (key_arg, known_arg) = (key.to_str().expect("utf-8"), known.to_str().expect("utf-8"));
-    let extra = ["--repo", &url, "--ssh-key", key_arg, "--ssh-known-hosts", known_arg];
-    let (code, err) = once_env(&dir, &ns, &extra, &[("PATH", &path)]);
+    let stranger = dir.join("stranger");
+    keygen(&key);
+    keygen(&stranger);
+    let authorized = dir.join("authorized_keys");
+    std::fs::copy(key.with_extension("pub"), &authorized).expect("authorize the deploy key");
+    let Some(sshd) = Sshd::start(&dir, &authorized) else { return };
+    let url = format!("ssh://root@127.0.0.1:{}{}", sshd.port, served.display());
+    let known = dir.join("known hosts");
+    let fetch_with = |key: &Path, known_hosts: &str| {
+        std::fs::write(&known, known_hosts).expect("write");
+        let args = ["--repo", &url, "--ssh-key", key.to_str().expect("utf-8"), "--ssh-known-hosts"];
+        once(&dir, &ns, &[&args[..], &[known.to_str().expect("utf-8")]].concat())
+    };
+    let listed = format!("[127.0.0.1]:{} {}\n", sshd.port, sshd.host_key);
+
+    // A host not in known_hosts, or listed with another key, is refused
+    // before any credential is offered; nothing is enforced.
+    let (code, err) = fetch_with(&key, "");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("[127.0.0.1]") && err.contains("is not a known host"), "{err}");
+    let impostor = std::fs::read_to_string(stranger.with_extension("pub")).expect("key");
+    let impostor: Vec<&str> = impostor.split_whitespace().take(2).collect();
+    let (code, err) = fetch_with(&key, &format!("[127.0.0.1]:{} {}\n", sshd.port, impostor.join(" ")));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("does not match"), "{err}");
+    // A key the server does not know is refused with its name.
+    let (code, err) = fetch_with(&stranger, &listed);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("refused the ssh key") && err.contains("stranger"), "{err}");
+    assert_eq!(ns.table(), "", "nothing is enforced from a refused fetch");
+
+    // The right key and host: the commit is fetched and enforced.
+    let (code, err) = fetch_with(&key, &listed);
     assert_eq!(code, 0, "{err}");
     assert!(ns.table().contains("isolate-environments"), "the commit fetched over ssh is in force");
-    let args: Vec<String> = std::fs::read_to_string(&log).expect("ssh ran").lines().map(String::from).collect();
-    let has = |a: &str| args.iter().any(|x| x == a);
-    let after_i = args.iter().position(|a| a == "-i").map(|i| args[i + 1].clone());
-    assert_eq!(after_i.as_deref(), key.to_str(), "the key path arrives as one argument, space and all: {args:?}");
-    assert!(has("IdentitiesOnly=yes") && has("BatchMode=yes") && has("StrictHostKeyChecking=yes"), "{args:?}");
-    assert!(has(&format!("UserKnownHostsFile=\"{}\"", known.display())), "{args:?}");
-    assert!(has("git@git.example.invalid"), "{args:?}");
-    assert!(args.last().is_some_and(|c| c.starts_with("git-upload-pack")), "{args:?}");
+    // A push is picked up by the next fetch, shallow.
+    std::fs::remove_file(dir.join("policies/platform/namespace-isolation.yaml")).expect("rm");
+    git(&dir, &["commit", "-qam", "drop the isolation"]);
+    git(&dir, &["push", "-q", served.to_str().expect("utf-8"), "main"]);
+    let (code, err) = fetch_with(&key, &listed);
+    assert_eq!(code, 0, "{err}");
+    assert!(!ns.table().contains("isolate-environments"), "the pushed commit is in force");
+    assert_eq!(status(&dir)["applied"], git(&dir, &["rev-parse", "HEAD"]));
+    let shallow = std::fs::read_to_string(dir.join("cache/shallow")).expect("a shallow mirror");
+    assert!(shallow.contains(&git(&dir, &["rev-parse", "HEAD"])), "{shallow}");
+    drop(sshd);
     let _ = std::fs::remove_dir_all(dir);
 }
