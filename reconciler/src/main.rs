@@ -265,6 +265,9 @@ struct NodeTarget {
     cache: PathBuf,
     #[command(flatten)]
     auth: GitAuthArgs,
+    /// Seconds a fetch may take before the pass gives up on it (the last good commit stays in force).
+    #[arg(long, default_value_t = 60.0)]
+    fetch_timeout: f64,
     /// Host-side pod interface prefix (Calico: cali).
     #[arg(long, default_value = "cali")]
     iface_prefix: String,
@@ -313,14 +316,12 @@ impl NodeTarget {
         publish: bool,
     ) -> Result<netward::reconcile::Reconciler<netward::enforce::netlink::Netlink>, Failure> {
         use netward::enforce::netlink::Netlink;
-        let source = netward::reconcile::Source {
-            repo: self.repo,
-            git_ref,
-            path: self.path,
-            cache: self.cache,
-            allowed_signers,
-            auth: self.auth.into(),
-        };
+        let mut source = netward::reconcile::Source::new(self.repo, &git_ref, &self.path, self.cache);
+        source.allowed_signers = allowed_signers;
+        source.auth = self.auth.into();
+        source.fetcher = std::sync::Arc::new(netward::git::fetch::Fetcher::new(std::time::Duration::from_secs_f64(
+            self.fetch_timeout.max(0.1),
+        )));
         let dataplane = match &self.netns {
             Some(ns) => Netlink::in_netns(ns),
             None => Netlink::new(),

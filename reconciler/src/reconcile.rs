@@ -35,7 +35,15 @@ pub struct Source {
     /// `git` and `ssh-keygen -Y` use) are applied.
     pub allowed_signers: Option<PathBuf>,
     pub auth: GitAuth,
+    /// Remote fetches, each within a time limit.
+    pub fetcher: std::sync::Arc<git::fetch::Fetcher>,
 }
+
+/// How long a fetch may take before the pass gives up on it (Flux's default).
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// A fetch still unanswered after this many timeouts makes `/healthz` fail:
+/// only a restart frees a connection the server holds open in silence.
+const STALLED_AFTER_TIMEOUTS: u32 = 10;
 
 /// What the loop does with a good commit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -133,6 +141,9 @@ pub struct Status {
     /// Why the inventory is not current (the API watch is broken), if it is not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inventory_error: Option<String>,
+    /// Set while a fetch has hung far past its time limit; `/healthz` fails.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stalled_fetch: Option<String>,
     /// The last passes, newest last.
     pub history: Vec<Pass>,
 }
@@ -154,6 +165,7 @@ impl Source {
             cache,
             allowed_signers: None,
             auth: GitAuth::default(),
+            fetcher: std::sync::Arc::new(git::fetch::Fetcher::new(FETCH_TIMEOUT)),
         }
     }
 
@@ -168,7 +180,7 @@ impl Source {
             let commit = git::resolve(&dir, &self.git_ref)?;
             return Ok((dir, commit));
         }
-        let commit = git::fetch::fetch(&self.repo, &self.git_ref, &self.cache, &self.auth)?;
+        let commit = self.fetcher.fetch(&self.repo, &self.git_ref, &self.cache, &self.auth)?;
         Ok((self.cache.clone(), commit))
     }
 }
@@ -359,6 +371,15 @@ impl<D: Dataplane> Reconciler<D> {
             (Wake::Inventory, Some(f)) => Ok(f.clone()),
             _ => self.source.fetch(),
         };
+        let fetcher = &self.source.fetcher;
+        self.status.stalled_fetch =
+            fetcher.waiting().filter(|w| *w > fetcher.timeout * STALLED_AFTER_TIMEOUTS).map(|w| {
+                format!(
+                    "a fetch of {} has waited {} s for the server; restart to recover",
+                    self.source.repo,
+                    w.as_secs()
+                )
+            });
         let (dir, commit) = match fetched {
             Ok(x) => {
                 self.fetched = Some(x.clone());
@@ -620,6 +641,7 @@ pub fn read_status(path: &Path) -> Option<Status> {
         refused: v["refused"].as_array().map(|a| a.iter().map(pass).collect()).unwrap_or_default(),
         last_error: v["last_error"].as_str().map(str::to_string),
         inventory_error: None,
+        stalled_fetch: None,
         history: v["history"].as_array().map(|a| a.iter().map(pass).collect()).unwrap_or_default(),
     })
 }
@@ -684,7 +706,10 @@ pub fn serve(
             Err(_) => continue,
         };
         let (code, ctype, body) = match path.as_str() {
-            "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
+            "/healthz" => match &status.stalled_fetch {
+                Some(why) => ("503 Service Unavailable", "text/plain", format!("{why}\n")),
+                None => ("200 OK", "text/plain", "ok\n".to_string()),
+            },
             "/readyz" => match (&status.applied, &status.inventory_error) {
                 (None, _) => ("503 Service Unavailable", "text/plain", "no revision enforced yet\n".to_string()),
                 (Some(_), Some(e)) => ("503 Service Unavailable", "text/plain", format!("{e}\n")),

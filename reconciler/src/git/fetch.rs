@@ -4,7 +4,10 @@
 //! `user@host:path` URLs, all through libgit2.
 
 use std::cell::RefCell;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use git2::{AutotagOption, CertificateCheckStatus, Cred, CredentialType, FetchOptions, RemoteCallbacks, Repository};
 
@@ -15,6 +18,72 @@ use super::known_hosts;
 const LANDING: &str = "refs/netward/fetch/";
 /// The commit last fetched for the tracked ref.
 pub const TRACKED: &str = "refs/netward/tracked";
+
+/// Fetches with a time limit. libgit2 has no per-fetch timeout (its global
+/// socket timeouts are `unsafe` to set, and netward keeps `unsafe` to the
+/// netlink crate), and a server that accepts and then says nothing holds a
+/// fetch forever; so each fetch runs on its own thread and the loop waits
+/// at most `timeout` for it. A fetch that overstays is left to finish on
+/// its own; no second one is started meanwhile (they would fight over the
+/// mirror's lock files), and each pass reports how long it has waited.
+#[derive(Debug)]
+pub struct Fetcher {
+    pub timeout: Duration,
+    in_flight: Mutex<Option<InFlight>>,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    since: Instant,
+    done: Receiver<Result<String, String>>,
+}
+
+impl Fetcher {
+    pub fn new(timeout: Duration) -> Self {
+        Fetcher { timeout, in_flight: Mutex::new(None) }
+    }
+
+    /// [`fetch`], within the time limit.
+    pub fn fetch(&self, url: &str, git_ref: &str, cache: &Path, auth: &GitAuth) -> Result<String, String> {
+        let mut slot = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = slot.take() {
+            // A result that arrives late is stale by now: fetch afresh.
+            if let Err(TryRecvError::Empty) = f.done.try_recv() {
+                let waited = f.since.elapsed().as_secs();
+                *slot = Some(f);
+                return Err(redact(
+                    &format!("fetch {url}: the fetch started {waited} s ago has had no answer yet"),
+                    None,
+                ));
+            }
+        }
+        let (tx, done) = mpsc::channel();
+        let (u, r, c, a): (String, String, PathBuf, GitAuth) = (url.into(), git_ref.into(), cache.into(), auth.clone());
+        std::thread::Builder::new()
+            .name("git-fetch".into())
+            .spawn(move || {
+                let _ = tx.send(fetch(&u, &r, &c, &a));
+            })
+            .map_err(|e| format!("fetch {url}: cannot start a thread: {e}"))?;
+        match done.recv_timeout(self.timeout) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => {
+                *slot = Some(InFlight { since: Instant::now() - self.timeout, done });
+                Err(redact(
+                    &format!("fetch {url}: no answer within {} s (--fetch-timeout)", self.timeout.as_secs_f64()),
+                    None,
+                ))
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(redact(&format!("fetch {url}: the fetch thread failed"), None)),
+        }
+    }
+
+    /// How long an overdue fetch has been waiting, if one is.
+    pub fn waiting(&self) -> Option<Duration> {
+        let slot = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref().map(|f| f.since.elapsed())
+    }
+}
 
 /// Fetches `git_ref` (a branch, tag, full ref name or full commit id) from
 /// `url` into the bare mirror at `cache` and returns its commit id.
@@ -187,6 +256,38 @@ mod tests {
         let landings: std::collections::BTreeSet<String> =
             ["main", "refs/x", id].iter().flat_map(|r| candidates(r)).map(|(_, d)| d).collect();
         assert_eq!(landings.len(), 4, "every way of naming lands in its own ref");
+    }
+
+    #[test]
+    fn a_server_that_never_answers_costs_one_time_limit_and_one_fetch_at_a_time() {
+        // Bound but never accepting: the kernel completes the connection and
+        // takes the request, and no answer ever comes, as from a hung server.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://127.0.0.1:{}/policies.git", silent.local_addr().expect("addr").port());
+        let dir = std::env::temp_dir().join(format!("netward-silent-{}", std::process::id()));
+        let f = Fetcher::new(Duration::from_millis(300));
+        let t = Instant::now();
+        let e = f.fetch(&url, "main", &dir, &GitAuth::default()).unwrap_err();
+        assert!(e.contains("no answer within 0.3 s"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(2), "gave up after {:?}", t.elapsed());
+        assert!(f.waiting().is_some());
+        // The hung fetch is not joined by a second one.
+        let e = f.fetch(&url, "main", &dir, &GitAuth::default()).unwrap_err();
+        assert!(e.contains("has had no answer yet"), "{e}");
+        // The server goes away (its queued connection is reset): the hung
+        // fetch ends, and the next call fetches afresh (and is refused).
+        drop(silent);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let e = loop {
+            let e = f.fetch(&url, "main", &dir, &GitAuth::default()).unwrap_err();
+            if !e.contains("no answer yet") || Instant::now() > deadline {
+                break e;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(!e.contains("no answer"), "a fresh fetch, refused at once: {e}");
+        assert!(f.waiting().is_none());
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     /// A repository with two commits on main, a tag `v1` on the first, and

@@ -758,3 +758,50 @@ fn a_repository_over_ssh_is_fetched_with_the_given_key_and_known_hosts_only() {
     drop(sshd);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_git_server_that_never_answers_fails_the_pass_in_time_and_then_the_liveness_probe() {
+    let Some(ns) = Netns::new("silent") else { return };
+    let dir = repo("silent");
+    // Bound but never accepting: connections complete and requests are
+    // taken, and no answer ever comes.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://127.0.0.1:{}/policies.git", silent.local_addr().expect("addr").port());
+    let t = std::time::Instant::now();
+    let (code, err) = once(&dir, &ns, &["--repo", &url, "--fetch-timeout", "0.5"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no answer within 0.5 s"), "{err}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(5), "took {:?}", t.elapsed());
+    assert_eq!(ns.table(), "");
+
+    // The loop keeps running and keeps reporting; once the fetch has hung
+    // for ten time limits, /healthz fails so the kubelet restarts the pod.
+    let addr = format!("127.0.0.1:{}", 40000 + (std::process::id() % 10000) as u16);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netward"))
+        .args(["reconcile", "--path", "policies", "--cluster", "policies/cluster.yaml", "--node", "node-b"])
+        .args(["--interval", "1", "--netns", &ns.0, "--iface-prefix", "nw", "--listen", &addr])
+        .args(["--repo", &url, "--fetch-timeout", "0.2", "--cache"])
+        .arg(dir.join("loop-cache"))
+        .current_dir(&dir)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("netward reconcile");
+    let healthy = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::net::TcpStream::connect(&addr).is_ok() && get(&addr, "/healthz").0.contains("200")
+    });
+    let mut last = (String::new(), String::new());
+    let stalled = (0..150).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        last = get(&addr, "/healthz");
+        last.0.contains("503")
+    });
+    let (_, status) = get(&addr, "/status");
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(silent);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(healthy, "healthy while the fetch is young");
+    assert!(stalled && last.1.contains("has waited"), "{last:?}");
+    assert!(status.contains("has had no answer yet"), "each pass reports the hung fetch: {status}");
+}
