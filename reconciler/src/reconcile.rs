@@ -375,8 +375,8 @@ impl<D: Dataplane> Reconciler<D> {
         self.status.stalled_fetch =
             fetcher.waiting().filter(|w| *w > fetcher.timeout * STALLED_AFTER_TIMEOUTS).map(|w| {
                 format!(
-                    "a fetch of {} has waited {} s for the server; restart to recover",
-                    self.source.repo,
+                    "a fetch of {} has heard nothing from the server for {} s; restart to recover",
+                    git::auth::redact(&self.source.repo, None),
                     w.as_secs()
                 )
             });
@@ -425,12 +425,17 @@ impl<D: Dataplane> Reconciler<D> {
     /// Loads, checks and applies one commit.
     fn apply(&mut self, dir: &Path, commit: &str, start: Instant) -> Result<Outcome, (&'static str, String)> {
         if let Some(signers) = &self.source.allowed_signers {
-            let checked = git::open(dir).and_then(|(repo, _)| {
-                let id = git::resolve_in(&repo, commit)?;
-                git::signature::verify(&repo, id, signers)
-            });
-            if let Err(why) = checked {
-                return Err(("refused", format!("not signed by an allowed key: {why}")));
+            use git::signature::Unverified;
+            let checked = git::open(dir).and_then(|(repo, _)| Ok((git::resolve_in(&repo, commit)?, repo)));
+            let (id, repo) = checked.map_err(|e| ("error", e))?;
+            match git::signature::verify(&repo, id, signers) {
+                Ok(_) => {}
+                Err(Unverified::Refused(why)) => {
+                    return Err(("refused", format!("not signed by an allowed key: {why}")))
+                }
+                Err(Unverified::CannotCheck(why)) => {
+                    return Err(("error", format!("cannot check the signature: {why}")))
+                }
             }
         }
         // A commit's policies never change: an inventory pass reuses them.

@@ -52,14 +52,20 @@ impl GitAuth {
 }
 
 /// `text` with every credential blanked: the password of a URL's userinfo
-/// (`https://user:secret@host`) and the token itself, wherever it was echoed.
+/// (`https://user:secret@host`), the user of an HTTP(S) URL that has no
+/// password (`https://TOKEN@github.com/...`, as GitHub documents), and the
+/// token itself, wherever it was echoed. An ssh user (`ssh://git@`) stays.
 pub fn redact(text: &str, token: Option<&str>) -> String {
     let mut secrets: Vec<&str> = token.into_iter().collect();
     for (i, _) in text.match_indices("://") {
+        let http = text[..i].ends_with("http") || text[..i].ends_with("https");
         let tail = &text[i + 3..];
         let end = tail.find(|c: char| c.is_whitespace() || "/'\"".contains(c)).unwrap_or(tail.len());
-        if let Some((_, password)) = tail[..end].rsplit_once('@').and_then(|(userinfo, _)| userinfo.split_once(':')) {
-            secrets.push(password);
+        let Some((userinfo, _)) = tail[..end].rsplit_once('@') else { continue };
+        match userinfo.split_once(':') {
+            Some((_, password)) => secrets.push(password),
+            None if http => secrets.push(userinfo),
+            None => {}
         }
     }
     let mut out = text.to_string();
@@ -120,6 +126,8 @@ mod tests {
             "a user alone is no secret: {out}"
         );
         assert_eq!(redact("remote said tok3n twice: tok3n", Some("tok3n")), "remote said *** twice: ***");
+        let token_as_user = redact("fetch https://ghp_abc123@github.com/o/r.git: 404", None);
+        assert_eq!(token_as_user, "fetch https://***@github.com/o/r.git: 404");
     }
 
     #[test]

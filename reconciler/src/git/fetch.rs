@@ -1,15 +1,19 @@
 //! Fetching the tracked ref of a remote repository into a bare mirror:
 //! only that ref, shallow (depth 1) where the transport allows, credentials
-//! from callbacks. `file://`, `https://`, `http://`, `ssh://` and scp-style
+//! from callbacks, proxies from the environment as git takes them. `file://`, `https://`, `http://`, `ssh://` and scp-style
 //! `user@host:path` URLs, all through libgit2.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use git2::{AutotagOption, CertificateCheckStatus, Cred, CredentialType, FetchOptions, RemoteCallbacks, Repository};
+use git2::{
+    AutotagOption, CertificateCheckStatus, Cred, CredentialType, FetchOptions, Oid, ProxyOptions, RemoteCallbacks,
+    Repository,
+};
 
 use super::auth::{redact, GitAuth};
 use super::known_hosts;
@@ -19,13 +23,14 @@ const LANDING: &str = "refs/netward/fetch/";
 /// The commit last fetched for the tracked ref.
 pub const TRACKED: &str = "refs/netward/tracked";
 
-/// Fetches with a time limit. libgit2 has no per-fetch timeout (its global
-/// socket timeouts are `unsafe` to set, and netward keeps `unsafe` to the
-/// netlink crate), and a server that accepts and then says nothing holds a
-/// fetch forever; so each fetch runs on its own thread and the loop waits
-/// at most `timeout` for it. A fetch that overstays is left to finish on
-/// its own; no second one is started meanwhile (they would fight over the
-/// mirror's lock files), and each pass reports how long it has waited.
+/// Fetches with a time limit on silence. libgit2 has no per-fetch timeout
+/// (its global socket timeouts are `unsafe` to set, and netward keeps
+/// `unsafe` to the netlink crate), and a server that accepts and then says
+/// nothing holds a fetch forever; so each fetch runs on its own thread and
+/// the pass gives up on it once `timeout` passes without progress (a slow
+/// first clone that keeps receiving is not cut off). A fetch that overstays
+/// is left to finish on its own; no second one is started meanwhile (they
+/// would fight over the mirror's lock files), and each pass reports it.
 #[derive(Debug)]
 pub struct Fetcher {
     pub timeout: Duration,
@@ -34,8 +39,30 @@ pub struct Fetcher {
 
 #[derive(Debug)]
 struct InFlight {
-    since: Instant,
+    progress: Arc<Progress>,
     done: Receiver<Result<String, String>>,
+}
+
+/// When a fetch last heard from the server.
+#[derive(Debug)]
+struct Progress {
+    start: Instant,
+    /// Milliseconds after `start`.
+    last: AtomicU64,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress { start: Instant::now(), last: AtomicU64::new(0) }
+    }
+
+    fn touch(&self) {
+        self.last.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn silent_for(&self) -> Duration {
+        self.start.elapsed().saturating_sub(Duration::from_millis(self.last.load(Ordering::Relaxed)))
+    }
 }
 
 impl Fetcher {
@@ -43,54 +70,73 @@ impl Fetcher {
         Fetcher { timeout, in_flight: Mutex::new(None) }
     }
 
-    /// [`fetch`], within the time limit.
+    /// [`fetch`], given up on after `timeout` of silence.
     pub fn fetch(&self, url: &str, git_ref: &str, cache: &Path, auth: &GitAuth) -> Result<String, String> {
+        let say = |what: String| redact(&format!("fetch {url}: {what}"), None);
         let mut slot = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(f) = slot.take() {
             // A result that arrives late is stale by now: fetch afresh.
             if let Err(TryRecvError::Empty) = f.done.try_recv() {
-                let waited = f.since.elapsed().as_secs();
+                let silent = f.progress.silent_for().as_secs();
                 *slot = Some(f);
-                return Err(redact(
-                    &format!("fetch {url}: the fetch started {waited} s ago has had no answer yet"),
-                    None,
-                ));
+                return Err(say(format!("the fetch in progress has heard nothing from the server for {silent} s")));
             }
         }
         let (tx, done) = mpsc::channel();
-        let (u, r, c, a): (String, String, PathBuf, GitAuth) = (url.into(), git_ref.into(), cache.into(), auth.clone());
+        let progress = Arc::new(Progress::new());
+        let (u, r, c, a, p) =
+            (url.to_string(), git_ref.to_string(), cache.to_path_buf(), auth.clone(), progress.clone());
         std::thread::Builder::new()
             .name("git-fetch".into())
             .spawn(move || {
-                let _ = tx.send(fetch(&u, &r, &c, &a));
+                let _ = tx.send(fetch_noting(&u, &r, &c, &a, &p));
             })
-            .map_err(|e| format!("fetch {url}: cannot start a thread: {e}"))?;
-        match done.recv_timeout(self.timeout) {
-            Ok(result) => result,
-            Err(RecvTimeoutError::Timeout) => {
-                *slot = Some(InFlight { since: Instant::now() - self.timeout, done });
-                Err(redact(
-                    &format!("fetch {url}: no answer within {} s (--fetch-timeout)", self.timeout.as_secs_f64()),
-                    None,
-                ))
+            .map_err(|e| say(format!("cannot start a thread: {e}")))?;
+        loop {
+            let quiet = progress.silent_for();
+            if quiet >= self.timeout {
+                *slot = Some(InFlight { progress, done });
+                return Err(say(format!("no answer within {} s (--fetch-timeout)", self.timeout.as_secs_f64())));
             }
-            Err(RecvTimeoutError::Disconnected) => Err(redact(&format!("fetch {url}: the fetch thread failed"), None)),
+            match done.recv_timeout(self.timeout - quiet) {
+                Ok(result) => return result,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return Err(say("the fetch thread failed".into())),
+            }
         }
     }
 
-    /// How long an overdue fetch has been waiting, if one is.
+    /// How long an overdue fetch has heard nothing from its server, if one is.
     pub fn waiting(&self) -> Option<Duration> {
         let slot = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        slot.as_ref().map(|f| f.since.elapsed())
+        slot.as_ref().map(|f| f.progress.silent_for())
     }
 }
 
-/// Fetches `git_ref` (a branch, tag, full ref name or full commit id) from
-/// `url` into the bare mirror at `cache` and returns its commit id.
+/// A mirror holding more pack files than this is fetched afresh: libgit2
+/// does not repack, and every fetch that brings objects adds one.
+const MOST_PACKS: usize = 64;
+
+/// Fetches `git_ref` (a tag, branch, `HEAD`, full ref name or full commit
+/// id) from `url` into the bare mirror at `cache` and returns its commit id.
 pub fn fetch(url: &str, git_ref: &str, cache: &Path, auth: &GitAuth) -> Result<String, String> {
+    fetch_noting(url, git_ref, cache, auth, &Progress::new())
+}
+
+fn fetch_noting(url: &str, git_ref: &str, cache: &Path, auth: &GitAuth, progress: &Progress) -> Result<String, String> {
     let token = auth.token()?;
     let scrub = |e: String| redact(&e, token.as_deref());
+    if packs(cache) > MOST_PACKS {
+        return fetch_into_fresh_mirror(url, git_ref, cache, auth, progress);
+    }
     let repo = mirror(cache)?;
+    // A pinned commit already mirrored needs no server (which may not
+    // serve commits by id at all: uploadpack.allowReachableSHA1InWant).
+    if let Some(id) = full_id(git_ref) {
+        if repo.find_commit(id).is_ok() {
+            return track(&repo, cache, id);
+        }
+    }
     // Each candidate name lands in its own ref, cleared first, so a tag or
     // branch deleted upstream is not mistaken for the tracked one. The
     // objects stay: the last good commit can always be read again.
@@ -101,15 +147,15 @@ pub fn fetch(url: &str, git_ref: &str, cache: &Path, auth: &GitAuth) -> Result<S
         }
     }
     let specs: Vec<String> = candidates.iter().map(|(src, dst)| format!("+{src}:{dst}")).collect();
-    let shallow = fetch_specs(&repo, url, &specs, auth, token.as_deref(), Some(1));
-    if let Err(e) = shallow {
+    let fetch = |depth| fetch_specs(&repo, url, &specs, auth, token.as_deref(), depth, progress);
+    if let Err(e) = fetch(Some(1)) {
         // libgit2's local transport (file://) does not fetch shallow, and
         // some servers refuse it: fetch whole instead. Anything else (no
-        // such host, refused credentials) fails the same way twice.
-        if !e.contains("shallow") {
-            return Err(scrub(e));
+        // such host, refused credentials) would fail the same way twice.
+        if !e.message().contains("shallow") {
+            return Err(scrub(format!("fetch {url}: {}", e.message())));
         }
-        fetch_specs(&repo, url, &specs, auth, token.as_deref(), None).map_err(scrub)?;
+        fetch(None).map_err(|e| scrub(format!("fetch {url}: {}", e.message())))?;
     }
     let found = candidates.iter().find_map(|(_, dst)| repo.find_reference(dst).ok());
     let Some(found) = found else {
@@ -117,9 +163,38 @@ pub fn fetch(url: &str, git_ref: &str, cache: &Path, auth: &GitAuth) -> Result<S
         return Err(scrub(format!("{git_ref}: not found on {url} (tried {})", tried.join(", "))));
     };
     let commit = found.peel_to_commit().map_err(|e| format!("{git_ref}: {}", e.message()))?;
-    repo.reference(TRACKED, commit.id(), true, "netward fetch")
-        .map_err(|e| format!("{}: {}", cache.display(), e.message()))?;
-    Ok(commit.id().to_string())
+    track(&repo, cache, commit.id())
+}
+
+fn track(repo: &Repository, cache: &Path, id: Oid) -> Result<String, String> {
+    repo.reference(TRACKED, id, true, "netward fetch").map_err(|e| format!("{}: {}", cache.display(), e.message()))?;
+    Ok(id.to_string())
+}
+
+/// How many pack files the mirror holds.
+fn packs(cache: &Path) -> usize {
+    let Ok(dir) = std::fs::read_dir(cache.join("objects/pack")) else { return 0 };
+    dir.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().ends_with(".pack")).count()
+}
+
+/// Fetches into a new mirror beside the old one and swaps it in; the old
+/// one stays if the fetch fails.
+fn fetch_into_fresh_mirror(
+    url: &str,
+    git_ref: &str,
+    cache: &Path,
+    auth: &GitAuth,
+    progress: &Progress,
+) -> Result<String, String> {
+    let mut fresh = cache.as_os_str().to_owned();
+    fresh.push(".fresh");
+    let fresh = PathBuf::from(fresh);
+    let _ = std::fs::remove_dir_all(&fresh);
+    let id = fetch_noting(url, git_ref, &fresh, auth, progress)?;
+    let swap = std::fs::remove_dir_all(cache).and_then(|()| std::fs::rename(&fresh, cache));
+    swap.map_err(|e| format!("mirror {}: {e}", cache.display()))?;
+    tracing::info!(mirror = %cache.display(), "fetched into a fresh mirror (the old one held over {MOST_PACKS} packs)");
+    Ok(id)
 }
 
 /// The mirror, created bare on first use.
@@ -132,23 +207,30 @@ fn mirror(cache: &Path) -> Result<Repository, String> {
     Repository::init_bare(cache).map_err(fail)
 }
 
+fn full_id(git_ref: &str) -> Option<Oid> {
+    let hex = git_ref.len() == 40 && git_ref.bytes().all(|b| b.is_ascii_hexdigit());
+    hex.then(|| Oid::from_str(git_ref).ok()).flatten()
+}
+
 /// (remote name, local landing ref) for each way `git_ref` may be meant, in
-/// the order `git` itself resolves a short name: a full name or a commit id
-/// as given, else a branch before a tag.
+/// the order `git` resolves a short name (its `ref_rev_parse_rules`): a
+/// full name, `HEAD` or a commit id as given; else a tag before a branch,
+/// then `refs/NAME` (`pull/7/head`).
 fn candidates(git_ref: &str) -> Vec<(String, String)> {
-    let is_id = git_ref.len() == 40 && git_ref.bytes().all(|b| b.is_ascii_hexdigit());
-    if is_id {
+    if full_id(git_ref).is_some() {
         vec![(git_ref.to_string(), format!("{LANDING}commit"))]
-    } else if git_ref.starts_with("refs/") {
+    } else if git_ref.starts_with("refs/") || git_ref == "HEAD" {
         vec![(git_ref.to_string(), format!("{LANDING}exact"))]
     } else {
         vec![
-            (format!("refs/heads/{git_ref}"), format!("{LANDING}branch")),
             (format!("refs/tags/{git_ref}"), format!("{LANDING}tag")),
+            (format!("refs/heads/{git_ref}"), format!("{LANDING}branch")),
+            (format!("refs/{git_ref}"), format!("{LANDING}other")),
         ]
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn fetch_specs(
     repo: &Repository,
     url: &str,
@@ -156,62 +238,77 @@ fn fetch_specs(
     auth: &GitAuth,
     token: Option<&str>,
     depth: Option<i32>,
-) -> Result<(), String> {
-    let mut remote = repo.remote_anonymous(url).map_err(|e| format!("{url}: {}", e.message()))?;
+    progress: &Progress,
+) -> Result<(), git2::Error> {
+    let mut remote = repo.remote_anonymous(url)?;
     // libgit2 replaces a callback's error with a generic one ("invalid or
     // unknown remote ssh hostkey"); the callback's own reason is kept here.
     let reason = RefCell::new(None);
     let mut opts = FetchOptions::new();
-    opts.remote_callbacks(callbacks(url, auth, token, &reason)).download_tags(AutotagOption::None);
+    opts.remote_callbacks(callbacks(url, auth, token, &reason, progress)).download_tags(AutotagOption::None);
+    // HTTPS_PROXY, NO_PROXY and http.proxy, as git honours them.
+    let mut proxy = ProxyOptions::new();
+    proxy.auto();
+    opts.proxy_options(proxy);
     if let Some(d) = depth {
         opts.depth(d);
     }
     let fetched = remote.fetch(specs, Some(&mut opts), None);
     drop(opts);
-    fetched.map_err(|e| format!("fetch {url}: {}", reason.take().unwrap_or_else(|| e.message().to_string())))
+    fetched.map_err(|e| match reason.take() {
+        Some(why) => git2::Error::new(e.code(), e.class(), why),
+        None => e,
+    })
 }
 
 /// Credentials and host-key checks. libgit2 asks for credentials again
 /// after a refusal; each kind is offered once, so a wrong token or key
-/// ends the fetch with a message instead of looping.
+/// ends the fetch with a message instead of looping. A token is offered
+/// only over HTTP(S): an ssh server asking for a password gets none.
 fn callbacks<'a>(
     url: &str,
     auth: &'a GitAuth,
     token: Option<&'a str>,
     reason: &'a RefCell<Option<String>>,
+    progress: &'a Progress,
 ) -> RemoteCallbacks<'a> {
     let fail = move |why: String| {
         let e = git2::Error::from_str(&why);
         *reason.borrow_mut() = Some(why);
         e
     };
+    let http = url.starts_with("https://") || url.starts_with("http://");
     let mut cb = RemoteCallbacks::new();
     let mut offered = CredentialType::empty();
     cb.credentials(move |_, user_in_url, allowed| {
-        let user = user_in_url.unwrap_or("git");
+        progress.touch();
         let fresh = allowed - offered;
         if fresh.contains(CredentialType::USERNAME) {
             offered |= CredentialType::USERNAME;
-            return Cred::username(user);
+            return Cred::username(user_in_url.unwrap_or("git"));
         }
         if fresh.contains(CredentialType::SSH_KEY) {
             offered |= CredentialType::SSH_KEY;
+            let user = user_in_url.unwrap_or("git");
             return match &auth.ssh_key {
                 Some(key) => Cred::ssh_key(user, None, key, None),
                 None => Cred::ssh_key_from_agent(user),
             };
         }
-        if fresh.contains(CredentialType::USER_PASS_PLAINTEXT) {
+        if http && fresh.contains(CredentialType::USER_PASS_PLAINTEXT) {
             offered |= CredentialType::USER_PASS_PLAINTEXT;
+            // A user in the URL (GitLab deploy tokens, Bitbucket app
+            // passwords) goes with the token; else --git-token-user.
+            let user = user_in_url.unwrap_or(&auth.token_user);
             return match token {
-                Some(t) => Cred::userpass_plaintext(&auth.token_user, t),
+                Some(t) => Cred::userpass_plaintext(user, t),
                 None => Err(fail(
                     "the server asks for credentials and none are configured (--git-token-file or --git-token-env)"
                         .into(),
                 )),
             };
         }
-        let what = if allowed.contains(CredentialType::SSH_KEY) {
+        let what = if !http || allowed.contains(CredentialType::SSH_KEY) {
             match &auth.ssh_key {
                 Some(k) => format!("the server refused the ssh key {}", k.display()),
                 None => "the server refused every key ssh-agent holds (give --ssh-key)".into(),
@@ -223,18 +320,27 @@ fn callbacks<'a>(
         };
         Err(fail(what))
     });
+    cb.transfer_progress(move |_| {
+        progress.touch();
+        true
+    });
+    cb.sideband_progress(move |_| {
+        progress.touch();
+        true
+    });
     let port = known_hosts::ssh_port(url);
     cb.certificate_check(move |cert, host| {
+        progress.touch();
         let (Some(key), Some(file)) = (cert.as_hostkey(), &auth.known_hosts) else {
             // TLS certificates, or ssh without a known_hosts file of our
             // own: libgit2's checks decide (the CA store; ~/.ssh/known_hosts).
             return Ok(CertificateCheckStatus::CertificatePassthrough);
         };
-        let (Some(kind), Some(blob)) = (key.hostkey_type(), key.hostkey()) else {
+        let Some(blob) = key.hostkey() else {
             return Err(fail("the ssh server's host key could not be read".into()));
         };
         let text = std::fs::read_to_string(file).map_err(|e| fail(format!("known_hosts {}: {e}", file.display())))?;
-        known_hosts::check(&text, host, port, kind.name(), blob)
+        known_hosts::check(&text, host, port, blob)
             .map(|()| CertificateCheckStatus::CertificateOk)
             .map_err(|e| fail(format!("{e} (known_hosts {})", file.display())))
     });
@@ -246,16 +352,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_short_name_is_a_branch_before_a_tag_and_full_names_are_taken_as_given() {
+    fn a_short_name_is_a_tag_before_a_branch_as_in_git_and_full_names_are_taken_as_given() {
         let names = |r: &str| candidates(r).into_iter().map(|(s, _)| s).collect::<Vec<_>>();
-        assert_eq!(names("main"), ["refs/heads/main", "refs/tags/main"]);
+        assert_eq!(names("main"), ["refs/tags/main", "refs/heads/main", "refs/main"]);
+        assert_eq!(names("pull/7/head"), ["refs/tags/pull/7/head", "refs/heads/pull/7/head", "refs/pull/7/head"]);
         assert_eq!(names("refs/pull/7/head"), ["refs/pull/7/head"]);
+        assert_eq!(names("HEAD"), ["HEAD"], "the remote's default branch");
         let id = "0123456789abcdef0123456789abcdef01234567";
         assert_eq!(names(id), [id]);
-        assert_eq!(names("0123abc"), ["refs/heads/0123abc", "refs/tags/0123abc"], "short ids are names");
+        assert_eq!(names("0123abc").len(), 3, "short ids are names");
         let landings: std::collections::BTreeSet<String> =
             ["main", "refs/x", id].iter().flat_map(|r| candidates(r)).map(|(_, d)| d).collect();
-        assert_eq!(landings.len(), 4, "every way of naming lands in its own ref");
+        assert_eq!(landings.len(), 5, "every way of naming lands in its own ref");
     }
 
     #[test]
@@ -273,19 +381,19 @@ mod tests {
         assert!(f.waiting().is_some());
         // The hung fetch is not joined by a second one.
         let e = f.fetch(&url, "main", &dir, &GitAuth::default()).unwrap_err();
-        assert!(e.contains("has had no answer yet"), "{e}");
+        assert!(e.contains("has heard nothing from the server for"), "{e}");
         // The server goes away (its queued connection is reset): the hung
         // fetch ends, and the next call fetches afresh (and is refused).
         drop(silent);
         let deadline = Instant::now() + Duration::from_secs(10);
         let e = loop {
             let e = f.fetch(&url, "main", &dir, &GitAuth::default()).unwrap_err();
-            if !e.contains("no answer yet") || Instant::now() > deadline {
+            if !e.contains("heard nothing") || Instant::now() > deadline {
                 break e;
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        assert!(!e.contains("no answer"), "a fresh fetch, refused at once: {e}");
+        assert!(!e.contains("no answer") && !e.contains("heard nothing"), "a fresh fetch, refused at once: {e}");
         assert!(f.waiting().is_none());
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -299,6 +407,7 @@ mod tests {
         let first = repo.commit(Some("refs/heads/main"), &sig, &sig, "first", &tree, &[]).expect("commit");
         let parent = repo.find_commit(first).expect("first");
         let second = repo.commit(Some("refs/heads/main"), &sig, &sig, "second", &tree, &[&parent]).expect("commit");
+        repo.set_head("refs/heads/main").expect("HEAD");
         repo.tag_lightweight("v1", &repo.find_object(first, None).expect("obj"), false).expect("tag");
         drop((tree, parent));
         (repo, first, second)
@@ -316,17 +425,27 @@ mod tests {
         assert!(!cache.join("shallow").exists());
         assert_eq!(fetch(&url, "v1", &cache, &auth), Ok(first.to_string()), "a tag");
         assert_eq!(fetch(&url, "refs/heads/main", &cache, &auth), Ok(second.to_string()));
+        assert_eq!(fetch(&url, "HEAD", &cache, &auth), Ok(second.to_string()), "the remote's HEAD");
         assert_eq!(fetch(&url, &first.to_string(), &cache, &auth), Ok(first.to_string()), "a commit id");
-        // A branch named like the tag wins, as in git.
+        // A branch named like the tag: the tag wins, as in git.
         repo.branch("v1", &repo.find_commit(second).expect("second"), false).expect("branch");
-        assert_eq!(fetch(&url, "v1", &cache, &auth), Ok(second.to_string()));
-        // The branch is deleted upstream: the tag is found again, not the stale branch.
-        repo.find_branch("v1", git2::BranchType::Local).expect("branch").delete().expect("delete");
         assert_eq!(fetch(&url, "v1", &cache, &auth), Ok(first.to_string()));
+        // The tag is deleted upstream: the branch is found, not the stale tag.
+        repo.tag_delete("v1").expect("delete");
+        assert_eq!(fetch(&url, "v1", &cache, &auth), Ok(second.to_string()));
+        // A mirrored commit pinned by id needs no server at all.
+        assert_eq!(fetch("file:///nonexistent/repo", &first.to_string(), &cache, &auth), Ok(first.to_string()));
         let e = fetch(&url, "nope", &cache, &auth).unwrap_err();
         assert!(e.contains("nope: not found on") && e.contains("refs/tags/nope"), "{e}");
         let mirror = Repository::open_bare(&cache).expect("mirror");
         assert_eq!(mirror.refname_to_id(TRACKED).expect("tracked"), first, "a failed fetch moves nothing");
+        drop(mirror);
+        // A mirror with too many packs is fetched afresh, beside the old one.
+        for i in 0..=MOST_PACKS {
+            std::fs::write(cache.join(format!("objects/pack/pack-junk{i}.pack")), "").expect("write");
+        }
+        assert_eq!(fetch(&url, "main", &cache, &auth), Ok(second.to_string()));
+        assert!(packs(&cache) <= 2, "{} packs", packs(&cache));
         assert!(fetch("file:///nonexistent/repo", "main", &cache, &auth).is_err());
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -31,19 +31,20 @@ pub fn open(dir: &Path) -> Result<(Repository, String), String> {
 
 /// `path` (relative to `prefix`, the caller's directory) as a path from the
 /// repository's root, without `./` or a trailing slash; "" is the whole tree.
-fn from_root(prefix: &str, path: &str) -> String {
+fn from_root(prefix: &str, path: &str) -> Result<String, String> {
     let joined: PathBuf = Path::new(prefix).join(path);
     let mut parts: Vec<String> = Vec::new();
     for c in joined.components() {
         match c {
             std::path::Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
-            std::path::Component::ParentDir => {
-                parts.pop();
+            std::path::Component::ParentDir if parts.pop().is_none() => {
+                return Err(format!("{path}: outside the repository"));
             }
+            std::path::Component::RootDir => return Err(format!("{path}: give a path inside the repository")),
             _ => {}
         }
     }
-    parts.join("/")
+    Ok(parts.join("/"))
 }
 
 /// The commit `rev` names (a branch, tag, id, `HEAD~2`, ...).
@@ -90,7 +91,7 @@ fn inside(f: &str, under: &str) -> bool {
 /// `REV:path` for revisions and plain paths for the working tree.
 pub fn files(dir: &Path, rev: Option<&str>, path: &str) -> Result<Vec<(Arc<str>, String)>, String> {
     let (repo, prefix) = open(dir)?;
-    let under = from_root(&prefix, path);
+    let under = from_root(&prefix, path)?;
     let mut out = match rev {
         Some(r) => {
             let commit = resolve_in(&repo, r)?;
@@ -154,7 +155,8 @@ fn working_files(repo: &Repository, under: &str) -> Result<Vec<(Arc<str>, String
     let work = repo.workdir().ok_or("a bare repository has no working tree; pass --head")?;
     let mut names: Vec<String> = Vec::new();
     let index = repo.index().map_err(|e| e.message().to_string())?;
-    names.extend(index.iter().map(|e| String::from_utf8_lossy(&e.path).into_owned()));
+    // Symbolic links are not policies (as in revisions).
+    names.extend(index.iter().filter(|e| e.mode != 0o120000).map(|e| String::from_utf8_lossy(&e.path).into_owned()));
     let mut opts = StatusOptions::new();
     opts.include_untracked(true).recurse_untracked_dirs(true).include_ignored(false);
     let statuses = repo.statuses(Some(&mut opts)).map_err(|e| e.message().to_string())?;
@@ -165,8 +167,12 @@ fn working_files(repo: &Repository, under: &str) -> Result<Vec<(Arc<str>, String
     names.dedup();
     let mut out = Vec::new();
     for f in names.into_iter().filter(|f| inside(f, under) && wanted(f)) {
+        let at = work.join(&f);
+        if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            continue;
+        }
         // A tracked file deleted in the work tree is simply gone.
-        if let Ok(text) = std::fs::read_to_string(work.join(&f)) {
+        if let Ok(text) = std::fs::read_to_string(at) {
             out.push((Arc::from(f), text));
         }
     }
@@ -179,10 +185,11 @@ mod tests {
 
     #[test]
     fn paths_are_taken_from_the_callers_directory_to_the_root() {
-        assert_eq!(from_root("", "."), "");
-        assert_eq!(from_root("", "./policies/"), "policies");
-        assert_eq!(from_root("policies", "."), "policies");
-        assert_eq!(from_root("policies", "../other/x.yaml"), "other/x.yaml");
+        assert_eq!(from_root("", "."), Ok("".into()));
+        assert_eq!(from_root("", "./policies/"), Ok("policies".into()));
+        assert_eq!(from_root("policies", "."), Ok("policies".into()));
+        assert_eq!(from_root("policies", "../other/x.yaml"), Ok("other/x.yaml".into()));
+        assert!(from_root("", "../x").is_err() && from_root("", "/etc").is_err());
         assert!(inside("policies/a.yaml", "policies") && inside("anything", ""));
         assert!(!inside("policies-old/a.yaml", "policies"));
         assert!(wanted("a/b.yml") && !wanted("a/.hidden/b.yaml") && !wanted("README.md"));

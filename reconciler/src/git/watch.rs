@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use notify::{EventKind, RecursiveMode, Watcher};
 
@@ -17,8 +17,8 @@ const QUIET: Duration = Duration::from_millis(20);
 const LONGEST: Duration = Duration::from_millis(200);
 
 /// Watches the repository at `repo` and sends `Wake::Fetch` when a file that
-/// can move `git_ref` changes. Falls back to checking the files' times
-/// every 100 ms where inotify is unavailable (or out of watches).
+/// can move `git_ref` changes. Falls back to resolving the ref every 100 ms
+/// where inotify is unavailable (or out of watches).
 pub fn watch_local(repo: &Path, git_ref: &str, tx: Sender<Wake>) {
     let dirs = match git2::Repository::open(repo) {
         Ok(r) => GitDirs { own: r.path().to_path_buf(), common: r.commondir().to_path_buf() },
@@ -26,7 +26,7 @@ pub fn watch_local(repo: &Path, git_ref: &str, tx: Sender<Wake>) {
     };
     if let Err(e) = watch_with_inotify(&dirs, git_ref, tx.clone()) {
         tracing::warn!(error = %e, "cannot watch the repository with inotify; checking its refs every 100 ms");
-        poll(&dirs, git_ref, tx);
+        poll(repo, git_ref, tx);
     }
 }
 
@@ -41,13 +41,23 @@ fn watch_with_inotify(dirs: &GitDirs, git_ref: &str, tx: Sender<Wake>) -> notify
     let (events, bursts) = mpsc::channel::<()>();
     let (own, common, tracked) = (dirs.own.clone(), dirs.common.clone(), git_ref.to_string());
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        let Ok(ev) = res else { return };
+        // An error or a dropped event queue may have hidden a commit: wake.
+        let Ok(ev) = res else {
+            let _ = events.send(());
+            return;
+        };
+        if ev.need_rescan() {
+            let _ = events.send(());
+            return;
+        }
         // Opens and reads (ours included) are not changes.
         if !matches!(ev.kind, EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)) {
             return;
         }
+        // A linked worktree's own directory is inside the common one: its
+        // HEAD is tried first.
         let moved = ev.paths.iter().any(|p| {
-            let rel = p.strip_prefix(&common).or_else(|_| p.strip_prefix(&own));
+            let rel = p.strip_prefix(&own).or_else(|_| p.strip_prefix(&common));
             rel.is_ok_and(|r| moves_ref(&r.to_string_lossy(), &tracked))
         });
         if moved {
@@ -80,8 +90,9 @@ fn watch_with_inotify(dirs: &GitDirs, git_ref: &str, tx: Sender<Wake>) -> notify
 }
 
 /// Whether a write to `rel` (a path inside the git directory) can move
-/// `git_ref`. A plain branch or tag name is moved only by its own file or
-/// packed-refs; `HEAD` and revision expressions (`main~1`) by any ref.
+/// `git_ref`. A plain name is moved only by the files git's lookup rules
+/// (`ref_rev_parse_rules`) would read for it, or packed-refs; `HEAD` and
+/// revision expressions (`main~1`) by any ref.
 fn moves_ref(rel: &str, git_ref: &str) -> bool {
     if rel.ends_with(".lock") {
         return false;
@@ -93,21 +104,22 @@ fn moves_ref(rel: &str, git_ref: &str) -> bool {
     if !plain {
         return rel.starts_with("refs/");
     }
-    rel == git_ref || rel == format!("refs/heads/{git_ref}") || rel == format!("refs/tags/{git_ref}")
+    let Some(name) = rel.strip_prefix("refs/") else { return rel == git_ref };
+    rel == git_ref
+        || [name, name.strip_prefix("tags/").unwrap_or(""), name.strip_prefix("heads/").unwrap_or("")]
+            .contains(&git_ref)
+        || name.strip_prefix("remotes/").is_some_and(|r| r == git_ref || r.strip_suffix("/HEAD") == Some(git_ref))
 }
 
-/// The fallback: the ref files' modification times, every 100 ms.
-fn poll(dirs: &GitDirs, git_ref: &str, tx: Sender<Wake>) {
-    let mut files = vec![dirs.own.join("HEAD"), dirs.common.join("packed-refs")];
-    files.extend(["refs/heads/", "refs/tags/", ""].iter().map(|p| dirs.common.join(format!("{p}{git_ref}"))));
-    let stamp = move || -> Vec<Option<SystemTime>> {
-        files.iter().map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok()).collect()
-    };
+/// The fallback: the tracked ref resolved every 100 ms (opening the
+/// repository and reading a few files: well under a millisecond).
+fn poll(repo: &Path, git_ref: &str, tx: Sender<Wake>) {
+    let (repo, git_ref) = (repo.to_path_buf(), git_ref.to_string());
     std::thread::spawn(move || {
-        let mut last = stamp();
+        let mut last = super::resolve(&repo, &git_ref).ok();
         loop {
             std::thread::sleep(Duration::from_millis(100));
-            let now = stamp();
+            let now = super::resolve(&repo, &git_ref).ok();
             if now != last {
                 last = now;
                 if tx.send(Wake::Fetch).is_err() {
@@ -131,23 +143,46 @@ mod tests {
         assert!(!moves_ref("FETCH_HEAD", "main") && !moves_ref("logs/HEAD", "main"));
         assert!(moves_ref("refs/heads/feature", "HEAD"), "HEAD follows whichever branch it names");
         assert!(moves_ref("refs/heads/x", "main~1") && moves_ref("refs/pull/1/head", "refs/pull/1/head"));
+        assert!(moves_ref("refs/pull/1/head", "pull/1/head"), "refs/NAME");
+        assert!(
+            moves_ref("refs/remotes/origin/main", "origin/main") && moves_ref("refs/remotes/origin/HEAD", "origin")
+        );
+        assert!(!moves_ref("refs/remotes/origin/main", "main") && !moves_ref("refs/heads/xmain", "main"));
+    }
+
+    /// A commit on main of the repository at `repo` (HEAD names main).
+    fn commit(repo: &git2::Repository, msg: &str) {
+        let sig = git2::Signature::now("t", "t@example.org").expect("signature");
+        let tree = repo.find_tree(repo.index().expect("index").write_tree().expect("tree")).expect("tree");
+        let parents: Vec<git2::Commit> = repo.head().ok().and_then(|h| h.peel_to_commit().ok()).into_iter().collect();
+        let parents: Vec<&git2::Commit> = parents.iter().collect();
+        repo.commit(Some("refs/heads/main"), &sig, &sig, msg, &tree, &parents).expect("commit");
+    }
+
+    fn new_repo(tag: &str) -> (PathBuf, git2::Repository) {
+        let dir = std::env::temp_dir().join(format!("netward-watch-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let repo = git2::Repository::init(&dir).expect("init");
+        repo.set_head("refs/heads/main").expect("head");
+        commit(&repo, "first");
+        (dir, repo)
+    }
+
+    #[test]
+    fn the_fallback_resolves_the_ref_and_notices_a_commit_to_what_head_names() {
+        let (dir, repo) = new_repo("poll");
+        let (tx, rx) = mpsc::channel();
+        poll(&dir, "HEAD", tx);
+        assert_eq!(rx.recv_timeout(Duration::from_millis(300)), Err(RecvTimeoutError::Timeout));
+        commit(&repo, "second");
+        assert_eq!(rx.recv_timeout(Duration::from_secs(2)), Ok(Wake::Fetch), "HEAD moved with main");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn a_commit_wakes_the_watcher_once_and_reads_do_not() {
-        let dir = std::env::temp_dir().join(format!("netward-watch-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let repo = git2::Repository::init(&dir).expect("init");
-        let sig = git2::Signature::now("t", "t@example.org").expect("signature");
-        let commit = |msg: &str| {
-            let tree = repo.find_tree(repo.index().expect("index").write_tree().expect("tree")).expect("tree");
-            let parents: Vec<git2::Commit> =
-                repo.head().ok().and_then(|h| h.peel_to_commit().ok()).into_iter().collect();
-            let parents: Vec<&git2::Commit> = parents.iter().collect();
-            repo.commit(Some("refs/heads/main"), &sig, &sig, msg, &tree, &parents).expect("commit");
-        };
-        repo.set_head("refs/heads/main").expect("head");
-        commit("first");
+        let (dir, repo) = new_repo("inotify");
+        let commit = |msg: &str| commit(&repo, msg);
         let (tx, rx) = mpsc::channel();
         let dirs = GitDirs { own: repo.path().to_path_buf(), common: repo.commondir().to_path_buf() };
         watch_with_inotify(&dirs, "main", tx).expect("inotify");
