@@ -128,17 +128,40 @@ pub fn load_guards(file: &Arc<str>, text: &str) -> Result<Vec<Guard>, crate::dia
 
 /// The guards the head revision breaks.
 pub fn check_guards(guards: &[Guard], head: &PolicySet, cluster: &Cluster) -> Result<Vec<BrokenGuard>, String> {
-    let an = Analysis::new(head, cluster, View::Enforced);
     let mut out = Vec::new();
-    for g in guards {
-        let fp = FlowPort::parse(&g.port)?;
-        let flow = an.flow(&g.from, &g.to, fp.protocol, fp.port, None).map_err(|e| format!("{}: {e}", g.at))?;
-        let v = an.evaluate(&flow);
-        if v.allowed != g.allow {
-            out.push(BrokenGuard { guard: g.clone(), after: decision(&v) });
+    for o in evaluate_guards(guards, head, cluster) {
+        match o {
+            GuardOutcome::Holds => {}
+            GuardOutcome::Broken(b) => out.push(b),
+            GuardOutcome::Unknown(e) => return Err(e),
         }
     }
     Ok(out)
+}
+
+/// What became of one guard.
+#[derive(Clone, Debug)]
+pub enum GuardOutcome {
+    Holds,
+    Broken(BrokenGuard),
+    /// It cannot be evaluated: an endpoint it names is not in the cluster.
+    Unknown(String),
+}
+
+/// Each guard's outcome on `head` over `cluster`, in order (one analysis for all).
+pub fn evaluate_guards(guards: &[Guard], head: &PolicySet, cluster: &Cluster) -> Vec<GuardOutcome> {
+    let an = Analysis::new(head, cluster, View::Enforced);
+    let outcome = |g: &Guard| -> Result<GuardOutcome, String> {
+        let fp = FlowPort::parse(&g.port)?;
+        let flow = an.flow(&g.from, &g.to, fp.protocol, fp.port, None).map_err(|e| format!("{}: {e}", g.at))?;
+        let v = an.evaluate(&flow);
+        Ok(if v.allowed == g.allow {
+            GuardOutcome::Holds
+        } else {
+            GuardOutcome::Broken(BrokenGuard { guard: g.clone(), after: decision(&v) })
+        })
+    };
+    guards.iter().map(|g| outcome(g).unwrap_or_else(GuardOutcome::Unknown)).collect()
 }
 
 impl DiffReport {

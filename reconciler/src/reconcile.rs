@@ -77,6 +77,9 @@ pub struct Metrics {
     pub refused_total: u64,
     pub drift_repairs_total: u64,
     pub apply_errors_total: u64,
+    /// The guards of the commit in force, and whether each holds on the
+    /// inventory of the last pass (the probes the model runs every pass).
+    pub guards: Vec<(crate::change::Guard, bool)>,
 }
 
 const BOUNDS: [f64; 9] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
@@ -114,6 +117,23 @@ impl Metrics {
         if let Some(c) = &status.applied {
             let _ = writeln!(o, "netward_applied_revision{{commit=\"{c}\",ref=\"{}\"}} 1", status.tracked_ref);
         }
+        let _ = writeln!(
+            o,
+            "# HELP netward_guard_holds Whether a guard of the commit in force holds (1) on the current inventory."
+        );
+        let _ = writeln!(o, "# TYPE netward_guard_holds gauge");
+        for (g, holds) in &self.guards {
+            let expect = if g.allow { "allow" } else { "deny" };
+            let _ = writeln!(
+                o,
+                "netward_guard_holds{{guard=\"{}\",from=\"{}\",to=\"{}\",port=\"{}\",expect=\"{expect}\"}} {}",
+                label(&g.at),
+                label(&g.from),
+                label(&g.to),
+                label(&g.port),
+                u8::from(*holds)
+            );
+        }
         for (name, help, v) in [
             ("netward_refused_commits_total", "Commits refused (invalid or breaking a guard).", self.refused_total),
             (
@@ -127,6 +147,11 @@ impl Metrics {
         }
         o
     }
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// What `/status` and `--status FILE` show.
@@ -473,25 +498,24 @@ impl<D: Dataplane> Reconciler<D> {
             &with_cluster_sets
         };
         let mut guard_warning = None;
+        let mut guards_now: Vec<(change::Guard, bool)> = Vec::new();
         // Guards: `netward.yaml` next to the policies, if the commit has one.
         let guards_name = format!("{}/netward.yaml", self.source.path.trim_end_matches('/'));
         let guards_name = guards_name.trim_start_matches("./").to_string();
         if let Some((name, text)) = files.iter().find(|(n, _)| n.ends_with(&format!(":{guards_name}"))) {
             let list = change::load_guards(name, text).map_err(|d| ("refused", format!("invalid guards: {d}")))?;
-            let problem = match change::check_guards(&list, set, &cluster) {
-                Err(e) => Some(e),
-                Ok(broken) => broken.first().map(|b| {
+            let outcomes = change::evaluate_guards(&list, set, &cluster);
+            let problem = outcomes.iter().find_map(|o| match o {
+                change::GuardOutcome::Holds => None,
+                change::GuardOutcome::Unknown(e) => Some(e.clone()),
+                change::GuardOutcome::Broken(b) => {
                     let g = &b.guard;
-                    format!(
-                        "breaks guard {}: {} -> {} {} must be {}",
-                        g.at,
-                        g.from,
-                        g.to,
-                        g.port,
-                        if g.allow { "allowed" } else { "denied" }
-                    )
-                }),
-            };
+                    let must = if g.allow { "allowed" } else { "denied" };
+                    Some(format!("breaks guard {}: {} -> {} {} must be {must}", g.at, g.from, g.to, g.port))
+                }
+            });
+            guards_now =
+                list.into_iter().zip(&outcomes).map(|(g, o)| (g, matches!(o, change::GuardOutcome::Holds))).collect();
             if let Some(why) = problem {
                 // Guards gate commits. The commit in force stays in force when
                 // the cluster changes under it (refusing it would freeze the
@@ -511,6 +535,7 @@ impl<D: Dataplane> Reconciler<D> {
             let changes = enforce::diff::diff(live.as_ref(), &rs);
             let detail = format!("would apply: {}", changes.summary());
             self.status.applied = Some(commit.to_string());
+            self.metrics.guards = guards_now;
             self.record(Pass {
                 commit: commit.into(),
                 at: now(),
@@ -532,6 +557,7 @@ impl<D: Dataplane> Reconciler<D> {
         let report = if new_commit || new_inventory { self.enforcer.update(&rs) } else { self.enforcer.sync(&rs) }
             .map_err(|e| ("error", e.to_string()))?;
         self.programmed_generation = Some(generation);
+        self.metrics.guards = guards_now;
         let result = if report.changes.is_empty() { "unchanged" } else { "applied" };
         let mut detail = format!("{}{}", report.changes.summary(), if report.drift { "; repaired drift" } else { "" });
         if let Some(w) = &guard_warning {
@@ -860,6 +886,13 @@ mod tests {
         let table = |r: &Reconciler<InMemory>| r.enforcer.dataplane().read().expect("read").expect("table");
         assert_eq!(r.pass(), Outcome::InForce);
         let before = table(&r);
+        let guard_line = |r: &Reconciler<InMemory>| {
+            let m = r.metrics.render(&r.status);
+            m.lines().find(|l| l.starts_with("netward_guard_holds{")).map(str::to_string).unwrap_or_default()
+        };
+        let line = guard_line(&r);
+        assert!(line.contains("from=\"frontend/web-7d4b9-abcde\"") && line.contains("port=\"53/UDP\""), "{line}");
+        assert!(line.contains("expect=\"allow\"") && line.ends_with("} 1"), "the guard holds: {line}");
         // The guard's DNS pod goes away and a new pod comes to node-b.
         let mut changed = cluster.clone();
         changed.pods.retain(|p| p.namespace != "kube-system");
@@ -873,6 +906,8 @@ mod tests {
         assert!(r.status.refused.is_empty(), "the commit in force is not refused: {:?}", r.status.refused);
         let err = r.status.last_error.clone().unwrap_or_default();
         assert!(err.contains("coredns"), "the breakage is reported: {err}");
+        assert!(guard_line(&r).ends_with("} 0"), "and shows in /metrics: {}", guard_line(&r));
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd", "label values are escaped");
         let _ = std::fs::remove_dir_all(dir);
     }
 
