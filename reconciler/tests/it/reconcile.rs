@@ -675,12 +675,17 @@ impl Sshd {
         let host = dir.join("ssh_host_ed25519_key");
         keygen(&host);
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        // Without PAM, sshd refuses a locked account (password "!..."), as
+        // root is on some distributions; with PAM, a key is enough.
+        let shadow = std::fs::read_to_string("/etc/shadow").unwrap_or_default();
+        let locked = shadow.lines().any(|l| l.starts_with("root:!"));
+        let pam = if locked { "yes" } else { "no" };
         let config = dir.join("sshd_config");
         std::fs::write(
             &config,
             format!(
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPasswordAuthentication no\n\
-                 KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n\
+                 KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM {pam}\n\
                  PidFile none\n",
                 host.display(),
                 authorized.display()
