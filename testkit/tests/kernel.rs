@@ -156,6 +156,49 @@ fn kernel_enforces_what_the_model_decides() {
 }
 
 #[test]
+fn a_packet_the_last_tier_passes_leaves_without_netwards_pass_bit() {
+    if !supported() {
+        return;
+    }
+    // Only the platform tier's policies: prod pods' ingress is passed by
+    // `isolate-environments` and then allowed because every tier passed.
+    let (mut set, mut cluster) = cluster_on_lab_node();
+    set.policies.retain(|p| p.tier == "platform");
+    cluster.pods.retain(|p| p.namespace == "frontend" || p.namespace == "backend");
+    let an = Analysis::new(&set, &cluster, View::Enforced);
+    let pods: Vec<PodSpec> = an
+        .endpoints
+        .iter()
+        .map(|e| PodSpec {
+            id: e.id.clone(),
+            ips: e.ips.clone(),
+            iface: enforce::iface_name("nw", &e.namespace, &e.name),
+        })
+        .collect();
+    let probe_bin = PathBuf::from(env!("CARGO_BIN_EXE_netward-probe"));
+    let lab = Lab::up("passbit", &pods, &[8080], &[], &probe_bin).expect("lab comes up");
+    lab.load_nft(&plan(&an, Mode::Enforce)).expect("the rendered ruleset loads");
+    // After netward's chains, a table of the test's own counts packets that
+    // still carry netward's pass bit: mark bits are shared with the rest of
+    // the stack (kube-proxy, CNIs), so the bit must not leave netward.
+    let pass_bit = format!("0x{:08x}", netward::enforce::ruleset::PASS_MARK);
+    lab.load_nft(&format!(
+        "table inet mark-check {{\n chain after {{\n type filter hook forward priority filter + 20;\n \
+         meta mark & {pass_bit} != 0 counter\n }}\n chain every {{\n type filter hook forward priority filter + 20;\n \
+         counter\n }}\n}}\n"
+    ))
+    .expect("the mark check loads");
+    let web = pods.iter().find(|p| p.id.starts_with("frontend/")).expect("web");
+    let api = pods.iter().find(|p| p.id.starts_with("backend/")).expect("api");
+    assert_eq!(lab.probe(&web.id, api.ips[0], false, 8080, Duration::from_millis(600)).0, Probe::Allowed);
+    let check = lab.nft(&["list", "table", "inet", "mark-check"]).expect("mark check lists");
+    let counts: Vec<&str> = check.split("packets ").skip(1).filter_map(|t| t.split_whitespace().next()).collect();
+    assert_eq!(counts.len(), 2, "{check}");
+    assert_ne!(counts[1], "0", "packets went through the chains: {check}");
+    assert_eq!(counts[0], "0", "packets left netward with its pass bit set:\n{check}");
+}
+
+#[test]
 fn a_lab_removes_its_namespaces() {
     if !supported() {
         return;

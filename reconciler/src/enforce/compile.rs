@@ -279,6 +279,9 @@ impl<'a> Compiler<'a> {
         if !any {
             return None;
         }
+        // The last tier may have passed: the bit is netward's own and must
+        // not leave with the packet (mark bits are shared with the stack).
+        rules.push(Rule { matches: vec![], verdict: Verdict::ClearPass, note: "every tier passed".into() });
         rules.push(Rule {
             matches: vec![],
             verdict: Verdict::Accept,

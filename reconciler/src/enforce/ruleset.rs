@@ -12,7 +12,8 @@ pub const TABLE: &str = "netward";
 
 /// The mark bit that records "a policy passed this packet to the next tier"
 /// (the anchors' choice): clear of kube-proxy's masquerade and drop bits
-/// (0x4000, 0x8000). It only lives while the packet crosses our chains.
+/// (0x4000, 0x8000). It only lives while the packet crosses our chains:
+/// cleared at each tier's start and before "every tier passed" accepts.
 pub const PASS_MARK: u32 = 0x0010_0000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
