@@ -319,9 +319,14 @@ impl NodeTarget {
         let mut source = netward::reconcile::Source::new(self.repo, &git_ref, &self.path, self.cache);
         source.allowed_signers = allowed_signers;
         source.auth = self.auth.into();
-        source.fetcher = std::sync::Arc::new(netward::git::fetch::Fetcher::new(std::time::Duration::from_secs_f64(
-            self.fetch_timeout.max(0.1),
-        )));
+        if !(0.1..=86_400.0).contains(&self.fetch_timeout) {
+            return Err(Failure::Usage(format!(
+                "--fetch-timeout {}: give seconds between 0.1 and 86400",
+                self.fetch_timeout
+            )));
+        }
+        let limit = std::time::Duration::from_secs_f64(self.fetch_timeout);
+        source.fetcher = std::sync::Arc::new(netward::git::fetch::Fetcher::new(limit));
         let dataplane = match &self.netns {
             Some(ns) => Netlink::in_netns(ns),
             None => Netlink::new(),

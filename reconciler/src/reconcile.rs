@@ -115,7 +115,7 @@ impl Metrics {
         let _ = writeln!(o, "# HELP netward_applied_revision The commit this node enforces.");
         let _ = writeln!(o, "# TYPE netward_applied_revision gauge");
         if let Some(c) = &status.applied {
-            let _ = writeln!(o, "netward_applied_revision{{commit=\"{c}\",ref=\"{}\"}} 1", status.tracked_ref);
+            let _ = writeln!(o, "netward_applied_revision{{commit=\"{c}\",ref=\"{}\"}} 1", label(&status.tracked_ref));
         }
         let _ = writeln!(
             o,
@@ -127,7 +127,7 @@ impl Metrics {
             let _ = writeln!(
                 o,
                 "netward_guard_holds{{guard=\"{}\",from=\"{}\",to=\"{}\",port=\"{}\",expect=\"{expect}\"}} {}",
-                label(&g.at),
+                label(without_revision(&g.at)),
                 label(&g.from),
                 label(&g.to),
                 label(&g.port),
@@ -146,6 +146,15 @@ impl Metrics {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         }
         o
+    }
+}
+
+/// `file:line:col` of a `REV:file:line:col` position, so a guard's series
+/// keeps its name from commit to commit.
+fn without_revision(at: &str) -> &str {
+    match at.split_once(':') {
+        Some((rev, rest)) if !rev.is_empty() && rev.bytes().all(|b| b.is_ascii_hexdigit()) => rest,
+        _ => at,
     }
 }
 
@@ -198,15 +207,25 @@ impl Source {
         !self.repo.contains("://") && Path::new(&self.repo).exists()
     }
 
-    /// Fetches the ref and returns (the directory to read from, the commit).
-    pub fn fetch(&self) -> Result<(PathBuf, String), String> {
+    /// Fetches the ref and returns (the directory to read from, the
+    /// commit); `keep` (the commit in force) stays readable.
+    pub fn fetch(&self, keep: Option<&str>) -> Result<(PathBuf, String), String> {
         if self.is_local() {
             let dir = PathBuf::from(&self.repo);
             let commit = git::resolve(&dir, &self.git_ref)?;
             return Ok((dir, commit));
         }
-        let commit = self.fetcher.fetch(&self.repo, &self.git_ref, &self.cache, &self.auth)?;
+        let commit = self.fetcher.fetch(&self.repo, &self.git_ref, &self.cache, &self.auth, keep)?;
         Ok((self.cache.clone(), commit))
+    }
+
+    /// Where commits are read from: the checkout, or the mirror.
+    pub fn dir(&self) -> PathBuf {
+        if self.is_local() {
+            PathBuf::from(&self.repo)
+        } else {
+            self.cache.clone()
+        }
     }
 }
 
@@ -371,6 +390,14 @@ impl<D: Dataplane> Reconciler<D> {
         if p.result == "refused" {
             self.status.refused.push(p.clone());
         }
+        // The same error pass after pass (a server down for an hour) is one
+        // entry, kept current, so the applied revisions stay in the history.
+        if let Some(last) = self.status.history.last_mut() {
+            if p.result == "error" && last.result == "error" && last.detail == p.detail {
+                *last = p;
+                return;
+            }
+        }
         if let Some(hook) = self.on_record.as_mut() {
             hook(&p);
         }
@@ -394,7 +421,7 @@ impl<D: Dataplane> Reconciler<D> {
         self.status.inventory_error = self.inventory.health().err();
         let fetched = match (why, &self.fetched) {
             (Wake::Inventory, Some(f)) => Ok(f.clone()),
-            _ => self.source.fetch(),
+            _ => self.source.fetch(self.status.applied.as_deref()),
         };
         let fetcher = &self.source.fetcher;
         self.status.stalled_fetch =
@@ -411,23 +438,26 @@ impl<D: Dataplane> Reconciler<D> {
                 x
             }
             Err(e) => {
-                self.status.last_error = Some(e.clone());
                 self.record(Pass {
                     commit: String::new(),
                     at: now(),
                     result: "error".into(),
-                    detail: e,
+                    detail: e.clone(),
                     duration_ms: ms(start),
                 });
+                // The server's trouble is no reason to stop enforcing: the
+                // commit in force meets the current inventory, and hand
+                // edits are repaired, while the fetch fails.
+                let dir = self.fetched.as_ref().map_or_else(|| self.source.dir(), |f| f.0.clone());
+                self.keep_in_force(&dir, start);
+                self.status.last_error = Some(e);
                 return Outcome::Failed;
             }
         };
         // A refused commit is not retried until the ref moves; the last good
         // revision keeps being enforced (and repaired) meanwhile.
         if self.status.refused.iter().any(|p| p.commit == commit) {
-            if let Some(good) = self.status.applied.clone() {
-                let _ = self.apply(&dir, &good, start);
-            }
+            self.keep_in_force(&dir, start);
             return Outcome::Refused;
         }
         match self.apply(&dir, &commit, start) {
@@ -444,6 +474,15 @@ impl<D: Dataplane> Reconciler<D> {
                     Outcome::Failed
                 }
             }
+        }
+    }
+
+    /// Applies the commit in force again (to the current inventory, with
+    /// drift repair); a failure is reported in `last_error`.
+    fn keep_in_force(&mut self, dir: &Path, start: Instant) {
+        let Some(good) = self.status.applied.clone() else { return };
+        if let Err((_, detail)) = self.apply(dir, &good, start) {
+            self.status.last_error = Some(format!("the commit in force, {}: {detail}", short(&good)));
         }
     }
 
@@ -516,6 +555,11 @@ impl<D: Dataplane> Reconciler<D> {
             });
             guards_now =
                 list.into_iter().zip(&outcomes).map(|(g, o)| (g, matches!(o, change::GuardOutcome::Holds))).collect();
+            // For the commit in force the metric follows the inventory at
+            // once, whatever happens to the rest of the pass.
+            if self.status.applied.as_deref() == Some(commit) {
+                self.metrics.guards = guards_now.clone();
+            }
             if let Some(why) = problem {
                 // Guards gate commits. The commit in force stays in force when
                 // the cluster changes under it (refusing it would freeze the
@@ -871,6 +915,47 @@ mod tests {
     }
 
     #[test]
+    fn while_the_fetch_fails_the_commit_in_force_still_meets_the_inventory_and_errors_are_one_entry() {
+        let (dir, cluster) = example_repo("fetch-fails", &[]);
+        let given = Arc::new(Mutex::new(Ok(cluster.clone())));
+        let source = Source::new(dir.display().to_string(), "main", "policies", dir.join("cache"));
+        let dp = InMemory(Mutex::new(None));
+        let mut r = Reconciler::with_inventory(
+            source,
+            Box::new(Given(given.clone())),
+            "node-b".into(),
+            RolloutMode::Enforce,
+            dp,
+        );
+        let chains = |r: &Reconciler<InMemory>| r.enforcer.dataplane().read().expect("read").expect("table").chains;
+        assert_eq!(r.pass(), Outcome::InForce);
+        let in_force = r.status.applied.clone();
+        let with_pods = chains(&r);
+        // The tracked branch disappears: every fetch fails...
+        let moved = Command::new("git").arg("-C").arg(&dir).args(["branch", "-qm", "main", "elsewhere"]).status();
+        assert!(moved.expect("git").success());
+        // ...and node-b's pods leave meanwhile: the commit in force is applied to that.
+        let mut fewer = cluster.clone();
+        fewer.pods.retain(|p| p.node.as_deref() != Some("node-b"));
+        *given.lock().expect("lock") = Ok(fewer);
+        assert_eq!(r.pass(), Outcome::Failed);
+        assert!(r.status.last_error.as_deref().is_some_and(|e| e.contains("main")), "{:?}", r.status.last_error);
+        assert!(chains(&r).len() < with_pods.len(), "the inventory change is enforced while the fetch fails");
+        assert_eq!(r.status.applied, in_force);
+        // Failing pass after pass (nothing else happening) is one history
+        // entry, kept current.
+        assert_eq!(r.pass(), Outcome::Failed);
+        let entries = r.status.history.len();
+        for _ in 0..3 {
+            assert_eq!(r.pass(), Outcome::Failed);
+        }
+        assert_eq!(r.status.history.len(), entries, "{:?}", r.status.history);
+        assert_eq!(r.status.history.last().map(|p| p.result.as_str()), Some("error"));
+        assert!(r.status.history.iter().any(|p| p.result == "applied"), "the applied revision stays in the history");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
     fn a_cluster_change_that_breaks_a_guard_does_not_freeze_the_commit_in_force() {
         let guards = "guards:\n  - {from: frontend/web-7d4b9-abcde, to: kube-system/coredns-6d8c4-pqrst, port: 53/UDP, expect: allow}\n";
         let (dir, cluster) = example_repo("guard-inventory", &[("policies/netward.yaml", guards)]);
@@ -893,6 +978,7 @@ mod tests {
         let line = guard_line(&r);
         assert!(line.contains("from=\"frontend/web-7d4b9-abcde\"") && line.contains("port=\"53/UDP\""), "{line}");
         assert!(line.contains("expect=\"allow\"") && line.ends_with("} 1"), "the guard holds: {line}");
+        assert!(line.contains("guard=\"policies/netward.yaml:2:"), "named without the revision: {line}");
         // The guard's DNS pod goes away and a new pod comes to node-b.
         let mut changed = cluster.clone();
         changed.pods.retain(|p| p.namespace != "kube-system");

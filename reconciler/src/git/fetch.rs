@@ -5,14 +5,14 @@
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use git2::{
-    AutotagOption, CertificateCheckStatus, Cred, CredentialType, FetchOptions, Oid, ProxyOptions, RemoteCallbacks,
-    Repository,
+    AutotagOption, CertificateCheckStatus, Cred, CredentialType, FetchOptions, ObjectType, Oid, ProxyOptions,
+    RemoteCallbacks, Repository,
 };
 
 use super::auth::{redact, GitAuth};
@@ -43,17 +43,18 @@ struct InFlight {
     done: Receiver<Result<String, String>>,
 }
 
-/// When a fetch last heard from the server.
+/// When a fetch last heard from the server, and whether it has ended.
 #[derive(Debug)]
 struct Progress {
     start: Instant,
     /// Milliseconds after `start`.
     last: AtomicU64,
+    ended: AtomicBool,
 }
 
 impl Progress {
     fn new() -> Self {
-        Progress { start: Instant::now(), last: AtomicU64::new(0) }
+        Progress { start: Instant::now(), last: AtomicU64::new(0), ended: AtomicBool::new(false) }
     }
 
     fn touch(&self) {
@@ -71,7 +72,14 @@ impl Fetcher {
     }
 
     /// [`fetch`], given up on after `timeout` of silence.
-    pub fn fetch(&self, url: &str, git_ref: &str, cache: &Path, auth: &GitAuth) -> Result<String, String> {
+    pub fn fetch(
+        &self,
+        url: &str,
+        git_ref: &str,
+        cache: &Path,
+        auth: &GitAuth,
+        keep: Option<&str>,
+    ) -> Result<String, String> {
         let say = |what: String| redact(&format!("fetch {url}: {what}"), None);
         let mut slot = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(f) = slot.take() {
@@ -86,10 +94,13 @@ impl Fetcher {
         let progress = Arc::new(Progress::new());
         let (u, r, c, a, p) =
             (url.to_string(), git_ref.to_string(), cache.to_path_buf(), auth.clone(), progress.clone());
+        let k = keep.map(str::to_string);
         std::thread::Builder::new()
             .name("git-fetch".into())
             .spawn(move || {
-                let _ = tx.send(fetch_noting(&u, &r, &c, &a, &p));
+                let result = fetch_noting(&u, &r, &c, &a, k.as_deref(), &p);
+                p.ended.store(true, Ordering::Relaxed);
+                let _ = tx.send(result);
             })
             .map_err(|e| say(format!("cannot start a thread: {e}")))?;
         loop {
@@ -106,10 +117,11 @@ impl Fetcher {
         }
     }
 
-    /// How long an overdue fetch has heard nothing from its server, if one is.
+    /// How long an overdue fetch has heard nothing from its server, if one
+    /// is still running.
     pub fn waiting(&self) -> Option<Duration> {
         let slot = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        slot.as_ref().map(|f| f.progress.silent_for())
+        slot.as_ref().filter(|f| !f.progress.ended.load(Ordering::Relaxed)).map(|f| f.progress.silent_for())
     }
 }
 
@@ -119,24 +131,49 @@ const MOST_PACKS: usize = 64;
 
 /// Fetches `git_ref` (a tag, branch, `HEAD`, full ref name or full commit
 /// id) from `url` into the bare mirror at `cache` and returns its commit id.
-pub fn fetch(url: &str, git_ref: &str, cache: &Path, auth: &GitAuth) -> Result<String, String> {
-    fetch_noting(url, git_ref, cache, auth, &Progress::new())
+/// The commit `keep` (the one in force) stays readable in the mirror.
+pub fn fetch(url: &str, git_ref: &str, cache: &Path, auth: &GitAuth, keep: Option<&str>) -> Result<String, String> {
+    fetch_noting(url, git_ref, cache, auth, keep, &Progress::new())
 }
 
-fn fetch_noting(url: &str, git_ref: &str, cache: &Path, auth: &GitAuth, progress: &Progress) -> Result<String, String> {
-    let token = auth.token()?;
-    let scrub = |e: String| redact(&e, token.as_deref());
-    if packs(cache) > MOST_PACKS {
-        return fetch_into_fresh_mirror(url, git_ref, cache, auth, progress);
-    }
-    let repo = mirror(cache)?;
+fn fetch_noting(
+    url: &str,
+    git_ref: &str,
+    cache: &Path,
+    auth: &GitAuth,
+    keep: Option<&str>,
+    progress: &Progress,
+) -> Result<String, String> {
+    // One fetch into a mirror at a time, across processes too (`netward
+    // rollback` beside the daemon).
+    let _locked = MirrorLock::take(cache)?;
     // A pinned commit already mirrored needs no server (which may not
     // serve commits by id at all: uploadpack.allowReachableSHA1InWant).
     if let Some(id) = full_id(git_ref) {
-        if repo.find_commit(id).is_ok() {
-            return track(&repo, cache, id);
+        if let Ok(repo) = Repository::open_bare(cache) {
+            if repo.find_commit(id).is_ok() {
+                return track(&repo, cache, id);
+            }
         }
     }
+    if packs(cache) > MOST_PACKS {
+        return fetch_into_fresh_mirror(url, git_ref, cache, auth, keep, progress);
+    }
+    let repo = mirror(cache)?;
+    fetch_into(&repo, url, git_ref, cache, auth, progress)
+}
+
+/// The fetch itself, into an open mirror.
+fn fetch_into(
+    repo: &Repository,
+    url: &str,
+    git_ref: &str,
+    cache: &Path,
+    auth: &GitAuth,
+    progress: &Progress,
+) -> Result<String, String> {
+    let token = auth.token()?;
+    let scrub = |e: String| redact(&e, token.as_deref());
     // Each candidate name lands in its own ref, cleared first, so a tag or
     // branch deleted upstream is not mistaken for the tracked one. The
     // objects stay: the last good commit can always be read again.
@@ -147,7 +184,7 @@ fn fetch_noting(url: &str, git_ref: &str, cache: &Path, auth: &GitAuth, progress
         }
     }
     let specs: Vec<String> = candidates.iter().map(|(src, dst)| format!("+{src}:{dst}")).collect();
-    let fetch = |depth| fetch_specs(&repo, url, &specs, auth, token.as_deref(), depth, progress);
+    let fetch = |depth| fetch_specs(repo, url, &specs, auth, token.as_deref(), depth, progress);
     if let Err(e) = fetch(Some(1)) {
         // libgit2's local transport (file://) does not fetch shallow, and
         // some servers refuse it: fetch whole instead. Anything else (no
@@ -163,7 +200,7 @@ fn fetch_noting(url: &str, git_ref: &str, cache: &Path, auth: &GitAuth, progress
         return Err(scrub(format!("{git_ref}: not found on {url} (tried {})", tried.join(", "))));
     };
     let commit = found.peel_to_commit().map_err(|e| format!("{git_ref}: {}", e.message()))?;
-    track(&repo, cache, commit.id())
+    track(repo, cache, commit.id())
 }
 
 fn track(repo: &Repository, cache: &Path, id: Oid) -> Result<String, String> {
@@ -177,24 +214,86 @@ fn packs(cache: &Path) -> usize {
     dir.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().ends_with(".pack")).count()
 }
 
-/// Fetches into a new mirror beside the old one and swaps it in; the old
-/// one stays if the fetch fails.
+/// `cache` with a suffix on its last component (`/var/lib/repo/` ->
+/// `/var/lib/repo.fresh`), beside it and never inside it.
+fn beside(cache: &Path, suffix: &str) -> PathBuf {
+    let name = cache.file_name().map_or_else(|| "mirror".into(), |n| n.to_string_lossy().into_owned());
+    cache.with_file_name(format!("{name}{suffix}"))
+}
+
+/// Fetches into a new mirror beside the old one, copies the commit in
+/// force into it (so it can still be read and repaired), and swaps it in by
+/// renames; the old one stays if anything fails.
 fn fetch_into_fresh_mirror(
     url: &str,
     git_ref: &str,
     cache: &Path,
     auth: &GitAuth,
+    keep: Option<&str>,
     progress: &Progress,
 ) -> Result<String, String> {
-    let mut fresh = cache.as_os_str().to_owned();
-    fresh.push(".fresh");
-    let fresh = PathBuf::from(fresh);
+    let (fresh, old) = (beside(cache, ".fresh"), beside(cache, ".old"));
     let _ = std::fs::remove_dir_all(&fresh);
-    let id = fetch_noting(url, git_ref, &fresh, auth, progress)?;
-    let swap = std::fs::remove_dir_all(cache).and_then(|()| std::fs::rename(&fresh, cache));
+    let _ = std::fs::remove_dir_all(&old);
+    let id = {
+        let repo = mirror(&fresh)?;
+        let id = fetch_into(&repo, url, git_ref, &fresh, auth, progress)?;
+        if let Some(keep) = keep.and_then(full_id) {
+            let from =
+                Repository::open_bare(cache).map_err(|e| format!("mirror {}: {}", cache.display(), e.message()))?;
+            copy_commit(&from, &repo, keep).map_err(|e| format!("mirror {}: {}", fresh.display(), e.message()))?;
+        }
+        id
+    };
+    let swap = std::fs::rename(cache, &old).and_then(|()| std::fs::rename(&fresh, cache));
     swap.map_err(|e| format!("mirror {}: {e}", cache.display()))?;
+    let _ = std::fs::remove_dir_all(&old);
     tracing::info!(mirror = %cache.display(), "fetched into a fresh mirror (the old one held over {MOST_PACKS} packs)");
     Ok(id)
+}
+
+/// Copies a commit and its whole tree (not its parents) between object
+/// databases.
+fn copy_commit(from: &Repository, to: &Repository, id: Oid) -> Result<(), git2::Error> {
+    let (src, dst) = (from.odb()?, to.odb()?);
+    let commit = from.find_commit(id)?;
+    let mut todo = vec![id, commit.tree_id()];
+    while let Some(oid) = todo.pop() {
+        if dst.exists(oid) {
+            continue;
+        }
+        let object = src.read(oid)?;
+        if object.kind() == ObjectType::Tree {
+            let tree = from.find_tree(oid)?;
+            // Submodule entries name commits of other repositories.
+            todo.extend(tree.iter().filter(|e| e.kind() != Some(ObjectType::Commit)).map(|e| e.id()));
+        }
+        dst.write(object.kind(), object.data())?;
+    }
+    Ok(())
+}
+
+/// An exclusive lock on a mirror, held while fetching into it: it lasts
+/// as long as the open file.
+struct MirrorLock {
+    _held: std::fs::File,
+}
+
+impl MirrorLock {
+    fn take(cache: &Path) -> Result<Self, String> {
+        let path = beside(cache, ".lock");
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        file.lock().map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(MirrorLock { _held: file })
+    }
 }
 
 /// The mirror, created bare on first use.
@@ -375,19 +474,19 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("netward-silent-{}", std::process::id()));
         let f = Fetcher::new(Duration::from_millis(300));
         let t = Instant::now();
-        let e = f.fetch(&url, "main", &dir, &GitAuth::default()).unwrap_err();
+        let e = f.fetch(&url, "main", &dir, &GitAuth::default(), None).unwrap_err();
         assert!(e.contains("no answer within 0.3 s"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(2), "gave up after {:?}", t.elapsed());
         assert!(f.waiting().is_some());
         // The hung fetch is not joined by a second one.
-        let e = f.fetch(&url, "main", &dir, &GitAuth::default()).unwrap_err();
+        let e = f.fetch(&url, "main", &dir, &GitAuth::default(), None).unwrap_err();
         assert!(e.contains("has heard nothing from the server for"), "{e}");
         // The server goes away (its queued connection is reset): the hung
         // fetch ends, and the next call fetches afresh (and is refused).
         drop(silent);
         let deadline = Instant::now() + Duration::from_secs(10);
         let e = loop {
-            let e = f.fetch(&url, "main", &dir, &GitAuth::default()).unwrap_err();
+            let e = f.fetch(&url, "main", &dir, &GitAuth::default(), None).unwrap_err();
             if !e.contains("heard nothing") || Instant::now() > deadline {
                 break e;
             }
@@ -395,21 +494,38 @@ mod tests {
         };
         assert!(!e.contains("no answer") && !e.contains("heard nothing"), "a fresh fetch, refused at once: {e}");
         assert!(f.waiting().is_none());
+        // A hung fetch that ends is no longer waiting, before any new call.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://127.0.0.1:{}/policies.git", silent.local_addr().expect("addr").port());
+        assert!(f.fetch(&url, "main", &dir, &GitAuth::default(), None).is_err());
+        assert!(f.waiting().is_some());
+        drop(silent);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while f.waiting().is_some() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(f.waiting().is_none(), "the ended fetch still counts as waiting");
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    /// A repository with two commits on main, a tag `v1` on the first, and
-    /// a branch also called `v1` on the second.
+    /// A repository with two commits on main (the first holds
+    /// `policies/a.yaml`, the second nothing) and a tag `v1` on the first.
     fn upstream(dir: &Path) -> (Repository, git2::Oid, git2::Oid) {
         let repo = Repository::init(dir).expect("init");
         let sig = git2::Signature::now("t", "t@example.org").expect("signature");
-        let tree = repo.find_tree(repo.index().expect("index").write_tree().expect("tree")).expect("tree");
-        let first = repo.commit(Some("refs/heads/main"), &sig, &sig, "first", &tree, &[]).expect("commit");
+        let blob = repo.blob(b"kind: NetworkPolicy\n").expect("blob");
+        let mut inner = repo.treebuilder(None).expect("builder");
+        inner.insert("a.yaml", blob, 0o100644).expect("insert");
+        let mut outer = repo.treebuilder(None).expect("builder");
+        outer.insert("policies", inner.write().expect("tree"), 0o040000).expect("insert");
+        let full = repo.find_tree(outer.write().expect("tree")).expect("tree");
+        let empty = repo.find_tree(repo.treebuilder(None).expect("builder").write().expect("tree")).expect("tree");
+        let first = repo.commit(Some("refs/heads/main"), &sig, &sig, "first", &full, &[]).expect("commit");
         let parent = repo.find_commit(first).expect("first");
-        let second = repo.commit(Some("refs/heads/main"), &sig, &sig, "second", &tree, &[&parent]).expect("commit");
+        let second = repo.commit(Some("refs/heads/main"), &sig, &sig, "second", &empty, &[&parent]).expect("commit");
         repo.set_head("refs/heads/main").expect("HEAD");
         repo.tag_lightweight("v1", &repo.find_object(first, None).expect("obj"), false).expect("tag");
-        drop((tree, parent));
+        drop((full, empty, parent, inner, outer));
         (repo, first, second)
     }
 
@@ -420,33 +536,42 @@ mod tests {
         let (repo, first, second) = upstream(&dir.join("up"));
         let (url, cache, auth) =
             (format!("file://{}", dir.join("up").display()), dir.join("cache"), GitAuth::default());
-        assert_eq!(fetch(&url, "main", &cache, &auth), Ok(second.to_string()));
+        assert_eq!(fetch(&url, "main", &cache, &auth, None), Ok(second.to_string()));
         // libgit2's local transport refuses depth: the fallback fetched whole.
         assert!(!cache.join("shallow").exists());
-        assert_eq!(fetch(&url, "v1", &cache, &auth), Ok(first.to_string()), "a tag");
-        assert_eq!(fetch(&url, "refs/heads/main", &cache, &auth), Ok(second.to_string()));
-        assert_eq!(fetch(&url, "HEAD", &cache, &auth), Ok(second.to_string()), "the remote's HEAD");
-        assert_eq!(fetch(&url, &first.to_string(), &cache, &auth), Ok(first.to_string()), "a commit id");
+        assert_eq!(fetch(&url, "v1", &cache, &auth, None), Ok(first.to_string()), "a tag");
+        assert_eq!(fetch(&url, "refs/heads/main", &cache, &auth, None), Ok(second.to_string()));
+        assert_eq!(fetch(&url, "HEAD", &cache, &auth, None), Ok(second.to_string()), "the remote's HEAD");
+        assert_eq!(fetch(&url, &first.to_string(), &cache, &auth, None), Ok(first.to_string()), "a commit id");
         // A branch named like the tag: the tag wins, as in git.
         repo.branch("v1", &repo.find_commit(second).expect("second"), false).expect("branch");
-        assert_eq!(fetch(&url, "v1", &cache, &auth), Ok(first.to_string()));
+        assert_eq!(fetch(&url, "v1", &cache, &auth, None), Ok(first.to_string()));
         // The tag is deleted upstream: the branch is found, not the stale tag.
         repo.tag_delete("v1").expect("delete");
-        assert_eq!(fetch(&url, "v1", &cache, &auth), Ok(second.to_string()));
+        assert_eq!(fetch(&url, "v1", &cache, &auth, None), Ok(second.to_string()));
         // A mirrored commit pinned by id needs no server at all.
-        assert_eq!(fetch("file:///nonexistent/repo", &first.to_string(), &cache, &auth), Ok(first.to_string()));
-        let e = fetch(&url, "nope", &cache, &auth).unwrap_err();
+        assert_eq!(fetch("file:///nonexistent/repo", &first.to_string(), &cache, &auth, None), Ok(first.to_string()));
+        let e = fetch(&url, "nope", &cache, &auth, None).unwrap_err();
         assert!(e.contains("nope: not found on") && e.contains("refs/tags/nope"), "{e}");
         let mirror = Repository::open_bare(&cache).expect("mirror");
         assert_eq!(mirror.refname_to_id(TRACKED).expect("tracked"), first, "a failed fetch moves nothing");
         drop(mirror);
-        // A mirror with too many packs is fetched afresh, beside the old one.
+        // A mirror with too many packs is fetched afresh beside the old one
+        // (even when named with a trailing slash), and the commit in force
+        // is carried over: its files can still be read.
         for i in 0..=MOST_PACKS {
             std::fs::write(cache.join(format!("objects/pack/pack-junk{i}.pack")), "").expect("write");
         }
-        assert_eq!(fetch(&url, "main", &cache, &auth), Ok(second.to_string()));
+        let slashed = PathBuf::from(format!("{}/", cache.display()));
+        let keep = first.to_string();
+        assert_eq!(fetch(&url, "main", &slashed, &auth, Some(&keep)), Ok(second.to_string()));
         assert!(packs(&cache) <= 2, "{} packs", packs(&cache));
-        assert!(fetch("file:///nonexistent/repo", "main", &cache, &auth).is_err());
+        let mirror = Repository::open_bare(&cache).expect("mirror");
+        let kept = crate::git::files_at(&mirror, first, "policies").expect("the commit in force reads");
+        assert_eq!(kept, [("policies/a.yaml".to_string(), "kind: NetworkPolicy\n".to_string())]);
+        drop(mirror);
+        assert!(!beside(&cache, ".fresh").exists() && !beside(&cache, ".old").exists(), "nothing left beside");
+        assert!(fetch("file:///nonexistent/repo", "main", &cache, &auth, None).is_err());
         let _ = std::fs::remove_dir_all(dir);
     }
 }

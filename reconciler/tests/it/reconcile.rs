@@ -783,6 +783,8 @@ fn a_git_server_that_never_answers_fails_the_pass_in_time_and_then_the_liveness_
     // taken, and no answer ever comes.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://127.0.0.1:{}/policies.git", silent.local_addr().expect("addr").port());
+    let (code, err) = once(&dir, &ns, &["--repo", &url, "--fetch-timeout", "0"]);
+    assert!(code == 2 && err.contains("--fetch-timeout 0: give seconds between"), "{err}");
     let t = std::time::Instant::now();
     let (code, err) = once(&dir, &ns, &["--repo", &url, "--fetch-timeout", "0.5"]);
     assert_eq!(code, 2, "{err}");
