@@ -326,7 +326,10 @@ impl NodeTarget {
             )));
         }
         let limit = std::time::Duration::from_secs_f64(self.fetch_timeout);
-        source.fetcher = std::sync::Arc::new(netward::git::fetch::Fetcher::new(limit));
+        source.fetcher = std::sync::Arc::new(match &wake {
+            Some(tx) => netward::git::fetch::Fetcher::waking(limit, tx.clone()),
+            None => netward::git::fetch::Fetcher::new(limit),
+        });
         let dataplane = match &self.netns {
             Some(ns) => Netlink::in_netns(ns),
             None => Netlink::new(),
@@ -609,6 +612,9 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
                 }
                 return Ok(exit_code(outcome));
             }
+            // The loop waits briefly for a fetch; a longer one goes on, and
+            // its end wakes the loop (Git trouble never holds up the inventory).
+            r.fetch_wait = Some(netward::reconcile::FETCH_WAIT);
             let shared = std::sync::Arc::new(std::sync::Mutex::new((r.status.clone(), r.metrics.clone())));
             // A local checkout is watched: a commit wakes the loop at once.
             // (`.git` is a file in a linked worktree.)

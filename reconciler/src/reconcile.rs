@@ -39,8 +39,11 @@ pub struct Source {
     pub fetcher: std::sync::Arc<git::fetch::Fetcher>,
 }
 
-/// How long a fetch may take before the pass gives up on it (Flux's default).
+/// How long a fetch may stay silent before the pass gives up on it (Flux's default).
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the loop's pass waits for its fetch before going on with the
+/// commit in force (the fetch's end wakes the loop).
+pub const FETCH_WAIT: Duration = Duration::from_secs(2);
 /// A fetch still unanswered after this many timeouts makes `/healthz` fail:
 /// only a restart frees a connection the server holds open in silence.
 const STALLED_AFTER_TIMEOUTS: u32 = 10;
@@ -219,6 +222,15 @@ impl Source {
         Ok((self.cache.clone(), commit))
     }
 
+    /// [`Source::fetch`], waited for at most `wait` (None: until it ends or
+    /// falls silent for the fetcher's time limit).
+    pub fn attempt(&self, keep: Option<&str>, wait: Option<Duration>) -> git::fetch::Attempt {
+        if self.is_local() {
+            return git::fetch::Attempt::Done(self.fetch(keep).map(|(_, c)| c));
+        }
+        self.fetcher.attempt(&self.repo, &self.git_ref, &self.cache, &self.auth, keep, wait)
+    }
+
     /// Where commits are read from: the checkout, or the mirror.
     pub fn dir(&self) -> PathBuf {
         if self.is_local() {
@@ -317,6 +329,9 @@ pub struct Reconciler<D: Dataplane> {
     next_fetch: Instant,
     /// The last commit's policy files and what they load to.
     loaded: Option<(String, LoadedCommit)>,
+    /// How long a pass waits for its fetch (None: until it ends or falls
+    /// silent for the fetcher's limit, as `--once` wants).
+    pub fetch_wait: Option<Duration>,
 }
 
 /// A commit's policy files (for guards) and its policy set.
@@ -365,6 +380,7 @@ impl<D: Dataplane> Reconciler<D> {
             woken_by: Wake::Fetch,
             next_fetch: Instant::now(),
             loaded: None,
+            fetch_wait: None,
         }
     }
 
@@ -421,17 +437,19 @@ impl<D: Dataplane> Reconciler<D> {
         self.status.inventory_error = self.inventory.health().err();
         let fetched = match (why, &self.fetched) {
             (Wake::Inventory, Some(f)) => Ok(f.clone()),
-            _ => self.source.fetch(self.status.applied.as_deref()),
+            _ => match self.source.attempt(self.status.applied.as_deref(), self.fetch_wait) {
+                git::fetch::Attempt::Done(r) => r.map(|commit| (self.source.dir(), commit)),
+                git::fetch::Attempt::Running => {
+                    // The fetch goes on and wakes the loop when it ends;
+                    // meanwhile the commit in force meets the inventory.
+                    let dir = self.fetched.as_ref().map_or_else(|| self.source.dir(), |f| f.0.clone());
+                    self.keep_in_force(&dir, start);
+                    self.note_stalled_fetch();
+                    return if self.status.applied.is_some() { Outcome::InForce } else { Outcome::Failed };
+                }
+            },
         };
-        let fetcher = &self.source.fetcher;
-        self.status.stalled_fetch =
-            fetcher.waiting().filter(|w| *w > fetcher.timeout * STALLED_AFTER_TIMEOUTS).map(|w| {
-                format!(
-                    "a fetch of {} has heard nothing from the server for {} s; restart to recover",
-                    git::auth::redact(&self.source.repo, None),
-                    w.as_secs()
-                )
-            });
+        self.note_stalled_fetch();
         let (dir, commit) = match fetched {
             Ok(x) => {
                 self.fetched = Some(x.clone());
@@ -475,6 +493,19 @@ impl<D: Dataplane> Reconciler<D> {
                 }
             }
         }
+    }
+
+    /// Sets `stalled_fetch` while a fetch has heard nothing for many time limits.
+    fn note_stalled_fetch(&mut self) {
+        let fetcher = &self.source.fetcher;
+        self.status.stalled_fetch =
+            fetcher.waiting().filter(|w| *w > fetcher.timeout * STALLED_AFTER_TIMEOUTS).map(|w| {
+                format!(
+                    "a fetch of {} has heard nothing from the server for {} s; restart to recover",
+                    git::auth::redact(&self.source.repo, None),
+                    w.as_secs()
+                )
+            });
     }
 
     /// Applies the commit in force again (to the current inventory, with
@@ -952,6 +983,39 @@ mod tests {
         assert_eq!(r.status.history.len(), entries, "{:?}", r.status.history);
         assert_eq!(r.status.history.last().map(|p| p.result.as_str()), Some("error"));
         assert!(r.status.history.iter().any(|p| p.result == "applied"), "the applied revision stays in the history");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_hung_git_server_does_not_hold_up_the_inventory() {
+        let (dir, cluster) = example_repo("hung", &[]);
+        let given = Arc::new(Mutex::new(Ok(cluster.clone())));
+        let url = format!("file://{}", dir.display());
+        let source = Source::new(url, "main", "policies", dir.join("cache"));
+        let dp = InMemory(Mutex::new(None));
+        let mut r = Reconciler::with_inventory(
+            source,
+            Box::new(Given(given.clone())),
+            "node-b".into(),
+            RolloutMode::Enforce,
+            dp,
+        );
+        r.fetch_wait = Some(Duration::from_millis(200));
+        let chains = |r: &Reconciler<InMemory>| r.enforcer.dataplane().read().expect("read").expect("table").chains;
+        assert_eq!(r.pass(), Outcome::InForce);
+        let with_pods = chains(&r);
+        // The server now takes requests and never answers; node-b's pods leave.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        r.source.repo = format!("http://127.0.0.1:{}/policies.git", silent.local_addr().expect("addr").port());
+        let mut fewer = cluster.clone();
+        fewer.pods.retain(|p| p.node.as_deref() != Some("node-b"));
+        *given.lock().expect("lock") = Ok(fewer);
+        let t = Instant::now();
+        assert_eq!(r.pass(), Outcome::InForce, "{:?}", r.status.last_error);
+        assert!(t.elapsed() < Duration::from_secs(2), "the pass waited {:?} for the fetch", t.elapsed());
+        assert!(chains(&r).len() < with_pods.len(), "the inventory change is enforced meanwhile");
+        assert!(r.source.fetcher.waiting().is_some(), "the fetch goes on");
+        drop(silent);
         let _ = std::fs::remove_dir_all(dir);
     }
 

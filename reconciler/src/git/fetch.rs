@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use git2::{
 
 use super::auth::{redact, GitAuth};
 use super::known_hosts;
+use crate::reconcile::Wake;
 
 /// Where fetched refs land in the mirror, one per way of naming the ref.
 const LANDING: &str = "refs/netward/fetch/";
@@ -26,14 +27,17 @@ pub const TRACKED: &str = "refs/netward/tracked";
 /// Fetches with a time limit on silence. libgit2 has no per-fetch timeout
 /// (its global socket timeouts are `unsafe` to set, and netward keeps
 /// `unsafe` to the netlink crate), and a server that accepts and then says
-/// nothing holds a fetch forever; so each fetch runs on its own thread and
-/// the pass gives up on it once `timeout` passes without progress (a slow
-/// first clone that keeps receiving is not cut off). A fetch that overstays
-/// is left to finish on its own; no second one is started meanwhile (they
-/// would fight over the mirror's lock files), and each pass reports it.
+/// nothing holds a fetch forever; so each fetch runs on its own thread, and
+/// a caller waits for it only as long as it chooses (the loop: briefly, so
+/// Git trouble never holds up the inventory) and never past `timeout` of
+/// silence (a slow first clone that keeps receiving is not cut off). One
+/// fetch at a time: a later call joins the one in flight (two would fight
+/// over the mirror's lock files), and one a caller stopped waiting for
+/// wakes the loop when it ends, so its result is taken at once.
 #[derive(Debug)]
 pub struct Fetcher {
     pub timeout: Duration,
+    wake: Option<Sender<Wake>>,
     in_flight: Mutex<Option<InFlight>>,
 }
 
@@ -43,18 +47,25 @@ struct InFlight {
     done: Receiver<Result<String, String>>,
 }
 
-/// When a fetch last heard from the server, and whether it has ended.
+/// When a fetch last heard from the server, whether it has ended, and
+/// whether the loop should be woken when it does.
 #[derive(Debug)]
 struct Progress {
     start: Instant,
     /// Milliseconds after `start`.
     last: AtomicU64,
     ended: AtomicBool,
+    unwaited: AtomicBool,
 }
 
 impl Progress {
     fn new() -> Self {
-        Progress { start: Instant::now(), last: AtomicU64::new(0), ended: AtomicBool::new(false) }
+        Progress {
+            start: Instant::now(),
+            last: AtomicU64::new(0),
+            ended: AtomicBool::new(false),
+            unwaited: AtomicBool::new(false),
+        }
     }
 
     fn touch(&self) {
@@ -66,12 +77,26 @@ impl Progress {
     }
 }
 
+/// A fetch's end, or that it is still under way.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Attempt {
+    Done(Result<String, String>),
+    /// Still fetching (and not yet silent for the time limit).
+    Running,
+}
+
 impl Fetcher {
     pub fn new(timeout: Duration) -> Self {
-        Fetcher { timeout, in_flight: Mutex::new(None) }
+        Fetcher { timeout, wake: None, in_flight: Mutex::new(None) }
     }
 
-    /// [`fetch`], given up on after `timeout` of silence.
+    /// A fetcher that sends `Wake::Fetch` on `wake` when a fetch nobody
+    /// waits for any more ends.
+    pub fn waking(timeout: Duration, wake: Sender<Wake>) -> Self {
+        Fetcher { timeout, wake: Some(wake), in_flight: Mutex::new(None) }
+    }
+
+    /// [`fetch`], waited for until it ends or falls silent for `timeout`.
     pub fn fetch(
         &self,
         url: &str,
@@ -80,48 +105,103 @@ impl Fetcher {
         auth: &GitAuth,
         keep: Option<&str>,
     ) -> Result<String, String> {
+        match self.attempt(url, git_ref, cache, auth, keep, None) {
+            Attempt::Done(result) => result,
+            Attempt::Running => Err(format!("fetch {}: still running", redact(url, None))),
+        }
+    }
+
+    /// [`fetch`] (or the one in flight), waited for at most `wait` (None:
+    /// until it ends or falls silent for `timeout`).
+    pub fn attempt(
+        &self,
+        url: &str,
+        git_ref: &str,
+        cache: &Path,
+        auth: &GitAuth,
+        keep: Option<&str>,
+        wait: Option<Duration>,
+    ) -> Attempt {
         let say = |what: String| redact(&format!("fetch {url}: {what}"), None);
         let mut slot = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(f) = slot.take() {
-            // A result that arrives late is stale by now: fetch afresh.
-            if let Err(TryRecvError::Empty) = f.done.try_recv() {
-                let silent = f.progress.silent_for().as_secs();
-                *slot = Some(f);
-                return Err(say(format!("the fetch in progress has heard nothing from the server for {silent} s")));
-            }
-        }
-        let (tx, done) = mpsc::channel();
-        let progress = Arc::new(Progress::new());
-        let (u, r, c, a, p) =
-            (url.to_string(), git_ref.to_string(), cache.to_path_buf(), auth.clone(), progress.clone());
-        let k = keep.map(str::to_string);
-        std::thread::Builder::new()
-            .name("git-fetch".into())
-            .spawn(move || {
-                let result = fetch_noting(&u, &r, &c, &a, k.as_deref(), &p);
-                p.ended.store(true, Ordering::Relaxed);
-                let _ = tx.send(result);
-            })
-            .map_err(|e| say(format!("cannot start a thread: {e}")))?;
+        let (flight, joined) = match slot.take() {
+            Some(f) => (f, true),
+            None => match self.start(url, git_ref, cache, auth, keep) {
+                Ok(f) => (f, false),
+                Err(e) => return Attempt::Done(Err(say(e))),
+            },
+        };
+        let until = wait.and_then(|w| Instant::now().checked_add(w));
         loop {
-            let quiet = progress.silent_for();
-            if quiet >= self.timeout {
-                *slot = Some(InFlight { progress, done });
-                return Err(say(format!("no answer within {} s (--fetch-timeout)", self.timeout.as_secs_f64())));
+            // An ended fetch's result comes first, however long it took.
+            if let Ok(result) = flight.done.try_recv() {
+                return Attempt::Done(result);
             }
-            match done.recv_timeout(self.timeout - quiet) {
-                Ok(result) => return result,
+            let quiet = flight.progress.silent_for();
+            if quiet >= self.timeout {
+                *slot = Some(flight);
+                return Attempt::Done(Err(say(if joined {
+                    format!("the fetch in progress has heard nothing from the server for {} s", quiet.as_secs())
+                } else {
+                    format!("no answer within {} s (--fetch-timeout)", self.timeout.as_secs_f64())
+                })));
+            }
+            let mut step = self.timeout - quiet;
+            if let Some(until) = until {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    // Told before the last look, so an end in between
+                    // is either seen here or announced.
+                    flight.progress.unwaited.store(true, Ordering::SeqCst);
+                    if let Ok(result) = flight.done.try_recv() {
+                        return Attempt::Done(result);
+                    }
+                    *slot = Some(flight);
+                    return Attempt::Running;
+                }
+                step = step.min(left);
+            }
+            match flight.done.recv_timeout(step) {
+                Ok(result) => return Attempt::Done(result),
                 Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return Err(say("the fetch thread failed".into())),
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Attempt::Done(Err(say("the fetch thread failed".into())))
+                }
             }
         }
     }
 
-    /// How long an overdue fetch has heard nothing from its server, if one
-    /// is still running.
+    fn start(
+        &self,
+        url: &str,
+        git_ref: &str,
+        cache: &Path,
+        auth: &GitAuth,
+        keep: Option<&str>,
+    ) -> Result<InFlight, String> {
+        let (tx, done) = mpsc::channel();
+        let progress = Arc::new(Progress::new());
+        let (u, r, c, a, p) =
+            (url.to_string(), git_ref.to_string(), cache.to_path_buf(), auth.clone(), progress.clone());
+        let (k, wake) = (keep.map(str::to_string), self.wake.clone());
+        std::thread::Builder::new()
+            .name("git-fetch".into())
+            .spawn(move || {
+                let result = fetch_noting(&u, &r, &c, &a, k.as_deref(), &p);
+                p.ended.store(true, Ordering::SeqCst);
+                let _ = tx.send(result);
+                if let (true, Some(w)) = (p.unwaited.load(Ordering::SeqCst), wake) {
+                    let _ = w.send(Wake::Fetch);
+                }
+            })
+            .map_err(|e| format!("cannot start a thread: {e}"))?;
+        Ok(InFlight { progress, done })
+    }
+
+    /// How long a fetch still under way has heard nothing from its server.
     pub fn waiting(&self) -> Option<Duration> {
         let slot = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        slot.as_ref().filter(|f| !f.progress.ended.load(Ordering::Relaxed)).map(|f| f.progress.silent_for())
+        slot.as_ref().filter(|f| !f.progress.ended.load(Ordering::SeqCst)).map(|f| f.progress.silent_for())
     }
 }
 
@@ -465,12 +545,18 @@ mod tests {
         assert_eq!(landings.len(), 5, "every way of naming lands in its own ref");
     }
 
-    #[test]
-    fn a_server_that_never_answers_costs_one_time_limit_and_one_fetch_at_a_time() {
-        // Bound but never accepting: the kernel completes the connection and
-        // takes the request, and no answer ever comes, as from a hung server.
+    /// A server bound but never accepting: the kernel completes the
+    /// connection and takes the request, and no answer ever comes, as from a
+    /// hung server. Dropping it resets the queued connection.
+    fn silent_server() -> (std::net::TcpListener, String) {
         let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://127.0.0.1:{}/policies.git", silent.local_addr().expect("addr").port());
+        (silent, url)
+    }
+
+    #[test]
+    fn a_server_that_never_answers_costs_one_time_limit_and_one_fetch_at_a_time() {
+        let (silent, url) = silent_server();
         let dir = std::env::temp_dir().join(format!("netward-silent-{}", std::process::id()));
         let f = Fetcher::new(Duration::from_millis(300));
         let t = Instant::now();
@@ -478,33 +564,42 @@ mod tests {
         assert!(e.contains("no answer within 0.3 s"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(2), "gave up after {:?}", t.elapsed());
         assert!(f.waiting().is_some());
-        // The hung fetch is not joined by a second one.
+        // The hung fetch is joined, not doubled: the same silence is reported at once.
+        let t = Instant::now();
         let e = f.fetch(&url, "main", &dir, &GitAuth::default(), None).unwrap_err();
-        assert!(e.contains("has heard nothing from the server for"), "{e}");
+        assert!(e.contains("the fetch in progress has heard nothing from the server for"), "{e}");
+        assert!(t.elapsed() < Duration::from_millis(200));
         // The server goes away (its queued connection is reset): the hung
-        // fetch ends, and the next call fetches afresh (and is refused).
-        drop(silent);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let e = loop {
-            let e = f.fetch(&url, "main", &dir, &GitAuth::default(), None).unwrap_err();
-            if !e.contains("heard nothing") || Instant::now() > deadline {
-                break e;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        assert!(!e.contains("no answer") && !e.contains("heard nothing"), "a fresh fetch, refused at once: {e}");
-        assert!(f.waiting().is_none());
-        // A hung fetch that ends is no longer waiting, before any new call.
-        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://127.0.0.1:{}/policies.git", silent.local_addr().expect("addr").port());
-        assert!(f.fetch(&url, "main", &dir, &GitAuth::default(), None).is_err());
-        assert!(f.waiting().is_some());
+        // fetch ends, is no longer waiting, and its own error is the answer.
         drop(silent);
         let deadline = Instant::now() + Duration::from_secs(10);
         while f.waiting().is_some() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(f.waiting().is_none(), "the ended fetch still counts as waiting");
+        let e = f.fetch(&url, "main", &dir, &GitAuth::default(), None).unwrap_err();
+        assert!(!e.contains("no answer") && !e.contains("heard nothing"), "the ended fetch's own error: {e}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_caller_that_stops_waiting_is_woken_when_the_fetch_ends_and_gets_its_result() {
+        let (silent, url) = silent_server();
+        let dir = std::env::temp_dir().join(format!("netward-unwaited-{}", std::process::id()));
+        let (tx, wakes) = mpsc::channel();
+        let f = Fetcher::waking(Duration::from_secs(30), tx);
+        let t = Instant::now();
+        let attempt = |wait| f.attempt(&url, "main", &dir, &GitAuth::default(), None, Some(wait));
+        assert_eq!(attempt(Duration::from_millis(100)), Attempt::Running);
+        assert!(t.elapsed() < Duration::from_secs(1), "waited {:?} of a 30 s limit", t.elapsed());
+        assert_eq!(attempt(Duration::ZERO), Attempt::Running, "joined, not started again");
+        assert!(wakes.try_recv().is_err(), "no wake while it runs");
+        drop(silent);
+        assert_eq!(wakes.recv_timeout(Duration::from_secs(10)), Ok(Wake::Fetch), "its end wakes the loop");
+        match attempt(Duration::ZERO) {
+            Attempt::Done(Err(e)) => assert!(!e.contains("heard nothing"), "the fetch's own end: {e}"),
+            other => panic!("the ended fetch's result is taken: {other:?}"),
+        }
         let _ = std::fs::remove_dir_all(dir);
     }
 
