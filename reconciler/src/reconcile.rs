@@ -218,7 +218,7 @@ impl Source {
             let commit = git::resolve(&dir, &self.git_ref)?;
             return Ok((dir, commit));
         }
-        let commit = self.fetcher.fetch(&self.repo, &self.git_ref, &self.cache, &self.auth, keep)?;
+        let commit = self.fetcher.fetch(&self.remote(), keep)?;
         Ok((self.cache.clone(), commit))
     }
 
@@ -228,7 +228,13 @@ impl Source {
         if self.is_local() {
             return git::fetch::Attempt::Done(self.fetch(keep).map(|(_, c)| c));
         }
-        self.fetcher.attempt(&self.repo, &self.git_ref, &self.cache, &self.auth, keep, wait)
+        self.fetcher.attempt(&self.remote(), keep, wait)
+    }
+
+    fn remote(&self) -> git::fetch::Remote {
+        let (url, git_ref, cache, auth) =
+            (self.repo.clone(), self.git_ref.clone(), self.cache.clone(), self.auth.clone());
+        git::fetch::Remote { url, git_ref, cache, auth }
     }
 
     /// Where commits are read from: the checkout, or the mirror.
@@ -894,6 +900,22 @@ mod tests {
         }
     }
 
+    /// A loop following `repo` (a path or URL; mirrored under `dir`) whose
+    /// inventory is `given`, programming node-b's table in memory.
+    fn in_memory_loop(repo: String, dir: &Path, given: &Arc<Mutex<Result<Cluster, String>>>) -> Reconciler<InMemory> {
+        let source = Source::new(repo, "main", "policies", dir.join("cache"));
+        let inventory = Box::new(Given(given.clone()));
+        Reconciler::with_inventory(source, inventory, "node-b".into(), RolloutMode::Enforce, InMemory(Mutex::new(None)))
+    }
+
+    fn table(r: &Reconciler<InMemory>) -> Live {
+        r.enforcer.dataplane().read().expect("read").expect("table")
+    }
+
+    fn chains(r: &Reconciler<InMemory>) -> std::collections::BTreeMap<String, Vec<String>> {
+        table(r).chains
+    }
+
     /// A repository holding the example's policies (plus `extra` files),
     /// committed on main, and the example's cluster.
     fn example_repo(tag: &str, extra: &[(&str, &str)]) -> (PathBuf, Cluster) {
@@ -918,16 +940,7 @@ mod tests {
     fn the_inventory_is_a_trait_and_its_changes_and_failures_reach_the_node() {
         let (dir, cluster) = example_repo("inventory", &[]);
         let given = Arc::new(Mutex::new(Ok(cluster.clone())));
-        let source = Source::new(dir.display().to_string(), "main", "policies", dir.join("cache"));
-        let dp = InMemory(Mutex::new(None));
-        let mut r = Reconciler::with_inventory(
-            source,
-            Box::new(Given(given.clone())),
-            "node-b".into(),
-            RolloutMode::Enforce,
-            dp,
-        );
-        let chains = |r: &Reconciler<InMemory>| r.enforcer.dataplane().read().expect("read").expect("table").chains;
+        let mut r = in_memory_loop(dir.display().to_string(), &dir, &given);
         assert_eq!(r.pass(), Outcome::InForce);
         let with_pods = chains(&r);
         // node-b's pods leave: their chains go with them.
@@ -949,16 +962,7 @@ mod tests {
     fn while_the_fetch_fails_the_commit_in_force_still_meets_the_inventory_and_errors_are_one_entry() {
         let (dir, cluster) = example_repo("fetch-fails", &[]);
         let given = Arc::new(Mutex::new(Ok(cluster.clone())));
-        let source = Source::new(dir.display().to_string(), "main", "policies", dir.join("cache"));
-        let dp = InMemory(Mutex::new(None));
-        let mut r = Reconciler::with_inventory(
-            source,
-            Box::new(Given(given.clone())),
-            "node-b".into(),
-            RolloutMode::Enforce,
-            dp,
-        );
-        let chains = |r: &Reconciler<InMemory>| r.enforcer.dataplane().read().expect("read").expect("table").chains;
+        let mut r = in_memory_loop(dir.display().to_string(), &dir, &given);
         assert_eq!(r.pass(), Outcome::InForce);
         let in_force = r.status.applied.clone();
         let with_pods = chains(&r);
@@ -990,18 +994,8 @@ mod tests {
     fn a_hung_git_server_does_not_hold_up_the_inventory() {
         let (dir, cluster) = example_repo("hung", &[]);
         let given = Arc::new(Mutex::new(Ok(cluster.clone())));
-        let url = format!("file://{}", dir.display());
-        let source = Source::new(url, "main", "policies", dir.join("cache"));
-        let dp = InMemory(Mutex::new(None));
-        let mut r = Reconciler::with_inventory(
-            source,
-            Box::new(Given(given.clone())),
-            "node-b".into(),
-            RolloutMode::Enforce,
-            dp,
-        );
+        let mut r = in_memory_loop(format!("file://{}", dir.display()), &dir, &given);
         r.fetch_wait = Some(Duration::from_millis(200));
-        let chains = |r: &Reconciler<InMemory>| r.enforcer.dataplane().read().expect("read").expect("table").chains;
         assert_eq!(r.pass(), Outcome::InForce);
         let with_pods = chains(&r);
         // The server now takes requests and never answers; node-b's pods leave.
@@ -1024,15 +1018,7 @@ mod tests {
         let guards = "guards:\n  - {from: frontend/web-7d4b9-abcde, to: kube-system/coredns-6d8c4-pqrst, port: 53/UDP, expect: allow}\n";
         let (dir, cluster) = example_repo("guard-inventory", &[("policies/netward.yaml", guards)]);
         let given = Arc::new(Mutex::new(Ok(cluster.clone())));
-        let source = Source::new(dir.display().to_string(), "main", "policies", dir.join("cache"));
-        let mut r = Reconciler::with_inventory(
-            source,
-            Box::new(Given(given.clone())),
-            "node-b".into(),
-            RolloutMode::Enforce,
-            InMemory(Mutex::new(None)),
-        );
-        let table = |r: &Reconciler<InMemory>| r.enforcer.dataplane().read().expect("read").expect("table");
+        let mut r = in_memory_loop(dir.display().to_string(), &dir, &given);
         assert_eq!(r.pass(), Outcome::InForce);
         let before = table(&r);
         let guard_line = |r: &Reconciler<InMemory>| {

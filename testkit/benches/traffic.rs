@@ -69,15 +69,7 @@ fn main() {
     let mut cluster = load_cluster_text(&Arc::from("c.yaml"), CLUSTER, &mut d);
     cluster.fill_missing_namespaces();
     assert!(d.is_empty(), "{d:?}");
-    let pods: Vec<PodSpec> = cluster
-        .endpoints()
-        .iter()
-        .map(|e| PodSpec {
-            id: e.id.clone(),
-            ips: e.ips.clone(),
-            iface: enforce::iface_name("nw", &e.namespace, &e.name),
-        })
-        .collect();
+    let pods: Vec<PodSpec> = cluster.endpoints().iter().map(|e| PodSpec::of(e, "nw")).collect();
     let probe = PathBuf::from(env!("CARGO_BIN_EXE_netward-probe"));
     let lab = Lab::up("traffic", &pods, &[8080], &[], &probe).expect("lab");
     let server = "10.99.0.2".parse().expect("ip");

@@ -97,6 +97,18 @@ pub struct PodSpec {
     pub iface: String,
 }
 
+impl PodSpec {
+    /// The pod for an endpoint, its host-side interface named as the
+    /// enforcer names it with `iface_prefix`.
+    pub fn of(e: &netward::model::Endpoint, iface_prefix: &str) -> PodSpec {
+        PodSpec {
+            id: e.id.clone(),
+            ips: e.ips.clone(),
+            iface: netward::enforce::iface_name(iface_prefix, &e.namespace, &e.name),
+        }
+    }
+}
+
 struct LabPod {
     spec: PodSpec,
     netns: String,

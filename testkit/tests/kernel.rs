@@ -48,15 +48,7 @@ fn example() -> Example {
         p.node = Some(NODE.into());
     }
     let an = Analysis::new(&set, &cluster, View::Enforced);
-    let pods = an
-        .endpoints
-        .iter()
-        .map(|e| PodSpec {
-            id: e.id.clone(),
-            ips: e.ips.clone(),
-            iface: enforce::iface_name("nw", &e.namespace, &e.name),
-        })
-        .collect();
+    let pods = an.endpoints.iter().map(|e| PodSpec::of(e, "nw")).collect();
     Example { an, pods }
 }
 
@@ -166,15 +158,7 @@ fn a_packet_the_last_tier_passes_leaves_without_netwards_pass_bit() {
     set.policies.retain(|p| p.tier == "platform");
     cluster.pods.retain(|p| p.namespace == "frontend" || p.namespace == "backend");
     let an = Analysis::new(&set, &cluster, View::Enforced);
-    let pods: Vec<PodSpec> = an
-        .endpoints
-        .iter()
-        .map(|e| PodSpec {
-            id: e.id.clone(),
-            ips: e.ips.clone(),
-            iface: enforce::iface_name("nw", &e.namespace, &e.name),
-        })
-        .collect();
+    let pods: Vec<PodSpec> = an.endpoints.iter().map(|e| PodSpec::of(e, "nw")).collect();
     let probe_bin = PathBuf::from(env!("CARGO_BIN_EXE_netward-probe"));
     let lab = Lab::up("passbit", &pods, &[8080], &[], &probe_bin).expect("lab comes up");
     lab.load_nft(&plan(&an, Mode::Enforce)).expect("the rendered ruleset loads");

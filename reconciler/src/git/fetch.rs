@@ -97,36 +97,21 @@ impl Fetcher {
     }
 
     /// [`fetch`], waited for until it ends or falls silent for `timeout`.
-    pub fn fetch(
-        &self,
-        url: &str,
-        git_ref: &str,
-        cache: &Path,
-        auth: &GitAuth,
-        keep: Option<&str>,
-    ) -> Result<String, String> {
-        match self.attempt(url, git_ref, cache, auth, keep, None) {
+    pub fn fetch(&self, remote: &Remote, keep: Option<&str>) -> Result<String, String> {
+        match self.attempt(remote, keep, None) {
             Attempt::Done(result) => result,
-            Attempt::Running => Err(format!("fetch {}: still running", redact(url, None))),
+            Attempt::Running => Err(format!("fetch {}: still running", redact(&remote.url, None))),
         }
     }
 
     /// [`fetch`] (or the one in flight), waited for at most `wait` (None:
     /// until it ends or falls silent for `timeout`).
-    pub fn attempt(
-        &self,
-        url: &str,
-        git_ref: &str,
-        cache: &Path,
-        auth: &GitAuth,
-        keep: Option<&str>,
-        wait: Option<Duration>,
-    ) -> Attempt {
-        let say = |what: String| redact(&format!("fetch {url}: {what}"), None);
+    pub fn attempt(&self, remote: &Remote, keep: Option<&str>, wait: Option<Duration>) -> Attempt {
+        let say = |what: String| redact(&format!("fetch {}: {what}", remote.url), None);
         let mut slot = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         let (flight, joined) = match slot.take() {
             Some(f) => (f, true),
-            None => match self.start(url, git_ref, cache, auth, keep) {
+            None => match self.start(remote, keep) {
                 Ok(f) => (f, false),
                 Err(e) => return Attempt::Done(Err(say(e))),
             },
@@ -171,23 +156,14 @@ impl Fetcher {
         }
     }
 
-    fn start(
-        &self,
-        url: &str,
-        git_ref: &str,
-        cache: &Path,
-        auth: &GitAuth,
-        keep: Option<&str>,
-    ) -> Result<InFlight, String> {
+    fn start(&self, remote: &Remote, keep: Option<&str>) -> Result<InFlight, String> {
         let (tx, done) = mpsc::channel();
         let progress = Arc::new(Progress::new());
-        let (u, r, c, a, p) =
-            (url.to_string(), git_ref.to_string(), cache.to_path_buf(), auth.clone(), progress.clone());
-        let (k, wake) = (keep.map(str::to_string), self.wake.clone());
+        let (remote, p, keep, wake) = (remote.clone(), progress.clone(), keep.map(str::to_string), self.wake.clone());
         std::thread::Builder::new()
             .name("git-fetch".into())
             .spawn(move || {
-                let result = fetch_noting(&u, &r, &c, &a, k.as_deref(), &p);
+                let result = fetch_noting(&remote, keep.as_deref(), &p);
                 p.ended.store(true, Ordering::SeqCst);
                 let _ = tx.send(result);
                 if let (true, Some(w)) = (p.unwaited.load(Ordering::SeqCst), wake) {
@@ -209,21 +185,25 @@ impl Fetcher {
 /// does not repack, and every fetch that brings objects adds one.
 const MOST_PACKS: usize = 64;
 
-/// Fetches `git_ref` (a tag, branch, `HEAD`, full ref name or full commit
-/// id) from `url` into the bare mirror at `cache` and returns its commit id.
-/// The commit `keep` (the one in force) stays readable in the mirror.
-pub fn fetch(url: &str, git_ref: &str, cache: &Path, auth: &GitAuth, keep: Option<&str>) -> Result<String, String> {
-    fetch_noting(url, git_ref, cache, auth, keep, &Progress::new())
+/// What to fetch and where to keep it.
+#[derive(Clone, Debug)]
+pub struct Remote {
+    pub url: String,
+    /// A tag, branch, `HEAD`, full ref name or full commit id.
+    pub git_ref: String,
+    /// The bare mirror.
+    pub cache: PathBuf,
+    pub auth: GitAuth,
 }
 
-fn fetch_noting(
-    url: &str,
-    git_ref: &str,
-    cache: &Path,
-    auth: &GitAuth,
-    keep: Option<&str>,
-    progress: &Progress,
-) -> Result<String, String> {
+/// Fetches the remote's ref into its mirror and returns the commit id. The
+/// commit `keep` (the one in force) stays readable in the mirror.
+pub fn fetch(remote: &Remote, keep: Option<&str>) -> Result<String, String> {
+    fetch_noting(remote, keep, &Progress::new())
+}
+
+fn fetch_noting(remote: &Remote, keep: Option<&str>, progress: &Progress) -> Result<String, String> {
+    let (git_ref, cache) = (remote.git_ref.as_str(), remote.cache.as_path());
     // One fetch into a mirror at a time, across processes too (`netward
     // rollback` beside the daemon).
     let _locked = MirrorLock::take(cache)?;
@@ -237,21 +217,15 @@ fn fetch_noting(
         }
     }
     if packs(cache) > MOST_PACKS {
-        return fetch_into_fresh_mirror(url, git_ref, cache, auth, keep, progress);
+        return fetch_into_fresh_mirror(remote, keep, progress);
     }
     let repo = mirror(cache)?;
-    fetch_into(&repo, url, git_ref, cache, auth, progress)
+    fetch_into(&repo, cache, remote, progress)
 }
 
-/// The fetch itself, into an open mirror.
-fn fetch_into(
-    repo: &Repository,
-    url: &str,
-    git_ref: &str,
-    cache: &Path,
-    auth: &GitAuth,
-    progress: &Progress,
-) -> Result<String, String> {
+/// The fetch itself, into the open mirror at `cache`.
+fn fetch_into(repo: &Repository, cache: &Path, remote: &Remote, progress: &Progress) -> Result<String, String> {
+    let (url, git_ref, auth) = (remote.url.as_str(), remote.git_ref.as_str(), &remote.auth);
     let token = auth.token()?;
     let scrub = |e: String| redact(&e, token.as_deref());
     // Each candidate name lands in its own ref, cleared first, so a tag or
@@ -304,20 +278,14 @@ fn beside(cache: &Path, suffix: &str) -> PathBuf {
 /// Fetches into a new mirror beside the old one, copies the commit in
 /// force into it (so it can still be read and repaired), and swaps it in by
 /// renames; the old one stays if anything fails.
-fn fetch_into_fresh_mirror(
-    url: &str,
-    git_ref: &str,
-    cache: &Path,
-    auth: &GitAuth,
-    keep: Option<&str>,
-    progress: &Progress,
-) -> Result<String, String> {
+fn fetch_into_fresh_mirror(remote: &Remote, keep: Option<&str>, progress: &Progress) -> Result<String, String> {
+    let cache = remote.cache.as_path();
     let (fresh, old) = (beside(cache, ".fresh"), beside(cache, ".old"));
     let _ = std::fs::remove_dir_all(&fresh);
     let _ = std::fs::remove_dir_all(&old);
     let id = {
         let repo = mirror(&fresh)?;
-        let id = fetch_into(&repo, url, git_ref, &fresh, auth, progress)?;
+        let id = fetch_into(&repo, &fresh, remote, progress)?;
         if let Some(keep) = keep.and_then(full_id) {
             let from =
                 Repository::open_bare(cache).map_err(|e| format!("mirror {}: {}", cache.display(), e.message()))?;
@@ -545,6 +513,10 @@ mod tests {
         assert_eq!(landings.len(), 5, "every way of naming lands in its own ref");
     }
 
+    fn remote(url: &str, git_ref: &str, cache: &Path) -> Remote {
+        Remote { url: url.into(), git_ref: git_ref.into(), cache: cache.into(), auth: GitAuth::default() }
+    }
+
     /// A server bound but never accepting: the kernel completes the
     /// connection and takes the request, and no answer ever comes, as from a
     /// hung server. Dropping it resets the queued connection.
@@ -560,13 +532,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("netward-silent-{}", std::process::id()));
         let f = Fetcher::new(Duration::from_millis(300));
         let t = Instant::now();
-        let e = f.fetch(&url, "main", &dir, &GitAuth::default(), None).unwrap_err();
+        let e = f.fetch(&remote(&url, "main", &dir), None).unwrap_err();
         assert!(e.contains("no answer within 0.3 s"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(2), "gave up after {:?}", t.elapsed());
         assert!(f.waiting().is_some());
         // The hung fetch is joined, not doubled: the same silence is reported at once.
         let t = Instant::now();
-        let e = f.fetch(&url, "main", &dir, &GitAuth::default(), None).unwrap_err();
+        let e = f.fetch(&remote(&url, "main", &dir), None).unwrap_err();
         assert!(e.contains("the fetch in progress has heard nothing from the server for"), "{e}");
         assert!(t.elapsed() < Duration::from_millis(200));
         // The server goes away (its queued connection is reset): the hung
@@ -577,7 +549,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(f.waiting().is_none(), "the ended fetch still counts as waiting");
-        let e = f.fetch(&url, "main", &dir, &GitAuth::default(), None).unwrap_err();
+        let e = f.fetch(&remote(&url, "main", &dir), None).unwrap_err();
         assert!(!e.contains("no answer") && !e.contains("heard nothing"), "the ended fetch's own error: {e}");
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -589,7 +561,7 @@ mod tests {
         let (tx, wakes) = mpsc::channel();
         let f = Fetcher::waking(Duration::from_secs(30), tx);
         let t = Instant::now();
-        let attempt = |wait| f.attempt(&url, "main", &dir, &GitAuth::default(), None, Some(wait));
+        let attempt = |wait| f.attempt(&remote(&url, "main", &dir), None, Some(wait));
         assert_eq!(attempt(Duration::from_millis(100)), Attempt::Running);
         assert!(t.elapsed() < Duration::from_secs(1), "waited {:?} of a 30 s limit", t.elapsed());
         assert_eq!(attempt(Duration::ZERO), Attempt::Running, "joined, not started again");
@@ -629,24 +601,23 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("netward-fetch-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let (repo, first, second) = upstream(&dir.join("up"));
-        let (url, cache, auth) =
-            (format!("file://{}", dir.join("up").display()), dir.join("cache"), GitAuth::default());
-        assert_eq!(fetch(&url, "main", &cache, &auth, None), Ok(second.to_string()));
+        let (url, cache) = (format!("file://{}", dir.join("up").display()), dir.join("cache"));
+        assert_eq!(fetch(&remote(&url, "main", &cache), None), Ok(second.to_string()));
         // libgit2's local transport refuses depth: the fallback fetched whole.
         assert!(!cache.join("shallow").exists());
-        assert_eq!(fetch(&url, "v1", &cache, &auth, None), Ok(first.to_string()), "a tag");
-        assert_eq!(fetch(&url, "refs/heads/main", &cache, &auth, None), Ok(second.to_string()));
-        assert_eq!(fetch(&url, "HEAD", &cache, &auth, None), Ok(second.to_string()), "the remote's HEAD");
-        assert_eq!(fetch(&url, &first.to_string(), &cache, &auth, None), Ok(first.to_string()), "a commit id");
+        assert_eq!(fetch(&remote(&url, "v1", &cache), None), Ok(first.to_string()), "a tag");
+        assert_eq!(fetch(&remote(&url, "refs/heads/main", &cache), None), Ok(second.to_string()));
+        assert_eq!(fetch(&remote(&url, "HEAD", &cache), None), Ok(second.to_string()), "the remote's HEAD");
+        assert_eq!(fetch(&remote(&url, &first.to_string(), &cache), None), Ok(first.to_string()), "a commit id");
         // A branch named like the tag: the tag wins, as in git.
         repo.branch("v1", &repo.find_commit(second).expect("second"), false).expect("branch");
-        assert_eq!(fetch(&url, "v1", &cache, &auth, None), Ok(first.to_string()));
+        assert_eq!(fetch(&remote(&url, "v1", &cache), None), Ok(first.to_string()));
         // The tag is deleted upstream: the branch is found, not the stale tag.
         repo.tag_delete("v1").expect("delete");
-        assert_eq!(fetch(&url, "v1", &cache, &auth, None), Ok(second.to_string()));
+        assert_eq!(fetch(&remote(&url, "v1", &cache), None), Ok(second.to_string()));
         // A mirrored commit pinned by id needs no server at all.
-        assert_eq!(fetch("file:///nonexistent/repo", &first.to_string(), &cache, &auth, None), Ok(first.to_string()));
-        let e = fetch(&url, "nope", &cache, &auth, None).unwrap_err();
+        assert_eq!(fetch(&remote("file:///nonexistent/repo", &first.to_string(), &cache), None), Ok(first.to_string()));
+        let e = fetch(&remote(&url, "nope", &cache), None).unwrap_err();
         assert!(e.contains("nope: not found on") && e.contains("refs/tags/nope"), "{e}");
         let mirror = Repository::open_bare(&cache).expect("mirror");
         assert_eq!(mirror.refname_to_id(TRACKED).expect("tracked"), first, "a failed fetch moves nothing");
@@ -659,14 +630,14 @@ mod tests {
         }
         let slashed = PathBuf::from(format!("{}/", cache.display()));
         let keep = first.to_string();
-        assert_eq!(fetch(&url, "main", &slashed, &auth, Some(&keep)), Ok(second.to_string()));
+        assert_eq!(fetch(&remote(&url, "main", &slashed), Some(&keep)), Ok(second.to_string()));
         assert!(packs(&cache) <= 2, "{} packs", packs(&cache));
         let mirror = Repository::open_bare(&cache).expect("mirror");
         let kept = crate::git::files_at(&mirror, first, "policies").expect("the commit in force reads");
         assert_eq!(kept, [("policies/a.yaml".to_string(), "kind: NetworkPolicy\n".to_string())]);
         drop(mirror);
         assert!(!beside(&cache, ".fresh").exists() && !beside(&cache, ".old").exists(), "nothing left beside");
-        assert!(fetch("file:///nonexistent/repo", "main", &cache, &auth, None).is_err());
+        assert!(fetch(&remote("file:///nonexistent/repo", "main", &cache), None).is_err());
         let _ = std::fs::remove_dir_all(dir);
     }
 }
