@@ -293,8 +293,11 @@ fn fetch_into_fresh_mirror(remote: &Remote, keep: Option<&str>, progress: &Progr
         }
         id
     };
-    let swap = std::fs::rename(cache, &old).and_then(|()| std::fs::rename(&fresh, cache));
-    swap.map_err(|e| format!("mirror {}: {e}", cache.display()))?;
+    std::fs::rename(cache, &old).map_err(|e| format!("mirror {}: {e}", cache.display()))?;
+    if let Err(e) = std::fs::rename(&fresh, cache) {
+        let _ = std::fs::rename(&old, cache);
+        return Err(format!("mirror {}: {e}", cache.display()));
+    }
     let _ = std::fs::remove_dir_all(&old);
     tracing::info!(mirror = %cache.display(), "fetched into a fresh mirror (the old one held over {MOST_PACKS} packs)");
     Ok(id)
