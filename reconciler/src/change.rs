@@ -553,10 +553,13 @@ pub fn representatives(sets: &[&PolicySet]) -> Cluster {
     .collect();
     let mut cluster = Cluster::default();
     for (i, ((ns, ns_labels, labels), named)) in wanted.into_iter().enumerate() {
+        // Past the block's end there are no addresses left to invent.
+        let Some(ip) = crate::synth::synthetic_ip(254, i) else { break };
         let ports = named
             .into_iter()
             .map(|(n, protocol)| {
-                let next = 30000 + numbers.len() as u16 - 10;
+                // Made-up numbers from 30000 (wrapping within 30000..65535).
+                let next = 30000 + (numbers.len().saturating_sub(10) % 35535) as u16;
                 let port = *numbers.entry(n.clone()).or_insert(next);
                 crate::model::cluster::ContainerPort { name: Some(n), port, protocol }
             })
@@ -580,7 +583,7 @@ pub fn representatives(sets: &[&PolicySet]) -> Cluster {
             namespace: ns,
             name,
             labels,
-            ips: vec![std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 254, (i >> 8) as u8, (i & 0xff) as u8 + 1))],
+            ips: vec![ip],
             node: Some("representative".into()),
             host_network: false,
             service_account: "default".into(),

@@ -19,4 +19,5 @@ pub mod reconcile;
 pub mod report;
 pub mod selector;
 pub mod synth;
+pub mod text;
 pub mod validate;

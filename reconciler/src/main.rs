@@ -13,7 +13,7 @@ use netward::model::port::FlowPort;
 use netward::model::{Cluster, PolicySet};
 use netward::report::{self, MatrixFormat};
 use netward::selector::Selector;
-use netward::{enforce, synth, validate};
+use netward::{enforce, synth, text, validate};
 
 #[derive(Parser)]
 #[command(
@@ -666,7 +666,7 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             let outcome = r.pass();
             netward::reconcile::write_status(&status, &r.status)
                 .map_err(|e| Failure::Io(format!("{}: {e}", status.display())))?;
-            eprintln!("rolled back from {} to {}", &current[..current.len().min(12)], &target[..target.len().min(12)]);
+            eprintln!("rolled back from {} to {}", text::short_id(&current), text::short_id(&target));
             Ok(exit_code(outcome))
         }
         Command::Diff { base, head, path, cluster: cp, format, repo, guards } => {
@@ -715,7 +715,7 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
                 let names: Vec<String> = cp.iter().map(|p| p.display().to_string()).collect();
                 (c, format!("cluster snapshot {} ({n} endpoints)", names.join(", ")))
             };
-            let short = |r: &str| r[..r.len().min(8)].to_string();
+            let short = |r: &str| text::cut(r, 8).to_string();
             let b = netward::change::Revision {
                 label: format!("base {}", short(&base_rev)),
                 set: &bset,

@@ -723,7 +723,7 @@ fn ms(start: Instant) -> u64 {
 }
 
 fn short(c: &str) -> &str {
-    &c[..c.len().min(12)]
+    crate::text::short_id(c)
 }
 
 /// Writes the status as JSON, atomically (rename).

@@ -7,6 +7,16 @@
 
 use std::fmt::Write;
 
+/// The `n`th made-up address (from 0) in `10.<block>.0.0/16`, for
+/// endpoints netward invents (workload templates, representatives); None
+/// once the block's 65,534 host addresses are used up, so addresses never
+/// wrap around or collide.
+pub fn synthetic_ip(block: u8, n: usize) -> Option<std::net::IpAddr> {
+    let host = u16::try_from(n.checked_add(1)?).ok().filter(|h| *h < u16::MAX)?;
+    let [hi, lo] = host.to_be_bytes();
+    Some(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, block, hi, lo)))
+}
+
 /// How big a world to make.
 #[derive(Clone, Copy, Debug)]
 pub struct Shape {

@@ -38,9 +38,8 @@ pub struct NodeSpec {
 /// stable hash of `namespace.name` (at most 15 characters, the kernel's limit).
 pub fn iface_name(prefix: &str, namespace: &str, pod: &str) -> String {
     let h = fnv64(format!("{namespace}.{pod}").as_bytes());
-    let mut name = format!("{prefix}{h:016x}");
-    name.truncate(15.min(prefix.len() + 11));
-    name
+    let name = format!("{prefix}{h:016x}");
+    crate::text::cut(&name, 15.min(prefix.len() + 11)).to_string()
 }
 
 /// FNV-1a, 64 bits: names and content hashes that are stable across runs.
@@ -537,9 +536,7 @@ impl<'a> Compiler<'a> {
 
 fn trim_prefix(s: &str) -> String {
     // nft log prefixes are limited to 127 bytes.
-    let mut p = s.to_string();
-    p.truncate(120);
-    p
+    crate::text::cut(s, 120).to_string()
 }
 
 /// `nets` minus every net in `except`, as disjoint CIDRs.

@@ -143,11 +143,7 @@ pub fn comment(r: &Rule) -> String {
     let note: String = r.note.chars().filter(|c| *c != '"' && !c.is_control()).collect();
     // nft comments are limited to 128 bytes; the end (file:line:col) matters most.
     let note = if note.len() > 100 {
-        let mut start = note.len() - 99;
-        while !note.is_char_boundary(start) {
-            start += 1;
-        }
-        format!("…{}", &note[start..])
+        format!("…{}", crate::text::cut_front(&note, 99))
     } else {
         note
     };

@@ -95,7 +95,7 @@ pub fn files(dir: &Path, rev: Option<&str>, path: &str) -> Result<Vec<(Arc<str>,
     let mut out = match rev {
         Some(r) => {
             let commit = resolve_in(&repo, r)?;
-            let short = &r[..r.len().min(8)];
+            let short = crate::text::cut(r, 8);
             files_at(&repo, commit, &under)?.into_iter().map(|(f, t)| (Arc::from(format!("{short}:{f}")), t)).collect()
         }
         None => working_files(&repo, &under)?,
