@@ -9,6 +9,13 @@ use std::fmt;
 use super::expr::Expr;
 
 const MAX_LABEL_LEN: usize = 512;
+/// Calico's CRDs cap selector fields at 1024 characters; longer text is
+/// refused before parsing, so no input makes the parser work unboundedly.
+pub const MAX_SELECTOR_LEN: usize = 1024;
+/// Parentheses and `!` nest at most this deep. The parser and every walk
+/// over an [`Expr`] recurse once per level, so the bound keeps them far from
+/// the stack's end on any thread.
+pub const MAX_DEPTH: usize = 64;
 
 /// Why a selector did not parse, and the 1-based character column where.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,7 +34,14 @@ impl std::error::Error for ParseError {}
 
 /// Parses a Calico selector; an empty or blank selector is `all()`.
 pub fn parse(text: &str) -> Result<Expr, ParseError> {
-    let mut p = Parser { s: text.chars().collect(), i: 0 };
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() > MAX_SELECTOR_LEN {
+        return Err(ParseError {
+            col: MAX_SELECTOR_LEN + 1,
+            message: format!("selector is {} characters long; Calico allows at most {MAX_SELECTOR_LEN}", chars.len()),
+        });
+    }
+    let mut p = Parser { s: chars, i: 0, depth: 0 };
     p.ws();
     if p.at_end() {
         return Ok(Expr::All);
@@ -43,6 +57,8 @@ pub fn parse(text: &str) -> Result<Expr, ParseError> {
 struct Parser {
     s: Vec<char>,
     i: usize,
+    /// How many `(` and `!` enclose the current position.
+    depth: usize,
 }
 
 fn is_label_char(c: char) -> bool {
@@ -68,6 +84,15 @@ impl Parser {
             Some('\n') => "newline (selectors are one line)".into(),
             Some(c) => format!("{c:?}"),
         }
+    }
+
+    /// Enters one more level of `(` or `!`, or refuses at this column.
+    fn deeper(&mut self) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.err(format!("selector nests more than {MAX_DEPTH} levels of '(' and '!'")));
+        }
+        Ok(())
     }
 
     fn ws(&mut self) {
@@ -133,8 +158,10 @@ impl Parser {
     fn unary(&mut self) -> Result<Expr, ParseError> {
         self.ws();
         if self.peek() == Some('!') && self.s.get(self.i + 1) != Some(&'=') {
+            self.deeper()?;
             self.i += 1;
             let inner = self.unary()?;
+            self.depth -= 1;
             return Ok(Expr::negate(inner));
         }
         self.primary()
@@ -142,12 +169,15 @@ impl Parser {
 
     fn primary(&mut self) -> Result<Expr, ParseError> {
         self.ws();
-        if self.eat("(") {
+        if self.peek() == Some('(') {
+            self.deeper()?;
+            self.i += 1;
             let e = self.or()?;
             self.ws();
             if !self.eat(")") {
                 return Err(self.err(format!("expected ')', found {}", self.describe())));
             }
+            self.depth -= 1;
             return Ok(e);
         }
         let start = self.i;

@@ -225,3 +225,31 @@ proptest! {
         let _ = parse(&s);
     }
 }
+
+// Regression (#13): 10,000 nested parentheses or 100,000 `!` overflowed the
+// stack (SIGABRT) in validate, select and reconcile.
+#[test]
+fn deep_nesting_is_an_error_at_its_column_not_a_crash() {
+    let deep = format!("{}has(a){}", "(".repeat(10_000), ")".repeat(10_000));
+    let e = parse(&deep).unwrap_err();
+    assert_eq!(e.col, 1025, "{e}");
+    assert!(e.message.contains("at most 1024"), "{e}");
+    let bangs = format!("{}has(a)", "!".repeat(100_000));
+    assert_eq!(parse(&bangs).unwrap_err().col, 1025);
+    // Within the length limit, nesting is bounded on its own.
+    let nested = format!("{}has(a){}", "(".repeat(65), ")".repeat(65));
+    let e = parse(&nested).unwrap_err();
+    assert_eq!(e.col, 65, "the 65th '(' is refused: {e}");
+    assert!(e.message.contains("more than 64 levels"), "{e}");
+    let e = parse(&format!("{}has(a)", "!".repeat(65))).unwrap_err();
+    assert_eq!(e.col, 65, "{e}");
+    // 64 levels still parse.
+    let ok = format!("{}has(a){}", "(".repeat(64), ")".repeat(64));
+    assert!(m(&ok, &[("a", "")]));
+    assert!(m(&format!("{}has(a)", "!".repeat(64)), &[("a", "")]));
+    // A flat selector of exactly 1024 characters parses.
+    let flat = format!("{}has(a)", "has(a) && ".repeat(101));
+    assert_eq!(flat.len(), 1016);
+    assert!(m(&format!("{flat}{}", " ".repeat(8)), &[("a", "")]), "1024 characters");
+    assert!(parse(&format!("{flat}{}", " ".repeat(9))).is_err(), "1025 characters");
+}
