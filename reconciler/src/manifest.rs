@@ -2,6 +2,7 @@
 //! into policies and cluster snapshots with every problem reported in place.
 
 pub mod fields;
+pub mod kinds;
 pub mod load;
 pub mod yaml;
 

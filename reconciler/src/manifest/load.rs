@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::diag::{self, Diagnostic, Pos};
 use crate::manifest::fields::Src;
+use crate::manifest::kinds::{self, Class};
 use crate::manifest::yaml::{parse_documents, Node, Value};
 use crate::model::cluster::{decode_namespace, decode_pod};
 use crate::model::policy::{PolicyKind, PolicySet, Tier};
@@ -80,39 +81,53 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
     }
 }
 
-/// A Kubernetes object found in a file, with its apiVersion and kind.
+/// A Kubernetes object found in a file, with its apiVersion and kind
+/// (either may be missing: the loader decides what that means).
 struct Object<'a> {
-    api_version: String,
-    kind: String,
+    api_version: Option<String>,
+    kind: Option<String>,
+    /// Where to point at: the `kind` value, else the object.
+    at: &'a Node,
     node: &'a Node,
 }
 
-fn str_field<'a>(n: &'a Node, key: &str) -> Option<&'a str> {
+fn field<'a>(n: &'a Node, key: &str) -> Option<&'a Node> {
     let Value::Map(m) = &n.value else { return None };
-    m.iter().find_map(|(k, v)| match (&k.value, &v.value) {
-        (Value::Str(kk), Value::Str(vv)) if kk == key => Some(vv.as_str()),
-        _ => None,
-    })
+    m.iter().find_map(|(k, v)| matches!(&k.value, Value::Str(kk) if kk == key).then_some(v))
 }
 
-/// Objects of a document, looking inside `kind: List` wrappers.
+fn str_field<'a>(n: &'a Node, key: &str) -> Option<&'a str> {
+    match &field(n, key)?.value {
+        Value::Str(s) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+/// Objects of a document, looking inside `kind: List` wrappers (a List
+/// inside a List is as far as kubectl ever nests them).
 fn objects<'a>(n: &'a Node, out: &mut Vec<Object<'a>>) {
-    let (Some(api_version), Some(kind)) = (str_field(n, "apiVersion"), str_field(n, "kind")) else {
-        return;
-    };
-    if kind.ends_with("List") {
-        if let Value::Map(m) = &n.value {
-            for (k, v) in m {
-                if matches!(&k.value, Value::Str(s) if s == "items") {
-                    if let Value::Seq(items) = &v.value {
-                        items.iter().for_each(|i| objects(i, out));
-                    }
-                }
-            }
-        }
+    collect_objects(n, out, 0);
+}
+
+fn collect_objects<'a>(n: &'a Node, out: &mut Vec<Object<'a>>, depth: usize) {
+    let (api_version, kind) = (str_field(n, "apiVersion"), str_field(n, "kind"));
+    if api_version.is_none() && kind.is_none() {
         return;
     }
-    out.push(Object { api_version: api_version.to_string(), kind: kind.to_string(), node: n });
+    if let (Some(k), Some(items)) = (kind, field(n, "items")) {
+        if k.ends_with("List") && depth < 2 {
+            if let Value::Seq(items) = &items.value {
+                items.iter().for_each(|i| collect_objects(i, out, depth + 1));
+            }
+            return;
+        }
+    }
+    out.push(Object {
+        api_version: api_version.map(str::to_string),
+        kind: kind.map(str::to_string),
+        at: field(n, "kind").unwrap_or(n),
+        node: n,
+    });
 }
 
 struct SourceFile {
@@ -141,8 +156,22 @@ pub fn load_policies(paths: &[PathBuf]) -> Loaded<PolicySet> {
     let mut diags = Vec::new();
     let files = collect_files(paths, &mut diags);
     let sources = read_files(&files, &mut diags);
-    let mut set = load_policy_texts(sources.iter().map(|s| (s.name.clone(), s.text.as_str())), &mut diags);
-    check_references(&mut set, &mut diags);
+    let set = load_policy_texts(sources.iter().map(|s| (s.name.clone(), s.text.as_str())), &mut diags);
+    // A directory given that holds no policy at all is most likely the wrong
+    // one (a typo, a moved folder): say so, naming it.
+    for dir in paths.iter().filter(|p| p.is_dir()) {
+        let d = dir.display().to_string();
+        let inside = |f: &str| f.strip_prefix(d.as_str()).is_some_and(|r| r.is_empty() || r.starts_with('/') || d.ends_with('/'));
+        let found = set.policies.iter().any(|p| inside(&p.origin.file))
+            || set.network_sets.iter().any(|n| inside(&n.origin.file))
+            || set.tiers.values().any(|t| t.origin.as_ref().is_some_and(|o| inside(&o.file)));
+        if !found {
+            diags.push(Diagnostic::warning(
+                Pos::file_only(&d),
+                "no policy objects in this directory (NetworkPolicy, Calico policies, network sets or tiers)",
+            ));
+        }
+    }
     diag::sort(&mut diags);
     Loaded { value: set, diagnostics: diags }
 }
@@ -182,48 +211,36 @@ pub fn load_policy_texts<'t>(
             objects(&doc.root, &mut objs);
             for o in objs {
                 let pos = src.pos(o.node);
-                let kind = match (o.api_version.as_str(), o.kind.as_str()) {
-                    ("networking.k8s.io/v1", "NetworkPolicy") => Some(PolicyKind::KubernetesNetworkPolicy),
-                    ("projectcalico.org/v3", "NetworkPolicy") => Some(PolicyKind::NetworkPolicy),
-                    ("projectcalico.org/v3", "GlobalNetworkPolicy") => Some(PolicyKind::GlobalNetworkPolicy),
-                    ("projectcalico.org/v3", "StagedNetworkPolicy") => Some(PolicyKind::StagedNetworkPolicy),
-                    ("projectcalico.org/v3", "StagedGlobalNetworkPolicy") => {
-                        Some(PolicyKind::StagedGlobalNetworkPolicy)
-                    }
-                    ("projectcalico.org/v3", "StagedKubernetesNetworkPolicy") => {
-                        Some(PolicyKind::StagedKubernetesNetworkPolicy)
-                    }
-                    _ => None,
-                };
-                if let Some(kind) = kind {
-                    let decoded = match kind {
-                        PolicyKind::KubernetesNetworkPolicy => k8s::decode(src, o.node, false),
-                        PolicyKind::StagedKubernetesNetworkPolicy => k8s::decode(src, o.node, true),
-                        k => calico::decode_policy(src, o.node, k),
-                    };
-                    match decoded {
-                        Ok(p) => {
-                            if !dup(format!("{}", p.id), &pos, &p.id.to_string(), diags) {
-                                set.policies.push(p);
-                            }
-                        }
-                        Err(e) => diags.push(e),
-                    }
-                    continue;
-                }
-                match (o.api_version.as_str(), o.kind.as_str()) {
-                    ("projectcalico.org/v3", k @ ("NetworkSet" | "GlobalNetworkSet")) => {
-                        match calico::decode_network_set(src, o.node, k == "GlobalNetworkSet") {
-                            Ok(s) => {
-                                let id = format!("{k} {}/{}", s.namespace.as_deref().unwrap_or(""), s.name);
-                                if !dup(id.clone(), &pos, &id, diags) {
-                                    set.network_sets.push(s);
+                match kinds::classify(o.api_version.as_deref(), o.kind.as_deref()) {
+                    Class::Policy { kind, legacy_crd } => {
+                        let decoded = match kind {
+                            PolicyKind::KubernetesNetworkPolicy => k8s::decode(src, o.node, false),
+                            PolicyKind::StagedKubernetesNetworkPolicy => k8s::decode(src, o.node, true),
+                            k => calico::decode_policy(src, o.node, k),
+                        };
+                        match decoded {
+                            Ok(mut p) => {
+                                if legacy_crd {
+                                    p.id.name = kinds::normalize_legacy_name(&p.id.name, &p.tier).to_string();
+                                }
+                                if !dup(format!("{}", p.id), &pos, &p.id.to_string(), diags) {
+                                    set.policies.push(p);
                                 }
                             }
                             Err(e) => diags.push(e),
                         }
                     }
-                    ("projectcalico.org/v3", "Tier") => match calico::decode_tier(src, o.node) {
+                    Class::NetworkSet { global } => match calico::decode_network_set(src, o.node, global) {
+                        Ok(s) => {
+                            let k = if global { "GlobalNetworkSet" } else { "NetworkSet" };
+                            let id = format!("{k} {}/{}", s.namespace.as_deref().unwrap_or(""), s.name);
+                            if !dup(id.clone(), &pos, &id, diags) {
+                                set.network_sets.push(s);
+                            }
+                        }
+                        Err(e) => diags.push(e),
+                    },
+                    Class::Tier => match calico::decode_tier(src, o.node) {
                         Ok(t) => {
                             if let Some(first) = user_tiers.get(&t.name) {
                                 diags.push(Diagnostic::error(
@@ -239,8 +256,9 @@ pub fn load_policy_texts<'t>(
                         }
                         Err(e) => diags.push(e),
                     },
+                    Class::Refused(why) => diags.push(src.err(o.at, why)),
                     // Deployments, ConfigMaps, Namespaces, Pods ... are not policy.
-                    _ => {}
+                    Class::Other => {}
                 }
             }
         }
@@ -295,7 +313,7 @@ pub fn load_cluster_text(name: &Arc<str>, text: &str, diags: &mut Vec<Diagnostic
         let mut objs = Vec::new();
         objects(&doc.root, &mut objs);
         for o in objs {
-            match (o.api_version.as_str(), o.kind.as_str()) {
+            match (o.api_version.as_deref().unwrap_or(""), o.kind.as_deref().unwrap_or("")) {
                 ("v1", "Namespace") => match decode_namespace(src, o.node) {
                     Ok(n) => {
                         cluster.namespaces.insert(n.name.clone(), n);
@@ -331,7 +349,7 @@ pub fn load_cluster_text(name: &Arc<str>, text: &str, diags: &mut Vec<Diagnostic
 pub fn cluster_from_manifests(files: &[(Arc<str>, String)]) -> Cluster {
     let mut cluster = Cluster::default();
     let mut ignored = Vec::new();
-    let mut next_ip: u32 = 0;
+    let mut next_ip: usize = 0;
     for (name, text) in files {
         cluster.merge(load_cluster_text(name, text, &mut ignored));
         let Ok(docs) = parse_documents(name, text) else { continue };
@@ -340,7 +358,7 @@ pub fn cluster_from_manifests(files: &[(Arc<str>, String)]) -> Cluster {
             let mut objs = Vec::new();
             objects(&doc.root, &mut objs);
             for o in objs {
-                if !matches!(o.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job") {
+                if !matches!(o.kind.as_deref(), Some("Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job")) {
                     continue;
                 }
                 if let Some(pod) = template_pod(src, o.node, next_ip) {
@@ -356,11 +374,10 @@ pub fn cluster_from_manifests(files: &[(Arc<str>, String)]) -> Cluster {
 }
 
 fn map_get<'a>(n: &'a Node, key: &str) -> Option<&'a Node> {
-    let Value::Map(m) = &n.value else { return None };
-    m.iter().find_map(|(k, v)| matches!(&k.value, Value::Str(s) if s == key).then_some(v))
+    field(n, key)
 }
 
-fn template_pod(src: Src<'_>, workload: &Node, n: u32) -> Option<crate::model::Pod> {
+fn template_pod(src: Src<'_>, workload: &Node, n: usize) -> Option<crate::model::Pod> {
     let meta = map_get(workload, "metadata")?;
     let name = match &map_get(meta, "name")?.value {
         Value::Str(s) => s.clone(),
@@ -389,7 +406,7 @@ fn template_pod(src: Src<'_>, workload: &Node, n: u32) -> Option<crate::model::P
     let mut pod = decode_pod(src, &named).ok()?;
     pod.name = format!("{name}-0");
     pod.namespace = namespace;
-    pod.ips = vec![std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 255, (n >> 8) as u8, (n & 0xff) as u8 + 1))];
+    pod.ips = vec![crate::synth::synthetic_ip(255, n)?];
     pod.node = Some("repo".into());
     pod.phase = "Running".into();
     Some(pod)
