@@ -24,8 +24,13 @@ pub struct Revision<'a> {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Decision {
     pub allowed: bool,
-    /// The deciding rule (or default) with its file:line in that revision.
+    /// The deciding rule (or default) with its file:line in that revision,
+    /// and what L3/L4 could not decide exactly.
     pub by: String,
+    /// Matches the analysis cannot decide exactly (an `http` match treated
+    /// as matching, DNS domains, services, source ports), with file:line.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub caveats: Vec<String>,
 }
 
 /// A connection whose verdict changed.
@@ -98,14 +103,29 @@ pub struct BrokenGuard {
     pub after: Decision,
 }
 
+/// What a repository says about itself in `netward.yaml` beside its policies.
+#[derive(Clone, Debug, Default)]
+pub struct RepoSettings {
+    /// Connections that must stay allowed or denied.
+    pub guards: Vec<Guard>,
+    /// `allowNoPolicies: true`: a commit may delete every policy (otherwise
+    /// such a commit is refused while the commit in force has policies).
+    pub allow_no_policies: bool,
+}
+
 /// Reads a guards file: `guards: [{from, to, port, expect: allow|deny}]`.
 pub fn load_guards(file: &Arc<str>, text: &str) -> Result<Vec<Guard>, crate::diag::Diagnostic> {
+    load_repo_settings(file, text).map(|s| s.guards)
+}
+
+/// Reads `netward.yaml`: `guards` and `allowNoPolicies`.
+pub fn load_repo_settings(file: &Arc<str>, text: &str) -> Result<RepoSettings, crate::diag::Diagnostic> {
     use crate::diag::Diagnostic;
     use crate::manifest::fields::Src;
     let docs = crate::manifest::yaml::parse_documents(file, text)?;
-    let Some(doc) = docs.first() else { return Ok(Vec::new()) };
+    let Some(doc) = docs.first() else { return Ok(RepoSettings::default()) };
     let src = Src { file, text };
-    let mut f = src.fields(&doc.root, "guards file")?;
+    let mut f = src.fields(&doc.root, "netward.yaml")?;
     let mut out = Vec::new();
     for g in f.seq("guards")?.unwrap_or(&[]) {
         let mut gf = src.fields(g, "guard")?;
@@ -122,8 +142,9 @@ pub fn load_guards(file: &Arc<str>, text: &str) -> Result<Vec<Guard>, crate::dia
         gf.finish()?;
         out.push(Guard { from: from.value, to: to.value, port: port.value, allow, at: src.pos(g).to_string() });
     }
+    let allow_no_policies = f.bool("allowNoPolicies")?.unwrap_or(false);
     f.finish()?;
-    Ok(out)
+    Ok(RepoSettings { guards: out, allow_no_policies })
 }
 
 /// The guards the head revision breaks.
@@ -191,10 +212,8 @@ pub fn ports_of(sets: &[&PolicySet], cluster: &Cluster) -> Vec<FlowPort> {
     let mut out = BTreeSet::new();
     let eps = cluster.endpoints();
     for e in &eps {
-        for list in e.named_ports.values() {
-            for (p, n) in list {
-                out.insert(FlowPort { port: *n, protocol: *p });
-            }
+        for (p, n) in &e.ports {
+            out.insert(FlowPort { port: *n, protocol: *p });
         }
     }
     for set in sets {
@@ -249,7 +268,11 @@ fn decision(v: &crate::analysis::Verdict) -> Decision {
             by.push_str(&format!(" ({})", applied.join("; ")));
         }
     }
-    Decision { allowed: v.allowed, by }
+    let caveats: Vec<String> = v.caveats().map(|c| c.to_string()).collect();
+    for c in &caveats {
+        by.push_str(&format!("; may change: {c}"));
+    }
+    Decision { allowed: v.allowed, by, caveats }
 }
 
 fn deciding_policies(v: &crate::analysis::Verdict, out: &mut BTreeSet<String>) {

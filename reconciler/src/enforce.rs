@@ -19,7 +19,7 @@ pub mod nft;
 pub mod ruleset;
 
 pub use apply::{Dataplane, EnforceError, Enforcer, NftCli, Report};
-pub use compile::{compile, iface_name, Mode, NodeSpec};
+pub use compile::{compile, iface_name, with_l7, Mode, NodeSpec, L7};
 pub use ruleset::Ruleset;
 
 #[cfg(test)]

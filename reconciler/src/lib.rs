@@ -12,6 +12,7 @@ pub mod change;
 pub mod diag;
 pub mod enforce;
 pub mod git;
+pub mod http;
 pub mod kubernetes;
 pub mod manifest;
 pub mod model;

@@ -179,6 +179,9 @@ enum Command {
         /// Host-side pod interface names are this prefix plus 11 hex digits.
         #[arg(long, default_value = "nw")]
         iface_prefix: String,
+        /// What an `http` match becomes (as `reconcile --l7`).
+        #[arg(long, value_enum, default_value_t = L7Arg::Allow)]
+        l7: L7Arg,
     },
     /// Print the cluster's pods and namespaces from the Kubernetes API as a snapshot
     /// (the YAML --cluster reads), for diff and matrix in CI.
@@ -230,13 +233,8 @@ fn init_logs(format: LogFormat) {
 
 /// `--once` and `rollback`: 0 the node enforces the revision, 1 it was
 /// refused (the last good one stays), 2 anything else failed.
-fn exit_code(o: netward::reconcile::Outcome) -> ExitCode {
-    use netward::reconcile::Outcome;
-    match o {
-        Outcome::InForce => ExitCode::SUCCESS,
-        Outcome::Refused => ExitCode::from(1),
-        Outcome::Failed => ExitCode::from(2),
-    }
+fn exit_code(p: &netward::reconcile::Pass) -> ExitCode {
+    ExitCode::from(p.result.exit_code())
 }
 
 /// What `reconcile` and `rollback` share: the repository, the inventory and
@@ -271,6 +269,34 @@ struct NodeTarget {
     /// Host-side pod interface prefix (Calico: cali).
     #[arg(long, default_value = "cali")]
     iface_prefix: String,
+    /// What an `http` (application-layer) match becomes: `allow` by its
+    /// L3/L4 part (Calico's meaning without an L7 proxy; warned every pass),
+    /// or `deny`: the rule matches nothing (fail closed).
+    #[arg(long, value_enum, default_value_t = L7Arg::Allow)]
+    l7: L7Arg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum L7Arg {
+    Allow,
+    Deny,
+}
+
+impl From<L7Arg> for enforce::L7 {
+    fn from(a: L7Arg) -> Self {
+        match a {
+            L7Arg::Allow => enforce::L7::Allow,
+            L7Arg::Deny => enforce::L7::Deny,
+        }
+    }
+}
+
+/// `--iface-prefix`: what fits a 15-byte interface name with 11 hex digits.
+fn check_iface_prefix(p: &str) -> Result<(), Failure> {
+    if p.is_empty() || p.len() > 4 || !p.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(Failure::Usage(format!("--iface-prefix {p:?}: give 1 to 4 ASCII letters or digits")));
+    }
+    Ok(())
 }
 
 /// Where the Kubernetes API is.
@@ -316,6 +342,7 @@ impl NodeTarget {
         publish: bool,
     ) -> Result<netward::reconcile::Reconciler<netward::enforce::netlink::Netlink>, Failure> {
         use netward::enforce::netlink::Netlink;
+        check_iface_prefix(&self.iface_prefix)?;
         let mut source = netward::reconcile::Source::new(self.repo, &git_ref, &self.path, self.cache);
         source.allowed_signers = allowed_signers;
         source.auth = self.auth.into();
@@ -344,9 +371,14 @@ impl NodeTarget {
                     let mut last: Option<(String, String)> = None;
                     // One patch per new commit or result, not per pod change.
                     on_record = Some(Box::new(move |p: &netward::reconcile::Pass| {
-                        let result = if p.result == "refused" { "refused" } else { "applied" };
+                        use netward::reconcile::PassResult;
+                        let result = match p.result {
+                            PassResult::Refused => "refused",
+                            PassResult::Applied | PassResult::Unchanged => "applied",
+                            PassResult::DryRun | PassResult::Error => return,
+                        };
                         let now = Some((p.commit.clone(), result.to_string()));
-                        if matches!(p.result.as_str(), "applied" | "unchanged" | "refused") && now != last {
+                        if now != last {
                             publisher.publish(&node, &p.commit, result);
                             last = now;
                         }
@@ -360,6 +392,7 @@ impl NodeTarget {
         let mut r = netward::reconcile::Reconciler::with_inventory(source, inventory, self.node, mode, dataplane);
         r.on_record = on_record;
         r.iface_prefix = self.iface_prefix;
+        r.l7 = self.l7.into();
         Ok(r)
     }
 }
@@ -600,17 +633,20 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
                 ReconcileMode::DryRun => RolloutMode::DryRun,
             };
             let (tx, rx) = std::sync::mpsc::channel();
+            let prev = status.as_deref().map(netward::reconcile::read_status).transpose().map_err(Failure::Io)?.flatten();
             let mut r = target.reconciler(git_ref, mode, verify_signatures, Some(tx.clone()), publish_status)?;
-            if let Some(prev) = status.as_deref().and_then(netward::reconcile::read_status) {
+            if let Some(prev) = prev {
                 r.resume(prev);
             }
             if once {
-                let outcome = r.pass();
+                // One pass always says how it ended, even with nothing new.
+                r.log_every_pass = true;
+                let pass = r.pass();
                 if let Some(f) = &status {
                     netward::reconcile::write_status(f, &r.status)
                         .map_err(|e| Failure::Io(format!("{}: {e}", f.display())))?;
                 }
-                return Ok(exit_code(outcome));
+                return Ok(exit_code(&pass));
             }
             // The loop waits briefly for a fetch; a longer one goes on, and
             // its end wakes the loop (Git trouble never holds up the inventory).
@@ -631,7 +667,8 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             if let Some(addr) = listen {
                 let l = std::net::TcpListener::bind(&addr).map_err(|e| Failure::Io(format!("--listen {addr}: {e}")))?;
                 let s = shared.clone();
-                std::thread::spawn(move || netward::reconcile::serve(l, s, hook));
+                let m = r.mode;
+                std::thread::spawn(move || netward::http::serve(l, s, hook, m));
             }
             r.run(
                 std::time::Duration::from_secs(interval.max(1)),
@@ -646,28 +683,34 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             use netward::reconcile::RolloutMode;
             init_logs(LogFormat::Text);
             let prev = netward::reconcile::read_status(&status)
+                .map_err(Failure::Io)?
                 .ok_or_else(|| Failure::Io(format!("{}: no status to roll back from", status.display())))?;
             let current = prev.applied.clone().unwrap_or_default();
             let target = match to {
                 Some(t) => t,
-                None => prev
-                    .history
-                    .iter()
-                    .rev()
-                    .filter(|p| matches!(p.result.as_str(), "applied" | "unchanged") && p.commit != current)
-                    .map(|p| p.commit.clone())
-                    .next()
+                None => netward::reconcile::rollback_target(&prev)
                     .ok_or_else(|| Failure::Io("the history has no earlier applied revision".into()))?,
             };
             let mut r = node_target.reconciler(target.clone(), RolloutMode::Enforce, None, None, false)?;
             r.resume(prev);
+            r.log_every_pass = true;
             // The commit we return to may once have been refused; a rollback is explicit.
             r.status.refused.retain(|p| p.commit != target);
-            let outcome = r.pass();
+            let pass = r.pass();
             netward::reconcile::write_status(&status, &r.status)
                 .map_err(|e| Failure::Io(format!("{}: {e}", status.display())))?;
-            eprintln!("rolled back from {} to {}", text::short_id(&current), text::short_id(&target));
-            Ok(exit_code(outcome))
+            if pass.result.in_force() {
+                eprintln!("rolled back from {} to {}", text::short_id(&current), text::short_id(&pass.commit));
+            } else {
+                eprintln!(
+                    "netward: rollback to {} {}: {}; {} stays in force",
+                    text::short_id(&target),
+                    pass.result,
+                    pass.detail,
+                    if current.is_empty() { "nothing" } else { text::short_id(&current) }
+                );
+            }
+            Ok(exit_code(&pass))
         }
         Command::Diff { base, head, path, cluster: cp, format, repo, guards } => {
             // In diff, 1 means "connectivity changed": bad input is an error (2).
@@ -684,8 +727,8 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             }
             .map_err(Failure::Io)?;
             let head_rev = head.map(|h| netward::git::resolve(&repo, &h)).transpose().map_err(Failure::Io)?;
-            let base_files = netward::git::files(&repo, Some(&base_rev), &path).map_err(Failure::Io)?;
-            let head_files = netward::git::files(&repo, head_rev.as_deref(), &path).map_err(Failure::Io)?;
+            let (base_files, head_files) = netward::git::revision_files(&repo, &base_rev, head_rev.as_deref(), &path)
+                .map_err(Failure::Io)?;
             let load = |files: &[(std::sync::Arc<str>, String)]| {
                 let mut d = Vec::new();
                 let set = netward::manifest::load::load_policy_texts(
@@ -744,11 +787,9 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             let _ = out(&text);
             Ok(if r.changed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
-        Command::Plan { node, policies: pp, cluster: cp, format, mode, iface_prefix } => {
-            if iface_prefix.is_empty() || iface_prefix.len() > 4 {
-                return Err(Failure::Usage("--iface-prefix must be 1..4 characters".into()));
-            }
-            let set = policies(&pp)?;
+        Command::Plan { node, policies: pp, cluster: cp, format, mode, iface_prefix, l7 } => {
+            check_iface_prefix(&iface_prefix)?;
+            let set = enforce::with_l7(&policies(&pp)?, l7.into());
             let c = cluster(&cp)?;
             if !c.pods.iter().any(|p| p.node.as_deref() == Some(node.as_str())) {
                 return Err(Failure::Usage(format!("no pod in the cluster runs on node {node:?}")));

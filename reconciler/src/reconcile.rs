@@ -9,12 +9,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::analysis::{Analysis, View};
 use crate::change;
 use crate::diag::Severity;
-use crate::enforce::{self, Dataplane, Enforcer, Mode, NodeSpec};
+use crate::enforce::{self, Dataplane, Enforcer, Mode, NodeSpec, L7};
 use crate::git;
 pub use crate::git::auth::GitAuth;
 pub use crate::git::watch::watch_local;
@@ -59,15 +59,88 @@ pub enum RolloutMode {
     DryRun,
 }
 
+/// How a pass ended. The log line, the status file, the metrics, the Node
+/// annotation and the exit code are all derived from this one value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PassResult {
+    /// The node now enforces the commit; the table changed.
+    Applied,
+    /// The node enforces the commit; nothing needed to change.
+    Unchanged,
+    /// The commit was refused whole (invalid, unsigned, breaking a guard,
+    /// deleting every policy); the last good one stays in force.
+    Refused,
+    /// Dry-run: what the commit would change was computed; nothing was programmed.
+    DryRun,
+    /// Something outside the commit failed (fetch, inventory, kernel); the
+    /// last good commit stays in force and the pass is retried.
+    Error,
+}
+
+impl PassResult {
+    /// The status file's and the logs' word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassResult::Applied => "applied",
+            PassResult::Unchanged => "unchanged",
+            PassResult::Refused => "refused",
+            PassResult::DryRun => "dry-run",
+            PassResult::Error => "error",
+        }
+    }
+
+    /// Whether the node enforces (or, in dry-run, would enforce) the commit.
+    pub fn in_force(self) -> bool {
+        matches!(self, PassResult::Applied | PassResult::Unchanged | PassResult::DryRun)
+    }
+
+    /// `--once` and `rollback`: 0 in force, 1 refused (the last good
+    /// commit stays), 2 anything else failed.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            PassResult::Applied | PassResult::Unchanged | PassResult::DryRun => 0,
+            PassResult::Refused => 1,
+            PassResult::Error => 2,
+        }
+    }
+}
+
+impl std::fmt::Display for PassResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One pass's outcome, as recorded in the status.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Pass {
     pub commit: String,
     pub at: u64,
-    /// `applied`, `unchanged`, `refused`, `dry-run` or `error`.
-    pub result: String,
+    pub result: PassResult,
+    /// For people: what changed, or why it was refused or failed.
     pub detail: String,
     pub duration_ms: u64,
+    /// The pass found the table edited by hand and repaired it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drift: bool,
+}
+
+/// Why a commit was not applied: refused for good, or failed for now.
+#[derive(Clone, Debug)]
+enum Failure {
+    /// The commit itself is wrong. `remember`: never retried until the ref
+    /// moves (false where the cause may be outside the commit, such as a
+    /// `--path` that names no directory of it).
+    Refused { why: String, remember: bool },
+    /// Something else failed; the next pass tries again.
+    Error(String),
+}
+
+impl Failure {
+    fn refused(why: impl Into<String>) -> Self {
+        Failure::Refused { why: why.into(), remember: true }
+    }
 }
 
 /// Counters for `/metrics`.
@@ -120,6 +193,11 @@ impl Metrics {
         if let Some(c) = &status.applied {
             let _ = writeln!(o, "netward_applied_revision{{commit=\"{c}\",ref=\"{}\"}} 1", label(&status.tracked_ref));
         }
+        if let Some(c) = &status.dry_run {
+            let _ = writeln!(o, "# HELP netward_dry_run_revision The commit a dry-run last evaluated (nothing of it is enforced).");
+            let _ = writeln!(o, "# TYPE netward_dry_run_revision gauge");
+            let _ = writeln!(o, "netward_dry_run_revision{{commit=\"{c}\",ref=\"{}\"}} 1", label(&status.tracked_ref));
+        }
         let _ = writeln!(
             o,
             "# HELP netward_guard_holds Whether a guard of the commit in force holds (1) on the current inventory."
@@ -167,20 +245,27 @@ fn label(v: &str) -> String {
 }
 
 /// What `/status` and `--status FILE` show.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Status {
     pub tracked_ref: String,
-    /// The commit in force on this node.
+    /// The commit in force on this node (never set by a dry-run).
     pub applied: Option<String>,
+    /// Dry-run: the commit last evaluated (nothing of it is enforced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<String>,
     /// Commits refused, with why (file:line:col and commit); never retried.
     pub refused: Vec<Pass>,
     pub last_error: Option<String>,
     /// Why the inventory is not current (the API watch is broken), if it is not.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", skip_deserializing)]
     pub inventory_error: Option<String>,
     /// Set while a fetch has hung far past its time limit; `/healthz` fails.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", skip_deserializing)]
     pub stalled_fetch: Option<String>,
+    /// Warnings about the commit in force that weaken what it says (an
+    /// `http` match enforced as plain L4): logged every pass, shown here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", skip_deserializing)]
+    pub warnings: Vec<String>,
     /// The last passes, newest last.
     pub history: Vec<Pass>,
 }
@@ -338,24 +423,22 @@ pub struct Reconciler<D: Dataplane> {
     /// How long a pass waits for its fetch (None: until it ends or falls
     /// silent for the fetcher's limit, as `--once` wants).
     pub fetch_wait: Option<Duration>,
+    /// What an `http` (application-layer) match compiles to.
+    pub l7: L7,
+    /// Log every pass, even one with nothing new (`--once` always says how it ended).
+    pub log_every_pass: bool,
 }
 
-/// A commit's policy files (for guards) and its policy set.
-type LoadedCommit = std::sync::Arc<(Vec<(std::sync::Arc<str>, String)>, crate::model::PolicySet)>;
+/// A commit as loaded once: its policy set and `netward.yaml`.
+struct Commit {
+    set: crate::model::PolicySet,
+    settings: change::RepoSettings,
+}
+
+type LoadedCommit = std::sync::Arc<Commit>;
 
 /// Told of every pass the loop records.
 pub type PassHook = Box<dyn FnMut(&Pass) + Send>;
-
-/// How one pass ended, for `--once` exit codes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// The node enforces the tracked commit (or would, in dry-run).
-    InForce,
-    /// The tracked commit was refused; the last good one stays.
-    Refused,
-    /// Something else failed (fetch, kernel); the last good one stays.
-    Failed,
-}
 
 impl<D: Dataplane> Reconciler<D> {
     /// A loop whose inventory is the given snapshot files.
@@ -387,43 +470,59 @@ impl<D: Dataplane> Reconciler<D> {
             next_fetch: Instant::now(),
             loaded: None,
             fetch_wait: None,
+            l7: L7::default(),
+            log_every_pass: false,
         }
     }
 
-    fn record(&mut self, p: Pass) {
+    /// Derives everything a pass tells from its one typed outcome: metrics,
+    /// the log line, the refused list, the history and the Node hook.
+    /// `quiet` passes (nothing new to tell) are counted but not logged or kept.
+    fn record(&mut self, p: &Pass, quiet: bool) {
         self.metrics.observe(p.duration_ms as f64 / 1000.0);
-        match p.result.as_str() {
-            "refused" => self.metrics.refused_total += 1,
-            "error" => self.metrics.apply_errors_total += 1,
+        match p.result {
+            PassResult::Refused => self.metrics.refused_total += 1,
+            PassResult::Error => self.metrics.apply_errors_total += 1,
             _ => {}
         }
-        if p.detail.contains("repaired drift") {
+        if p.drift {
             self.metrics.drift_repairs_total += 1;
         }
-        let commit = short(&p.commit);
-        match p.result.as_str() {
-            "refused" | "error" => {
+        let commit = short(&p.commit).to_string();
+        // What the commit in force says but the node cannot enforce as
+        // written is said on every pass, so it is never out of sight.
+        for w in &self.status.warnings {
+            tracing::warn!(commit = %commit, warning = %w, "not enforced as written");
+        }
+        if quiet && !self.log_every_pass {
+            return;
+        }
+        match p.result {
+            PassResult::Refused | PassResult::Error => {
                 tracing::warn!(commit = %commit, result = %p.result, duration_ms = p.duration_ms, detail = %p.detail, "reconcile")
             }
             _ => {
                 tracing::info!(commit = %commit, result = %p.result, duration_ms = p.duration_ms, detail = %p.detail, "reconcile")
             }
         }
-        if p.result == "refused" {
-            self.status.refused.push(p.clone());
+        if p.drift {
+            tracing::warn!(commit = %commit, "the table had been changed by hand; repaired");
+        }
+        if quiet {
+            return;
         }
         // The same error pass after pass (a server down for an hour) is one
         // entry, kept current, so the applied revisions stay in the history.
         if let Some(last) = self.status.history.last_mut() {
-            if p.result == "error" && last.result == "error" && last.detail == p.detail {
-                *last = p;
+            if p.result == PassResult::Error && last.result == PassResult::Error && last.detail == p.detail {
+                *last = p.clone();
                 return;
             }
         }
         if let Some(hook) = self.on_record.as_mut() {
-            hook(&p);
+            hook(p);
         }
-        self.status.history.push(p);
+        self.status.history.push(p.clone());
         let n = self.status.history.len();
         if n > HISTORY {
             self.status.history.drain(..n - HISTORY);
@@ -431,13 +530,13 @@ impl<D: Dataplane> Reconciler<D> {
     }
 
     /// One pass of the loop: fetch, then apply.
-    pub fn pass(&mut self) -> Outcome {
+    pub fn pass(&mut self) -> Pass {
         self.pass_for(Wake::Fetch)
     }
 
     /// One pass; after an inventory wake the last fetched commit is applied
     /// again to the new inventory, without going to the Git server.
-    pub fn pass_for(&mut self, why: Wake) -> Outcome {
+    pub fn pass_for(&mut self, why: Wake) -> Pass {
         let start = Instant::now();
         self.woken_by = why;
         self.status.inventory_error = self.inventory.health().err();
@@ -449,9 +548,13 @@ impl<D: Dataplane> Reconciler<D> {
                     // The fetch goes on and wakes the loop when it ends;
                     // meanwhile the commit in force meets the inventory.
                     let dir = self.fetched.as_ref().map_or_else(|| self.source.dir(), |f| f.0.clone());
-                    self.keep_in_force(&dir, start);
+                    let kept = self.keep_in_force(&dir, start);
                     self.note_stalled_fetch();
-                    return if self.status.applied.is_some() { Outcome::InForce } else { Outcome::Failed };
+                    let commit = self.status.applied.clone().unwrap_or_default();
+                    return match kept {
+                        Some(p) => p,
+                        None => self.outcome(commit, PassResult::Error, "the fetch is still running".into(), start),
+                    };
                 }
             },
         };
@@ -462,43 +565,53 @@ impl<D: Dataplane> Reconciler<D> {
                 x
             }
             Err(e) => {
-                self.record(Pass {
-                    commit: String::new(),
-                    at: now(),
-                    result: "error".into(),
-                    detail: e.clone(),
-                    duration_ms: ms(start),
-                });
+                let p = self.outcome(String::new(), PassResult::Error, e.clone(), start);
+                self.record(&p, false);
                 // The server's trouble is no reason to stop enforcing: the
                 // commit in force meets the current inventory, and hand
                 // edits are repaired, while the fetch fails.
                 let dir = self.fetched.as_ref().map_or_else(|| self.source.dir(), |f| f.0.clone());
                 self.keep_in_force(&dir, start);
                 self.status.last_error = Some(e);
-                return Outcome::Failed;
+                return p;
             }
         };
         // A refused commit is not retried until the ref moves; the last good
         // revision keeps being enforced (and repaired) meanwhile.
-        if self.status.refused.iter().any(|p| p.commit == commit) {
+        if let Some(r) = self.status.refused.iter().find(|p| p.commit == commit) {
+            let detail = format!("refused before: {}", r.detail);
             self.keep_in_force(&dir, start);
-            return Outcome::Refused;
+            let p = self.outcome(commit, PassResult::Refused, detail, start);
+            self.record(&p, true);
+            return p;
         }
         match self.apply(&dir, &commit, start) {
-            Ok(o) => o,
-            Err((result, detail)) => {
-                let refused = result == "refused";
-                if !refused {
-                    self.status.last_error = Some(detail.clone());
+            Ok(p) => p,
+            Err(f) => {
+                let (result, detail, remember) = match f {
+                    Failure::Refused { why, remember } => (PassResult::Refused, why, remember),
+                    Failure::Error(e) => {
+                        self.status.last_error = Some(e.clone());
+                        (PassResult::Error, e, false)
+                    }
+                };
+                let p = self.outcome(commit, result, detail, start);
+                if remember {
+                    self.status.refused.push(p.clone());
+                } else if result == PassResult::Refused {
+                    // Not the commit's fault alone: keep enforcing the last
+                    // good one, and try again next pass.
+                    self.keep_in_force(&dir, start);
+                    self.status.last_error = Some(p.detail.clone());
                 }
-                self.record(Pass { commit, at: now(), result: result.into(), detail, duration_ms: ms(start) });
-                if refused {
-                    Outcome::Refused
-                } else {
-                    Outcome::Failed
-                }
+                self.record(&p, false);
+                p
             }
         }
+    }
+
+    fn outcome(&self, commit: String, result: PassResult, detail: String, start: Instant) -> Pass {
+        Pass { commit, at: now(), result, detail, duration_ms: ms(start), drift: false }
     }
 
     /// Sets `stalled_fetch` while a fetch has heard nothing for many time limits.
@@ -515,56 +628,107 @@ impl<D: Dataplane> Reconciler<D> {
     }
 
     /// Applies the commit in force again (to the current inventory, with
-    /// drift repair); a failure is reported in `last_error`.
-    fn keep_in_force(&mut self, dir: &Path, start: Instant) {
-        let Some(good) = self.status.applied.clone() else { return };
-        if let Err((_, detail)) = self.apply(dir, &good, start) {
-            self.status.last_error = Some(format!("the commit in force, {}: {detail}", short(&good)));
+    /// drift repair); a failure is reported in `last_error`. None when no
+    /// commit is in force.
+    fn keep_in_force(&mut self, dir: &Path, start: Instant) -> Option<Pass> {
+        let good = self.status.applied.clone()?;
+        match self.apply(dir, &good, start) {
+            Ok(p) => Some(p),
+            Err(Failure::Refused { why: detail, .. } | Failure::Error(detail)) => {
+                let detail = format!("the commit in force, {}: {detail}", short(&good));
+                self.status.last_error = Some(detail.clone());
+                Some(self.outcome(good, PassResult::Error, detail, start))
+            }
         }
     }
 
+    /// Reads and loads a commit's policy files (cached: a commit never changes).
+    fn load(&mut self, dir: &Path, commit: &str) -> Result<LoadedCommit, Failure> {
+        if let Some((c, l)) = &self.loaded {
+            if c == commit {
+                return Ok(l.clone());
+            }
+        }
+        let files = match git::files(dir, Some(commit), &self.source.path) {
+            Ok(f) => f,
+            Err(e @ git::FilesError::PathMissing { .. }) => {
+                return Err(Failure::Refused { why: format!("{e}: check --path"), remember: false })
+            }
+            Err(git::FilesError::Git(e)) => return Err(Failure::Error(e)),
+        };
+        let mut diags = Vec::new();
+        let set = load_policy_texts(files.iter().map(|(n, t)| (n.clone(), t.as_str())), &mut diags);
+        let errors: Vec<String> =
+            diags.iter().filter(|d| d.severity == Severity::Error).map(|d| d.to_string()).collect();
+        if !errors.is_empty() {
+            return Err(Failure::refused(format!("invalid commit: {}", errors.join("; "))));
+        }
+        let settings = self.repo_settings(&files)?;
+        let l = std::sync::Arc::new(Commit { set, settings });
+        self.loaded = Some((commit.to_string(), l.clone()));
+        Ok(l)
+    }
+
+    /// `netward.yaml` beside the policies, if the commit has one.
+    fn repo_settings(&self, files: &[(std::sync::Arc<str>, String)]) -> Result<change::RepoSettings, Failure> {
+        let name = format!("{}/netward.yaml", self.source.path.trim_end_matches('/'));
+        let name = name.trim_start_matches("./").trim_start_matches('/').to_string();
+        match files.iter().find(|(n, _)| n.ends_with(&format!(":{name}"))) {
+            Some((n, text)) => {
+                change::load_repo_settings(n, text).map_err(|d| Failure::refused(format!("invalid netward.yaml: {d}")))
+            }
+            None => Ok(change::RepoSettings::default()),
+        }
+    }
+
+    /// How many policies the commit in force has (0 when none is).
+    fn policies_in_force(&mut self, dir: &Path) -> usize {
+        let Some(good) = self.status.applied.clone() else { return 0 };
+        let cached = self.loaded.clone();
+        let n = self.load(dir, &good).map(|l| l.set.policies.len()).unwrap_or(0);
+        // Counting must not evict the commit being applied from the cache.
+        if let Some(c) = cached {
+            self.loaded = Some(c);
+        }
+        n
+    }
+
     /// Loads, checks and applies one commit.
-    fn apply(&mut self, dir: &Path, commit: &str, start: Instant) -> Result<Outcome, (&'static str, String)> {
+    fn apply(&mut self, dir: &Path, commit: &str, start: Instant) -> Result<Pass, Failure> {
         if let Some(signers) = &self.source.allowed_signers {
             use git::signature::Unverified;
             let checked = git::open(dir).and_then(|(repo, _)| Ok((git::resolve_in(&repo, commit)?, repo)));
-            let (id, repo) = checked.map_err(|e| ("error", e))?;
+            let (id, repo) = checked.map_err(Failure::Error)?;
             match git::signature::verify(&repo, id, signers) {
                 Ok(_) => {}
-                Err(Unverified::Refused(why)) => {
-                    return Err(("refused", format!("not signed by an allowed key: {why}")))
-                }
+                Err(Unverified::Refused(why)) => return Err(Failure::refused(format!("not signed by an allowed key: {why}"))),
                 Err(Unverified::CannotCheck(why)) => {
-                    return Err(("error", format!("cannot check the signature: {why}")))
+                    return Err(Failure::Error(format!("cannot check the signature: {why}")))
                 }
             }
         }
         // A commit's policies never change: an inventory pass reuses them.
-        let loaded = match &self.loaded {
-            Some((c, l)) if c == commit => l.clone(),
-            _ => {
-                let files = git::files(dir, Some(commit), &self.source.path).map_err(|e| ("error", e))?;
-                let mut diags = Vec::new();
-                let set = load_policy_texts(files.iter().map(|(n, t)| (n.clone(), t.as_str())), &mut diags);
-                let errors: Vec<String> =
-                    diags.iter().filter(|d| d.severity == Severity::Error).map(|d| d.to_string()).collect();
-                if !errors.is_empty() {
-                    return Err(("refused", format!("invalid commit: {}", errors.join("; "))));
-                }
-                let l = std::sync::Arc::new((files, set));
-                self.loaded = Some((commit.to_string(), l.clone()));
-                l
+        let loaded = self.load(dir, commit)?;
+        let in_force = self.status.applied.as_deref() == Some(commit);
+        // "Delete every policy" is almost always a mistake (a moved folder, a
+        // bad merge): the repository must say it means it.
+        if !in_force && loaded.set.policies.is_empty() && !loaded.settings.allow_no_policies {
+            let before = self.policies_in_force(dir);
+            if before > 0 {
+                return Err(Failure::refused(format!(
+                    "the commit has no policies under {:?} while the commit in force has {before}; set `allowNoPolicies: true` in netward.yaml to delete them all",
+                    self.source.path
+                )));
             }
-        };
+        }
         let generation = self.inventory.generation();
-        let cluster = self.inventory.current().map_err(|e| ("error", e))?;
-        let files = &loaded.0;
+        let cluster = self.inventory.current().map_err(Failure::Error)?;
         let cluster_sets = self.inventory.network_sets();
         let with_cluster_sets;
-        let set = if cluster_sets.is_empty() {
-            &loaded.1
+        let set = if cluster_sets.is_empty() && self.l7 == L7::Allow {
+            &loaded.set
         } else {
-            let mut s = loaded.1.clone();
+            let mut s = enforce::with_l7(&loaded.set, self.l7);
             for ns in cluster_sets {
                 if !s.network_sets.iter().any(|o| o.namespace == ns.namespace && o.name == ns.name) {
                     s.network_sets.push(ns);
@@ -574,89 +738,75 @@ impl<D: Dataplane> Reconciler<D> {
             &with_cluster_sets
         };
         let mut guard_warning = None;
-        let mut guards_now: Vec<(change::Guard, bool)> = Vec::new();
-        // Guards: `netward.yaml` next to the policies, if the commit has one.
-        let guards_name = format!("{}/netward.yaml", self.source.path.trim_end_matches('/'));
-        let guards_name = guards_name.trim_start_matches("./").to_string();
-        if let Some((name, text)) = files.iter().find(|(n, _)| n.ends_with(&format!(":{guards_name}"))) {
-            let list = change::load_guards(name, text).map_err(|d| ("refused", format!("invalid guards: {d}")))?;
-            let outcomes = change::evaluate_guards(&list, set, &cluster);
-            let problem = outcomes.iter().find_map(|o| match o {
-                change::GuardOutcome::Holds => None,
-                change::GuardOutcome::Unknown(e) => Some(e.clone()),
-                change::GuardOutcome::Broken(b) => {
-                    let g = &b.guard;
-                    let must = if g.allow { "allowed" } else { "denied" };
-                    Some(format!("breaks guard {}: {} -> {} {} must be {must}", g.at, g.from, g.to, g.port))
-                }
-            });
-            guards_now =
-                list.into_iter().zip(&outcomes).map(|(g, o)| (g, matches!(o, change::GuardOutcome::Holds))).collect();
-            // For the commit in force the metric follows the inventory at
-            // once, whatever happens to the rest of the pass.
-            if self.status.applied.as_deref() == Some(commit) {
-                self.metrics.guards = guards_now.clone();
+        let list = &loaded.settings.guards;
+        let outcomes = change::evaluate_guards(list, set, &cluster);
+        let problem = outcomes.iter().find_map(|o| match o {
+            change::GuardOutcome::Holds => None,
+            change::GuardOutcome::Unknown(e) => Some(e.clone()),
+            change::GuardOutcome::Broken(b) => {
+                let g = &b.guard;
+                let must = if g.allow { "allowed" } else { "denied" };
+                Some(format!("breaks guard {}: {} -> {} {} must be {must}", g.at, g.from, g.to, g.port))
             }
-            if let Some(why) = problem {
-                // Guards gate commits. The commit in force stays in force when
-                // the cluster changes under it (refusing it would freeze the
-                // table with stale pods); the breakage is reported.
-                if self.status.applied.as_deref() != Some(commit) {
-                    return Err(("refused", why));
-                }
-                guard_warning = Some(why);
+        });
+        let guards_now: Vec<(change::Guard, bool)> =
+            list.iter().cloned().zip(&outcomes).map(|(g, o)| (g, matches!(o, change::GuardOutcome::Holds))).collect();
+        // For the commit in force the metric follows the inventory at
+        // once, whatever happens to the rest of the pass.
+        if in_force {
+            self.metrics.guards = guards_now.clone();
+        }
+        if let Some(why) = problem {
+            // Guards gate commits. The commit in force stays in force when
+            // the cluster changes under it (refusing it would freeze the
+            // table with stale pods); the breakage is reported.
+            if !in_force {
+                return Err(Failure::refused(why));
             }
+            guard_warning = Some(why);
         }
         let an = Analysis::new(set, &cluster, View::Enforced);
         let mode = if self.mode == RolloutMode::Audit { Mode::Audit } else { Mode::Enforce };
-        let rs =
-            enforce::compile(&an, &NodeSpec { node: self.node.clone(), iface_prefix: self.iface_prefix.clone(), mode });
+        let spec = NodeSpec { node: self.node.clone(), iface_prefix: self.iface_prefix.clone(), mode };
+        let rs = enforce::compile(&an, &spec);
+        let warnings = crate::validate::not_enforced(&loaded.set, self.l7);
         if self.mode == RolloutMode::DryRun {
-            let live = self.enforcer.dataplane().read().map_err(|e| ("error", e.to_string()))?;
+            let live = self.enforcer.dataplane().read().map_err(|e| Failure::Error(e.to_string()))?;
             let changes = enforce::diff::diff(live.as_ref(), &rs);
             let detail = format!("would apply: {}", changes.summary());
-            self.status.applied = Some(commit.to_string());
+            // Nothing is enforced: `applied` keeps naming what really is.
+            let new = self.status.dry_run.replace(commit.to_string()).as_deref() != Some(commit);
+            self.status.warnings = warnings;
             self.metrics.guards = guards_now;
-            self.record(Pass {
-                commit: commit.into(),
-                at: now(),
-                result: "dry-run".into(),
-                detail,
-                duration_ms: ms(start),
-            });
-            return Ok(Outcome::InForce);
+            let p = self.outcome(commit.into(), PassResult::DryRun, detail, start);
+            self.record(&p, !new && changes.is_empty());
+            return Ok(p);
         }
         // A new commit or inventory goes in by the fast path (only what
         // changed since the last pass, no read-back), so commit-to-enforced
         // stays short; a pass with nothing new reads the table back and
         // repairs hand edits.
-        let new_commit = self.status.applied.as_deref() != Some(commit);
         // Only an inventory wake takes the fast path for an inventory change:
         // the periodic pass always reads back, so drift is repaired even on a
         // cluster whose pods never stop changing.
         let new_inventory = self.programmed_generation != Some(generation) && self.woken_by == Wake::Inventory;
-        let report = if new_commit || new_inventory { self.enforcer.update(&rs) } else { self.enforcer.sync(&rs) }
-            .map_err(|e| ("error", e.to_string()))?;
+        let report = if !in_force || new_inventory { self.enforcer.update(&rs) } else { self.enforcer.sync(&rs) }
+            .map_err(|e| Failure::Error(e.to_string()))?;
         self.programmed_generation = Some(generation);
         self.metrics.guards = guards_now;
-        let result = if report.changes.is_empty() { "unchanged" } else { "applied" };
-        let mut detail = format!("{}{}", report.changes.summary(), if report.drift { "; repaired drift" } else { "" });
+        self.status.warnings = warnings;
+        let result = if report.changes.is_empty() { PassResult::Unchanged } else { PassResult::Applied };
+        let mut detail = report.changes.summary();
         if let Some(w) = &guard_warning {
             detail.push_str(&format!("; the cluster now {w}"));
         }
         self.status.last_error = guard_warning;
-        let was = self.status.applied.replace(commit.to_string());
-        // Record only what changed something, or a new commit.
-        if result == "applied" || was.as_deref() != Some(commit) {
-            self.record(Pass {
-                commit: commit.into(),
-                at: now(),
-                result: result.into(),
-                detail,
-                duration_ms: ms(start),
-            });
-        }
-        Ok(Outcome::InForce)
+        self.status.applied = Some(commit.to_string());
+        let mut p = self.outcome(commit.into(), result, detail, start);
+        p.drift = report.drift;
+        // Keep only what changed something, or a new commit.
+        self.record(&p, result == PassResult::Unchanged && in_force);
+        Ok(p)
     }
 
     /// Runs passes every `interval` until `stop` says so; `shared` (if any)
@@ -736,25 +886,35 @@ pub fn write_status(path: &Path, s: &Status) -> std::io::Result<()> {
     std::fs::rename(tmp, path)
 }
 
-/// Reads a status written by an earlier run (so refused commits stay refused across restarts).
-pub fn read_status(path: &Path) -> Option<Status> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let pass = |p: &serde_json::Value| Pass {
-        commit: p["commit"].as_str().unwrap_or("").into(),
-        at: p["at"].as_u64().unwrap_or(0),
-        result: p["result"].as_str().unwrap_or("").into(),
-        detail: p["detail"].as_str().unwrap_or("").into(),
-        duration_ms: p["duration_ms"].as_u64().unwrap_or(0),
+/// The commit `rollback` returns to: the newest one the history shows in
+/// force that is not the current one.
+pub fn rollback_target(s: &Status) -> Option<String> {
+    let current = s.applied.as_deref().unwrap_or("");
+    s.history
+        .iter()
+        .rev()
+        .filter(|p| matches!(p.result, PassResult::Applied | PassResult::Unchanged) && p.commit != current)
+        .map(|p| p.commit.clone())
+        .next()
+}
+
+/// Reads a status written by an earlier run (so refused commits stay
+/// refused across restarts): None if there is none yet. A file that is not
+/// a status is an error naming the place, never silently replaced: it holds
+/// the refusals that keep bad commits out.
+pub fn read_status(path: &Path) -> Result<Option<Status>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
     };
-    Some(Status {
-        tracked_ref: v["tracked_ref"].as_str().unwrap_or("").into(),
-        applied: v["applied"].as_str().map(str::to_string),
-        refused: v["refused"].as_array().map(|a| a.iter().map(pass).collect()).unwrap_or_default(),
-        last_error: v["last_error"].as_str().map(str::to_string),
-        inventory_error: None,
-        stalled_fetch: None,
-        history: v["history"].as_array().map(|a| a.iter().map(pass).collect()).unwrap_or_default(),
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        format!(
+            "{}:{}:{}: not a netward status file ({e}); fix it, or move it away to start afresh (refused commits would then be tried again)",
+            path.display(),
+            e.line(),
+            e.column()
+        )
     })
 }
 
@@ -767,105 +927,7 @@ impl<D: Dataplane> Reconciler<D> {
     }
 }
 
-/// The operators' HTTP endpoints: `/healthz`, `/readyz` (ready once a
-/// revision is enforced), `/metrics` (Prometheus text) and `/status` (JSON).
-/// A small blocking server on its own thread: one request at a time is
-/// plenty for probes and scrapes.
-pub fn serve(
-    listener: std::net::TcpListener,
-    shared: std::sync::Arc<std::sync::Mutex<(Status, Metrics)>>,
-    hook: Option<(Vec<u8>, std::sync::mpsc::Sender<Wake>)>,
-) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    for stream in listener.incoming().flatten() {
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-        let mut reader = BufReader::new(&stream);
-        let mut line = String::new();
-        if reader.read_line(&mut line).is_err() {
-            continue;
-        }
-        let mut length = 0usize;
-        let mut signature = String::new();
-        let mut h = String::new();
-        while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
-            let lower = h.to_ascii_lowercase();
-            if let Some(v) = lower.strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-            if let Some(v) = lower.strip_prefix("x-hub-signature-256:") {
-                signature = v.trim().to_string();
-            }
-            h.clear();
-        }
-        let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-        if line.starts_with("POST ") && path == "/hook" {
-            let mut body = vec![0u8; length.min(1 << 20)];
-            let ok = reader.read_exact(&mut body).is_ok();
-            let (code, msg) = match &hook {
-                Some((secret, tx)) if ok && signature_ok(secret, &body, &signature) => {
-                    let _ = tx.send(Wake::Fetch);
-                    ("202 Accepted", "fetching\n")
-                }
-                Some(_) => ("401 Unauthorized", "bad signature\n"),
-                None => ("404 Not Found", "no webhook configured\n"),
-            };
-            let mut w = &stream;
-            let _ = write!(w, "HTTP/1.1 {code}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{msg}", msg.len());
-            continue;
-        }
-        let (status, metrics) = match shared.lock() {
-            Ok(g) => g.clone(),
-            Err(_) => continue,
-        };
-        let (code, ctype, body) = match path.as_str() {
-            "/healthz" => match &status.stalled_fetch {
-                Some(why) => ("503 Service Unavailable", "text/plain", format!("{why}\n")),
-                None => ("200 OK", "text/plain", "ok\n".to_string()),
-            },
-            "/readyz" => match (&status.applied, &status.inventory_error) {
-                (None, _) => ("503 Service Unavailable", "text/plain", "no revision enforced yet\n".to_string()),
-                (Some(_), Some(e)) => ("503 Service Unavailable", "text/plain", format!("{e}\n")),
-                (Some(_), None) => ("200 OK", "text/plain", "ready\n".to_string()),
-            },
-            "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render(&status)),
-            "/status" => {
-                ("200 OK", "application/json", serde_json::to_string_pretty(&status).expect("status serializes") + "\n")
-            }
-            _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
-        };
-        let mut w = &stream;
-        let _ = write!(
-            w,
-            "HTTP/1.1 {code}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-    }
-}
-
-/// Checks a GitHub-style `sha256=<hex>` HMAC of the body, in constant time.
-pub fn signature_ok(secret: &[u8], body: &[u8], header: &str) -> bool {
-    use hmac::{Hmac, Mac};
-    let Some(hex) = header.strip_prefix("sha256=") else { return false };
-    let Some(expected) = (0..hex.len())
-        .step_by(2)
-        .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect::<Option<Vec<u8>>>()
-    else {
-        return false;
-    };
-    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret) else { return false };
-    mac.update(body);
-    mac.verify_slice(&expected).is_ok()
-}
-
-/// The `sha256=<hex>` header value for a body (for tests and tools that send hooks).
-pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(body);
-    let bytes = mac.finalize().into_bytes();
-    format!("sha256={}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
-}
+pub use crate::http::{serve, sign, signature_ok};
 
 #[cfg(test)]
 mod tests {
@@ -941,18 +1003,18 @@ mod tests {
         let (dir, cluster) = example_repo("inventory", &[]);
         let given = Arc::new(Mutex::new(Ok(cluster.clone())));
         let mut r = in_memory_loop(dir.display().to_string(), &dir, &given);
-        assert_eq!(r.pass(), Outcome::InForce);
+        assert_eq!(r.pass().result.in_force(), true);
         let with_pods = chains(&r);
         // node-b's pods leave: their chains go with them.
         let mut fewer = cluster.clone();
         fewer.pods.retain(|p| p.node.as_deref() != Some("node-b"));
         *given.lock().expect("lock") = Ok(fewer);
-        assert_eq!(r.pass(), Outcome::InForce);
+        assert_eq!(r.pass().result.in_force(), true);
         let without = chains(&r);
         assert!(without.len() < with_pods.len(), "{} -> {} chains", with_pods.len(), without.len());
         // The inventory fails: the pass fails, says why, and the table stays.
         *given.lock().expect("lock") = Err("inventory: the API server is unreachable".into());
-        assert_eq!(r.pass(), Outcome::Failed);
+        assert_eq!(r.pass().result, PassResult::Error);
         assert!(r.status.last_error.as_deref().is_some_and(|e| e.contains("unreachable")));
         assert_eq!(chains(&r), without);
         let _ = std::fs::remove_dir_all(dir);
@@ -963,7 +1025,7 @@ mod tests {
         let (dir, cluster) = example_repo("fetch-fails", &[]);
         let given = Arc::new(Mutex::new(Ok(cluster.clone())));
         let mut r = in_memory_loop(dir.display().to_string(), &dir, &given);
-        assert_eq!(r.pass(), Outcome::InForce);
+        assert_eq!(r.pass().result.in_force(), true);
         let in_force = r.status.applied.clone();
         let with_pods = chains(&r);
         // The tracked branch disappears: every fetch fails...
@@ -973,20 +1035,20 @@ mod tests {
         let mut fewer = cluster.clone();
         fewer.pods.retain(|p| p.node.as_deref() != Some("node-b"));
         *given.lock().expect("lock") = Ok(fewer);
-        assert_eq!(r.pass(), Outcome::Failed);
+        assert_eq!(r.pass().result, PassResult::Error);
         assert!(r.status.last_error.as_deref().is_some_and(|e| e.contains("main")), "{:?}", r.status.last_error);
         assert!(chains(&r).len() < with_pods.len(), "the inventory change is enforced while the fetch fails");
         assert_eq!(r.status.applied, in_force);
         // Failing pass after pass (nothing else happening) is one history
         // entry, kept current.
-        assert_eq!(r.pass(), Outcome::Failed);
+        assert_eq!(r.pass().result, PassResult::Error);
         let entries = r.status.history.len();
         for _ in 0..3 {
-            assert_eq!(r.pass(), Outcome::Failed);
+            assert_eq!(r.pass().result, PassResult::Error);
         }
         assert_eq!(r.status.history.len(), entries, "{:?}", r.status.history);
         assert_eq!(r.status.history.last().map(|p| p.result.as_str()), Some("error"));
-        assert!(r.status.history.iter().any(|p| p.result == "applied"), "the applied revision stays in the history");
+        assert!(r.status.history.iter().any(|p| p.result == PassResult::Applied), "the applied revision stays in the history");
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -996,7 +1058,7 @@ mod tests {
         let given = Arc::new(Mutex::new(Ok(cluster.clone())));
         let mut r = in_memory_loop(format!("file://{}", dir.display()), &dir, &given);
         r.fetch_wait = Some(Duration::from_millis(200));
-        assert_eq!(r.pass(), Outcome::InForce);
+        assert_eq!(r.pass().result.in_force(), true);
         let with_pods = chains(&r);
         // The server now takes requests and never answers; node-b's pods leave.
         let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -1005,7 +1067,7 @@ mod tests {
         fewer.pods.retain(|p| p.node.as_deref() != Some("node-b"));
         *given.lock().expect("lock") = Ok(fewer);
         let t = Instant::now();
-        assert_eq!(r.pass(), Outcome::InForce, "{:?}", r.status.last_error);
+        assert_eq!(r.pass().result.in_force(), true, "{:?}", r.status.last_error);
         assert!(t.elapsed() < Duration::from_secs(2), "the pass waited {:?} for the fetch", t.elapsed());
         assert!(chains(&r).len() < with_pods.len(), "the inventory change is enforced meanwhile");
         assert!(r.source.fetcher.waiting().is_some(), "the fetch goes on");
@@ -1019,7 +1081,7 @@ mod tests {
         let (dir, cluster) = example_repo("guard-inventory", &[("policies/netward.yaml", guards)]);
         let given = Arc::new(Mutex::new(Ok(cluster.clone())));
         let mut r = in_memory_loop(dir.display().to_string(), &dir, &given);
-        assert_eq!(r.pass(), Outcome::InForce);
+        assert_eq!(r.pass().result.in_force(), true);
         let before = table(&r);
         let guard_line = |r: &Reconciler<InMemory>| {
             let m = r.metrics.render(&r.status);
@@ -1037,7 +1099,7 @@ mod tests {
         newcomer.ips = vec!["10.244.2.99".parse().expect("ip")];
         changed.pods.push(newcomer);
         *given.lock().expect("lock") = Ok(changed);
-        assert_eq!(r.pass(), Outcome::InForce, "{:?}", r.status.history.last());
+        assert_eq!(r.pass().result.in_force(), true, "{:?}", r.status.history.last());
         assert_ne!(table(&r), before, "the new inventory is programmed");
         assert!(r.status.refused.is_empty(), "the commit in force is not refused: {:?}", r.status.refused);
         let err = r.status.last_error.clone().unwrap_or_default();

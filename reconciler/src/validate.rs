@@ -87,6 +87,20 @@ pub fn undecidable(set: &PolicySet) -> Vec<Diagnostic> {
     out
 }
 
+/// One line per rule that the node cannot enforce as written (an `http`
+/// match: the kernel sees L3/L4 only), for every reconcile pass's log and
+/// `/status`.
+pub fn not_enforced(set: &PolicySet, l7: crate::enforce::L7) -> Vec<String> {
+    let what = match l7 {
+        crate::enforce::L7::Allow => "http match not enforced: the rule allows by its L3/L4 part alone (--l7 deny makes it match nothing)",
+        crate::enforce::L7::Deny => "http match not enforced: the rule matches nothing (--l7 deny)",
+    };
+    set.policies
+        .iter()
+        .flat_map(|p| p.ingress.iter().chain(&p.egress).filter(|r| r.http).map(move |r| format!("{}: {}: {what}", r.origin, p.id)))
+        .collect()
+}
+
 fn undecidable_warnings(p: &Policy, r: &Rule, out: &mut Vec<Diagnostic>) {
     for e in [&r.source, &r.destination] {
         if e.service.is_some() {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use netward::enforce::netlink::Netlink;
-use netward::reconcile::{watch_local, Outcome, Reconciler, RolloutMode, Source, Wake};
+use netward::reconcile::{watch_local, Reconciler, RolloutMode, Source, Wake};
 use netward::synth::{generate, Shape};
 use netward_testkit::lab::{check_support, Lab};
 
@@ -36,7 +36,7 @@ fn main() {
     let source = Source::new(dir.display().to_string(), "main", "policies", dir.join("cache"));
     let dp = Netlink::in_netns(lab.node_netns()).expect("netlink");
     let mut r = Reconciler::new(source, vec![dir.join("cluster.yaml")], "node0".into(), RolloutMode::Enforce, dp);
-    assert_eq!(r.pass(), Outcome::InForce, "first pass");
+    assert_eq!(r.pass().result.in_force(), true, "first pass");
     let (tx, wakes) = std::sync::mpsc::channel();
     watch_local(&dir, "main", tx);
 
@@ -53,9 +53,9 @@ fn main() {
         let t = Instant::now();
         let why = wakes.recv_timeout(Duration::from_secs(5)).expect("the watcher notices the commit");
         woken.push(t.elapsed());
-        assert_eq!(r.pass_for(why), Outcome::InForce);
+        assert_eq!(r.pass_for(why).result.in_force(), true);
         total.push(t.elapsed());
-        assert!(r.status.history.last().is_some_and(|p| p.result == "applied"), "{:?}", r.status.history.last());
+        assert!(r.status.history.last().is_some_and(|p| p.result == netward::reconcile::PassResult::Applied), "{:?}", r.status.history.last());
         // Wakes queued by the commit's own writes are one more (idle) pass in
         // the real loop; drained here so each round starts quiet.
         while wakes.try_recv().is_ok() {}

@@ -165,13 +165,11 @@ impl ClusterLab {
             nsx(&netns, &["ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0"])?;
             let mut tcp: Vec<u16> = extra.iter().filter(|(_, p)| *p == Protocol::Tcp).map(|(n, _)| *n).collect();
             let mut udp: Vec<u16> = extra.iter().filter(|(_, p)| *p == Protocol::Udp).map(|(n, _)| *n).collect();
-            for ports in e.named_ports.values() {
-                for (p, n) in ports {
-                    match p {
-                        Protocol::Tcp => tcp.push(*n),
-                        Protocol::Udp => udp.push(*n),
-                        _ => {}
-                    }
+            for (p, n) in &e.ports {
+                match p {
+                    Protocol::Tcp => tcp.push(*n),
+                    Protocol::Udp => udp.push(*n),
+                    _ => {}
                 }
             }
             lab.serve(&netns, &tcp, &udp)?;

@@ -86,12 +86,10 @@ pub fn verify(
 ) -> Vec<Checked> {
     let mut ports: Vec<FlowPort> = Vec::new();
     for e in an.endpoints.iter().filter(|e| !e.host_network) {
-        for list in e.named_ports.values() {
-            for (p, n) in list {
-                let fp = FlowPort { port: *n, protocol: *p };
-                if matches!(p, Protocol::Tcp | Protocol::Udp) && !ports.contains(&fp) {
-                    ports.push(fp);
-                }
+        for (p, n) in &e.ports {
+            let fp = FlowPort { port: *n, protocol: *p };
+            if matches!(p, Protocol::Tcp | Protocol::Udp) && !ports.contains(&fp) {
+                ports.push(fp);
             }
         }
     }
@@ -101,7 +99,7 @@ pub fn verify(
     for (pi, fp) in ports.iter().enumerate() {
         for (a, ea) in an.endpoints.iter().enumerate().filter(|(_, e)| !e.host_network) {
             for (b, eb) in an.endpoints.iter().enumerate().filter(|(_, e)| !e.host_network) {
-                let declares = eb.named_ports.values().flatten().any(|(p, n)| *p == fp.protocol && *n == fp.port);
+                let declares = eb.ports.contains(&(fp.protocol, fp.port));
                 if a == b || !declares {
                     continue;
                 }

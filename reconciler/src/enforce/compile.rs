@@ -25,6 +25,33 @@ pub enum Mode {
     Audit,
 }
 
+/// What an `http` (application-layer) match becomes in the kernel, which
+/// sees only L3/L4.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum L7 {
+    /// Calico's meaning without an L7 proxy (Felix does the same): the rule
+    /// matches by its L3/L4 part, and every pass warns that it does.
+    #[default]
+    Allow,
+    /// Fail closed: the rule matches nothing.
+    Deny,
+}
+
+/// The policy set as the node enforces it under `l7`: with [`L7::Deny`]
+/// every rule with an `http` match is dropped, which is exactly "matches
+/// nothing" (rules decide by first match, so a rule that never matches is
+/// never first). Guards, the analysis and the ruleset then all agree.
+pub fn with_l7(set: &crate::model::PolicySet, l7: L7) -> crate::model::PolicySet {
+    let mut s = set.clone();
+    if l7 == L7::Deny {
+        for p in &mut s.policies {
+            p.ingress.retain(|r| !r.http);
+            p.egress.retain(|r| !r.http);
+        }
+    }
+    s
+}
+
 /// The node to compile for, and how its pod interfaces are named.
 #[derive(Clone, Debug)]
 pub struct NodeSpec {
@@ -315,7 +342,11 @@ impl<'a> Compiler<'a> {
             None => p.id.name.clone(),
         };
         for r in p.rules(dir) {
-            let note = format!("{} rule {} {}", p.id, r.index, r.origin);
+            let mut note = format!("{} rule {} {}", p.id, r.index, r.origin);
+            if r.http {
+                // The end of a comment survives cutting (nft.rs `comment`).
+                note.push_str(" (http match not enforced)");
+            }
             if r.source.service.is_some()
                 || r.destination.service.is_some()
                 || !r.source.domains.is_empty()

@@ -86,22 +86,92 @@ fn inside(f: &str, under: &str) -> bool {
     under.is_empty() || f == under || f.strip_prefix(under).is_some_and(|rest| rest.starts_with('/'))
 }
 
+/// Why a revision's policy files could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FilesError {
+    /// The policy path is not in the revision at all: almost always a typo
+    /// or a moved directory, never "no policies".
+    PathMissing { path: String, at: String },
+    /// Git could not answer (no such revision, a broken repository).
+    Git(String),
+}
+
+impl std::fmt::Display for FilesError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FilesError::PathMissing { path, at } => write!(f, "policy path {path:?} does not exist in {at}"),
+            FilesError::Git(e) => f.write_str(e),
+        }
+    }
+}
+
+impl From<String> for FilesError {
+    fn from(e: String) -> Self {
+        FilesError::Git(e)
+    }
+}
+
 /// Every `*.yaml`, `*.yml` and `*.json` file under `path` at `rev` (None:
 /// the working tree), as (display name, text). Display names are
-/// `REV:path` for revisions and plain paths for the working tree.
-pub fn files(dir: &Path, rev: Option<&str>, path: &str) -> Result<Vec<(Arc<str>, String)>, String> {
+/// `REV:path` for revisions and plain paths for the working tree. A path
+/// that does not exist is [`FilesError::PathMissing`], not an empty list.
+pub fn files(dir: &Path, rev: Option<&str>, path: &str) -> Result<Vec<(Arc<str>, String)>, FilesError> {
     let (repo, prefix) = open(dir)?;
     let under = from_root(&prefix, path)?;
+    let missing = |at: String| FilesError::PathMissing { path: path.to_string(), at };
     let mut out = match rev {
         Some(r) => {
             let commit = resolve_in(&repo, r)?;
+            if !path_in_commit(&repo, commit, &under)? {
+                return Err(missing(format!("commit {}", crate::text::short_id(&commit.to_string()))));
+            }
             let short = crate::text::cut(r, 8);
             files_at(&repo, commit, &under)?.into_iter().map(|(f, t)| (Arc::from(format!("{short}:{f}")), t)).collect()
         }
-        None => working_files(&repo, &under)?,
+        None => {
+            if let Some(work) = repo.workdir() {
+                if !under.is_empty() && !work.join(&under).exists() {
+                    return Err(missing("the working tree".into()));
+                }
+            }
+            working_files(&repo, &under)?
+        }
     };
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
+}
+
+/// The policy files of both sides of a diff. A path missing on one side is
+/// an empty side (a pull request that adds or removes the whole directory);
+/// missing on both, it is a typo and an error, never "nothing changed".
+pub fn revision_files(
+    dir: &Path,
+    base: &str,
+    head: Option<&str>,
+    path: &str,
+) -> Result<(Vec<(Arc<str>, String)>, Vec<(Arc<str>, String)>), String> {
+    let side = |r: Option<&str>| match files(dir, r, path) {
+        Ok(f) => Ok(Some(f)),
+        Err(FilesError::PathMissing { .. }) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    };
+    match (side(Some(base))?, side(head)?) {
+        (None, None) => Err(format!(
+            "policy path {path:?} exists in neither the base ({}) nor {}: check --path",
+            crate::text::short_id(base),
+            head.map_or_else(|| "the working tree".to_string(), |h| format!("the head ({})", crate::text::short_id(h)))
+        )),
+        (b, h) => Ok((b.unwrap_or_default(), h.unwrap_or_default())),
+    }
+}
+
+/// Whether `under` (from the root; "" is the root) is in `commit`'s tree.
+fn path_in_commit(repo: &Repository, commit: git2::Oid, under: &str) -> Result<bool, String> {
+    if under.is_empty() {
+        return Ok(true);
+    }
+    let root = repo.find_commit(commit).and_then(|c| c.tree()).map_err(|e| format!("commit {commit}: {}", e.message()))?;
+    Ok(root.get_path(Path::new(under)).is_ok())
 }
 
 /// The policy files under `under` in `commit`'s tree, read from the object

@@ -65,6 +65,9 @@ pub struct Endpoint {
     pub host_network: bool,
     /// Named container ports: name -> (protocol, number), one per protocol.
     pub named_ports: BTreeMap<String, Vec<(Protocol, u16)>>,
+    /// Every declared container port, named or not, sorted: what `diff`
+    /// compares and `verify` probes.
+    pub ports: Vec<(Protocol, u16)>,
 }
 
 impl Endpoint {
@@ -102,6 +105,9 @@ impl Cluster {
                 named_ports.entry(n.clone()).or_default().push((cp.protocol, cp.port));
             }
         }
+        let mut ports: Vec<(Protocol, u16)> = pod.ports.iter().map(|cp| (cp.protocol, cp.port)).collect();
+        ports.sort();
+        ports.dedup();
         let labels = if pod.host_network { BTreeMap::new() } else { self.calico_labels(pod) };
         Endpoint {
             id: format!("{}/{}", pod.namespace, pod.name),
@@ -112,6 +118,7 @@ impl Cluster {
             node: pod.node.clone(),
             host_network: pod.host_network,
             named_ports,
+            ports,
         }
     }
 

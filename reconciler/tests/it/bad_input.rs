@@ -165,3 +165,46 @@ fn many_errors_are_all_reported() {
     let d = policy_errors(&bad);
     assert_eq!(d.len(), 2, "{d:#?}");
 }
+
+// Regressions (#13): objects that look like policy but were skipped
+// silently ("0 policies checked: 0 errors"), so a deny-all vanished.
+#[test]
+fn a_kind_typo_is_an_error_naming_the_nearest_kind() {
+    one_error(
+        "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkpolicy\nmetadata: {name: deny-all}\nspec: {}\n",
+        2,
+        7,
+        "did you mean GlobalNetworkPolicy?",
+    );
+}
+
+#[test]
+fn an_unserved_api_version_is_an_error() {
+    one_error(&KNP.replace("networking.k8s.io/v1", "networking.k8s.io/v1beta1"), 2, 7, "use networking.k8s.io/v1");
+}
+
+#[test]
+fn a_policy_without_api_version_is_an_error() {
+    one_error("kind: NetworkPolicy\nmetadata: {name: p, namespace: a}\nspec: {podSelector: {}}\n", 1, 7, "without an apiVersion");
+}
+
+#[test]
+fn policy_kinds_netward_does_not_enforce_are_errors() {
+    let anp = "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {name: a}\nspec: {}\n";
+    one_error(anp, 2, 7, "would not be enforced");
+    let cilium = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: c}\nspec: {}\n";
+    one_error(cilium, 2, 7, "does not read cilium.io/v2 CiliumNetworkPolicy");
+    // What is not policy stays skipped.
+    assert!(policy_errors("apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/8}\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\n").is_empty());
+}
+
+#[test]
+fn legacy_crd_objects_are_read_with_calico_3_30_names() {
+    // What `kubectl get globalnetworkpolicies.crd.projectcalico.org -o yaml`
+    // prints without Calico's API server.
+    let yaml = "apiVersion: crd.projectcalico.org/v1\nkind: GlobalNetworkPolicy\nmetadata:\n  name: default.deny-all\n  resourceVersion: \"123\"\n  uid: 5e1b\n  annotations: {projectcalico.org/metadata: '{}'}\nspec:\n  tier: default\n  selector: all()\n  types: [Ingress]\n";
+    assert!(policy_errors(yaml).is_empty(), "{:#?}", policy_errors(yaml));
+    let set = crate::support::policies(yaml);
+    assert_eq!(set.policies.len(), 1);
+    assert_eq!(set.policies[0].id.name, "deny-all", "the legacy default. prefix is dropped");
+}

@@ -7,5 +7,6 @@ mod diff;
 mod kube;
 mod model_vs_matrix;
 mod reconcile;
+mod safety;
 mod semantics;
 mod support;

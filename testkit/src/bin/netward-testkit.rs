@@ -312,7 +312,7 @@ fn verify_on_kind(name: &str, policies: &[PathBuf], c: &netward::model::Cluster,
     };
     let mut ports: Vec<(netward::model::Protocol, u16)> = Vec::new();
     for e in an.endpoints.iter().filter(|e| !e.host_network) {
-        for (p, n) in e.named_ports.values().flatten() {
+        for (p, n) in &e.ports {
             if matches!(p, netward::model::Protocol::Tcp | netward::model::Protocol::Udp) && !ports.contains(&(*p, *n))
             {
                 ports.push((*p, *n));
@@ -337,7 +337,7 @@ fn verify_on_kind(name: &str, policies: &[PathBuf], c: &netward::model::Cluster,
     }
     let an = Analysis::new(&set, &real, View::Enforced);
     let denied = an.endpoints.iter().flat_map(|a| an.endpoints.iter().map(move |b| (a, b))).find_map(|(a, b)| {
-        let (proto, port) = *b.named_ports.values().flatten().next()?;
+        let (proto, port) = *b.ports.first()?;
         let flow = an.flow(&a.id, &b.id, proto, port, None).ok()?;
         let ip = *b.ips.first()?;
         (a.id != b.id && !an.evaluate(&flow).allowed).then(|| (a.id.clone(), ip, (proto, port)))
