@@ -158,6 +158,9 @@ pub fn parse_documents(file: &Arc<str>, text: &str) -> Result<Vec<Document>, Dia
         .collect())
 }
 
+/// How deep mappings and lists may nest.
+pub const MAX_DEPTH: usize = 40;
+
 /// Parser limits. The defaults guard against hostile input (1,024 documents,
 /// 250,000 nodes); policy repositories and `kubectl get pods -A` snapshots of
 /// large clusters are legitimately bigger, so the counts are raised while the
@@ -169,6 +172,10 @@ fn options() -> serde_saphyr::Options {
     budget.max_events = 400_000_000;
     budget.max_total_scalar_bytes = 1 << 30;
     budget.max_reader_input_bytes = Some(1 << 30);
+    // Kubernetes objects nest about a dozen levels (managedFields the most).
+    // The deserializer recurses once per level with large frames in debug
+    // builds; 40 levels stay well inside a 2 MiB thread stack.
+    budget.max_depth = MAX_DEPTH;
     let mut o = serde_saphyr::Options::default();
     o.budget = Some(budget);
     o
@@ -177,6 +184,9 @@ fn options() -> serde_saphyr::Options {
 /// serde-saphyr's messages start with "error: line L column C: "; we print
 /// the place ourselves, so keep only the reason.
 fn first_line(msg: &str) -> String {
+    if msg.contains("budget breached: Depth") || msg.contains("recursion limit exceeded") {
+        return format!("the document nests deeper than netward reads ({MAX_DEPTH} levels of mappings and lists)");
+    }
     let line = msg.lines().next().unwrap_or(msg);
     let line = line.strip_prefix("error: ").unwrap_or(line);
     let reason = match line.find(": ") {
@@ -247,6 +257,21 @@ mod tests {
         // Regression: serde-saphyr's default budget stops at 1,024 documents.
         let text = "a: 1\n---\n".repeat(5000);
         assert_eq!(parse_documents(&file(), &text).unwrap().len(), 5000);
+    }
+
+    // Regression (#13): every walk over input is bounded; deep nesting is
+    // an error at its place, not a stack overflow.
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        // Test threads have 2 MiB stacks, less than a CLI's main thread.
+        for text in [
+            format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000)),
+            format!("{{\"a\": {}{}}}\n", "[".repeat(100_000), "]".repeat(100_000)),
+            (0..3000).map(|i| format!("{}k:\n", "  ".repeat(i))).collect::<String>(),
+        ] {
+            let e = parse_documents(&file(), &text).unwrap_err();
+            assert!(e.pos.line > 0 && e.message.contains("nests deeper"), "{e}");
+        }
     }
 
     #[test]
