@@ -87,18 +87,36 @@ pub fn undecidable(set: &PolicySet) -> Vec<Diagnostic> {
     out
 }
 
-/// One line per rule that the node cannot enforce as written (an `http`
-/// match: the kernel sees L3/L4 only), for every reconcile pass's log and
-/// `/status`.
+/// One line per rule that the node cannot enforce as written, for every
+/// reconcile pass's log and `/status`: an `http` match (the kernel sees
+/// L3/L4 only), and `services` or `domains` matches (no Service inventory,
+/// no DNS policy: they match nothing). A Deny or Pass rule that matches
+/// nothing denies less than it says, so it is named as such.
 pub fn not_enforced(set: &PolicySet, l7: crate::enforce::L7) -> Vec<String> {
-    let what = match l7 {
-        crate::enforce::L7::Allow => "http match not enforced: the rule allows by its L3/L4 part alone (--l7 deny makes it match nothing)",
+    let http = match l7 {
+        crate::enforce::L7::Allow => {
+            "http match not enforced: the rule allows by its L3/L4 part alone (--l7 deny makes it match nothing)"
+        }
         crate::enforce::L7::Deny => "http match not enforced: the rule matches nothing (--l7 deny)",
     };
-    set.policies
-        .iter()
-        .flat_map(|p| p.ingress.iter().chain(&p.egress).filter(|r| r.http).map(move |r| format!("{}: {}: {what}", r.origin, p.id)))
-        .collect()
+    let mut out = Vec::new();
+    for p in &set.policies {
+        for r in p.ingress.iter().chain(&p.egress) {
+            if r.http {
+                out.push(format!("{}: {}: {http}", r.origin, p.id));
+            }
+            let unmatched = [&r.source, &r.destination].iter().any(|e| e.service.is_some() || !e.domains.is_empty());
+            if unmatched {
+                let effect = match r.action {
+                    Action::Allow => "the rule matches nothing, so it allows nothing",
+                    Action::Log => "the rule matches nothing, so it logs nothing",
+                    Action::Deny | Action::Pass => "the rule matches nothing, so what it would deny is NOT denied",
+                };
+                out.push(format!("{}: {}: services/domains match not enforced: {effect}", r.origin, p.id));
+            }
+        }
+    }
+    out
 }
 
 fn undecidable_warnings(p: &Policy, r: &Rule, out: &mut Vec<Diagnostic>) {

@@ -296,3 +296,22 @@ fn diff_marks_connections_an_http_match_decides() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn rules_the_node_cannot_enforce_are_named_with_what_they_fail_to_do() {
+    let yaml = "apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: no-svc, namespace: backend}
+spec:
+  selector: all()
+  types: [Egress]
+  egress:
+  - action: Deny
+    destination: {services: {name: secrets}}
+  - action: Allow
+";
+    let set = crate::support::policies(yaml);
+    let w = netward::validate::not_enforced(&set, netward::enforce::L7::Allow);
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert!(w[0].starts_with("p.yaml:8:5:") && w[0].contains("what it would deny is NOT denied"), "{}", w[0]);
+}
