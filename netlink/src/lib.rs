@@ -161,6 +161,34 @@ impl Conn {
         Ok(conn)
     }
 
+    /// One datagram already queued on the socket, without waiting: its
+    /// length, or None when nothing is queued. A datagram larger than `buf`,
+    /// or answers the kernel dropped for want of buffer space (ENOBUFS), are
+    /// errors: an answer lost could be a refusal.
+    fn recv_queued(&self, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.sock);
+        // SAFETY: `buf` is a live, writable buffer of `buf.len()` bytes; with
+        // MSG_TRUNC the kernel writes at most that and returns the real length.
+        let n = unsafe {
+            libc::recv(fd, buf.as_mut_ptr().cast::<c_void>(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_TRUNC)
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            return match e.kind() {
+                std::io::ErrorKind::WouldBlock => Ok(None),
+                _ if e.raw_os_error() == Some(libc::ENOBUFS) => Err(std::io::Error::other(
+                    "the kernel dropped answers to the batch (ENOBUFS); whether it was applied is unknown until the table is read back",
+                )),
+                _ => Err(e),
+            };
+        }
+        let n = n as usize;
+        if n > buf.len() {
+            return Err(std::io::Error::other(format!("an answer of {n} bytes did not fit the {} byte buffer", buf.len())));
+        }
+        Ok(Some(n))
+    }
+
     fn set_timeout(&self, t: std::time::Duration) -> std::io::Result<()> {
         let tv = libc::timeval { tv_sec: t.as_secs() as libc::time_t, tv_usec: t.subsec_micros() as libc::suseconds_t };
         set_socket_option(&self.sock, libc::SO_RCVTIMEO, &tv)
@@ -191,14 +219,6 @@ fn cstr(s: &str) -> CString {
     // Names never contain NUL: they come from our own naming scheme.
     CString::new(s.replace('\0', "")).expect("NUL bytes were removed")
 }
-
-/// Whether the kernel answers a batch's end message (Linux 6.10 and later).
-static ACK_END_ONLY: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    (major, minor) >= (6, 10)
-});
 
 /// Elements per NEWSETELEM message, to stay well inside one batch page.
 const ELEMS_PER_MESSAGE: usize = 200;
@@ -254,10 +274,8 @@ impl Batch {
     /// Writes a header for the next message; returns it and records the label.
     fn header(&mut self, msg: u16, flags: u16, what: String) -> *mut libc::nlmsghdr {
         self.labels.push((self.seq, what));
-        // The kernel reports every failure whether asked or not. Asking for an
-        // answer to every message floods the socket on large batches, so only
-        // the end message asks, where the kernel honours that (6.10+).
-        let flags = if *ACK_END_ONLY { flags } else { flags | libc::NLM_F_ACK as u16 };
+        // No NLM_F_ACK: the kernel reports every failure whether asked or not,
+        // and answering every message would flood the socket on large batches.
         // SAFETY: the batch buffer has room for one message (nftnl_batch_update
         // guarantees the overrun space).
         unsafe { sys::nftnl_nlmsg_build_hdr(self.buffer(), msg, FAMILY_INET, flags, self.seq) }
@@ -480,15 +498,14 @@ impl Batch {
         }
     }
 
-    /// Sends the batch as one transaction and waits for every answer.
-    /// On any refusal the kernel aborts the whole transaction.
+    /// Sends the batch as one transaction and collects every refusal.
+    /// On any refusal the kernel aborts the whole transaction. No message
+    /// asks for an ack, so success looks the same on every kernel (before
+    /// 6.10 the end message's ack was never sent, and waiting for it failed
+    /// every commit after a 5 s timeout).
     pub fn commit(mut self, conn: &mut Conn) -> Result<(), CommitError> {
-        let end_seq = self.seq;
         // SAFETY: the buffer has room for the end message.
-        unsafe {
-            let h = sys::nftnl_batch_end(self.buffer(), end_seq);
-            (*h).nlmsg_flags |= libc::NLM_F_ACK as u16;
-        }
+        unsafe { sys::nftnl_batch_end(self.buffer(), self.seq) };
         self.advance();
         conn.set_timeout(std::time::Duration::from_secs(5)).map_err(CommitError::Io)?;
         // The whole batch must reach the kernel in ONE sendmsg: nfnetlink
@@ -529,23 +546,15 @@ impl Batch {
         if sent < 0 {
             return Err(CommitError::Io(std::io::Error::last_os_error()));
         }
-        let socket = &conn.sock;
         let mut errors = Vec::new();
         let mut buf = vec![0u8; 1 << 20];
-        let mut answered = std::collections::HashSet::new();
-        // Every message asked for an answer. On success the end message's
-        // answer comes last; when the kernel aborts, it answers every message
-        // (the failed ones with their errno) but not always the end message.
-        loop {
-            let n = match socket.recv_raw(&mut buf) {
-                Ok(n) => n,
-                // Timed out: all that was coming has come.
-                Err(e) if !errors.is_empty() && e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(CommitError::Io(e)),
-            };
-            let mut done = false;
+        // nfnetlink runs the whole batch inside sendmsg, so every answer is
+        // queued on the socket by now: one error per refused message, and
+        // (Linux 6.10 and later) the ack of the end message, which earlier
+        // kernels never send. Draining without waiting reads them all on every
+        // kernel, as nft does; nothing queued means the kernel took it all.
+        while let Some(n) = conn.recv_queued(&mut buf).map_err(CommitError::Io)? {
             for (seq, errno) in parse_acks(&buf[..n]) {
-                answered.insert(seq);
                 if errno != 0 {
                     let what = self
                         .labels
@@ -555,17 +564,6 @@ impl Batch {
                         .unwrap_or_else(|| format!("message {seq}"));
                     errors.push(BatchError { what, errno });
                 }
-                if seq == end_seq {
-                    done = true;
-                }
-            }
-            if done || (!errors.is_empty() && self.labels.iter().all(|(s, _)| answered.contains(s))) {
-                break;
-            }
-            if !errors.is_empty() {
-                // The kernel sends all errors of a batch together; what is
-                // still coming comes at once.
-                conn.set_timeout(std::time::Duration::from_millis(50)).map_err(CommitError::Io)?;
             }
         }
         if errors.is_empty() {
