@@ -184,7 +184,10 @@ impl Conn {
         }
         let n = n as usize;
         if n > buf.len() {
-            return Err(std::io::Error::other(format!("an answer of {n} bytes did not fit the {} byte buffer", buf.len())));
+            return Err(std::io::Error::other(format!(
+                "an answer of {n} bytes did not fit the {} byte buffer",
+                buf.len()
+            )));
         }
         Ok(Some(n))
     }

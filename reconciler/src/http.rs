@@ -140,7 +140,9 @@ async fn readyz(State(app): State<App>) -> Response {
 
 async fn metrics(State(app): State<App>) -> Response {
     match snapshot(&app) {
-        Some((s, m)) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.render(&s)).into_response(),
+        Some((s, m)) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.render(&s)).into_response()
+        }
         None => text(StatusCode::SERVICE_UNAVAILABLE, "status unavailable\n".into()),
     }
 }
@@ -276,7 +278,8 @@ mod tests {
     // readiness and the applied-revision metric said it was enforced.
     #[test]
     fn a_dry_run_is_ready_without_claiming_anything_is_enforced() {
-        let addr = start(Status { dry_run: Some("abcdef123456789".into()), ..Status::default() }, RolloutMode::DryRun, None);
+        let addr =
+            start(Status { dry_run: Some("abcdef123456789".into()), ..Status::default() }, RolloutMode::DryRun, None);
         let ready = get(&addr, "/readyz");
         assert!(ready.starts_with("HTTP/1.1 200") && ready.contains("nothing is enforced"), "{ready}");
         let metrics = get(&addr, "/metrics");

@@ -633,7 +633,8 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
                 ReconcileMode::DryRun => RolloutMode::DryRun,
             };
             let (tx, rx) = std::sync::mpsc::channel();
-            let prev = status.as_deref().map(netward::reconcile::read_status).transpose().map_err(Failure::Io)?.flatten();
+            let prev =
+                status.as_deref().map(netward::reconcile::read_status).transpose().map_err(Failure::Io)?.flatten();
             let mut r = target.reconciler(git_ref, mode, verify_signatures, Some(tx.clone()), publish_status)?;
             if let Some(prev) = prev {
                 r.resume(prev);
@@ -727,8 +728,8 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             }
             .map_err(Failure::Io)?;
             let head_rev = head.map(|h| netward::git::resolve(&repo, &h)).transpose().map_err(Failure::Io)?;
-            let (base_files, head_files) = netward::git::revision_files(&repo, &base_rev, head_rev.as_deref(), &path)
-                .map_err(Failure::Io)?;
+            let (base_files, head_files) =
+                netward::git::revision_files(&repo, &base_rev, head_rev.as_deref(), &path).map_err(Failure::Io)?;
             let load = |files: &[(std::sync::Arc<str>, String)]| {
                 let mut d = Vec::new();
                 let set = netward::manifest::load::load_policy_texts(

@@ -194,7 +194,10 @@ impl Metrics {
             let _ = writeln!(o, "netward_applied_revision{{commit=\"{c}\",ref=\"{}\"}} 1", label(&status.tracked_ref));
         }
         if let Some(c) = &status.dry_run {
-            let _ = writeln!(o, "# HELP netward_dry_run_revision The commit a dry-run last evaluated (nothing of it is enforced).");
+            let _ = writeln!(
+                o,
+                "# HELP netward_dry_run_revision The commit a dry-run last evaluated (nothing of it is enforced)."
+            );
             let _ = writeln!(o, "# TYPE netward_dry_run_revision gauge");
             let _ = writeln!(o, "netward_dry_run_revision{{commit=\"{c}\",ref=\"{}\"}} 1", label(&status.tracked_ref));
         }
@@ -701,7 +704,9 @@ impl<D: Dataplane> Reconciler<D> {
             let (id, repo) = checked.map_err(Failure::Error)?;
             match git::signature::verify(&repo, id, signers) {
                 Ok(_) => {}
-                Err(Unverified::Refused(why)) => return Err(Failure::refused(format!("not signed by an allowed key: {why}"))),
+                Err(Unverified::Refused(why)) => {
+                    return Err(Failure::refused(format!("not signed by an allowed key: {why}")))
+                }
                 Err(Unverified::CannotCheck(why)) => {
                     return Err(Failure::Error(format!("cannot check the signature: {why}")))
                 }
@@ -1048,7 +1053,10 @@ mod tests {
         }
         assert_eq!(r.status.history.len(), entries, "{:?}", r.status.history);
         assert_eq!(r.status.history.last().map(|p| p.result.as_str()), Some("error"));
-        assert!(r.status.history.iter().any(|p| p.result == PassResult::Applied), "the applied revision stays in the history");
+        assert!(
+            r.status.history.iter().any(|p| p.result == PassResult::Applied),
+            "the applied revision stays in the history"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -55,7 +55,11 @@ fn main() {
         woken.push(t.elapsed());
         assert_eq!(r.pass_for(why).result.in_force(), true);
         total.push(t.elapsed());
-        assert!(r.status.history.last().is_some_and(|p| p.result == netward::reconcile::PassResult::Applied), "{:?}", r.status.history.last());
+        assert!(
+            r.status.history.last().is_some_and(|p| p.result == netward::reconcile::PassResult::Applied),
+            "{:?}",
+            r.status.history.last()
+        );
         // Wakes queued by the commit's own writes are one more (idle) pass in
         // the real loop; drained here so each round starts quiet.
         while wakes.try_recv().is_ok() {}

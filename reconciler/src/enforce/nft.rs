@@ -142,11 +142,7 @@ pub fn rule_hash(r: &Rule) -> String {
 pub fn comment(r: &Rule) -> String {
     let note: String = r.note.chars().filter(|c| *c != '"' && !c.is_control()).collect();
     // nft comments are limited to 128 bytes; the end (file:line:col) matters most.
-    let note = if note.len() > 100 {
-        format!("…{}", crate::text::cut_front(&note, 99))
-    } else {
-        note
-    };
+    let note = if note.len() > 100 { format!("…{}", crate::text::cut_front(&note, 99)) } else { note };
     format!("{} {note}", rule_hash(r))
 }
 

@@ -170,7 +170,8 @@ fn path_in_commit(repo: &Repository, commit: git2::Oid, under: &str) -> Result<b
     if under.is_empty() {
         return Ok(true);
     }
-    let root = repo.find_commit(commit).and_then(|c| c.tree()).map_err(|e| format!("commit {commit}: {}", e.message()))?;
+    let root =
+        repo.find_commit(commit).and_then(|c| c.tree()).map_err(|e| format!("commit {commit}: {}", e.message()))?;
     Ok(root.get_path(Path::new(under)).is_ok())
 }
 

@@ -15,8 +15,13 @@ pub enum Class {
     /// A policy of this kind; `legacy_crd` for the `crd.projectcalico.org/v1`
     /// form (what `kubectl get ...crd.projectcalico.org` prints without
     /// Calico's API server), whose names may carry legacy tier prefixes.
-    Policy { kind: PolicyKind, legacy_crd: bool },
-    NetworkSet { global: bool },
+    Policy {
+        kind: PolicyKind,
+        legacy_crd: bool,
+    },
+    NetworkSet {
+        global: bool,
+    },
     Tier,
     /// Not policy: skipped.
     Other,
@@ -142,7 +147,9 @@ pub fn classify(api_version: Option<&str>, kind: Option<&str>) -> Class {
                 k => Class::Policy { kind: policy_kind(k).expect("CALICO_READ lists policy kinds"), legacy_crd },
             }
         }
-        (Some(ADMIN_GROUP), _) => unknown(av, kind, &["AdminNetworkPolicy", "BaselineAdminNetworkPolicy", "ClusterNetworkPolicy"]),
+        (Some(ADMIN_GROUP), _) => {
+            unknown(av, kind, &["AdminNetworkPolicy", "BaselineAdminNetworkPolicy", "ClusterNetworkPolicy"])
+        }
         _ if looks_like_policy(kind) => match known_kind(kind) {
             Some(k) => Class::Refused(format!("{av} {kind}: netward reads {k} only as {}", served_as(k))),
             None => Class::Refused(format!("netward does not read {av} {kind}: its rules would not be enforced")),

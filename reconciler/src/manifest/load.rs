@@ -161,7 +161,9 @@ pub fn load_policies(paths: &[PathBuf]) -> Loaded<PolicySet> {
     // one (a typo, a moved folder): say so, naming it.
     for dir in paths.iter().filter(|p| p.is_dir()) {
         let d = dir.display().to_string();
-        let inside = |f: &str| f.strip_prefix(d.as_str()).is_some_and(|r| r.is_empty() || r.starts_with('/') || d.ends_with('/'));
+        let inside = |f: &str| {
+            f.strip_prefix(d.as_str()).is_some_and(|r| r.is_empty() || r.starts_with('/') || d.ends_with('/'))
+        };
         let found = set.policies.iter().any(|p| inside(&p.origin.file))
             || set.network_sets.iter().any(|n| inside(&n.origin.file))
             || set.tiers.values().any(|t| t.origin.as_ref().is_some_and(|o| inside(&o.file)));
@@ -358,7 +360,8 @@ pub fn cluster_from_manifests(files: &[(Arc<str>, String)]) -> Cluster {
             let mut objs = Vec::new();
             objects(&doc.root, &mut objs);
             for o in objs {
-                if !matches!(o.kind.as_deref(), Some("Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job")) {
+                if !matches!(o.kind.as_deref(), Some("Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job"))
+                {
                     continue;
                 }
                 if let Some(pod) = template_pod(src, o.node, next_ip) {

@@ -185,12 +185,18 @@ fn an_unserved_api_version_is_an_error() {
 
 #[test]
 fn a_policy_without_api_version_is_an_error() {
-    one_error("kind: NetworkPolicy\nmetadata: {name: p, namespace: a}\nspec: {podSelector: {}}\n", 1, 7, "without an apiVersion");
+    one_error(
+        "kind: NetworkPolicy\nmetadata: {name: p, namespace: a}\nspec: {podSelector: {}}\n",
+        1,
+        7,
+        "without an apiVersion",
+    );
 }
 
 #[test]
 fn policy_kinds_netward_does_not_enforce_are_errors() {
-    let anp = "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {name: a}\nspec: {}\n";
+    let anp =
+        "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {name: a}\nspec: {}\n";
     one_error(anp, 2, 7, "would not be enforced");
     let cilium = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: c}\nspec: {}\n";
     one_error(cilium, 2, 7, "does not read cilium.io/v2 CiliumNetworkPolicy");

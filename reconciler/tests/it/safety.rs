@@ -49,7 +49,10 @@ fn a_policy_path_that_does_not_exist_is_refused_and_the_last_good_table_stays() 
     assert!(err.contains("policy path \"polices\" does not exist in commit"), "{err}");
     assert_eq!(ns.table(), table, "every pod stays isolated as before");
     let s = status(&dir);
-    assert!(s["refused"].as_array().is_some_and(|r| r.is_empty()), "not remembered: the flag, not the commit, was wrong: {s}");
+    assert!(
+        s["refused"].as_array().is_some_and(|r| r.is_empty()),
+        "not remembered: the flag, not the commit, was wrong: {s}"
+    );
     // With the flag fixed, the same commit applies again at once.
     let (code, err) = once(&dir, &ns, &[]);
     assert_eq!(code, 0, "{err}");
@@ -130,8 +133,23 @@ fn a_failed_rollback_says_so_and_exits_non_zero() {
     let (code, _, err) = netward(
         &dir,
         &[
-            "rollback", "--to", "deadbeef", "--status", &status_file, "--repo", &repo, "--path", "policies",
-            "--cluster", "policies/cluster.yaml", "--node", "node-b", "--netns", &ns.0, "--iface-prefix", "nw",
+            "rollback",
+            "--to",
+            "deadbeef",
+            "--status",
+            &status_file,
+            "--repo",
+            &repo,
+            "--path",
+            "policies",
+            "--cluster",
+            "policies/cluster.yaml",
+            "--node",
+            "node-b",
+            "--netns",
+            &ns.0,
+            "--iface-prefix",
+            "nw",
         ],
     );
     assert_eq!(code, 2, "{err}");
@@ -142,8 +160,23 @@ fn a_failed_rollback_says_so_and_exits_non_zero() {
     let (code, _, err) = netward(
         &dir,
         &[
-            "rollback", "--to", "aaaaaaaaaaa€", "--status", &status_file, "--repo", &repo, "--path", "policies",
-            "--cluster", "policies/cluster.yaml", "--node", "node-b", "--netns", &ns.0, "--iface-prefix", "nw",
+            "rollback",
+            "--to",
+            "aaaaaaaaaaa€",
+            "--status",
+            &status_file,
+            "--repo",
+            &repo,
+            "--path",
+            "policies",
+            "--cluster",
+            "policies/cluster.yaml",
+            "--node",
+            "node-b",
+            "--netns",
+            &ns.0,
+            "--iface-prefix",
+            "nw",
         ],
     );
     assert_eq!(code, 2, "{err}");
@@ -198,7 +231,8 @@ fn diff_with_a_path_in_neither_revision_is_an_error() {
     // A path that exists on one side only is a real change: everything opens.
     std::fs::create_dir_all(dir.join("new")).expect("mkdir");
     std::fs::write(dir.join("new/p.yaml"), HTTP_POLICY).expect("write");
-    let (code, out, err) = netward(&dir, &["diff", "--base", "HEAD", "--path", "new", "--cluster", "policies/cluster.yaml"]);
+    let (code, out, err) =
+        netward(&dir, &["diff", "--base", "HEAD", "--path", "new", "--cluster", "policies/cluster.yaml"]);
     assert_eq!(code, 1, "{out}{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -272,7 +306,8 @@ fn diff_compares_container_ports_without_a_name() {
 fn validate_warns_about_a_directory_without_policy() {
     let dir = std::env::temp_dir().join(format!("netward-safety-nopol-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("mkdir");
-    std::fs::write(dir.join("deploy.yaml"), "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n").expect("write");
+    std::fs::write(dir.join("deploy.yaml"), "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n")
+        .expect("write");
     let (code, out, err) = netward(&dir, &["validate", "."]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(".: warning: no policy objects in this directory"), "{out}");
@@ -283,14 +318,19 @@ fn validate_warns_about_a_directory_without_policy() {
 fn diff_marks_connections_an_http_match_decides() {
     let dir = repo("safety-diff-http");
     std::fs::create_dir_all(dir.join("l7")).expect("mkdir");
-    let deny = HTTP_POLICY.replace("  - action: Allow\n    protocol: TCP\n    http: {methods: [GET]}\n    destination: {ports: [8080]}\n", "");
+    let deny = HTTP_POLICY.replace(
+        "  - action: Allow\n    protocol: TCP\n    http: {methods: [GET]}\n    destination: {ports: [8080]}\n",
+        "",
+    );
     std::fs::write(dir.join("l7/p.yaml"), &deny).expect("write");
     git(&dir, &["add", "-A"]);
     git(&dir, &["commit", "-qm", "api isolated"]);
     std::fs::write(dir.join("l7/p.yaml"), HTTP_POLICY).expect("write");
     for format in ["text", "md", "json"] {
-        let (code, out, err) =
-            netward(&dir, &["diff", "--base", "HEAD", "--path", "l7", "--cluster", "policies/cluster.yaml", "--format", format]);
+        let (code, out, err) = netward(
+            &dir,
+            &["diff", "--base", "HEAD", "--path", "l7", "--cluster", "policies/cluster.yaml", "--format", format],
+        );
         assert_eq!(code, 1, "{out}{err}");
         assert!(out.contains("8080/TCP") && out.contains("http match not evaluated"), "{format}: {out}");
     }
