@@ -596,7 +596,11 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
                 Format::Md => MatrixFormat::Md,
                 Format::Summary => MatrixFormat::Summary,
             };
-            out(&report::matrix(&m, f))
+            // Streamed: the output grows with pods squared. A closed pipe
+            // (`| head`) stops it at the first failed write, quietly, as `out`.
+            let mut o = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            let _ = report::write_matrix(&mut o, &m, f).and_then(|()| o.flush());
+            Ok(ExitCode::SUCCESS)
         }
         Command::Explain { policies: pp, cluster: cp, from, to, port, src_port, staged, format } => {
             let set = policies(&pp)?;

@@ -1,9 +1,12 @@
-//! Rendering analysis results for people and machines. Pure: strings out.
+//! Rendering analysis results for people and machines. Pure: strings out, or
+//! (`netward matrix`, whose output grows with pods squared) streamed to a writer.
 
 use std::fmt::Write;
+use std::io;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
+use crate::analysis::matrix::Counts;
 use crate::analysis::{Analysis, DirVerdict, Flow, Matrix, Reason, Verdict};
 use crate::model::Action;
 
@@ -17,131 +20,251 @@ pub enum MatrixFormat {
     Summary,
 }
 
+/// Renders the whole matrix in memory. Fine for small clusters and tests;
+/// `netward matrix` streams with [`write_matrix`] instead.
 pub fn matrix(m: &Matrix, format: MatrixFormat) -> String {
+    let mut out = Vec::new();
+    write_matrix(&mut out, m, format).expect("writing to memory cannot fail");
+    String::from_utf8(out).expect("every matrix format is UTF-8")
+}
+
+/// Writes the matrix in `format` to `w` as it goes: memory stays bounded by
+/// the `Matrix` (and one line of names), not by the number of pairs printed.
+/// Stops at the first write error (a closed pipe) and returns it.
+pub fn write_matrix<W: io::Write + ?Sized>(w: &mut W, m: &Matrix, format: MatrixFormat) -> io::Result<()> {
     match format {
-        MatrixFormat::Table => matrix_table(m),
-        MatrixFormat::Json => matrix_json(m),
-        MatrixFormat::Csv => matrix_csv(m),
-        MatrixFormat::Md => matrix_md(m),
-        MatrixFormat::Summary => matrix_summary(m),
+        MatrixFormat::Table => matrix_table(w, m),
+        MatrixFormat::Json => matrix_json(w, m),
+        MatrixFormat::Csv => matrix_csv(w, m),
+        MatrixFormat::Md => matrix_md(w, m),
+        MatrixFormat::Summary => matrix_summary(w, m),
     }
+}
+
+/// `items` with `sep` between them, as `join` would give, without building it.
+fn write_joined<W: io::Write + ?Sized>(w: &mut W, items: &[String], sep: &[u8]) -> io::Result<()> {
+    for (i, s) in items.iter().enumerate() {
+        if i > 0 {
+            w.write_all(sep)?;
+        }
+        w.write_all(s.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn write_counts<W: io::Write + ?Sized>(w: &mut W, c: &Counts) -> io::Result<()> {
+    writeln!(w, "{} allowed, {} denied of {} pairs\n", c.allowed, c.denied, c.pairs)
+}
+
+/// `Matrix::caveated` for one port, answered without a look-up on a port
+/// with no caveated pair (most): `counts` knows that from the classes.
+fn caveat_test<'m>(m: &'m Matrix, port: usize, c: &Counts) -> impl Fn(usize, usize) -> bool + 'm {
+    let any = c.caveated > 0;
+    move |a, b| any && m.caveated(port, a, b)
 }
 
 /// The e2e suite's truth table: `.` allowed, `X` denied, `-` a pod and itself,
 /// `*` a verdict that an L7/DNS/Service/source-port rule may change.
-fn matrix_table(m: &Matrix) -> String {
-    let mut out = String::new();
+fn matrix_table<W: io::Write + ?Sized>(w: &mut W, m: &Matrix) -> io::Result<()> {
     let n = m.endpoints.len();
     for (pi, port) in m.ports.iter().enumerate() {
-        let _ = writeln!(out, "{port}");
-        let _ = writeln!(out, "-\t{}", m.endpoints.join("\t"));
+        let counts = m.counts(pi);
+        let caveated = caveat_test(m, pi, &counts);
+        writeln!(w, "{port}")?;
+        w.write_all(b"-\t")?;
+        write_joined(w, &m.endpoints, b"\t")?;
+        w.write_all(b"\n")?;
         for a in 0..n {
-            let _ = write!(out, "{}", m.endpoints[a]);
+            w.write_all(m.endpoints[a].as_bytes())?;
             for b in 0..n {
-                let cell = if a == b {
-                    "-".to_string()
+                let cell: &[u8] = if a == b {
+                    b"\t-"
                 } else {
-                    let c = if m.allowed(pi, a, b) { "." } else { "X" };
-                    if m.caveated(pi, a, b) {
-                        format!("{c}*")
-                    } else {
-                        c.to_string()
+                    match (m.allowed(pi, a, b), caveated(a, b)) {
+                        (true, false) => b"\t.",
+                        (true, true) => b"\t.*",
+                        (false, false) => b"\tX",
+                        (false, true) => b"\tX*",
                     }
                 };
-                let _ = write!(out, "\t{cell}");
+                w.write_all(cell)?;
             }
-            out.push('\n');
+            w.write_all(b"\n")?;
         }
-        let c = m.counts(pi);
-        let _ = writeln!(out, "{} allowed, {} denied of {} pairs\n", c.allowed, c.denied, c.pairs);
+        write_counts(w, &counts)?;
     }
-    out
+    Ok(())
 }
 
-fn matrix_json(m: &Matrix) -> String {
-    let n = m.endpoints.len();
-    let ports: Vec<Value> = m
-        .ports
-        .iter()
-        .enumerate()
-        .map(|(pi, port)| {
-            let mut allowed = Map::new();
-            for a in 0..n {
-                let dsts: Vec<Value> = (0..n)
-                    .filter(|&b| b != a && m.allowed(pi, a, b))
-                    .map(|b| Value::from(m.endpoints[b].clone()))
-                    .collect();
-                allowed.insert(m.endpoints[a].clone(), Value::Array(dsts));
+/// What `serde_json::to_string_pretty` gives for
+/// `{"endpoints": [..], "ports": [{"port", "allowed", "caveated"}, ..]}`,
+/// written piece by piece: names are escaped once, by serde_json.
+fn matrix_json<W: io::Write + ?Sized>(w: &mut W, m: &Matrix) -> io::Result<()> {
+    let names: Vec<String> = m.endpoints.iter().map(json_string).collect();
+    w.write_all(b"{\n  \"endpoints\": ")?;
+    json_list(w, names.iter(), "  ")?;
+    w.write_all(b",\n  \"ports\": ")?;
+    if m.ports.is_empty() {
+        w.write_all(b"[]")?;
+    } else {
+        w.write_all(b"[\n")?;
+        for (pi, port) in m.ports.iter().enumerate() {
+            if pi > 0 {
+                w.write_all(b",\n")?;
             }
-            json!({"port": port.to_string(), "allowed": allowed})
-        })
-        .collect();
-    let v = json!({"endpoints": m.endpoints, "ports": ports});
-    serde_json::to_string_pretty(&v).expect("JSON values always serialize") + "\n"
+            write!(w, "    {{\n      \"port\": {},\n      \"allowed\": ", json_string(port.to_string()))?;
+            json_pairs(w, &names, true, |a, b| m.allowed(pi, a, b))?;
+            w.write_all(b",\n      \"caveated\": ")?;
+            if m.counts(pi).caveated == 0 {
+                // Counted over classes: no pass over every pair.
+                w.write_all(b"{}")?;
+            } else {
+                json_pairs(w, &names, false, |a, b| m.caveated(pi, a, b))?;
+            }
+            w.write_all(b"\n    }")?;
+        }
+        w.write_all(b"\n  ]")?;
+    }
+    w.write_all(b"\n}\n")
 }
 
-fn matrix_csv(m: &Matrix) -> String {
-    let mut out = String::from("from,to,port,allowed,caveat\n");
+fn json_string(s: impl AsRef<str>) -> String {
+    serde_json::to_string(s.as_ref()).expect("a string always serializes")
+}
+
+/// A pretty JSON array of already-escaped strings, its closing bracket at `indent`.
+fn json_list<'a, W: io::Write + ?Sized>(
+    w: &mut W,
+    items: impl Iterator<Item = &'a String>,
+    indent: &str,
+) -> io::Result<()> {
+    let mut any = false;
+    for s in items {
+        w.write_all(if any { b",\n" } else { b"[\n" })?;
+        any = true;
+        w.write_all(indent.as_bytes())?;
+        w.write_all(b"  ")?;
+        w.write_all(s.as_bytes())?;
+    }
+    if any {
+        w.write_all(b"\n")?;
+        w.write_all(indent.as_bytes())?;
+        w.write_all(b"]")
+    } else {
+        w.write_all(b"[]")
+    }
+}
+
+/// `{"<src>": ["<dst>", ..], ..}` inside a port object: every source when
+/// `keep_empty`, otherwise only sources with at least one destination.
+fn json_pairs<W: io::Write + ?Sized>(
+    w: &mut W,
+    names: &[String],
+    keep_empty: bool,
+    pair: impl Fn(usize, usize) -> bool,
+) -> io::Result<()> {
+    let n = names.len();
+    let pair = &pair;
+    let dsts = |a: usize| (0..n).filter(move |&b| b != a && pair(a, b));
+    let mut any = false;
+    for a in 0..n {
+        if !keep_empty && dsts(a).next().is_none() {
+            continue;
+        }
+        w.write_all(if any { b",\n" } else { b"{\n" })?;
+        any = true;
+        w.write_all(b"        ")?;
+        w.write_all(names[a].as_bytes())?;
+        w.write_all(b": ")?;
+        json_list(w, dsts(a).map(|b| &names[b]), "        ")?;
+    }
+    w.write_all(if any { b"\n      }" } else { b"{}" })
+}
+
+fn matrix_csv<W: io::Write + ?Sized>(w: &mut W, m: &Matrix) -> io::Result<()> {
+    w.write_all(b"from,to,port,allowed,caveat\n")?;
     let n = m.endpoints.len();
     for (pi, port) in m.ports.iter().enumerate() {
+        let caveated = caveat_test(m, pi, &m.counts(pi));
+        let port = format!(",{port},");
         for a in 0..n {
             for b in (0..n).filter(|&b| b != a) {
-                let _ = writeln!(
-                    out,
-                    "{},{},{},{},{}",
-                    m.endpoints[a],
-                    m.endpoints[b],
-                    port,
-                    m.allowed(pi, a, b),
-                    m.caveated(pi, a, b)
-                );
+                w.write_all(m.endpoints[a].as_bytes())?;
+                w.write_all(b",")?;
+                w.write_all(m.endpoints[b].as_bytes())?;
+                w.write_all(port.as_bytes())?;
+                w.write_all(match (m.allowed(pi, a, b), caveated(a, b)) {
+                    (true, false) => b"true,false\n",
+                    (true, true) => b"true,true\n",
+                    (false, false) => b"false,false\n",
+                    (false, true) => b"false,true\n",
+                })?;
             }
         }
     }
-    out
+    Ok(())
 }
 
-fn matrix_md(m: &Matrix) -> String {
-    let mut out = String::new();
+/// The note under a port's md table when some cell is marked `✅*` or `❌*`.
+const MD_CAVEAT: &str =
+    "\\* a rule this analysis cannot fully decide (L7, DNS, Service or source port) may change this verdict";
+
+fn matrix_md<W: io::Write + ?Sized>(w: &mut W, m: &Matrix) -> io::Result<()> {
     let n = m.endpoints.len();
     for (pi, port) in m.ports.iter().enumerate() {
-        let _ = writeln!(out, "### {port}\n");
-        let _ = writeln!(out, "| from \\ to | {} |", m.endpoints.join(" | "));
-        let _ = writeln!(out, "|---|{}", "---|".repeat(n));
-        for a in 0..n {
-            let cells: Vec<&str> = (0..n)
-                .map(|b| {
-                    if a == b {
-                        "-"
-                    } else if m.allowed(pi, a, b) {
-                        "✅"
-                    } else {
-                        "❌"
-                    }
-                })
-                .collect();
-            let _ = writeln!(out, "| {} | {} |", m.endpoints[a], cells.join(" | "));
+        let counts = m.counts(pi);
+        let caveated = caveat_test(m, pi, &counts);
+        writeln!(w, "### {port}\n")?;
+        w.write_all(b"| from \\ to | ")?;
+        write_joined(w, &m.endpoints, b" | ")?;
+        w.write_all(b" |\n|---|")?;
+        for _ in 0..n {
+            w.write_all(b"---|")?;
         }
-        let c = m.counts(pi);
-        let _ = writeln!(out, "\n{} allowed, {} denied of {} pairs\n", c.allowed, c.denied, c.pairs);
+        w.write_all(b"\n")?;
+        let mut caveats = false;
+        for a in 0..n {
+            w.write_all(b"| ")?;
+            w.write_all(m.endpoints[a].as_bytes())?;
+            for b in 0..n {
+                let cell: &str = if a == b {
+                    " | -"
+                } else {
+                    let c = caveated(a, b);
+                    caveats |= c;
+                    match (m.allowed(pi, a, b), c) {
+                        (true, false) => " | ✅",
+                        (true, true) => " | ✅*",
+                        (false, false) => " | ❌",
+                        (false, true) => " | ❌*",
+                    }
+                };
+                w.write_all(cell.as_bytes())?;
+            }
+            w.write_all(b" |\n")?;
+        }
+        if caveats {
+            writeln!(w, "\n{MD_CAVEAT}")?;
+        }
+        w.write_all(b"\n")?;
+        write_counts(w, &counts)?;
     }
-    out
+    Ok(())
 }
 
-fn matrix_summary(m: &Matrix) -> String {
-    let mut out = String::new();
+fn matrix_summary<W: io::Write + ?Sized>(w: &mut W, m: &Matrix) -> io::Result<()> {
     let classes: Vec<String> =
         m.class_counts().iter().map(|(v6, n)| format!("{n} {}", if *v6 { "IPv6" } else { "IPv4" })).collect();
-    let _ = writeln!(out, "{} endpoints, {} classes", m.endpoints.len(), classes.join(" + "));
+    writeln!(w, "{} endpoints, {} classes", m.endpoints.len(), classes.join(" + "))?;
     for (pi, port) in m.ports.iter().enumerate() {
         let c = m.counts(pi);
-        let _ = write!(out, "{port}: {} allowed, {} denied of {} pairs", c.allowed, c.denied, c.pairs);
+        write!(w, "{port}: {} allowed, {} denied of {} pairs", c.allowed, c.denied, c.pairs)?;
         if c.caveated > 0 {
-            let _ = write!(out, " ({} may change with L7/DNS/Service/source-port rules)", c.caveated);
+            write!(w, " ({} may change with L7/DNS/Service/source-port rules)", c.caveated)?;
         }
-        out.push('\n');
+        w.write_all(b"\n")?;
     }
-    out
+    Ok(())
 }
 
 /// One line saying why a direction was decided.
@@ -441,4 +564,131 @@ pub fn diff_text(r: &crate::change::DiffReport) -> String {
 /// `netward diff` as JSON.
 pub fn diff_json(r: &crate::change::DiffReport) -> String {
     serde_json::to_string_pretty(r).expect("the report serializes") + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::analysis::View;
+    use crate::manifest::load::{load_cluster_text, load_policy_texts};
+    use crate::model::port::FlowPort;
+
+    fn matrix_of(cluster: &str, policies: &str, ports: &[&str]) -> Matrix {
+        let mut d = Vec::new();
+        let mut c = load_cluster_text(&Arc::from("cluster.yaml"), cluster, &mut d);
+        c.fill_missing_namespaces();
+        let p = load_policy_texts(std::iter::once((Arc::from("policies.yaml"), policies)), &mut d);
+        assert!(d.is_empty(), "{d:?}");
+        let ports: Vec<FlowPort> = ports.iter().map(|p| FlowPort::parse(p).expect("port")).collect();
+        Matrix::compute(&Analysis::new(&p, &c, View::Enforced), &ports)
+    }
+
+    /// The example cluster with an `http:` rule: web -> api on 8080 is caveated.
+    fn l7(ports: &[&str]) -> Matrix {
+        matrix_of(
+            include_str!("../../policies/cluster.yaml"),
+            include_str!("../tests/fixtures/l7/policies.yaml"),
+            ports,
+        )
+    }
+
+    /// The JSON as the in-memory version built it, plus `caveated`.
+    fn json_reference(m: &Matrix) -> String {
+        let n = m.endpoints.len();
+        let pairs = |pi: usize, keep_empty: bool, f: &dyn Fn(usize, usize, usize) -> bool| {
+            let mut map = serde_json::Map::new();
+            for a in 0..n {
+                let dsts: Vec<Value> =
+                    (0..n).filter(|&b| b != a && f(pi, a, b)).map(|b| Value::from(m.endpoints[b].clone())).collect();
+                if keep_empty || !dsts.is_empty() {
+                    map.insert(m.endpoints[a].clone(), Value::Array(dsts));
+                }
+            }
+            map
+        };
+        let ports: Vec<Value> = (0..m.ports.len())
+            .map(|pi| {
+                json!({
+                    "port": m.ports[pi].to_string(),
+                    "allowed": pairs(pi, true, &|p, a, b| m.allowed(p, a, b)),
+                    "caveated": pairs(pi, false, &|p, a, b| m.caveated(p, a, b)),
+                })
+            })
+            .collect();
+        serde_json::to_string_pretty(&json!({"endpoints": m.endpoints, "ports": ports})).expect("serializes") + "\n"
+    }
+
+    #[test]
+    fn streamed_json_is_what_to_string_pretty_gives() {
+        let g = crate::synth::generate(&crate::synth::Shape { pods: 120, policies: 30, seed: 3 });
+        let worlds = [
+            l7(&["8080/TCP", "5432/TCP", "53/UDP"]),
+            l7(&[]),
+            matrix_of(&g.cluster, &g.policies, &["8080/TCP", "9100/TCP", "53/UDP"]),
+            matrix_of("", "", &["80/TCP"]),
+        ];
+        for m in &worlds {
+            let n = m.endpoints.len();
+            for pi in 0..m.ports.len() {
+                // The formats skip `caveated` on a port whose count is 0.
+                let pairs = (0..n).flat_map(|a| (0..n).map(move |b| (a, b))).filter(|&(a, b)| a != b);
+                assert_eq!(m.counts(pi).caveated, pairs.filter(|&(a, b)| m.caveated(pi, a, b)).count() as u64);
+            }
+            let out = matrix(m, MatrixFormat::Json);
+            assert_eq!(out, json_reference(m));
+            let _: Value = serde_json::from_str(&out).expect("valid JSON");
+        }
+        let v: Value = serde_json::from_str(&matrix(&worlds[0], MatrixFormat::Json)).expect("JSON");
+        assert_eq!(
+            v["ports"][0]["caveated"]["frontend/web-7d4b9-abcde"],
+            json!(["backend/api-5f6c7-fghij", "backend/api-5f6c7-klmno"])
+        );
+        assert_eq!(v["ports"][2]["caveated"], json!({}), "the http rule is TCP only");
+    }
+
+    #[test]
+    fn md_marks_caveated_cells_and_explains_them_once_per_port() {
+        // Only api is isolated (by the http rule, which is TCP only).
+        let md = matrix(&l7(&["8080/TCP", "53/UDP"]), MatrixFormat::Md);
+        let (tcp, udp) = md.split_once("### 53/UDP").expect("two ports");
+        let web = tcp.lines().find(|l| l.starts_with("| frontend/web")).expect("web row");
+        assert_eq!(web, "| frontend/web-7d4b9-abcde | ✅* | ✅* | ✅ | - | ✅ | ✅ |");
+        assert_eq!(tcp.matches(MD_CAVEAT).count(), 1);
+        assert!(tcp.contains(&format!(" |\n\n{MD_CAVEAT}\n\n")), "{tcp}");
+        assert!(!udp.contains('*'), "{udp}");
+    }
+
+    /// Fails every write after `budget` bytes, counting the calls that come after.
+    struct ClosedPipe {
+        budget: usize,
+        calls_after: usize,
+    }
+
+    impl io::Write for ClosedPipe {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.budget == 0 {
+                self.calls_after += 1;
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            let n = buf.len().min(self.budget);
+            self.budget -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_pipe_stops_the_output_at_the_first_failed_write() {
+        let m = l7(&["8080/TCP", "5432/TCP", "53/UDP"]);
+        for f in [MatrixFormat::Table, MatrixFormat::Json, MatrixFormat::Csv, MatrixFormat::Md, MatrixFormat::Summary] {
+            let mut w = ClosedPipe { budget: 100, calls_after: 0 };
+            let e = write_matrix(&mut w, &m, f).expect_err("the pipe closed");
+            assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+            assert_eq!(w.calls_after, 1, "{f:?} went on writing");
+        }
+    }
 }

@@ -239,3 +239,62 @@ fn the_readme_set_up_commands_work_and_ci_runs_the_same_test_command() {
     let ci = std::fs::read_to_string(root().join(".ci/run")).expect(".ci/run");
     assert!(ci.lines().any(|l| l.contains(test_cmd)), ".ci/run must run `{test_cmd}`");
 }
+
+#[test]
+fn caveated_verdicts_show_in_json_and_md() {
+    let l7 = |format: &str| {
+        netward(&[
+            "matrix",
+            "--policies",
+            "reconciler/tests/fixtures/l7",
+            "--cluster",
+            "policies/cluster.yaml",
+            "--port",
+            "8080/TCP,53/UDP",
+            "--format",
+            format,
+        ])
+    };
+    let (code, json, err) = l7("json");
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    let web = "frontend/web-7d4b9-abcde";
+    let apis = serde_json::json!(["backend/api-5f6c7-fghij", "backend/api-5f6c7-klmno"]);
+    assert_eq!(v["ports"][0]["caveated"][web], apis, "web -> api passes an http rule: {json}");
+    assert!(v["ports"][0]["allowed"][web].as_array().is_some_and(|a| a.contains(&apis[0])), "{json}");
+    assert_eq!(v["ports"][1]["caveated"], serde_json::json!({}), "the http rule is TCP only: {json}");
+    let (code, md, err) = l7("md");
+    assert_eq!(code, 0, "{err}");
+    let row = md.lines().find(|l| l.starts_with("| frontend/web")).expect("web row");
+    assert!(row.starts_with("| frontend/web-7d4b9-abcde | ✅* | ✅* |"), "{row}");
+    let note = "\\* a rule this analysis cannot fully decide (L7, DNS, Service or source port) may change this verdict";
+    assert_eq!(md.matches(note).count(), 1, "one note, under the 8080 table only: {md}");
+    assert!(md.find(note) < md.find("### 53/UDP"), "{md}");
+}
+
+#[test]
+fn a_closed_pipe_ends_the_matrix_quietly() {
+    use std::io::Read;
+    // Every format, on a world whose output is far bigger than a pipe buffer.
+    let dir = std::env::temp_dir().join(format!("netward-pipe-{}", std::process::id()));
+    let d = dir.to_string_lossy().to_string();
+    let (code, _, err) = netward(&["generate", "--pods", "400", "--policies", "40", "--out", &d]);
+    assert_eq!(code, 0, "{err}");
+    for format in ["table", "json", "csv", "md"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_netward"))
+            .args(["matrix", "--policies", &format!("{d}/policies.yaml"), "--cluster", &format!("{d}/cluster.yaml")])
+            .args(["--port", "80/TCP,8080/TCP,5432/TCP,53/UDP", "--format", format])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run netward");
+        let mut head = [0u8; 100];
+        child.stdout.take().expect("stdout").read_exact(&mut head).expect("some output");
+        // The read end closes here, as `| head -c 100` would.
+        let out = child.wait_with_output().expect("netward ends");
+        assert_eq!(out.status.code(), Some(0), "{format}: {}", String::from_utf8_lossy(&out.stderr));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("Broken pipe") && !err.contains("panicked"), "{format}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
