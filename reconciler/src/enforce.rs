@@ -16,10 +16,11 @@ pub mod diff;
 pub mod live;
 pub mod netlink;
 pub mod nft;
+pub mod routes;
 pub mod ruleset;
 
 pub use apply::{Dataplane, EnforceError, Enforcer, NftCli, Report};
-pub use compile::{compile, iface_name, with_l7, Mode, NodeSpec, L7};
+pub use compile::{compile, pod_key, with_l7, Mode, NodeSpec, L7};
 pub use ruleset::Ruleset;
 
 #[cfg(test)]

@@ -176,9 +176,6 @@ enum Command {
         /// audit: every Deny becomes Log + Allow.
         #[arg(long, value_enum, default_value_t = PlanMode::Enforce)]
         mode: PlanMode,
-        /// Host-side pod interface names are this prefix plus 11 hex digits.
-        #[arg(long, default_value = "nw")]
-        iface_prefix: String,
         /// What an `http` match becomes (as `reconcile --l7`).
         #[arg(long, value_enum, default_value_t = L7Arg::Allow)]
         l7: L7Arg,
@@ -266,9 +263,6 @@ struct NodeTarget {
     /// Seconds a fetch may take before the pass gives up on it (the last good commit stays in force).
     #[arg(long, default_value_t = 60.0)]
     fetch_timeout: f64,
-    /// Host-side pod interface prefix (Calico: cali).
-    #[arg(long, default_value = "cali")]
-    iface_prefix: String,
     /// What an `http` (application-layer) match becomes: `allow` by its
     /// L3/L4 part (Calico's meaning without an L7 proxy; warned every pass),
     /// or `deny`: the rule matches nothing (fail closed).
@@ -289,14 +283,6 @@ impl From<L7Arg> for enforce::L7 {
             L7Arg::Deny => enforce::L7::Deny,
         }
     }
-}
-
-/// `--iface-prefix`: what fits a 15-byte interface name with 11 hex digits.
-fn check_iface_prefix(p: &str) -> Result<(), Failure> {
-    if p.is_empty() || p.len() > 4 || !p.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(Failure::Usage(format!("--iface-prefix {p:?}: give 1 to 4 ASCII letters or digits")));
-    }
-    Ok(())
 }
 
 /// Where the Kubernetes API is.
@@ -342,7 +328,6 @@ impl NodeTarget {
         publish: bool,
     ) -> Result<netward::reconcile::Reconciler<netward::enforce::netlink::Netlink>, Failure> {
         use netward::enforce::netlink::Netlink;
-        check_iface_prefix(&self.iface_prefix)?;
         let mut source = netward::reconcile::Source::new(self.repo, &git_ref, &self.path, self.cache);
         source.allowed_signers = allowed_signers;
         source.auth = self.auth.into();
@@ -391,7 +376,6 @@ impl NodeTarget {
         };
         let mut r = netward::reconcile::Reconciler::with_inventory(source, inventory, self.node, mode, dataplane);
         r.on_record = on_record;
-        r.iface_prefix = self.iface_prefix;
         r.l7 = self.l7.into();
         Ok(r)
     }
@@ -792,21 +776,22 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             let _ = out(&text);
             Ok(if r.changed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
-        Command::Plan { node, policies: pp, cluster: cp, format, mode, iface_prefix, l7 } => {
-            check_iface_prefix(&iface_prefix)?;
+        Command::Plan { node, policies: pp, cluster: cp, format, mode, l7 } => {
             let set = enforce::with_l7(&policies(&pp)?, l7.into());
             let c = cluster(&cp)?;
             if !c.pods.iter().any(|p| p.node.as_deref() == Some(node.as_str())) {
                 return Err(Failure::Usage(format!("no pod in the cluster runs on node {node:?}")));
             }
             let an = Analysis::new(&set, &c, View::Enforced);
+            // Pod links (for anti-spoofing) come from the node's routes when
+            // reconcile runs there; the plan is the same ruleset without them.
             let spec = enforce::NodeSpec {
                 node,
-                iface_prefix,
                 mode: match mode {
                     PlanMode::Enforce => enforce::Mode::Enforce,
                     PlanMode::Audit => enforce::Mode::Audit,
                 },
+                links: Default::default(),
             };
             let rs = enforce::compile(&an, &spec);
             match format {

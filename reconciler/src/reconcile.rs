@@ -406,7 +406,6 @@ pub struct Reconciler<D: Dataplane> {
     pub inventory: Box<dyn Inventory + Send>,
     pub node: String,
     pub mode: RolloutMode,
-    pub iface_prefix: String,
     enforcer: Enforcer<D>,
     pub status: Status,
     pub metrics: Metrics,
@@ -430,6 +429,9 @@ pub struct Reconciler<D: Dataplane> {
     pub l7: L7,
     /// Log every pass, even one with nothing new (`--once` always says how it ended).
     pub log_every_pass: bool,
+    /// The links of this node's pods as last learned from its routes, and
+    /// the pod addresses they were learned for.
+    links: Option<(std::collections::BTreeSet<std::net::IpAddr>, std::collections::BTreeMap<std::net::IpAddr, String>)>,
 }
 
 /// A commit as loaded once: its policy set and `netward.yaml`.
@@ -462,7 +464,6 @@ impl<D: Dataplane> Reconciler<D> {
             inventory,
             node,
             mode,
-            iface_prefix: "cali".into(),
             enforcer: Enforcer::new(dataplane),
             status,
             metrics: Metrics::default(),
@@ -475,6 +476,7 @@ impl<D: Dataplane> Reconciler<D> {
             fetch_wait: None,
             l7: L7::default(),
             log_every_pass: false,
+            links: None,
         }
     }
 
@@ -696,6 +698,35 @@ impl<D: Dataplane> Reconciler<D> {
         n
     }
 
+    /// The link of each local pod address, from the node's routes: read
+    /// again only when the local addresses changed or one had no route yet
+    /// (the CNI wires a pod after the API lists its address).
+    fn links(&mut self, cluster: &crate::model::Cluster) -> std::collections::BTreeMap<std::net::IpAddr, String> {
+        let local: std::collections::BTreeSet<std::net::IpAddr> = cluster
+            .pods
+            .iter()
+            .filter(|p| p.node.as_deref() == Some(self.node.as_str()) && !p.host_network)
+            .flat_map(|p| p.ips.iter().copied())
+            .collect();
+        if let Some((ips, links)) = &self.links {
+            if *ips == local && links.len() == local.len() {
+                return links.clone();
+            }
+        }
+        match self.enforcer.dataplane().routes() {
+            Ok(routes) => {
+                let links = routes.links(local.iter().copied());
+                self.links = Some((local, links.clone()));
+                links
+            }
+            Err(e) => {
+                // Dispatch does not need links; anti-spoofing waits for them.
+                tracing::warn!(error = %e, "cannot read the node's routes; pod links unknown for now");
+                self.links.as_ref().map(|(_, l)| l.clone()).unwrap_or_default()
+            }
+        }
+    }
+
     /// Loads, checks and applies one commit.
     fn apply(&mut self, dir: &Path, commit: &str, start: Instant) -> Result<Pass, Failure> {
         if let Some(signers) = &self.source.allowed_signers {
@@ -772,7 +803,8 @@ impl<D: Dataplane> Reconciler<D> {
         }
         let an = Analysis::new(set, &cluster, View::Enforced);
         let mode = if self.mode == RolloutMode::Audit { Mode::Audit } else { Mode::Enforce };
-        let spec = NodeSpec { node: self.node.clone(), iface_prefix: self.iface_prefix.clone(), mode };
+        let links = self.links(&cluster);
+        let spec = NodeSpec { node: self.node.clone(), mode, links };
         let rs = enforce::compile(&an, &spec);
         let warnings = crate::validate::not_enforced(&loaded.set, self.l7);
         if self.mode == RolloutMode::DryRun {

@@ -43,7 +43,7 @@ fn world() -> (PolicySet, Cluster) {
 
 fn compile(p: &PolicySet, c: &Cluster) -> enforce::Ruleset {
     let an = Analysis::new(p, c, View::Enforced);
-    enforce::compile(&an, &NodeSpec { node: NODE.into(), iface_prefix: "nw".into(), mode: Mode::Enforce })
+    enforce::compile(&an, &NodeSpec { node: NODE.into(), mode: Mode::Enforce, links: Default::default() })
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

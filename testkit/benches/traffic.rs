@@ -69,7 +69,7 @@ fn main() {
     let mut cluster = load_cluster_text(&Arc::from("c.yaml"), CLUSTER, &mut d);
     cluster.fill_missing_namespaces();
     assert!(d.is_empty(), "{d:?}");
-    let pods: Vec<PodSpec> = cluster.endpoints().iter().map(|e| PodSpec::of(e, "nw")).collect();
+    let pods: Vec<PodSpec> = cluster.endpoints().iter().map(|e| PodSpec::of(e)).collect();
     let probe = PathBuf::from(env!("CARGO_BIN_EXE_netward-probe"));
     let lab = Lab::up("traffic", &pods, &[8080], &[], &probe).expect("lab");
     let server = "10.99.0.2".parse().expect("ip");
@@ -85,7 +85,10 @@ fn main() {
             let set = load_policy_texts(std::iter::once((Arc::from("p.yaml"), text.as_str())), &mut d);
             assert!(d.is_empty(), "{d:?}");
             let an = Analysis::new(&set, &cluster, View::Enforced);
-            enforce::compile(&an, &NodeSpec { node: "lab".into(), iface_prefix: "nw".into(), mode: Mode::Enforce })
+            enforce::compile(
+                &an,
+                &NodeSpec { node: "lab".into(), mode: Mode::Enforce, links: netward_testkit::lab::links(&pods) },
+            )
         })
         .collect();
     let mut samples: Vec<(Vec<f64>, Vec<f64>)> = configs.iter().map(|_| (Vec::new(), Vec::new())).collect();

@@ -18,13 +18,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use netward::analysis::Analysis;
-use netward::enforce::{self, netlink::Netlink, Enforcer, Mode, NodeSpec, Report};
+use netward::enforce::{self, netlink::Netlink, Dataplane, Enforcer, Mode, NodeSpec, Report};
 use netward::model::{Cluster, Protocol};
 
 use crate::lab::{run, LabError, Probe, PREFIX};
 
-/// The interface prefix the lab gives pods (and compiles the enforcer with).
-pub const IFACE_PREFIX: &str = "nw";
 const OUTSIDE_IP: &str = "100.64.0.254";
 
 fn nsx(ns: &str, args: &[&str]) -> Result<String, LabError> {
@@ -141,7 +139,7 @@ impl ClusterLab {
             let netns = format!("{}p{i}", lab.base);
             run(&["ip", "netns", "add", &netns])?;
             lab.pods.push(LabPod { id: e.id.clone(), netns: netns.clone(), ips: e.ips.clone(), node: node.clone() });
-            let iface = enforce::iface_name(IFACE_PREFIX, &e.namespace, &e.name);
+            let iface = crate::lab::lab_iface(&e.namespace, &e.name);
             run(&[
                 "ip", "-n", &node_ns, "link", "add", &iface, "type", "veth", "peer", "name", "eth0", "netns", &netns,
             ])?;
@@ -271,7 +269,6 @@ impl ClusterLab {
     pub fn enforce(&mut self, an: &Analysis, mode: Mode) -> Result<Vec<(String, Report)>, LabError> {
         let mut out = Vec::new();
         for (node, (ns, _)) in &self.nodes {
-            let rs = enforce::compile(an, &NodeSpec { node: node.clone(), iface_prefix: IFACE_PREFIX.into(), mode });
             let enforcer = match self.enforcers.get_mut(node) {
                 Some(e) => e,
                 None => {
@@ -279,6 +276,14 @@ impl ClusterLab {
                     self.enforcers.entry(node.clone()).or_insert(Enforcer::new(nl))
                 }
             };
+            // As `reconcile` does: each local pod's link from the node's routes.
+            let routes = enforcer
+                .dataplane()
+                .routes()
+                .map_err(|e| LabError::Command { cmd: format!("routes of node {node}"), stderr: e.to_string() })?;
+            let local = an.endpoints.iter().filter(|e| e.node.as_deref() == Some(node.as_str()) && !e.host_network);
+            let links = routes.links(local.flat_map(|e| e.ips.iter().copied()));
+            let rs = enforce::compile(an, &NodeSpec { node: node.clone(), mode, links });
             let report = enforcer
                 .sync(&rs)
                 .map_err(|e| LabError::Command { cmd: format!("enforce node {node}"), stderr: e.to_string() })?;

@@ -98,15 +98,28 @@ pub struct PodSpec {
 }
 
 impl PodSpec {
-    /// The pod for an endpoint, its host-side interface named as the
-    /// enforcer names it with `iface_prefix`.
-    pub fn of(e: &netward::model::Endpoint, iface_prefix: &str) -> PodSpec {
-        PodSpec {
-            id: e.id.clone(),
-            ips: e.ips.clone(),
-            iface: netward::enforce::iface_name(iface_prefix, &e.namespace, &e.name),
-        }
+    /// The pod for an endpoint, its host-side interface named the way the
+    /// ptp CNI plugin names its veths (`veth` and 8 hex digits): netward
+    /// never names interfaces, it learns them from the node's routes.
+    pub fn of(e: &netward::model::Endpoint) -> PodSpec {
+        PodSpec { id: e.id.clone(), ips: e.ips.clone(), iface: lab_iface(&e.namespace, &e.name) }
     }
+}
+
+/// A lab pod's host-side veth: `veth` and 8 hex digits of an FNV-1a hash
+/// of `namespace/name` (12 characters, under the kernel's 15).
+pub fn lab_iface(namespace: &str, pod: &str) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in format!("{namespace}/{pod}").bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    format!("veth{h:08x}")
+}
+
+/// The links the enforcer learns from a lab's routes, for tests that
+/// compile a ruleset themselves: each pod address -> its veth.
+pub fn links(pods: &[PodSpec]) -> std::collections::BTreeMap<IpAddr, String> {
+    pods.iter().flat_map(|p| p.ips.iter().map(move |ip| (*ip, p.iface.clone()))).collect()
 }
 
 struct LabPod {

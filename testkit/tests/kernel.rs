@@ -48,7 +48,7 @@ fn example() -> Example {
         p.node = Some(NODE.into());
     }
     let an = Analysis::new(&set, &cluster, View::Enforced);
-    let pods = an.endpoints.iter().map(|e| PodSpec::of(e, "nw")).collect();
+    let pods = an.endpoints.iter().map(|e| PodSpec::of(e)).collect();
     Example { an, pods }
 }
 
@@ -61,7 +61,8 @@ fn ports() -> Vec<FlowPort> {
 }
 
 fn plan(an: &Analysis, mode: Mode) -> String {
-    let rs = enforce::compile(an, &NodeSpec { node: NODE.into(), iface_prefix: "nw".into(), mode });
+    let pods: Vec<PodSpec> = an.endpoints.iter().map(PodSpec::of).collect();
+    let rs = enforce::compile(an, &NodeSpec { node: NODE.into(), mode, links: netward_testkit::lab::links(&pods) });
     enforce::nft::render(&rs)
 }
 
@@ -158,7 +159,7 @@ fn a_packet_the_last_tier_passes_leaves_without_netwards_pass_bit() {
     set.policies.retain(|p| p.tier == "platform");
     cluster.pods.retain(|p| p.namespace == "frontend" || p.namespace == "backend");
     let an = Analysis::new(&set, &cluster, View::Enforced);
-    let pods: Vec<PodSpec> = an.endpoints.iter().map(|e| PodSpec::of(e, "nw")).collect();
+    let pods: Vec<PodSpec> = an.endpoints.iter().map(|e| PodSpec::of(e)).collect();
     let probe_bin = PathBuf::from(env!("CARGO_BIN_EXE_netward-probe"));
     let lab = Lab::up("passbit", &pods, &[8080], &[], &probe_bin).expect("lab comes up");
     lab.load_nft(&plan(&an, Mode::Enforce)).expect("the rendered ruleset loads");
@@ -212,7 +213,11 @@ fn cluster_on_lab_node() -> (netward::model::PolicySet, netward::model::Cluster)
 
 fn ruleset(set: &netward::model::PolicySet, cluster: &netward::model::Cluster) -> netward::enforce::Ruleset {
     let an = Analysis::new(set, cluster, View::Enforced);
-    enforce::compile(&an, &NodeSpec { node: NODE.into(), iface_prefix: "nw".into(), mode: Mode::Enforce })
+    let pods: Vec<PodSpec> = an.endpoints.iter().map(PodSpec::of).collect();
+    enforce::compile(
+        &an,
+        &NodeSpec { node: NODE.into(), mode: Mode::Enforce, links: netward_testkit::lab::links(&pods) },
+    )
 }
 
 #[test]

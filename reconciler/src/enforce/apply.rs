@@ -51,6 +51,11 @@ pub trait Dataplane {
     fn read(&self) -> Result<Option<Live>, EnforceError>;
     /// Applies a change as one transaction.
     fn apply(&self, changes: &Changes, desired: &Ruleset, live: Option<&Live>) -> Result<(), EnforceError>;
+    /// The node's routes, to learn which link each local pod is behind
+    /// (none where the dataplane is not a kernel).
+    fn routes(&self) -> Result<super::routes::Routes, EnforceError> {
+        Ok(super::routes::Routes::default())
+    }
 }
 
 impl<T: Dataplane + ?Sized> Dataplane for Box<T> {
@@ -60,6 +65,10 @@ impl<T: Dataplane + ?Sized> Dataplane for Box<T> {
 
     fn apply(&self, changes: &Changes, desired: &Ruleset, live: Option<&Live>) -> Result<(), EnforceError> {
         (**self).apply(changes, desired, live)
+    }
+
+    fn routes(&self) -> Result<super::routes::Routes, EnforceError> {
+        (**self).routes()
     }
 }
 
@@ -114,6 +123,34 @@ impl Dataplane for NftCli {
     fn apply(&self, changes: &Changes, desired: &Ruleset, live: Option<&Live>) -> Result<(), EnforceError> {
         let _ = live;
         self.apply_script(&render(changes, desired))
+    }
+
+    /// `ip -j route show` for both families, in the same namespace as nft.
+    fn routes(&self) -> Result<super::routes::Routes, EnforceError> {
+        let mut argv = self.argv.clone();
+        if let Some(last) = argv.last_mut() {
+            *last = "ip".into();
+        }
+        let mut routes = super::routes::Routes::default();
+        for family in ["-4", "-6"] {
+            let out = Command::new(&argv[0])
+                .args(&argv[1..])
+                .args([family, "-j", "route", "show"])
+                .output()
+                .map_err(|e| EnforceError::Unavailable(format!("cannot run ip: {e}")))?;
+            if !out.status.success() {
+                return Err(EnforceError::Unavailable(format!(
+                    "ip route: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            // A family with no routes at all prints nothing.
+            if !text.trim().is_empty() {
+                routes.extend(super::routes::Routes::parse(&text).map_err(EnforceError::Unavailable)?);
+            }
+        }
+        Ok(routes)
     }
 }
 

@@ -6,6 +6,7 @@
 //! decides; the lab tests hold the kernel to that.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 
@@ -18,8 +19,9 @@ use super::ruleset::{
 };
 
 /// Enforce for real, or only log what would be denied.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Mode {
+    #[default]
     Enforce,
     /// Every Deny (and every end-of-tier drop) becomes Log + Allow.
     Audit,
@@ -52,21 +54,23 @@ pub fn with_l7(set: &crate::model::PolicySet, l7: L7) -> crate::model::PolicySet
     s
 }
 
-/// The node to compile for, and how its pod interfaces are named.
-#[derive(Clone, Debug)]
+/// The node to compile for.
+#[derive(Clone, Debug, Default)]
 pub struct NodeSpec {
     pub node: String,
-    /// Host-side interface names are `<prefix><11 hex digits>`, like Calico's `cali…`.
-    pub iface_prefix: String,
     pub mode: Mode,
+    /// The host interface each local pod address is routed through, as the
+    /// node's routing table says ([`super::routes::Routes::links`]). Only the
+    /// anti-spoofing rules use it: policy is dispatched by address, so it
+    /// holds on any CNI, and a pod without a known link is still policed.
+    pub links: BTreeMap<IpAddr, String>,
 }
 
-/// The host-side interface name of a pod: the prefix and 11 hex digits of a
-/// stable hash of `namespace.name` (at most 15 characters, the kernel's limit).
-pub fn iface_name(prefix: &str, namespace: &str, pod: &str) -> String {
+/// A stable short key of a pod (11 hex digits of a hash of
+/// `namespace.name`): its chains are named `pod-<key>-in` / `-out`.
+pub fn pod_key(namespace: &str, pod: &str) -> String {
     let h = fnv64(format!("{namespace}.{pod}").as_bytes());
-    let name = format!("{prefix}{h:016x}");
-    crate::text::cut(&name, 15.min(prefix.len() + 11)).to_string()
+    crate::text::cut(&format!("{h:016x}"), 11).to_string()
 }
 
 /// FNV-1a, 64 bits: names and content hashes that are stable across runs.
@@ -147,31 +151,48 @@ impl<'a> Compiler<'a> {
             );
             self.out.maps.insert(
                 format!("egress-dispatch-{f}"),
-                VerdictMap { key: SetKind::IfaceAddr(fam), elements: BTreeMap::new() },
+                VerdictMap { key: SetKind::Addr(fam), elements: BTreeMap::new() },
             );
             self.out
                 .sets
                 .insert(format!("local-pods-{f}"), Set { kind: SetKind::IfaceAddr(fam), elements: BTreeSet::new() });
         }
         self.out.sets.insert("local-ifaces".into(), Set { kind: SetKind::Iface, elements: BTreeSet::new() });
+        // Sources a pod legitimately uses before it has an address of its
+        // own, or on its link only: DHCP's 0.0.0.0, IPv6 DAD's ::, and
+        // link-local fe80::/10 (neighbour and router discovery).
+        let unspecified = |s: &str| Element::Net(s.parse().expect("a literal CIDR"));
+        self.out.sets.insert(
+            "link-sources-4".into(),
+            Set { kind: SetKind::Addr(Family::V4), elements: BTreeSet::from([unspecified("0.0.0.0/32")]) },
+        );
+        self.out.sets.insert(
+            "link-sources-6".into(),
+            Set {
+                kind: SetKind::Addr(Family::V6),
+                elements: BTreeSet::from([unspecified("::/128"), unspecified("fe80::/10")]),
+            },
+        );
 
         for e in self.local() {
-            let iface = iface_name(&self.spec.iface_prefix, &e.namespace, &e.name);
-            self.set_mut("local-ifaces").elements.insert(Element::Iface(iface.clone()));
+            let key = pod_key(&e.namespace, &e.name);
             for ip in &e.ips {
+                let Some(link) = self.spec.links.get(ip).cloned() else { continue };
                 let f = Family::of(ip).suffix();
-                self.set_mut(&format!("local-pods-{f}")).elements.insert(Element::IfaceAddr(iface.clone(), *ip));
+                self.set_mut("local-ifaces").elements.insert(Element::Iface(link.clone()));
+                self.set_mut(&format!("local-pods-{f}")).elements.insert(Element::IfaceAddr(link, *ip));
             }
             for dir in [Direction::Ingress, Direction::Egress] {
                 let Some(chain) = self.pod_chain(e, dir, &mut policy_chains) else { continue };
-                let name = format!("pod-{iface}-{}", dir_suffix(dir));
+                let name = format!("pod-{key}-{}", dir_suffix(dir));
                 self.out.chains.insert(name.clone(), chain);
                 for ip in &e.ips {
                     let f = Family::of(ip).suffix();
-                    let (map, key) = match dir {
-                        Direction::Ingress => (format!("ingress-dispatch-{f}"), Element::Net(IpNet::from(*ip))),
-                        Direction::Egress => (format!("egress-dispatch-{f}"), Element::IfaceAddr(iface.clone(), *ip)),
+                    let map = match dir {
+                        Direction::Ingress => format!("ingress-dispatch-{f}"),
+                        Direction::Egress => format!("egress-dispatch-{f}"),
                     };
+                    let key = Element::Net(IpNet::from(*ip));
                     self.out.maps.get_mut(&map).expect("dispatch maps exist").elements.insert(key, name.clone());
                 }
             }
@@ -191,34 +212,36 @@ impl<'a> Compiler<'a> {
         };
         let mut egress = vec![established.clone()];
         let mut input = vec![established.clone()];
+        // From a pod's link, only that pod's own addresses (and link-local
+        // sources) may come: anything else is spoofed, and would otherwise
+        // slip past the pod's egress chain, which is found by source address.
         for fam in [Family::V4, Family::V6] {
             let f = fam.suffix();
-            let dispatch = Rule {
+            let spoof = Rule {
+                matches: vec![
+                    Match::NfProto(fam),
+                    Match::Iface { set: "local-ifaces".into() },
+                    Match::Addr { family: fam, side: Side::Saddr, set: format!("link-sources-{f}"), negated: true },
+                    Match::IfaceAddr { family: fam, set: format!("local-pods-{f}"), negated: true },
+                ],
+                verdict: Verdict::Drop,
+                note: "spoofed source address from a local pod's link".into(),
+            };
+            egress.push(spoof.clone());
+            input.push(spoof);
+        }
+        for fam in [Family::V4, Family::V6] {
+            egress.push(Rule {
                 matches: vec![],
                 verdict: Verdict::Dispatch {
                     family: fam,
                     side: Side::Saddr,
-                    map: format!("egress-dispatch-{f}"),
-                    by_iface: true,
+                    map: format!("egress-dispatch-{}", fam.suffix()),
+                    by_iface: false,
                 },
                 note: "isolated local pods: their egress chain".into(),
-            };
-            let known = Rule {
-                matches: vec![Match::IfaceAddr { family: fam, set: format!("local-pods-{f}") }],
-                verdict: Verdict::Accept,
-                note: "local pods no policy isolates for egress".into(),
-            };
-            egress.push(dispatch);
-            egress.push(known.clone());
-            input.push(known);
+            });
         }
-        let spoof = Rule {
-            matches: vec![Match::Iface { set: "local-ifaces".into() }],
-            verdict: Verdict::Drop,
-            note: "spoofed source address from a local pod".into(),
-        };
-        egress.push(spoof.clone());
-        input.push(spoof);
         let mut ingress = vec![established];
         for fam in [Family::V4, Family::V6] {
             ingress.push(Rule {

@@ -280,11 +280,11 @@ pub fn rule_exprs(r: &Rule) -> Vec<Expr> {
                 mark_bits(&mut out, PASS_MARK, 0);
                 out.push(Expr::Cmp { sreg: nl::REG_1, op: CMP_EQ, data: vec![0; 4] });
             }
-            Match::IfaceAddr { family, set } => {
+            Match::IfaceAddr { family, set, negated } => {
                 need_fam(&mut out, *family);
                 out.push(Expr::Meta { key: META_IIFNAME, dreg: nl::REG_1 });
                 out.push(load_addr(*family, Side::Saddr, nl::REG_2));
-                out.push(Expr::Lookup { sreg: nl::REG_1, dreg: None, set: set.clone(), invert: false });
+                out.push(Expr::Lookup { sreg: nl::REG_1, dreg: None, set: set.clone(), invert: *negated });
             }
             Match::Iface { set } => {
                 out.push(Expr::Meta { key: META_IIFNAME, dreg: nl::REG_1 });
@@ -489,6 +489,10 @@ impl Dataplane for Netlink {
     fn apply(&self, changes: &Changes, desired: &Ruleset, live: Option<&Live>) -> Result<(), EnforceError> {
         let _ = live;
         self.commit(change_batch(changes, desired))
+    }
+
+    fn routes(&self) -> Result<super::routes::Routes, EnforceError> {
+        self.reader.routes()
     }
 }
 

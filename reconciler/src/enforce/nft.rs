@@ -98,7 +98,9 @@ fn match_text(m: &Match) -> String {
             }
         }
         Match::NotPassed => format!("meta mark & 0x{PASS_MARK:08x} == 0x00000000"),
-        Match::IfaceAddr { family, set } => format!("iifname . {} saddr @{set}", family.nft()),
+        Match::IfaceAddr { family, set, negated } => {
+            format!("iifname . {} saddr {}@{set}", family.nft(), neg(*negated))
+        }
         Match::Iface { set } => format!("iifname @{set}"),
         Match::NfProto(Family::V4) => "meta nfproto ipv4".into(),
         Match::NfProto(Family::V6) => "meta nfproto ipv6".into(),

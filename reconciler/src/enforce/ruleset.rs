@@ -139,8 +139,8 @@ pub enum Match {
     Icmp { v6: bool, typ: u8, code: Option<u8>, negated: bool },
     /// `meta mark & PASS == 0`: no policy of this tier has passed the packet.
     NotPassed,
-    /// `iifname . ip saddr @set`.
-    IfaceAddr { family: Family, set: String },
+    /// `iifname . ip saddr @set` (or `!=`).
+    IfaceAddr { family: Family, set: String, negated: bool },
     /// `iifname @set`.
     Iface { set: String },
     /// `meta nfproto ipv4|ipv6`.

@@ -1,11 +1,12 @@
 //! Pure tests of the enforcer: what gets compiled, what a change costs.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::analysis::{Analysis, View};
 use crate::manifest::load::{load_cluster_text, load_policy_texts};
 
-use super::compile::{compile, iface_name, Mode, NodeSpec};
+use super::compile::{compile, pod_key, Mode, NodeSpec};
 use super::diff::diff;
 use super::live::{element_key, Live};
 use super::ruleset::{Element, Match, Ruleset, Verdict};
@@ -41,6 +42,14 @@ spec:
     ports: [{port: http}, {port: 9000, endPort: 9100}]
 ";
 
+/// The links a ptp CNI gives the local pods (one `veth…` per pod).
+fn links() -> BTreeMap<std::net::IpAddr, String> {
+    [("10.0.0.1", "veth1a2b3c4d"), ("10.0.0.2", "veth5e6f7a8b")]
+        .into_iter()
+        .map(|(ip, l)| (ip.parse().expect("ip"), l.to_string()))
+        .collect()
+}
+
 fn build(cluster: &str, policies: &str, mode: Mode) -> Ruleset {
     let mut d = Vec::new();
     let mut c = load_cluster_text(&Arc::from("c.yaml"), cluster, &mut d);
@@ -48,7 +57,7 @@ fn build(cluster: &str, policies: &str, mode: Mode) -> Ruleset {
     let p = load_policy_texts(std::iter::once((Arc::from("p.yaml"), policies)), &mut d);
     assert!(d.is_empty(), "{d:?}");
     let an = Analysis::new(&p, &c, View::Enforced);
-    compile(&an, &NodeSpec { node: "n1".into(), iface_prefix: "nw".into(), mode })
+    compile(&an, &NodeSpec { node: "n1".into(), mode, links: links() })
 }
 
 #[test]
@@ -58,8 +67,13 @@ fn only_isolated_local_pods_get_dispatch_entries() {
     assert_eq!(ingress.elements.len(), 1, "only a is isolated (for ingress)");
     assert!(rs.maps["egress-dispatch-4"].elements.is_empty(), "nobody is isolated for egress");
     let local: Vec<String> = rs.sets["local-pods-4"].elements.iter().map(element_key).collect();
-    let (ia, ib) = (iface_name("nw", "ns", "a"), iface_name("nw", "ns", "b"));
-    assert_eq!(local, vec![format!("{ia}|10.0.0.1"), format!("{ib}|10.0.0.2")], "far is on another node");
+    assert_eq!(
+        local,
+        vec!["veth1a2b3c4d|10.0.0.1", "veth5e6f7a8b|10.0.0.2"],
+        "links as the routes say; far is elsewhere"
+    );
+    let chains: Vec<&String> = ingress.elements.values().collect();
+    assert_eq!(chains, vec![&format!("pod-{}-in", pod_key("ns", "a"))]);
 }
 
 #[test]
@@ -127,11 +141,34 @@ fn no_change_is_no_work_and_a_missing_table_is_created() {
 }
 
 #[test]
-fn interface_names_fit_the_kernel_limit_and_are_stable() {
-    let n = iface_name("cali", "a-very-long-namespace-name", "a-very-long-pod-name-0123456789");
-    assert_eq!(n.len(), 15);
-    assert_eq!(n, iface_name("cali", "a-very-long-namespace-name", "a-very-long-pod-name-0123456789"));
-    assert_ne!(n, iface_name("cali", "other", "pod"));
+fn pod_keys_are_short_and_stable() {
+    let n = pod_key("a-very-long-namespace-name", "a-very-long-pod-name-0123456789");
+    assert_eq!(n.len(), 11);
+    assert_eq!(n, pod_key("a-very-long-namespace-name", "a-very-long-pod-name-0123456789"));
+    assert_ne!(n, pod_key("other", "pod"));
+}
+
+// Regression (#14): egress was dispatched by `iifname . ip saddr` with
+// interface names netward made up, which no CNI uses: a pod wired by ptp or
+// a bridge kept its egress open. Dispatch is by address now; links only
+// feed anti-spoofing, and a pod without a known link is still policed.
+#[test]
+fn egress_is_dispatched_by_address_whatever_the_interfaces_are_called() {
+    let egress_policy = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: e, namespace: ns}\nspec:\n  podSelector: {matchLabels: {app: a}}\n  policyTypes: [Egress]\n";
+    let mut d = Vec::new();
+    let mut c = load_cluster_text(&Arc::from("c.yaml"), CLUSTER, &mut d);
+    c.fill_missing_namespaces();
+    let p = load_policy_texts(std::iter::once((Arc::from("p.yaml"), egress_policy)), &mut d);
+    let an = Analysis::new(&p, &c, View::Enforced);
+    for links in [links(), BTreeMap::new()] {
+        let rs = compile(&an, &NodeSpec { node: "n1".into(), mode: Mode::Enforce, links: links.clone() });
+        let egress: Vec<(String, &String)> =
+            rs.maps["egress-dispatch-4"].elements.iter().map(|(k, v)| (element_key(k), v)).collect();
+        assert_eq!(egress, vec![("10.0.0.1".to_string(), &format!("pod-{}-eg", pod_key("ns", "a")))]);
+        let text = super::nft::render(&rs);
+        assert!(text.contains("ip saddr vmap @egress-dispatch-4"), "{text}");
+        assert_eq!(rs.sets["local-ifaces"].elements.len(), links.len(), "spoof checks only where the link is known");
+    }
 }
 
 #[test]

@@ -135,9 +135,6 @@ fn daemonset_args(repo: &str, node: &str, root: &std::path::Path) -> Vec<String>
         if a.starts_with("--listen=") {
             continue;
         }
-        if a.starts_with("--iface-prefix=") {
-            a = "--iface-prefix=nw".into();
-        }
         out.push(a);
     }
     assert!(!out.iter().any(|a| a.contains("$(")), "every variable is defined: {out:?}");

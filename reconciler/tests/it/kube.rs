@@ -95,9 +95,17 @@ fn listed_store() -> Store {
     listed(&netward::manifest::load::load_cluster(&[example_dir().join("cluster.yaml")]).value)
 }
 
+/// The node's ruleset, with each local pod behind a link of its own as a
+/// routed CNI wires it (what `reconcile` learns from the node's routes).
 fn ruleset(set: &PolicySet, cluster: &Cluster, node: &str) -> netward::enforce::Ruleset {
     let an = Analysis::new(set, cluster, View::Enforced);
-    netward::enforce::compile(&an, &NodeSpec { node: node.into(), iface_prefix: "nw".into(), mode: Mode::Enforce })
+    let links = cluster
+        .pods
+        .iter()
+        .filter(|p| p.node.as_deref() == Some(node))
+        .flat_map(|p| p.ips.iter().map(move |ip| (*ip, format!("veth-{}", p.name.len()))))
+        .collect();
+    netward::enforce::compile(&an, &NodeSpec { node: node.into(), mode: Mode::Enforce, links })
 }
 
 fn mentions(elements: &[(String, Element)], ip: &str) -> bool {
@@ -451,7 +459,7 @@ fn reconcile_kube_enforces_the_api_inventory_and_follows_it() {
     let dir = repo("kube");
     let (api, kc) = stand_in_with_example("reconcile");
     let kc_s = kc.to_str().expect("utf-8").to_string();
-    let base = ["reconcile", "--path", "policies", "--node", "node-b", "--iface-prefix", "nw", "--once"];
+    let base = ["reconcile", "--path", "policies", "--node", "node-b", "--once"];
     // The same inventory from the API and from the snapshot file: the same table.
     let run = |ns: &Netns, inv: &[&str]| {
         let mut args: Vec<&str> = base.to_vec();
@@ -470,7 +478,7 @@ fn reconcile_kube_enforces_the_api_inventory_and_follows_it() {
     // rollout status lands on the Node object.
     let addr = format!("127.0.0.1:{}", 20000 + std::process::id() % 20000);
     let child = Command::new(env!("CARGO_BIN_EXE_netward"))
-        .args(["reconcile", "--path", "policies", "--node", "node-b", "--iface-prefix", "nw", "--interval", "60"])
+        .args(["reconcile", "--path", "policies", "--node", "node-b", "--interval", "60"])
         .args(["--netns", &ns.0, "--listen", &addr, "--kubeconfig", &kc_s, "--publish-status"])
         .arg("--repo")
         .arg(&dir)
@@ -558,8 +566,6 @@ fn calico_network_sets_come_from_the_api_where_the_crds_exist() {
             "policies",
             "--node",
             "node-b",
-            "--iface-prefix",
-            "nw",
             "--netns",
             &ns.0,
             "--repo",

@@ -71,7 +71,7 @@ fn once(dir: &Path, ns: &Netns, extra: &[&str]) -> (i32, String) {
 fn once_env(dir: &Path, ns: &Netns, extra: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_netward"))
         .args(["reconcile", "--once", "--path", "policies", "--cluster", "policies/cluster.yaml", "--node", "node-b"])
-        .args(["--netns", &ns.0, "--iface-prefix", "nw"])
+        .args(["--netns", &ns.0])
         .args(if extra.contains(&"--repo") { vec![] } else { vec!["--repo".to_string(), dir.display().to_string()] })
         .arg("--status")
         .arg(dir.join("status.json"))
@@ -89,7 +89,7 @@ fn once_env(dir: &Path, ns: &Netns, extra: &[&str], env: &[(&str, &str)]) -> (i3
 fn serve_loop(dir: &Path, ns: &Netns, addr: &str, interval: &str, extra: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_netward"))
         .args(["reconcile", "--path", "policies", "--cluster", "policies/cluster.yaml", "--node", "node-b"])
-        .args(["--interval", interval, "--netns", &ns.0, "--iface-prefix", "nw", "--listen", addr])
+        .args(["--interval", interval, "--netns", &ns.0, "--listen", addr])
         .args(extra)
         .arg("--repo")
         .arg(dir)
@@ -396,7 +396,7 @@ fn rollback_returns_the_node_to_the_previous_revision() {
     assert_ne!(ns.table(), before);
     let out = Command::new(env!("CARGO_BIN_EXE_netward"))
         .args(["rollback", "--path", "policies", "--cluster", "policies/cluster.yaml", "--node", "node-b"])
-        .args(["--netns", &ns.0, "--iface-prefix", "nw"])
+        .args(["--netns", &ns.0])
         .arg("--repo")
         .arg(&dir)
         .arg("--status")
@@ -443,7 +443,7 @@ fn killing_the_reconciler_mid_apply_leaves_the_old_or_the_new_table_never_a_mix(
         let mut c = netward::manifest::load::load_cluster_text(&std::sync::Arc::from("c.yaml"), &g.cluster, &mut d);
         c.fill_missing_namespaces();
         let an = Analysis::new(&set, &c, View::Enforced);
-        enforce::compile(&an, &NodeSpec { node: "node0".into(), iface_prefix: "nw".into(), mode: Mode::Enforce })
+        enforce::compile(&an, &NodeSpec { node: "node0".into(), mode: Mode::Enforce, links: Default::default() })
     };
     let (old, new) = (compile(&g.policies), compile(&kept.join("\n---\n")));
     let (old_live, new_live) = (Live::of(&old), Live::of(&new));
@@ -452,7 +452,7 @@ fn killing_the_reconciler_mid_apply_leaves_the_old_or_the_new_table_never_a_mix(
     let run = || {
         Command::new(env!("CARGO_BIN_EXE_netward"))
             .args(["reconcile", "--once", "--path", "policies", "--cluster", "cluster.yaml", "--node", "node0"])
-            .args(["--netns", &ns.0, "--iface-prefix", "nw"])
+            .args(["--netns", &ns.0])
             .arg("--repo")
             .arg(&dir)
             .current_dir(&dir)
@@ -799,7 +799,7 @@ fn a_git_server_that_never_answers_fails_the_pass_in_time_and_then_the_liveness_
     let addr = format!("127.0.0.1:{free}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_netward"))
         .args(["reconcile", "--path", "policies", "--cluster", "policies/cluster.yaml", "--node", "node-b"])
-        .args(["--interval", "1", "--netns", &ns.0, "--iface-prefix", "nw", "--listen", &addr])
+        .args(["--interval", "1", "--netns", &ns.0, "--listen", &addr])
         .args(["--repo", &url, "--fetch-timeout", "0.2", "--cache"])
         .arg(dir.join("loop-cache"))
         .current_dir(&dir)

@@ -22,7 +22,7 @@ fn once(dir: &Path, ns: &Netns, extra: &[&str]) -> (i32, String) {
     let status = dir.join("status.json").display().to_string();
     let repo = dir.display().to_string();
     let mut args = vec!["reconcile", "--once", "--cluster", "policies/cluster.yaml", "--node", "node-b"];
-    args.extend(["--netns", &ns.0, "--iface-prefix", "nw", "--repo", &repo, "--status", &status]);
+    args.extend(["--netns", &ns.0, "--repo", &repo, "--status", &status]);
     if !extra.contains(&"--path") {
         args.extend(["--path", "policies"]);
     }
@@ -148,8 +148,6 @@ fn a_failed_rollback_says_so_and_exits_non_zero() {
             "node-b",
             "--netns",
             &ns.0,
-            "--iface-prefix",
-            "nw",
         ],
     );
     assert_eq!(code, 2, "{err}");
@@ -175,8 +173,6 @@ fn a_failed_rollback_says_so_and_exits_non_zero() {
             "node-b",
             "--netns",
             &ns.0,
-            "--iface-prefix",
-            "nw",
         ],
     );
     assert_eq!(code, 2, "{err}");
