@@ -13,6 +13,8 @@ use std::ptr::NonNull;
 use nftnl_sys as sys;
 use nftnl_sys::libc;
 
+pub mod conntrack;
+
 /// `NFPROTO_INET`: tables for both IPv4 and IPv6.
 pub const FAMILY_INET: u16 = 1;
 
@@ -190,6 +192,49 @@ impl Conn {
             )));
         }
         Ok(Some(n))
+    }
+
+    /// Every flow the kernel tracks in this socket's namespace (ctnetlink
+    /// dump, both families).
+    pub fn conntrack_flows(&mut self) -> std::io::Result<Vec<conntrack::Flow>> {
+        self.sock.send(&conntrack::dump_request(1))?;
+        let mut flows = Vec::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = self.sock.recv_raw(&mut buf)?;
+            let p = conntrack::parse(&buf[..n]);
+            if let Some(e) = p.errors.first() {
+                return Err(std::io::Error::from_raw_os_error(*e));
+            }
+            flows.extend(p.flows);
+            if p.done {
+                return Ok(flows);
+            }
+        }
+    }
+
+    /// Deletes the flows with these original tuples; returns how many were
+    /// deleted (a flow that ended meanwhile is not an error).
+    pub fn conntrack_delete(&mut self, tuples: &[conntrack::Tuple]) -> std::io::Result<usize> {
+        let mut deleted = 0;
+        let mut buf = vec![0u8; 1 << 16];
+        // A few hundred requests per datagram; the kernel answers each (it
+        // handles them inside sendmsg), and the answers are drained at once.
+        for (i, chunk) in tuples.chunks(256).enumerate() {
+            let mut msg = Vec::new();
+            for (j, t) in chunk.iter().enumerate() {
+                msg.extend(conntrack::delete_request(t, (i * 256 + j) as u32 + 2));
+            }
+            self.sock.send(&msg)?;
+            let mut answered = 0;
+            while answered < chunk.len() {
+                let Some(n) = self.recv_queued(&mut buf)? else { break };
+                let acks = parse_acks(&buf[..n]);
+                answered += acks.len();
+                deleted += acks.iter().filter(|(_, errno)| *errno == 0).count();
+            }
+        }
+        Ok(deleted)
     }
 
     fn set_timeout(&self, t: std::time::Duration) -> std::io::Result<()> {

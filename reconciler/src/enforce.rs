@@ -11,6 +11,7 @@
 //! bit; one chain per policy and direction; selectors as named sets.
 
 pub mod apply;
+pub mod closed;
 pub mod compile;
 pub mod diff;
 pub mod live;

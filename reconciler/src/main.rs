@@ -268,6 +268,10 @@ struct NodeTarget {
     /// or `deny`: the rule matches nothing (fail closed).
     #[arg(long, value_enum, default_value_t = L7Arg::Allow)]
     l7: L7Arg,
+    /// Leave established connections alone when a commit denies them (by
+    /// default their conntrack entries are removed, so they stop at once).
+    #[arg(long)]
+    keep_established: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -377,6 +381,7 @@ impl NodeTarget {
         let mut r = netward::reconcile::Reconciler::with_inventory(source, inventory, self.node, mode, dataplane);
         r.on_record = on_record;
         r.l7 = self.l7.into();
+        r.keep_established = self.keep_established;
         Ok(r)
     }
 }

@@ -429,6 +429,9 @@ pub struct Reconciler<D: Dataplane> {
     pub l7: L7,
     /// Log every pass, even one with nothing new (`--once` always says how it ended).
     pub log_every_pass: bool,
+    /// Leave established connections alone when a commit denies them
+    /// (`--keep-established`); by default they are cut.
+    pub keep_established: bool,
     /// The links of this node's pods as last learned from its routes, and
     /// the pod addresses they were learned for.
     links: Option<(std::collections::BTreeSet<std::net::IpAddr>, std::collections::BTreeMap<std::net::IpAddr, String>)>,
@@ -476,6 +479,7 @@ impl<D: Dataplane> Reconciler<D> {
             fetch_wait: None,
             l7: L7::default(),
             log_every_pass: false,
+            keep_established: false,
             links: None,
         }
     }
@@ -727,6 +731,28 @@ impl<D: Dataplane> Reconciler<D> {
         }
     }
 
+    /// Forgets the tracked connections the ruleset just applied denies, so
+    /// they stop now rather than when they end; returns how many. A failure
+    /// is logged, not fatal: the rules are in force either way.
+    fn forget_closed_flows(&mut self, an: &Analysis) -> usize {
+        let dp = self.enforcer.dataplane();
+        let result = dp.flows().and_then(|flows| {
+            let closed = enforce::closed::closed(an, &self.node, &flows);
+            if closed.is_empty() {
+                Ok(0)
+            } else {
+                dp.forget(&closed)
+            }
+        });
+        match result {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot cut the flows the new rules deny; they end on their own");
+                0
+            }
+        }
+    }
+
     /// Loads, checks and applies one commit.
     fn apply(&mut self, dir: &Path, commit: &str, start: Instant) -> Result<Pass, Failure> {
         if let Some(signers) = &self.source.allowed_signers {
@@ -829,11 +855,19 @@ impl<D: Dataplane> Reconciler<D> {
         let new_inventory = self.programmed_generation != Some(generation) && self.woken_by == Wake::Inventory;
         let report = if !in_force || new_inventory { self.enforcer.update(&rs) } else { self.enforcer.sync(&rs) }
             .map_err(|e| Failure::Error(e.to_string()))?;
+        let cut = if report.changes.is_empty() || self.keep_established || mode == Mode::Audit {
+            0
+        } else {
+            self.forget_closed_flows(&an)
+        };
         self.programmed_generation = Some(generation);
         self.metrics.guards = guards_now;
         self.status.warnings = warnings;
         let result = if report.changes.is_empty() { PassResult::Unchanged } else { PassResult::Applied };
         let mut detail = report.changes.summary();
+        if cut > 0 {
+            detail.push_str(&format!("; cut {cut} established flows the new rules deny"));
+        }
         if let Some(w) = &guard_warning {
             detail.push_str(&format!("; the cluster now {w}"));
         }

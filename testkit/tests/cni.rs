@@ -272,3 +272,114 @@ fn egress_isolation_holds_on_pods_behind_a_bridge_with_br_netfilter() {
         },
     );
 }
+
+/// `serve` with any of netward-probe's server flags.
+fn serve_with(w: &mut World, pod_ns: &str, args: &[&str]) {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", pod_ns, env!("CARGO_BIN_EXE_netward-probe"), "serve"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("netward-probe serve");
+    let mut line = String::new();
+    let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().expect("stdout")), &mut line);
+    assert_eq!(line.trim(), "ready");
+    w.servers.push(child);
+}
+
+fn hold(pod_ns: &str, proto: &str, ip: &str, port: u16, ms: u64) -> std::process::Child {
+    Command::new("ip")
+        .args(["netns", "exec", pod_ns, env!("CARGO_BIN_EXE_netward-probe"), "hold", proto, ip])
+        .args([port.to_string(), "--ms".into(), ms.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("netward-probe hold")
+}
+
+/// (connected, ms from the start to the last echo).
+fn held(child: std::process::Child) -> (bool, u64) {
+    let out = String::from_utf8_lossy(&child.wait_with_output().expect("hold").stdout).into_owned();
+    let field = |k: &str| out.split_whitespace().find_map(|f| f.strip_prefix(k)).unwrap_or_default().to_string();
+    (field("connected=") == "true", field("last_echo_ms=").parse().unwrap_or(0))
+}
+
+/// A long-lived TCP connection and a UDP flow from a to b; after a second,
+/// a commit that isolates a's egress is reconciled. Returns, for TCP and
+/// UDP, when the last echo came (ms from the flows' start) and when the
+/// reconcile finished.
+fn flows_across_a_closing_commit(tag: &str, extra: &[&str]) -> Option<((u64, u64), u64)> {
+    let mut w = World::new(tag)?;
+    let node = w.netns("node");
+    let conf = format!(
+        r#"{{"cniVersion":"1.0.0","name":"lab","type":"ptp","ipMasq":false,"ipam":{{"type":"host-local","ranges":[[{{"subnet":"10.250.9.0/24"}}]],"dataDir":"{}"}}}}"#,
+        w.dir.join("ipam").display()
+    );
+    let (pa, pb) = (w.netns("a"), w.netns("b"));
+    let (ia, ib) = (w.add(&node, &pa, &conf), w.add(&node, &pb, &conf));
+    serve_with(&mut w, &pb, &["--echo", "9000", "--udp", "9001"]);
+    let snapshot = w.dir.join("cluster.yaml");
+    let pods = [pod_yaml("a", &ia, "a"), pod_yaml("b", &ib, "b")].concat();
+    std::fs::write(
+        &snapshot,
+        format!("apiVersion: v1\nkind: List\nitems:\n- {{apiVersion: v1, kind: Namespace, metadata: {{name: shop}}}}\n{pods}"),
+    )
+    .expect("snapshot");
+    // The first commit polices nobody; the second isolates a's egress.
+    let repo = repo(&w.dir);
+    let policy = repo.join("policies/deny-egress.yaml");
+    let deny = std::fs::read_to_string(&policy).expect("policy");
+    std::fs::write(&policy, deny.replace("app: a}", "app: nobody}")).expect("write");
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(["-c", "user.email=t@netward", "-c", "user.name=t"])
+            .args(args)
+            .status()
+            .expect("git")
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["commit", "-qam", "nobody isolated"]);
+    let once = |extra: &[&str]| {
+        let out = Command::new(root().join("target").join(profile()).join("netward"))
+            .args(["reconcile", "--once", "--path", "policies", "--node", "n1", "--netns", &node])
+            .arg("--repo")
+            .arg(&repo)
+            .arg("--cluster")
+            .arg(&snapshot)
+            .args(extra)
+            .output()
+            .expect("reconcile");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        err
+    };
+    once(extra);
+    let start = std::time::Instant::now();
+    let (tcp, udp) = (hold(&pa, "tcp", &ib, 9000, 4000), hold(&pa, "udp", &ib, 9001, 4000));
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    std::fs::write(&policy, deny).expect("write");
+    git(&["commit", "-qam", "a isolated"]);
+    let log = once(extra);
+    let done = start.elapsed().as_millis() as u64;
+    let ((tc, tl), (uc, ul)) = (held(tcp), held(udp));
+    assert!(tc && uc, "both flows were up before the commit: {log}");
+    assert!(tl >= 800 && ul >= 800, "the flows echoed until the commit (tcp {tl} ms, udp {ul} ms)");
+    Some(((tl, ul), done))
+}
+
+// Regression (#14): an established connection that a new commit denies
+// kept flowing (conntrack accepts it before any policy chain).
+#[test]
+fn flows_a_commit_closes_stop_within_a_second() {
+    let Some(((tcp, udp), done)) = flows_across_a_closing_commit("cut", &[]) else { return };
+    assert!(tcp < done + 1000, "the TCP connection stopped: last echo at {tcp} ms, commit in force at {done} ms");
+    assert!(udp < done + 1000, "the UDP flow stopped: last echo at {udp} ms, commit in force at {done} ms");
+}
+
+#[test]
+fn keep_established_leaves_open_flows_alone() {
+    let Some(((tcp, udp), _)) = flows_across_a_closing_commit("keep", &["--keep-established"]) else { return };
+    assert!(tcp > 3500 && udp > 3500, "both flows echoed to the end (tcp {tcp} ms, udp {udp} ms)");
+}

@@ -56,6 +56,16 @@ pub trait Dataplane {
     fn routes(&self) -> Result<super::routes::Routes, EnforceError> {
         Ok(super::routes::Routes::default())
     }
+    /// The connections the kernel tracks (none where it cannot tell).
+    fn flows(&self) -> Result<Vec<netward_netlink::conntrack::Flow>, EnforceError> {
+        Ok(Vec::new())
+    }
+    /// Forgets the tracked connections with these original tuples, so their
+    /// next packet meets the ruleset again; returns how many were forgotten.
+    fn forget(&self, tuples: &[netward_netlink::conntrack::Tuple]) -> Result<usize, EnforceError> {
+        let _ = tuples;
+        Ok(0)
+    }
 }
 
 impl<T: Dataplane + ?Sized> Dataplane for Box<T> {
@@ -69,6 +79,14 @@ impl<T: Dataplane + ?Sized> Dataplane for Box<T> {
 
     fn routes(&self) -> Result<super::routes::Routes, EnforceError> {
         (**self).routes()
+    }
+
+    fn flows(&self) -> Result<Vec<netward_netlink::conntrack::Flow>, EnforceError> {
+        (**self).flows()
+    }
+
+    fn forget(&self, tuples: &[netward_netlink::conntrack::Tuple]) -> Result<usize, EnforceError> {
+        (**self).forget(tuples)
     }
 }
 

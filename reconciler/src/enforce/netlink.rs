@@ -494,6 +494,18 @@ impl Dataplane for Netlink {
     fn routes(&self) -> Result<super::routes::Routes, EnforceError> {
         self.reader.routes()
     }
+
+    fn flows(&self) -> Result<Vec<nl::conntrack::Flow>, EnforceError> {
+        let mut conn =
+            self.conn.lock().map_err(|_| EnforceError::Unavailable("netlink socket lock poisoned".into()))?;
+        conn.conntrack_flows().map_err(|e| EnforceError::Unavailable(format!("conntrack: {e}")))
+    }
+
+    fn forget(&self, tuples: &[nl::conntrack::Tuple]) -> Result<usize, EnforceError> {
+        let mut conn =
+            self.conn.lock().map_err(|_| EnforceError::Unavailable("netlink socket lock poisoned".into()))?;
+        conn.conntrack_delete(tuples).map_err(|e| EnforceError::Unavailable(format!("conntrack: {e}")))
+    }
 }
 
 #[cfg(test)]

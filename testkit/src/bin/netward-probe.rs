@@ -4,6 +4,8 @@
 //!   netward-probe serve --tcp 8080,5432 --udp 53
 //!   netward-probe connect tcp 10.0.0.2 8080 [--timeout-ms 500]
 //!   netward-probe connect udp 10.0.0.2 53 [--timeout-ms 500] [--bind SRC]
+//!   netward-probe serve --echo 9000       (TCP echo, for long-lived flows)
+//!   netward-probe hold tcp|udp 10.0.0.2 9000 --ms 3000
 //!
 //! `connect` exits 0 when the connection was made (UDP: the echo came back),
 //! 1 on a timeout (denied), 2 when refused (reached, nothing listening),
@@ -22,12 +24,14 @@ fn serve(args: &[String]) -> ExitCode {
     let mut tcp = Vec::new();
     let mut udp = Vec::new();
     let mut sink = Vec::new();
+    let mut echo = Vec::new();
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
             "--tcp" => tcp = ports(args.get(i + 1)),
             "--udp" => udp = ports(args.get(i + 1)),
             "--sink" => sink = ports(args.get(i + 1)),
+            "--echo" => echo = ports(args.get(i + 1)),
             _ => {}
         }
         i += 2;
@@ -45,6 +49,25 @@ fn serve(args: &[String]) -> ExitCode {
                 });
             }
         }));
+    }
+    // Echo ports answer every byte, for as long as the connection lasts.
+    for p in echo {
+        for bind in [format!("0.0.0.0:{p}"), format!("[::]:{p}")] {
+            let Ok(l) = TcpListener::bind(&bind) else { continue };
+            handles.push(std::thread::spawn(move || {
+                for s in l.incoming().flatten() {
+                    std::thread::spawn(move || {
+                        let mut s = s;
+                        let mut buf = [0u8; 1024];
+                        while let Ok(n) = std::io::Read::read(&mut s, &mut buf) {
+                            if n == 0 || s.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+            }));
+        }
     }
     for p in tcp {
         // Both families: an IPv6 socket with v6only, and an IPv4 one.
@@ -131,6 +154,69 @@ fn connect(args: &[String]) -> ExitCode {
 
 /// `bench connect IP PORT N`: N sequential TCP connects; prints connects/s.
 /// `bench bulk IP PORT MB`: sends MB mebibytes over one connection; prints MiB/s.
+/// Holds one connection (TCP to an echo port, or a UDP flow) for `--ms`,
+/// sending a byte every 50 ms and waiting up to 200 ms for its echo; prints
+/// `connected=BOOL last_echo_ms=N echoes=K` (N: ms from the start to the
+/// last echo) so a test can tell when the flow stopped.
+fn hold(args: &[String]) -> ExitCode {
+    let (Some(proto), Some(ip), Some(port)) = (args.first(), args.get(1), args.get(2)) else {
+        eprintln!("usage: netward-probe hold tcp|udp IP PORT --ms N");
+        return ExitCode::from(3);
+    };
+    let total = args
+        .iter()
+        .position(|a| a == "--ms")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(Duration::from_secs(3));
+    let (Ok(ip), Ok(port)) = (ip.parse::<IpAddr>(), port.parse::<u16>()) else {
+        return ExitCode::from(3);
+    };
+    let addr = SocketAddr::new(ip, port);
+    let start = std::time::Instant::now();
+    let wait = Some(Duration::from_millis(200));
+    // One round trip: send a byte, get it back.
+    let mut round: Box<dyn FnMut() -> bool> = match proto.as_str() {
+        "tcp" => match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            Ok(mut s) => {
+                let _ = s.set_read_timeout(wait);
+                Box::new(move || {
+                    let mut b = [0u8; 1];
+                    s.write_all(b"x").is_ok() && matches!(std::io::Read::read(&mut s, &mut b), Ok(1))
+                })
+            }
+            Err(_) => {
+                println!("connected=false last_echo_ms=0 echoes=0");
+                return ExitCode::from(1);
+            }
+        },
+        "udp" => {
+            let bind = if ip.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+            let Ok(s) = UdpSocket::bind(bind).and_then(|s| s.connect(addr).map(|()| s)) else {
+                return ExitCode::from(3);
+            };
+            let _ = s.set_read_timeout(wait);
+            Box::new(move || {
+                let mut b = [0u8; 16];
+                s.send(b"x").is_ok() && s.recv(&mut b).is_ok()
+            })
+        }
+        _ => return ExitCode::from(3),
+    };
+    let (mut last, mut echoes) = (0u128, 0u32);
+    while start.elapsed() < total {
+        let t = std::time::Instant::now();
+        if round() {
+            echoes += 1;
+            last = start.elapsed().as_millis();
+        }
+        std::thread::sleep(Duration::from_millis(50).saturating_sub(t.elapsed()));
+    }
+    println!("connected={} last_echo_ms={last} echoes={echoes}", echoes > 0);
+    ExitCode::SUCCESS
+}
+
 fn bench(args: &[String]) -> ExitCode {
     let (Some(mode), Some(ip), Some(port), Some(n)) = (args.first(), args.get(1), args.get(2), args.get(3)) else {
         eprintln!("usage: netward-probe bench connect|bulk IP PORT N");
@@ -179,6 +265,7 @@ fn main() -> ExitCode {
         Some("serve") => serve(&args[1..]),
         Some("connect") => connect(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("hold") => hold(&args[1..]),
         _ => {
             eprintln!("usage: netward-probe serve --tcp P,.. --udp P,.. | connect tcp|udp IP PORT [--timeout-ms N]");
             ExitCode::from(3)
