@@ -21,7 +21,7 @@ pub mod routes;
 pub mod ruleset;
 
 pub use apply::{Dataplane, EnforceError, Enforcer, NftCli, Report};
-pub use compile::{compile, pod_key, with_l7, Mode, NodeSpec, L7};
+pub use compile::{compile, pod_key, with_l7, Mode, NodeSpec, UnknownPods, L7};
 pub use ruleset::Ruleset;
 
 #[cfg(test)]

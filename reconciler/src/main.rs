@@ -179,6 +179,8 @@ enum Command {
         /// What an `http` match becomes (as `reconcile --l7`).
         #[arg(long, value_enum, default_value_t = L7Arg::Allow)]
         l7: L7Arg,
+        #[command(flatten)]
+        pods: PodCidrArgs,
     },
     /// Print the cluster's pods and namespaces from the Kubernetes API as a snapshot
     /// (the YAML --cluster reads), for diff and matrix in CI.
@@ -272,6 +274,38 @@ struct NodeTarget {
     /// default their conntrack entries are removed, so they stop at once).
     #[arg(long)]
     keep_established: bool,
+    #[command(flatten)]
+    pods: PodCidrArgs,
+}
+
+/// Which addresses are this node's pods, and what becomes of one netward
+/// has not heard of yet.
+#[derive(clap::Args)]
+struct PodCidrArgs {
+    /// This node's pod CIDR (repeatable), in addition to its Node object's
+    /// spec.podCIDRs (from --kube or a Node in the --cluster snapshots).
+    #[arg(long = "pod-cidr")]
+    pod_cidrs: Vec<ipnet::IpNet>,
+    /// Traffic from or to an address of this node's pod CIDRs that no known
+    /// pod has: `deny` until netward has heard of the pod (fail closed), or
+    /// `allow` (a new pod is unpoliced until its policies are programmed).
+    #[arg(long, value_enum, default_value_t = UnknownPodsArg::Deny)]
+    unknown_pods: UnknownPodsArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum UnknownPodsArg {
+    Deny,
+    Allow,
+}
+
+impl From<UnknownPodsArg> for enforce::UnknownPods {
+    fn from(a: UnknownPodsArg) -> Self {
+        match a {
+            UnknownPodsArg::Deny => enforce::UnknownPods::Deny,
+            UnknownPodsArg::Allow => enforce::UnknownPods::Allow,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -382,6 +416,8 @@ impl NodeTarget {
         r.on_record = on_record;
         r.l7 = self.l7.into();
         r.keep_established = self.keep_established;
+        r.pod_cidrs = self.pods.pod_cidrs;
+        r.unknown_pods = self.pods.unknown_pods.into();
         Ok(r)
     }
 }
@@ -781,7 +817,7 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             let _ = out(&text);
             Ok(if r.changed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
-        Command::Plan { node, policies: pp, cluster: cp, format, mode, l7 } => {
+        Command::Plan { node, policies: pp, cluster: cp, format, mode, l7, pods } => {
             let set = enforce::with_l7(&policies(&pp)?, l7.into());
             let c = cluster(&cp)?;
             if !c.pods.iter().any(|p| p.node.as_deref() == Some(node.as_str())) {
@@ -790,6 +826,7 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             let an = Analysis::new(&set, &c, View::Enforced);
             // Pod links (for anti-spoofing) come from the node's routes when
             // reconcile runs there; the plan is the same ruleset without them.
+            let pod_cidrs = enforce::compile::pod_cidrs(&c, &node, &pods.pod_cidrs);
             let spec = enforce::NodeSpec {
                 node,
                 mode: match mode {
@@ -797,6 +834,8 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
                     PlanMode::Audit => enforce::Mode::Audit,
                 },
                 links: Default::default(),
+                pod_cidrs,
+                unknown_pods: pods.unknown_pods.into(),
             };
             let rs = enforce::compile(&an, &spec);
             match format {

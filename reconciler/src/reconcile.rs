@@ -432,6 +432,11 @@ pub struct Reconciler<D: Dataplane> {
     /// Leave established connections alone when a commit denies them
     /// (`--keep-established`); by default they are cut.
     pub keep_established: bool,
+    /// This node's pod CIDRs given on the command line (`--pod-cidr`), in
+    /// addition to its Node object's.
+    pub pod_cidrs: Vec<ipnet::IpNet>,
+    /// What becomes of traffic of a pod netward has not heard of yet.
+    pub unknown_pods: enforce::UnknownPods,
     /// The links of this node's pods as last learned from its routes, and
     /// the pod addresses they were learned for.
     links: Option<(std::collections::BTreeSet<std::net::IpAddr>, std::collections::BTreeMap<std::net::IpAddr, String>)>,
@@ -480,6 +485,8 @@ impl<D: Dataplane> Reconciler<D> {
             l7: L7::default(),
             log_every_pass: false,
             keep_established: false,
+            pod_cidrs: Vec::new(),
+            unknown_pods: enforce::UnknownPods::Deny,
             links: None,
         }
     }
@@ -830,7 +837,13 @@ impl<D: Dataplane> Reconciler<D> {
         let an = Analysis::new(set, &cluster, View::Enforced);
         let mode = if self.mode == RolloutMode::Audit { Mode::Audit } else { Mode::Enforce };
         let links = self.links(&cluster);
-        let spec = NodeSpec { node: self.node.clone(), mode, links };
+        let spec = NodeSpec {
+            node: self.node.clone(),
+            mode,
+            links,
+            pod_cidrs: enforce::compile::pod_cidrs(&cluster, &self.node, &self.pod_cidrs),
+            unknown_pods: self.unknown_pods,
+        };
         let rs = enforce::compile(&an, &spec);
         let warnings = crate::validate::not_enforced(&loaded.set, self.l7);
         if self.mode == RolloutMode::DryRun {

@@ -43,7 +43,10 @@ fn world() -> (PolicySet, Cluster) {
 
 fn compile(p: &PolicySet, c: &Cluster) -> enforce::Ruleset {
     let an = Analysis::new(p, c, View::Enforced);
-    enforce::compile(&an, &NodeSpec { node: NODE.into(), mode: Mode::Enforce, links: Default::default() })
+    enforce::compile(
+        &an,
+        &NodeSpec { node: NODE.into(), mode: Mode::Enforce, links: Default::default(), ..Default::default() },
+    )
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

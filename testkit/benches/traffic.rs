@@ -87,7 +87,12 @@ fn main() {
             let an = Analysis::new(&set, &cluster, View::Enforced);
             enforce::compile(
                 &an,
-                &NodeSpec { node: "lab".into(), mode: Mode::Enforce, links: netward_testkit::lab::links(&pods) },
+                &NodeSpec {
+                    node: "lab".into(),
+                    mode: Mode::Enforce,
+                    links: netward_testkit::lab::links(&pods),
+                    ..Default::default()
+                },
             )
         })
         .collect();

@@ -283,7 +283,7 @@ impl ClusterLab {
                 .map_err(|e| LabError::Command { cmd: format!("routes of node {node}"), stderr: e.to_string() })?;
             let local = an.endpoints.iter().filter(|e| e.node.as_deref() == Some(node.as_str()) && !e.host_network);
             let links = routes.links(local.flat_map(|e| e.ips.iter().copied()));
-            let rs = enforce::compile(an, &NodeSpec { node: node.clone(), mode, links });
+            let rs = enforce::compile(an, &NodeSpec { node: node.clone(), mode, links, ..Default::default() });
             let report = enforcer
                 .sync(&rs)
                 .map_err(|e| LabError::Command { cmd: format!("enforce node {node}"), stderr: e.to_string() })?;

@@ -383,3 +383,59 @@ fn keep_established_leaves_open_flows_alone() {
     let Some(((tcp, udp), _)) = flows_across_a_closing_commit("keep", &["--keep-established"]) else { return };
     assert!(tcp > 3500 && udp > 3500, "both flows echoed to the end (tcp {tcp} ms, udp {udp} ms)");
 }
+
+/// Three pods wired by ptp on node n1 (whose Node object gives its pod
+/// CIDR); the inventory knows a and b only. Returns whether b reaches c
+/// and c reaches b, after `reconcile --once` with `extra`.
+fn unknown_pod_reachability(tag: &str, extra: &[&str]) -> Option<(bool, bool, bool)> {
+    let mut w = World::new(tag)?;
+    let node = w.netns("node");
+    let conf = format!(
+        r#"{{"cniVersion":"1.0.0","name":"lab","type":"ptp","ipMasq":false,"ipam":{{"type":"host-local","ranges":[[{{"subnet":"10.250.10.0/24"}}]],"dataDir":"{}"}}}}"#,
+        w.dir.join("ipam").display()
+    );
+    let (pa, pb, pc) = (w.netns("a"), w.netns("b"), w.netns("c"));
+    let (ia, ib, ic) = (w.add(&node, &pa, &conf), w.add(&node, &pb, &conf), w.add(&node, &pc, &conf));
+    for p in [&pa, &pb, &pc] {
+        w.serve(p, 8080);
+    }
+    let snapshot = w.dir.join("cluster.yaml");
+    let pods = [pod_yaml("a", &ia, "a"), pod_yaml("b", &ib, "b")].concat();
+    std::fs::write(
+        &snapshot,
+        format!(
+            "apiVersion: v1\nkind: List\nitems:\n- {{apiVersion: v1, kind: Namespace, metadata: {{name: shop}}}}\n- {{apiVersion: v1, kind: Node, metadata: {{name: n1}}, spec: {{podCIDRs: [10.250.10.0/24]}}}}\n{pods}"
+        ),
+    )
+    .expect("snapshot");
+    let repo = repo(&w.dir);
+    let out = Command::new(root().join("target").join(profile()).join("netward"))
+        .args(["reconcile", "--once", "--path", "policies", "--node", "n1", "--netns", &node])
+        .arg("--repo")
+        .arg(&repo)
+        .arg("--cluster")
+        .arg(&snapshot)
+        .args(extra)
+        .output()
+        .expect("reconcile");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    Some((w.connects(&pb, &ia, 8080), w.connects(&pb, &ic, 8080), w.connects(&pc, &ib, 8080)))
+}
+
+// #14: a pod the CNI wired before netward heard of it is not left
+// unpoliced: its traffic is dropped until the inventory has it.
+#[test]
+fn a_pod_netward_has_not_heard_of_is_failed_closed() {
+    let Some((known, to_unknown, from_unknown)) = unknown_pod_reachability("unk", &[]) else { return };
+    assert!(known, "b -> a (both known, a not isolated for ingress) connects");
+    assert!(!to_unknown, "b -> the unknown pod c is dropped");
+    assert!(!from_unknown, "the unknown pod c -> b is dropped");
+}
+
+#[test]
+fn unknown_pods_allow_keeps_the_documented_race() {
+    let Some((known, to_unknown, from_unknown)) = unknown_pod_reachability("unka", &["--unknown-pods", "allow"]) else {
+        return;
+    };
+    assert!(known && to_unknown && from_unknown, "{known} {to_unknown} {from_unknown}");
+}

@@ -62,7 +62,10 @@ fn ports() -> Vec<FlowPort> {
 
 fn plan(an: &Analysis, mode: Mode) -> String {
     let pods: Vec<PodSpec> = an.endpoints.iter().map(PodSpec::of).collect();
-    let rs = enforce::compile(an, &NodeSpec { node: NODE.into(), mode, links: netward_testkit::lab::links(&pods) });
+    let rs = enforce::compile(
+        an,
+        &NodeSpec { node: NODE.into(), mode, links: netward_testkit::lab::links(&pods), ..Default::default() },
+    );
     enforce::nft::render(&rs)
 }
 
@@ -216,7 +219,12 @@ fn ruleset(set: &netward::model::PolicySet, cluster: &netward::model::Cluster) -
     let pods: Vec<PodSpec> = an.endpoints.iter().map(PodSpec::of).collect();
     enforce::compile(
         &an,
-        &NodeSpec { node: NODE.into(), mode: Mode::Enforce, links: netward_testkit::lab::links(&pods) },
+        &NodeSpec {
+            node: NODE.into(),
+            mode: Mode::Enforce,
+            links: netward_testkit::lab::links(&pods),
+            ..Default::default()
+        },
     )
 }
 

@@ -64,6 +64,33 @@ pub struct NodeSpec {
     /// anti-spoofing rules use it: policy is dispatched by address, so it
     /// holds on any CNI, and a pod without a known link is still policed.
     pub links: BTreeMap<IpAddr, String>,
+    /// This node's pod CIDRs (its Node's `spec.podCIDRs`, or `--pod-cidr`).
+    pub pod_cidrs: Vec<IpNet>,
+    /// What happens to an address in `pod_cidrs` that no known pod has.
+    pub unknown_pods: UnknownPods,
+}
+
+/// This node's pod CIDRs: its Node object's `spec.podCIDRs`, and `extra`
+/// (`--pod-cidr`).
+pub fn pod_cidrs(cluster: &crate::model::Cluster, node: &str, extra: &[IpNet]) -> Vec<IpNet> {
+    let mut out: Vec<IpNet> = cluster.nodes.get(node).map(|n| n.pod_cidrs.clone()).unwrap_or_default();
+    out.extend(extra.iter().map(|c| c.trunc()));
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Traffic from or to an address of this node's pod CIDRs that the
+/// inventory does not know yet: a pod the CNI wired before netward heard
+/// of it (its policies are not compiled yet).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UnknownPods {
+    /// Dropped until netward knows the pod (fail closed).
+    #[default]
+    Deny,
+    /// Allowed (the race Kubernetes documents: a new pod is unpoliced until
+    /// its policies are programmed).
+    Allow,
 }
 
 /// A stable short key of a pod (11 hex digits of a hash of
@@ -174,8 +201,21 @@ impl<'a> Compiler<'a> {
             },
         );
 
+        for fam in [Family::V4, Family::V6] {
+            let f = fam.suffix();
+            let cidrs: BTreeSet<Element> =
+                self.spec.pod_cidrs.iter().filter(|c| Family::of(&c.addr()) == fam).map(|c| Element::Net(*c)).collect();
+            self.out.sets.insert(format!("node-pod-cidrs-{f}"), Set { kind: SetKind::Addr(fam), elements: cidrs });
+            self.out
+                .sets
+                .insert(format!("local-addrs-{f}"), Set { kind: SetKind::Hosts(fam), elements: BTreeSet::new() });
+        }
         for e in self.local() {
             let key = pod_key(&e.namespace, &e.name);
+            for ip in &e.ips {
+                let f = Family::of(ip).suffix();
+                self.set_mut(&format!("local-addrs-{f}")).elements.insert(Element::Net(IpNet::from(*ip)));
+            }
             for ip in &e.ips {
                 let Some(link) = self.spec.links.get(ip).cloned() else { continue };
                 let f = Family::of(ip).suffix();
@@ -230,7 +270,18 @@ impl<'a> Compiler<'a> {
             egress.push(spoof.clone());
             input.push(spoof);
         }
+        let unknown = |fam: Family, side: Side| Rule {
+            matches: vec![
+                Match::Addr { family: fam, side, set: format!("node-pod-cidrs-{}", fam.suffix()), negated: false },
+                Match::Addr { family: fam, side, set: format!("local-addrs-{}", fam.suffix()), negated: true },
+            ],
+            verdict: Verdict::Drop,
+            note: "a pod of this node netward has not heard of yet (--unknown-pods deny)".into(),
+        };
         for fam in [Family::V4, Family::V6] {
+            if self.spec.unknown_pods == UnknownPods::Deny {
+                egress.push(unknown(fam, Side::Saddr));
+            }
             egress.push(Rule {
                 matches: vec![],
                 verdict: Verdict::Dispatch {
@@ -244,6 +295,9 @@ impl<'a> Compiler<'a> {
         }
         let mut ingress = vec![established];
         for fam in [Family::V4, Family::V6] {
+            if self.spec.unknown_pods == UnknownPods::Deny {
+                ingress.push(unknown(fam, Side::Daddr));
+            }
             ingress.push(Rule {
                 matches: vec![],
                 verdict: Verdict::Dispatch {

@@ -57,7 +57,7 @@ fn build(cluster: &str, policies: &str, mode: Mode) -> Ruleset {
     let p = load_policy_texts(std::iter::once((Arc::from("p.yaml"), policies)), &mut d);
     assert!(d.is_empty(), "{d:?}");
     let an = Analysis::new(&p, &c, View::Enforced);
-    compile(&an, &NodeSpec { node: "n1".into(), mode, links: links() })
+    compile(&an, &NodeSpec { node: "n1".into(), mode, links: links(), ..Default::default() })
 }
 
 #[test]
@@ -161,7 +161,10 @@ fn egress_is_dispatched_by_address_whatever_the_interfaces_are_called() {
     let p = load_policy_texts(std::iter::once((Arc::from("p.yaml"), egress_policy)), &mut d);
     let an = Analysis::new(&p, &c, View::Enforced);
     for links in [links(), BTreeMap::new()] {
-        let rs = compile(&an, &NodeSpec { node: "n1".into(), mode: Mode::Enforce, links: links.clone() });
+        let rs = compile(
+            &an,
+            &NodeSpec { node: "n1".into(), mode: Mode::Enforce, links: links.clone(), ..Default::default() },
+        );
         let egress: Vec<(String, &String)> =
             rs.maps["egress-dispatch-4"].elements.iter().map(|(k, v)| (element_key(k), v)).collect();
         assert_eq!(egress, vec![("10.0.0.1".to_string(), &format!("pod-{}-eg", pod_key("ns", "a")))]);

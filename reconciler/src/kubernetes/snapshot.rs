@@ -46,6 +46,14 @@ pub fn render(cluster: &Cluster) -> String {
             }
         }
     }
+    for n in cluster.nodes.values() {
+        sep(&mut o);
+        let _ = writeln!(o, "apiVersion: v1\nkind: Node\nmetadata:\n  name: {}", q(&n.name));
+        if !n.pod_cidrs.is_empty() {
+            let cidrs: Vec<String> = n.pod_cidrs.iter().map(|c| q(&c.to_string())).collect();
+            let _ = writeln!(o, "spec:\n  podCIDRs: [{}]", cidrs.join(", "));
+        }
+    }
     let mut pods: Vec<_> = cluster.pods.iter().collect();
     pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     for p in pods {

@@ -424,13 +424,14 @@ impl StandIn {
 fn resource_of(path: &str) -> Option<String> {
     let rest = path.strip_prefix("/api/v1/").or_else(|| path.strip_prefix("/apis/crd.projectcalico.org/v1/"))?;
     let r = rest.rsplit('/').next()?;
-    ["pods", "namespaces", "networksets", "globalnetworksets"].contains(&r).then(|| r.to_string())
+    ["pods", "namespaces", "nodes", "networksets", "globalnetworksets"].contains(&r).then(|| r.to_string())
 }
 
 fn kind_of(resource: &str) -> &'static str {
     match resource {
         "pods" => "Pod",
         "namespaces" => "Namespace",
+        "nodes" => "Node",
         "networksets" => "NetworkSet",
         _ => "GlobalNetworkSet",
     }
@@ -438,7 +439,7 @@ fn kind_of(resource: &str) -> &'static str {
 
 fn api_version_of(resource: &str) -> &'static str {
     match resource {
-        "pods" | "namespaces" => "v1",
+        "pods" | "namespaces" | "nodes" => "v1",
         _ => "crd.projectcalico.org/v1",
     }
 }

@@ -77,6 +77,8 @@ impl<V: PartialEq> Reflected<V> {
 pub struct Store {
     pods: Reflected<Pod>,
     namespaces: Reflected<Namespace>,
+    /// Node objects: each node's pod CIDRs.
+    nodes: Reflected<crate::model::cluster::Node>,
     /// Calico NetworkSets and GlobalNetworkSets, where the CRDs exist.
     network_sets: Reflected<NetworkSet>,
     global_network_sets: Reflected<NetworkSet>,
@@ -90,6 +92,7 @@ impl Store {
     pub fn synced(&self) -> bool {
         self.pods.listed
             && self.namespaces.listed
+            && self.nodes.listed
             && (!self.sets_watched || (self.network_sets.listed && self.global_network_sets.listed))
     }
 
@@ -121,6 +124,11 @@ impl Store {
     }
 
     /// Applies a namespace watch event; true if the engine's view changed.
+    pub fn node_event(&mut self, event: Event<api::Node>) -> bool {
+        let changed = self.nodes.apply(event, node_from_api);
+        self.count(changed)
+    }
+
     pub fn namespace_event(&mut self, event: Event<api::Namespace>) -> bool {
         let changed = self.namespaces.apply(event, namespace_from_api);
         self.count(changed)
@@ -145,6 +153,7 @@ impl Store {
         let mut c = crate::model::Cluster {
             namespaces: self.namespaces.items.values().map(|n| (n.name.clone(), n.clone())).collect(),
             pods: self.pods.items.values().cloned().collect(),
+            nodes: self.nodes.items.values().map(|n| (n.name.clone(), n.clone())).collect(),
         };
         c.fill_missing_namespaces();
         c
@@ -223,6 +232,18 @@ pub fn pod_from_api(p: &api::Pod) -> Option<Pod> {
 }
 
 /// The engine's namespace, with the implicit `kubernetes.io/metadata.name`.
+/// A Node object's name and pod CIDRs.
+pub fn node_from_api(n: &api::Node) -> Option<crate::model::cluster::Node> {
+    let name = n.metadata.name.clone()?;
+    let spec = n.spec.as_ref();
+    let mut cidrs: Vec<String> = spec.and_then(|s| s.pod_cidrs.clone()).unwrap_or_default();
+    if cidrs.is_empty() {
+        cidrs.extend(spec.and_then(|s| s.pod_cidr.clone()));
+    }
+    let pod_cidrs = cidrs.iter().filter_map(|c| c.parse::<ipnet::IpNet>().ok()).map(|c| c.trunc()).collect();
+    Some(crate::model::cluster::Node { origin: origin("node", None, &name), name, pod_cidrs })
+}
+
 pub fn namespace_from_api(n: &api::Namespace) -> Option<Namespace> {
     let name = n.metadata.name.clone()?;
     let mut labels = n.metadata.labels.clone().unwrap_or_default();

@@ -85,7 +85,7 @@ pub async fn client(opts: &ApiOptions) -> Result<kube::Client, String> {
     kube::Client::try_from(config).map_err(|e| format!("kubernetes client: {e}"))
 }
 
-/// Lists pods and namespaces once: the inventory `netward snapshot` exports.
+/// Lists pods, namespaces and nodes once: the inventory `netward snapshot` exports.
 pub fn list_once(opts: &ApiOptions) -> Result<Cluster, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -96,6 +96,10 @@ pub fn list_once(opts: &ApiOptions) -> Result<Cluster, String> {
         let mut store = Store::default();
         list_all("namespaces", kube::Api::<api::Namespace>::all(client.clone()), |e| {
             store.namespace_event(e);
+        })
+        .await?;
+        list_all("nodes", kube::Api::<api::Node>::all(client.clone()), |e| {
+            store.node_event(e);
         })
         .await?;
         list_all("pods", kube::Api::<api::Pod>::all(client), |e| {
@@ -356,6 +360,7 @@ async fn watch(client: kube::Client, shared: Arc<Shared>, wake: Option<Sender<Wa
                 shared.clone(),
                 Store::namespace_event,
             ),
+            watched("nodes", kube::Api::<api::Node>::all(client.clone()), shared.clone(), Store::node_event),
         ];
         if sets {
             for (global, kind, plural) in

@@ -12,7 +12,7 @@ use crate::diag::{self, Diagnostic, Pos};
 use crate::manifest::fields::Src;
 use crate::manifest::kinds::{self, Class};
 use crate::manifest::yaml::{parse_documents, Node, Value};
-use crate::model::cluster::{decode_namespace, decode_pod};
+use crate::model::cluster::{decode_namespace, decode_node, decode_pod};
 use crate::model::policy::{PolicyKind, PolicySet, Tier};
 use crate::model::{calico, k8s, Cluster};
 
@@ -319,6 +319,12 @@ pub fn load_cluster_text(name: &Arc<str>, text: &str, diags: &mut Vec<Diagnostic
                 ("v1", "Namespace") => match decode_namespace(src, o.node) {
                     Ok(n) => {
                         cluster.namespaces.insert(n.name.clone(), n);
+                    }
+                    Err(e) => diags.push(e),
+                },
+                ("v1", "Node") => match decode_node(src, o.node) {
+                    Ok(n) => {
+                        cluster.nodes.insert(n.name.clone(), n);
                     }
                     Err(e) => diags.push(e),
                 },

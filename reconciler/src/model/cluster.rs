@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use crate::diag::{DResult, Pos};
 use crate::manifest::fields::Src;
-use crate::manifest::yaml::Node;
+use crate::manifest::yaml::Node as YamlNode;
 use crate::model::port::Protocol;
 
 pub const NS_LABEL: &str = "projectcalico.org/namespace";
@@ -50,6 +50,17 @@ impl Pod {
     }
 }
 
+/// A node of the cluster: what the enforcer needs of its Node object.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub name: String,
+    /// `spec.podCIDRs` (or the older `spec.podCIDR`): the addresses its pods
+    /// get. An address there that the inventory does not know yet is a pod
+    /// netward has not heard of: failed closed by default.
+    pub pod_cidrs: Vec<ipnet::IpNet>,
+    pub origin: Pos,
+}
+
 /// A pod as the policy engine sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Endpoint {
@@ -86,6 +97,8 @@ impl Endpoint {
 /// Namespaces and pods, merged from one or more snapshots.
 #[derive(Clone, Debug, Default)]
 pub struct Cluster {
+    /// Node objects, by name (snapshots may leave them out).
+    pub nodes: BTreeMap<String, Node>,
     pub namespaces: BTreeMap<String, Namespace>,
     pub pods: Vec<Pod>,
 }
@@ -151,6 +164,7 @@ impl Cluster {
 
     pub fn merge(&mut self, other: Cluster) {
         self.namespaces.extend(other.namespaces);
+        self.nodes.extend(other.nodes);
         for pod in other.pods {
             self.pods.retain(|p| !(p.namespace == pod.namespace && p.name == pod.name));
             self.pods.push(pod);
@@ -188,7 +202,7 @@ pub fn namespace_profile_labels(ns: &str, namespace: Option<&Namespace>) -> BTre
 
 /// Decodes a `v1` Namespace object (unknown fields are tolerated: snapshots
 /// come from `kubectl get -o yaml` and carry much more than we read).
-pub fn decode_namespace(src: Src<'_>, root: &Node) -> DResult<Namespace> {
+pub fn decode_namespace(src: Src<'_>, root: &YamlNode) -> DResult<Namespace> {
     let mut f = src.fields(root, "Namespace")?;
     let meta = f.get("metadata").ok_or_else(|| src.err(root, "Namespace without metadata"))?;
     let mut m = src.fields(meta, "metadata")?;
@@ -198,8 +212,32 @@ pub fn decode_namespace(src: Src<'_>, root: &Node) -> DResult<Namespace> {
     Ok(Namespace { name: name.value, labels, origin: src.pos(root) })
 }
 
+/// Decodes a `v1` Node object: its name and pod CIDRs (the rest of a Node,
+/// from `kubectl get nodes -o yaml`, is not read).
+pub fn decode_node(src: Src<'_>, root: &YamlNode) -> DResult<Node> {
+    let mut f = src.fields(root, "Node")?;
+    let meta = f.get("metadata").ok_or_else(|| src.err(root, "Node without metadata"))?;
+    let mut m = src.fields(meta, "metadata")?;
+    let name = m.str("name")?.ok_or_else(|| src.err(meta, "Node without metadata.name"))?.value;
+    let mut pod_cidrs = Vec::new();
+    if let Some(spec) = f.get("spec") {
+        let mut s = src.fields(spec, "spec")?;
+        let mut cidrs = s.strings("podCIDRs")?;
+        if cidrs.is_empty() {
+            cidrs.extend(s.str("podCIDR")?);
+        }
+        for c in cidrs {
+            let net: ipnet::IpNet = c.value.parse().map_err(|_| {
+                crate::diag::Diagnostic::error(c.pos.clone(), format!("podCIDRs: invalid CIDR {:?}", c.value))
+            })?;
+            pod_cidrs.push(net.trunc());
+        }
+    }
+    Ok(Node { name, pod_cidrs, origin: src.pos(root) })
+}
+
 /// Decodes a `v1` Pod object.
-pub fn decode_pod(src: Src<'_>, root: &Node) -> DResult<Pod> {
+pub fn decode_pod(src: Src<'_>, root: &YamlNode) -> DResult<Pod> {
     let mut f = src.fields(root, "Pod")?;
     let meta = f.get("metadata").ok_or_else(|| src.err(root, "Pod without metadata"))?;
     let mut m = src.fields(meta, "metadata")?;

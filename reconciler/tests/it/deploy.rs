@@ -69,7 +69,10 @@ fn the_cluster_role_grants_only_reads_and_the_node_patch() {
             "networksets:get",
             "networksets:list",
             "networksets:watch",
+            "nodes:get",
+            "nodes:list",
             "nodes:patch",
+            "nodes:watch",
             "pods:get",
             "pods:list",
             "pods:watch"

@@ -86,6 +86,9 @@ fn listed(cluster: &Cluster) -> Store {
         s.pod_event(pod_ev("INIT", api_pod(p)));
     }
     s.pod_event(Event::InitDone);
+    assert!(!s.synced(), "the nodes are not listed yet");
+    s.node_event(Event::Init);
+    s.node_event(Event::InitDone);
     assert!(s.synced());
     s
 }
@@ -105,7 +108,7 @@ fn ruleset(set: &PolicySet, cluster: &Cluster, node: &str) -> netward::enforce::
         .filter(|p| p.node.as_deref() == Some(node))
         .flat_map(|p| p.ips.iter().map(move |ip| (*ip, format!("veth-{}", p.name.len()))))
         .collect();
-    netward::enforce::compile(&an, &NodeSpec { node: node.into(), mode: Mode::Enforce, links })
+    netward::enforce::compile(&an, &NodeSpec { node: node.into(), mode: Mode::Enforce, links, ..Default::default() })
 }
 
 fn mentions(elements: &[(String, Element)], ip: &str) -> bool {

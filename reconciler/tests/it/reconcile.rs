@@ -443,7 +443,10 @@ fn killing_the_reconciler_mid_apply_leaves_the_old_or_the_new_table_never_a_mix(
         let mut c = netward::manifest::load::load_cluster_text(&std::sync::Arc::from("c.yaml"), &g.cluster, &mut d);
         c.fill_missing_namespaces();
         let an = Analysis::new(&set, &c, View::Enforced);
-        enforce::compile(&an, &NodeSpec { node: "node0".into(), mode: Mode::Enforce, links: Default::default() })
+        enforce::compile(
+            &an,
+            &NodeSpec { node: "node0".into(), mode: Mode::Enforce, links: Default::default(), ..Default::default() },
+        )
     };
     let (old, new) = (compile(&g.policies), compile(&kept.join("\n---\n")));
     let (old_live, new_live) = (Live::of(&old), Live::of(&new));
