@@ -13,7 +13,7 @@ use netward::model::port::FlowPort;
 use netward::model::PolicyKind;
 use netward::report;
 
-use crate::cluster_lab::ClusterLab;
+use crate::cluster_lab::{dual_stack, ClusterLab, Cni};
 use crate::lab::Probe;
 use crate::spec::TestFile;
 use crate::verify::probe_all;
@@ -70,12 +70,24 @@ impl FileResult {
     }
 }
 
-/// Runs one test file.
+/// Runs one test file (a lab backend is wired by the ptp plugin).
 pub fn run_file(
     t: &TestFile,
     backend: Backend,
     probe_bin: &Path,
     kind: Option<&KindTarget>,
+    progress: &(dyn Fn(&str) + Sync),
+) -> FileResult {
+    run_file_with(t, backend, probe_bin, kind, Cni::Ptp, progress)
+}
+
+/// Runs one test file; `cni` is the plugin that wires a lab backend's pods.
+pub fn run_file_with(
+    t: &TestFile,
+    backend: Backend,
+    probe_bin: &Path,
+    kind: Option<&KindTarget>,
+    cni: Cni,
     progress: &(dyn Fn(&str) + Sync),
 ) -> FileResult {
     let start = Instant::now();
@@ -101,6 +113,11 @@ pub fn run_file(
     };
     cluster.merge(t.inline.clone());
     cluster.fill_missing_namespaces();
+    if backend == Backend::Lab {
+        // The lab's pods are dual-stack: the enforcer polices both families.
+        // Checks probe the address the model decides on (`resolve`: the first, IPv4).
+        cluster = dual_stack(&cluster);
+    }
     let an = Analysis::new(&set, &cluster, View::Enforced);
     // Expand cases and tables into (from, to, port, expect, pos, table).
     let mut wanted = Vec::new();
@@ -143,11 +160,13 @@ pub fn run_file(
             ports.sort();
             ports.dedup();
             let name = format!("t{}", std::process::id() % 100_000);
-            let mut lab =
-                match ClusterLab::up(&name, &cluster, &ports, probe_bin, false, &|s| progress(&format!("lab: {s}"))) {
-                    Ok(l) => l,
-                    Err(e) => return fail(result, e.to_string()),
-                };
+            let lab = ClusterLab::up_with(&name, &cluster, &ports, probe_bin, false, cni, &|s| {
+                progress(&format!("lab: {s}"))
+            });
+            let mut lab = match lab {
+                Ok(l) => l,
+                Err(e) => return fail(result, e.to_string()),
+            };
             if let Err(e) = lab.enforce(&an, Mode::Enforce) {
                 return fail(result, e.to_string());
             }

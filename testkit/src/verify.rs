@@ -1,11 +1,12 @@
 //! Probing a lab against the model: every pod pair on every port the
-//! destination declares, with a bounded pool of concurrent probes.
+//! destination declares, over every address family both ends have, with a
+//! bounded pool of concurrent probes.
 
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use netward::analysis::{Analysis, Matrix};
+use netward::analysis::{Analysis, Flow, Matrix};
 use netward::model::port::FlowPort;
 use netward::model::Protocol;
 
@@ -17,6 +18,8 @@ use crate::lab::Probe;
 pub struct Checked {
     pub from: String,
     pub to: String,
+    /// The destination address probed (its family is the probe's).
+    pub ip: IpAddr,
     pub port: FlowPort,
     pub outcome: ProbeOutcome,
     pub model_allows: bool,
@@ -65,18 +68,21 @@ pub fn probe_all(
                 let Some((from, to, ip, port, model_allows)) = jobs.lock().expect("lock").pop() else { break };
                 let outcome = lab.probe(&from, ip, port.protocol, port.port, timeout);
                 let mut d = done.lock().expect("lock");
-                d.push(Checked { from, to, port, outcome, model_allows });
+                d.push(Checked { from, to, ip, port, outcome, model_allows });
                 progress(d.len(), total);
             });
         }
     });
     let mut out = done.into_inner().expect("lock");
-    out.sort_by(|a, b| (&a.from, &a.to, a.port).cmp(&(&b.from, &b.to, b.port)));
+    out.sort_by(|a, b| (&a.from, &a.to, a.port, a.ip).cmp(&(&b.from, &b.to, b.port, b.ip)));
     out
 }
 
-/// Every pod pair on every TCP/UDP port the destination declares, probed and
-/// compared with the model's matrix.
+/// Every pod pair on every TCP/UDP port the destination declares, probed
+/// over IPv4 and over IPv6 where both ends have an address in that family,
+/// and compared with the model: its matrix for IPv4 (which decides a pair
+/// over IPv4 when both ends have one), the flow between the two IPv6
+/// addresses for IPv6.
 pub fn verify(
     lab: &dyn Prober,
     an: &Analysis,
@@ -103,8 +109,13 @@ pub fn verify(
                 if a == b || !declares {
                     continue;
                 }
-                let Some(ip) = eb.ips.iter().find(|ip| ip.is_ipv4()).copied() else { continue };
-                jobs.push((ea.id.clone(), eb.id.clone(), ip, *fp, m.allowed(pi, a, b)));
+                if let (Some(_), Some(ip)) = (ea.ip_in(false), eb.ip_in(false)) {
+                    jobs.push((ea.id.clone(), eb.id.clone(), ip, *fp, m.allowed(pi, a, b)));
+                }
+                if let (Some(src), Some(dst)) = (an.peer_of(ea, true), an.peer_of(eb, true)) {
+                    let flow = Flow { src, dst, protocol: fp.protocol, dst_port: fp.port, src_port: None };
+                    jobs.push((ea.id.clone(), eb.id.clone(), dst.ip, *fp, an.evaluate(&flow).allowed));
+                }
             }
         }
     }

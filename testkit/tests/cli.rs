@@ -69,9 +69,27 @@ fn the_examples_tests_pass_in_the_lab_and_verify_finds_no_disagreement() {
     let (code, out, err) = testkit(&["run", "policies/tests/three-tier.yaml", "--backend", "lab"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("PASS  three-tier (36 checks, lab"), "{out}");
+    // Every pair over IPv4 and IPv6 (the lab's pods are dual-stack), wired
+    // by ptp (the default) and by bridge.
     let (code, out, err) = testkit(&["verify", "--policies", "policies", "--cluster", "policies/cluster.yaml"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.trim_end().ends_with("30 probes, 0 disagreements"), "{out}");
+    assert!(out.trim_end().ends_with("60 probes, 0 disagreements"), "{out}");
+    let (code, out, err) = testkit(&[
+        "verify",
+        "--backend",
+        "lab",
+        "--cni",
+        "bridge",
+        "--policies",
+        "policies",
+        "--cluster",
+        "policies/cluster.yaml",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.trim_end().ends_with("60 probes, 0 disagreements"), "{out}");
+    let (code, out, err) = testkit(&["run", "policies/tests/three-tier.yaml", "--backend", "lab", "--cni", "bridge"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("PASS  three-tier (36 checks, lab"), "{out}");
 }
 
 #[test]
@@ -81,9 +99,10 @@ fn a_lab_lives_from_up_to_down() {
     }
     let name = format!("cli{}", std::process::id() % 10_000);
     let c = ["--cluster", "policies/cluster.yaml"];
-    let (code, out, err) = testkit(&["lab", "up", c[0], c[1], "--policies", "policies", "--name", &name]);
+    let (code, out, err) =
+        testkit(&["lab", "up", c[0], c[1], "--policies", "policies", "--name", &name, "--cni", "bridge"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains(&format!("lab {name} is up: 6 pods")), "{out}");
+    assert!(out.contains(&format!("lab {name} is up: 6 pods wired by bridge")), "{out}");
     let probe = |to: &str, port: &str| {
         testkit(&[
             "lab",
@@ -120,6 +139,8 @@ fn a_lab_lives_from_up_to_down() {
     let list =
         String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().expect("ip").stdout).into_owned();
     assert!(!list.contains(&format!("nwlab-keep-{name}-")), "{list}");
+    let state = netward_testkit::cluster_lab::lab_dir(&format!("nwlab-keep-{name}-"));
+    assert!(!state.exists(), "lab down removes the CNI state in {}", state.display());
 }
 
 #[test]

@@ -250,7 +250,25 @@ impl<'a> Compiler<'a> {
             verdict: Verdict::Accept,
             note: "replies and known flows".into(),
         };
+        // IPv6 neighbour and router discovery is how pods on one link find
+        // each other; conntrack does not track it, so on a bridge (with
+        // br_netfilter) it crosses the forward hook and an isolated pod's
+        // chain would drop it. Like Calico, it is never policy.
+        let discovery: Vec<Rule> = [
+            (133, "router solicitation"),
+            (134, "router advertisement"),
+            (135, "neighbour solicitation"),
+            (136, "neighbour advertisement"),
+        ]
+        .into_iter()
+        .map(|(typ, what)| Rule {
+            matches: vec![Match::Icmp { v6: true, typ, code: None, negated: false }],
+            verdict: Verdict::Accept,
+            note: format!("IPv6 {what}: never policy"),
+        })
+        .collect();
         let mut egress = vec![established.clone()];
+        egress.extend(discovery.iter().cloned());
         let mut input = vec![established.clone()];
         // From a pod's link, only that pod's own addresses (and link-local
         // sources) may come: anything else is spoofed, and would otherwise
@@ -294,6 +312,7 @@ impl<'a> Compiler<'a> {
             });
         }
         let mut ingress = vec![established];
+        ingress.extend(discovery);
         for fam in [Family::V4, Family::V6] {
             if self.spec.unknown_pods == UnknownPods::Deny {
                 ingress.push(unknown(fam, Side::Daddr));

@@ -12,7 +12,7 @@ use netward::analysis::{Analysis, View};
 use netward::enforce::Mode;
 use netward::manifest::{load_cluster, load_policies};
 use netward::model::port::FlowPort;
-use netward_testkit::cluster_lab::{kept_prefix, remove_namespaces, ClusterLab};
+use netward_testkit::cluster_lab::{dual_stack, kept_prefix, remove_namespaces, ClusterLab, Cni};
 use netward_testkit::lab::Probe;
 use netward_testkit::runner::{self, Backend};
 use netward_testkit::spec;
@@ -37,6 +37,24 @@ enum BackendArg {
     Kind,
 }
 
+/// The CNI plugin that wires a lab's pods (Debian's containernetworking-plugins).
+#[derive(Clone, Copy, ValueEnum)]
+enum CniArg {
+    /// A veth per pod routed by its node, as kind's kindnet.
+    Ptp,
+    /// Every pod of a node on the cni0 bridge, br_netfilter on.
+    Bridge,
+}
+
+impl From<CniArg> for Cni {
+    fn from(c: CniArg) -> Cni {
+        match c {
+            CniArg::Ptp => Cni::Ptp,
+            CniArg::Bridge => Cni::Bridge,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Check test files; exit 0 all pass, 1 a check failed, 2 a file could not run.
@@ -51,6 +69,9 @@ enum Command {
         /// With --backend kind: the cluster `kind up` made.
         #[arg(long, default_value = "netward")]
         kind_name: String,
+        /// With --backend lab: the CNI plugin that wires the pods.
+        #[arg(long, value_enum, default_value_t = CniArg::Ptp)]
+        cni: CniArg,
     },
     /// Probe every pod pair on every declared port in a lab and compare with the model.
     Verify {
@@ -63,6 +84,9 @@ enum Command {
         /// With --backend kind: the cluster `kind up` made.
         #[arg(long, default_value = "netward")]
         kind_name: String,
+        /// With --backend lab: the CNI plugin that wires the pods.
+        #[arg(long, value_enum, default_value_t = CniArg::Ptp)]
+        cni: CniArg,
     },
     /// kind clusters for the kind backend: up, down.
     Kind {
@@ -86,6 +110,9 @@ enum LabCommand {
         policies: Vec<PathBuf>,
         #[arg(long, default_value = "lab")]
         name: String,
+        /// The CNI plugin that wires the pods.
+        #[arg(long, value_enum, default_value_t = CniArg::Ptp)]
+        cni: CniArg,
     },
     /// Enforce (changed) policies on a running lab: only the difference is applied.
     Apply {
@@ -187,10 +214,19 @@ fn analysis(policies: &[PathBuf], cluster: &[PathBuf]) -> Result<(Analysis, netw
     Ok((Analysis::new(&set, &c, View::Enforced), c))
 }
 
+/// The analysis of a lab: on the cluster as the lab wires it (dual-stack).
+fn lab_analysis(policies: &[PathBuf], cluster: &[PathBuf]) -> Result<(Analysis, netward::model::Cluster), String> {
+    let join = |d: Vec<netward::diag::Diagnostic>| d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n");
+    let (set, _) = load_policies(policies).into_result().map_err(join)?;
+    let (c, _) = load_cluster(cluster).into_result().map_err(join)?;
+    let c = dual_stack(&c);
+    Ok((Analysis::new(&set, &c, View::Enforced), c))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { tests, backend, junit, kind_name } => {
+        Command::Run { tests, backend, junit, kind_name, cni } => {
             let backend = match backend {
                 BackendArg::Model => Backend::Model,
                 BackendArg::Lab => Backend::Lab,
@@ -206,7 +242,9 @@ fn main() -> ExitCode {
             for path in &tests {
                 match spec::load(path) {
                     Ok(t) => {
-                        let r = runner::run_file(&t, backend, &probe_bin(), Some(&target), &|m| progress(m));
+                        let r = runner::run_file_with(&t, backend, &probe_bin(), Some(&target), cni.into(), &|m| {
+                            progress(m)
+                        });
                         progress_done();
                         print!("{}", runner::text(&r, backend));
                         results.push(r);
@@ -239,20 +277,26 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
-        Command::Verify { policies, cluster, backend, kind_name } => {
+        Command::Verify { policies, cluster, backend, kind_name, cni } => {
             if matches!(backend, BackendArg::Model) {
                 return fail("verify compares the model with a real dataplane: use --backend lab or kind");
             }
-            let (an, c) = match analysis(&policies, &cluster) {
+            if matches!(backend, BackendArg::Kind) {
+                let (an, c) = match analysis(&policies, &cluster) {
+                    Ok(x) => x,
+                    Err(e) => return fail(e),
+                };
+                return verify_on_kind(&kind_name, &policies, &c, &an);
+            }
+            let (an, c) = match lab_analysis(&policies, &cluster) {
                 Ok(x) => x,
                 Err(e) => return fail(e),
             };
-            if matches!(backend, BackendArg::Kind) {
-                return verify_on_kind(&kind_name, &policies, &c, &an);
-            }
             let name = format!("v{}", std::process::id() % 100_000);
-            let mut lab = match ClusterLab::up(&name, &c, &[], &probe_bin(), false, &|m| progress(&format!("lab: {m}")))
-            {
+            let lab = ClusterLab::up_with(&name, &c, &[], &probe_bin(), false, cni.into(), &|m| {
+                progress(&format!("lab: {m}"))
+            });
+            let mut lab = match lab {
                 Ok(l) => l,
                 Err(e) => return fail(e),
             };
@@ -358,10 +402,11 @@ fn verify_on_kind(name: &str, policies: &[PathBuf], c: &netward::model::Cluster,
 fn report_verify(checked: &[netward_testkit::verify::Checked]) -> ExitCode {
     let wrong: Vec<_> = checked.iter().filter(|c| c.disagrees()).collect();
     for c in &wrong {
+        // An IPv6 probe names its address; an IPv4 one reads as it always has.
+        let to = if c.ip.is_ipv6() { format!("{} [{}]", c.to, c.ip) } else { c.to.clone() };
         println!(
-            "DISAGREE {} -> {} {}: kernel {:?} ({} attempts), model {}",
+            "DISAGREE {} -> {to} {}: kernel {:?} ({} attempts), model {}",
             c.from,
-            c.to,
             c.port,
             c.outcome.result,
             c.outcome.attempts,
@@ -378,8 +423,8 @@ fn report_verify(checked: &[netward_testkit::verify::Checked]) -> ExitCode {
 
 fn lab(cmd: LabCommand) -> ExitCode {
     match cmd {
-        LabCommand::Up { cluster, policies, name } => {
-            let (an, c) = match analysis(&policies, &cluster) {
+        LabCommand::Up { cluster, policies, name, cni } => {
+            let (an, c) = match lab_analysis(&policies, &cluster) {
                 Ok(x) => x,
                 Err(e) => return fail(e),
             };
@@ -389,11 +434,13 @@ fn lab(cmd: LabCommand) -> ExitCode {
             if let Err(e) = std::fs::write(state_file(&name), abs.join("\n")) {
                 return fail(format!("{}: {e}", state_file(&name).display()));
             }
-            let mut lab =
-                match ClusterLab::up(&name, &c, &[], &probe_bin(), true, &|m| progress(&format!("lab {name}: {m}"))) {
-                    Ok(l) => l,
-                    Err(e) => return fail(e),
-                };
+            let lab = ClusterLab::up_with(&name, &c, &[], &probe_bin(), true, cni.into(), &|m| {
+                progress(&format!("lab {name}: {m}"))
+            });
+            let mut lab = match lab {
+                Ok(l) => l,
+                Err(e) => return fail(e),
+            };
             match lab.enforce(&an, Mode::Enforce) {
                 Ok(reports) => {
                     progress_done();
@@ -401,8 +448,9 @@ fn lab(cmd: LabCommand) -> ExitCode {
                         println!("node {node}: {}", r.changes.summary());
                     }
                     println!(
-                        "lab {name} is up: {} pods; netward-testkit lab down --name {name} removes it",
-                        lab.pods().len()
+                        "lab {name} is up: {} pods wired by {}; netward-testkit lab down --name {name} removes it",
+                        lab.pods().len(),
+                        lab.cni()
                     );
                     ExitCode::SUCCESS
                 }
@@ -414,7 +462,7 @@ fn lab(cmd: LabCommand) -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };
-            let (an, c) = match analysis(&policies, &cluster) {
+            let (an, c) = match lab_analysis(&policies, &cluster) {
                 Ok(x) => x,
                 Err(e) => return fail(e),
             };
