@@ -58,6 +58,31 @@ fn policies(n: usize, stacked: bool) -> String {
     y
 }
 
+/// The same ruleset with egress dispatched as before #14: the map keyed by
+/// (input interface, source address), the dispatch rule matching both.
+fn old_dispatch(rs: &netward::enforce::Ruleset, pods: &[PodSpec]) -> netward::enforce::Ruleset {
+    use netward::enforce::ruleset::{Element, Family, SetKind, Verdict};
+    let mut old = rs.clone();
+    let iface: std::collections::BTreeMap<std::net::IpAddr, String> = netward_testkit::lab::links(pods);
+    for (name, fam) in [("egress-dispatch-4", Family::V4), ("egress-dispatch-6", Family::V6)] {
+        let map = old.maps.get_mut(name).expect("dispatch map");
+        map.key = SetKind::IfaceAddr(fam);
+        map.elements = std::mem::take(&mut map.elements)
+            .into_iter()
+            .filter_map(|(k, chain)| match k {
+                Element::Net(n) => iface.get(&n.addr()).map(|i| (Element::IfaceAddr(i.clone(), n.addr()), chain)),
+                other => Some((other, chain)),
+            })
+            .collect();
+    }
+    for rule in &mut old.chains.get_mut("egress").expect("egress chain").rules {
+        if let Verdict::Dispatch { by_iface, .. } = &mut rule.verdict {
+            *by_iface = true;
+        }
+    }
+    old
+}
+
 fn main() {
     if let Err(e) = check_support() {
         eprintln!("traffic benchmark needs root, ip and nft: {e}");
@@ -96,13 +121,24 @@ fn main() {
             )
         })
         .collect();
-    let mut samples: Vec<(Vec<f64>, Vec<f64>)> = configs.iter().map(|_| (Vec::new(), Vec::new())).collect();
+    // Side by side with the pods' own two policies: egress dispatched the
+    // old way (by `iifname . ip saddr`, which only worked with interface
+    // names netward chose), and no netward table at all.
+    let mut rulesets = rulesets;
+    rulesets.push(old_dispatch(&rulesets[1], &pods));
+    let mut samples: Vec<(Vec<f64>, Vec<f64>)> = (0..=rulesets.len()).map(|_| (Vec::new(), Vec::new())).collect();
     for _ in 0..rounds {
         for (i, rs) in rulesets.iter().enumerate() {
             enforcer.sync(rs).expect("programmed");
             samples[i].0.push(lab.bench("bench/client", "connect", server, 8080, connects).expect("connect loop"));
             samples[i].1.push(lab.bench("bench/client", "bulk", server, SINK_PORT, mib).expect("bulk"));
         }
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "exec", lab.node_netns(), "nft", "delete", "table", "inet", "netward"])
+            .status();
+        let none = samples.len() - 1;
+        samples[none].0.push(lab.bench("bench/client", "connect", server, 8080, connects).expect("connect loop"));
+        samples[none].1.push(lab.bench("bench/client", "bulk", server, SINK_PORT, mib).expect("bulk"));
     }
     let med = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -111,7 +147,13 @@ fn main() {
     let medians: Vec<(f64, f64)> = samples.iter_mut().map(|(c, b)| (med(c), med(b))).collect();
     let (c0, b0) = medians[1];
     println!("{:<22} {:>14} {:>12} {:>14} {:>12}", "policies", "connects/s", "ratio to 2", "bulk MiB/s", "ratio to 2");
-    for (&(n, stacked), (cm, bm)) in configs.iter().zip(&medians) {
+    let extra = [(usize::MAX - 1, false), (usize::MAX, false)];
+    for (&(n, stacked), (cm, bm)) in configs.iter().chain(&extra).zip(&medians) {
+        if n >= usize::MAX - 1 {
+            let label = if n == usize::MAX { "no netward table" } else { "2, old iif dispatch" };
+            println!("{label:<22} {cm:>14.0} {:>12.2} {bm:>14.0} {:>12.2}", cm / c0, bm / b0);
+            continue;
+        }
         let label = format!(
             "{n}{}",
             if n <= 2 {
