@@ -58,31 +58,6 @@ fn policies(n: usize, stacked: bool) -> String {
     y
 }
 
-/// The same ruleset with egress dispatched as before #14: the map keyed by
-/// (input interface, source address), the dispatch rule matching both.
-fn old_dispatch(rs: &netward::enforce::Ruleset, pods: &[PodSpec]) -> netward::enforce::Ruleset {
-    use netward::enforce::ruleset::{Element, Family, SetKind, Verdict};
-    let mut old = rs.clone();
-    let iface: std::collections::BTreeMap<std::net::IpAddr, String> = netward_testkit::lab::links(pods);
-    for (name, fam) in [("egress-dispatch-4", Family::V4), ("egress-dispatch-6", Family::V6)] {
-        let map = old.maps.get_mut(name).expect("dispatch map");
-        map.key = SetKind::IfaceAddr(fam);
-        map.elements = std::mem::take(&mut map.elements)
-            .into_iter()
-            .filter_map(|(k, chain)| match k {
-                Element::Net(n) => iface.get(&n.addr()).map(|i| (Element::IfaceAddr(i.clone(), n.addr()), chain)),
-                other => Some((other, chain)),
-            })
-            .collect();
-    }
-    for rule in &mut old.chains.get_mut("egress").expect("egress chain").rules {
-        if let Verdict::Dispatch { by_iface, .. } = &mut rule.verdict {
-            *by_iface = true;
-        }
-    }
-    old
-}
-
 fn main() {
     if let Err(e) = check_support() {
         eprintln!("traffic benchmark needs root, ip and nft: {e}");
@@ -125,7 +100,7 @@ fn main() {
     // old way (by `iifname . ip saddr`, which only worked with interface
     // names netward chose), and no netward table at all.
     let mut rulesets = rulesets;
-    rulesets.push(old_dispatch(&rulesets[1], &pods));
+    rulesets.push(netward_testkit::lab::with_old_dispatch(&rulesets[1], &pods));
     let mut samples: Vec<(Vec<f64>, Vec<f64>)> = (0..=rulesets.len()).map(|_| (Vec::new(), Vec::new())).collect();
     for _ in 0..rounds {
         for (i, rs) in rulesets.iter().enumerate() {

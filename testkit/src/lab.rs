@@ -331,3 +331,29 @@ impl Drop for Lab {
         }
     }
 }
+
+/// The ruleset with its egress dispatch laid out as before #14: the maps
+/// keyed by (input interface, source address), for the benchmark that
+/// compares the two and the test that upgrades a table from the old layout.
+pub fn with_old_dispatch(rs: &netward::enforce::Ruleset, pods: &[PodSpec]) -> netward::enforce::Ruleset {
+    use netward::enforce::ruleset::{Element, Family, SetKind, Verdict};
+    let links = links(pods);
+    let mut old = rs.clone();
+    for (name, fam) in [("egress-dispatch-4", Family::V4), ("egress-dispatch-6", Family::V6)] {
+        let map = old.maps.get_mut(name).expect("dispatch map");
+        map.key = SetKind::IfaceAddr(fam);
+        map.elements = std::mem::take(&mut map.elements)
+            .into_iter()
+            .filter_map(|(k, c)| match k {
+                Element::Net(n) => links.get(&n.addr()).map(|i| (Element::IfaceAddr(i.clone(), n.addr()), c)),
+                other => Some((other, c)),
+            })
+            .collect();
+    }
+    for r in &mut old.chains.get_mut("egress").expect("egress").rules {
+        if let Verdict::Dispatch { by_iface, .. } = &mut r.verdict {
+            *by_iface = true;
+        }
+    }
+    old
+}

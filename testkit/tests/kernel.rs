@@ -367,3 +367,43 @@ fn sctp_rules_load_and_sctp_traffic_is_skipped_without_sctp_sockets() {
         eprintln!("SKIPPED SCTP traffic: this kernel has no SCTP sockets (rules were loaded and checked)");
     }
 }
+
+// Regression: a map whose key type changed (a node upgraded from the old
+// dispatch layout) was deleted while the egress chain still used it, and
+// the kernel refused the whole transaction with EBUSY, pass after pass.
+#[test]
+fn a_map_whose_key_changed_is_replaced_in_one_transaction() {
+    if !supported() {
+        return;
+    }
+    use netward::enforce::live::Live;
+    use netward::enforce::Enforcer;
+    let (set, cluster) = cluster_on_lab_node();
+    let new = ruleset(&set, &cluster);
+    let an = Analysis::new(&set, &cluster, View::Enforced);
+    let pods: Vec<PodSpec> = an.endpoints.iter().map(PodSpec::of).collect();
+    let old = netward_testkit::lab::with_old_dispatch(&new, &pods);
+    assert_ne!(Live::of(&old), Live::of(&new));
+    let probe_bin = PathBuf::from(env!("CARGO_BIN_EXE_netward-probe"));
+    let lab = Lab::up("rekey", &pods, &[], &[], &probe_bin).expect("lab comes up");
+    let ns = lab.node_netns().to_string();
+    type Make = Box<dyn Fn() -> Box<dyn netward::enforce::Dataplane>>;
+    let nft_ns = ns.clone();
+    let dataplanes: Vec<(&str, Make)> = vec![
+        ("nft", Box::new(move || Box::new(netward::enforce::NftCli::in_netns(&nft_ns)))),
+        ("netlink", {
+            let ns = ns.clone();
+            Box::new(move || Box::new(netward::enforce::netlink::Netlink::in_netns(&ns).expect("netlink")))
+        }),
+    ];
+    for (what, make) in dataplanes {
+        for (from, to) in [(&old, &new), (&new, &old)] {
+            let mut e = Enforcer::new(make());
+            e.sync(from).unwrap_or_else(|err| panic!("{what}: first table: {err}"));
+            // A fresh enforcer reads the table back, as after an upgrade.
+            let mut e = Enforcer::new(make());
+            e.sync(to).unwrap_or_else(|err| panic!("{what}: the re-keyed map in one transaction: {err}"));
+            assert_eq!(e.dataplane().read().expect("read").as_ref(), Some(&Live::of(to)), "{what}");
+        }
+    }
+}

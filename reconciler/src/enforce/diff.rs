@@ -116,7 +116,33 @@ pub fn diff(live: Option<&Live>, desired: &Ruleset) -> Changes {
     c.deleted_chains = have.chains.keys().filter(|n| !want.chains.contains_key(*n)).cloned().collect();
     c.deleted_sets.extend(have.sets.keys().filter(|n| !want.sets.contains_key(*n)).cloned());
     c.deleted_maps.extend(have.maps.keys().filter(|n| !want.maps.contains_key(*n)).cloned());
+    rewrite_users_of_recreated(&mut c, desired);
     c
+}
+
+/// The sets and maps the change deletes and creates again under another
+/// type (their key changed: an upgrade that changed a map's layout).
+pub fn recreated(c: &Changes) -> BTreeSet<&String> {
+    let sets = c.new_sets.iter().filter(|n| c.deleted_sets.contains(n));
+    sets.chain(c.new_maps.iter().filter(|n| c.deleted_maps.contains(n))).collect()
+}
+
+/// The kernel refuses to delete a set a rule still uses (EBUSY): every
+/// chain that uses a recreated set is rewritten, and the renderers flush
+/// the chains they rewrite or delete before deleting such sets.
+fn rewrite_users_of_recreated(c: &mut Changes, desired: &Ruleset) {
+    let again = recreated(c);
+    if again.is_empty() {
+        return;
+    }
+    let users: Vec<String> = desired
+        .chains
+        .iter()
+        .filter(|(n, _)| !c.new_chains.contains(n) && !c.rewritten_chains.contains(n))
+        .filter(|(_, ch)| ch.rules.iter().any(|r| r.sets().any(|s| again.iter().any(|a| a.as_str() == s))))
+        .map(|(n, _)| n.clone())
+        .collect();
+    c.rewritten_chains.extend(users);
 }
 
 /// The change from one desired ruleset to the next, without the kernel: the
@@ -173,6 +199,7 @@ pub fn diff_rulesets(old: &Ruleset, new: &Ruleset) -> Changes {
     c.deleted_chains = old.chains.keys().filter(|n| !new.chains.contains_key(*n)).cloned().collect();
     c.deleted_sets.extend(old.sets.keys().filter(|n| !new.sets.contains_key(*n)).cloned());
     c.deleted_maps.extend(old.maps.keys().filter(|n| !new.maps.contains_key(*n)).cloned());
+    rewrite_users_of_recreated(&mut c, new);
     c
 }
 
@@ -188,8 +215,11 @@ pub fn render(changes: &Changes, desired: &Ruleset) -> String {
         changes.new_sets.iter().filter(|n| changes.deleted_sets.contains(n)).collect();
     let recreated_maps: BTreeSet<&String> =
         changes.new_maps.iter().filter(|n| changes.deleted_maps.contains(n)).collect();
-    // Sets and maps whose type changed go first (nothing can still use them
-    // once the chains that do are rewritten below; nft checks at commit).
+    // Sets and maps whose type changed are deleted first, once no rule uses
+    // them: the chains being rewritten or deleted are flushed before.
+    for n in changes.rewritten_chains.iter().chain(&changes.deleted_chains) {
+        let _ = writeln!(out, "flush chain {t} {n}");
+    }
     for n in &recreated_sets {
         let _ = writeln!(out, "delete set {t} {n}");
     }
@@ -206,9 +236,6 @@ pub fn render(changes: &Changes, desired: &Ruleset) -> String {
         let _ = writeln!(out, "add chain {t} {n}{}", chain_decl(&desired.chains[n]));
     }
     for n in changes.new_chains.iter().chain(&changes.rewritten_chains) {
-        if changes.rewritten_chains.contains(n) {
-            let _ = writeln!(out, "flush chain {t} {n}");
-        }
         for r in &desired.chains[n].rules {
             let _ = writeln!(out, "add rule {t} {n} {}", nft::rule_line(r));
         }

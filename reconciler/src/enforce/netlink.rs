@@ -387,6 +387,11 @@ pub fn change_batch(c: &Changes, rs: &Ruleset) -> Batch {
         new.iter().filter(|n| del.contains(n)).cloned().collect()
     };
     let (rs_sets, rs_maps) = (recreated(&c.new_sets, &c.deleted_sets), recreated(&c.new_maps, &c.deleted_maps));
+    // No rule may use a set when it is deleted (EBUSY): flush the chains
+    // being rewritten or deleted first, as `diff::render` does.
+    for n in c.rewritten_chains.iter().chain(&c.deleted_chains) {
+        b.flush_chain(TABLE, n);
+    }
     for n in rs_sets.iter().chain(&rs_maps) {
         b.delete_set(TABLE, n);
     }
@@ -403,9 +408,6 @@ pub fn change_batch(c: &Changes, rs: &Ruleset) -> Batch {
         b.add_chain(TABLE, n, rs.chains[n].base.map(base));
     }
     for n in c.new_chains.iter().chain(&c.rewritten_chains) {
-        if c.rewritten_chains.contains(n) {
-            b.flush_chain(TABLE, n);
-        }
         add_rules(&mut b, n, &rs.chains[n].rules);
     }
     for n in &c.new_sets {

@@ -180,6 +180,25 @@ pub struct Rule {
     pub note: String,
 }
 
+impl Rule {
+    /// The sets and maps the rule looks up.
+    pub fn sets(&self) -> impl Iterator<Item = &str> {
+        let matched = self.matches.iter().filter_map(|m| match m {
+            Match::Addr { set, .. }
+            | Match::Port { set, .. }
+            | Match::NamedPort { set, .. }
+            | Match::IfaceAddr { set, .. }
+            | Match::Iface { set } => Some(set.as_str()),
+            _ => None,
+        });
+        let map = match &self.verdict {
+            Verdict::Dispatch { map, .. } => Some(map.as_str()),
+            _ => None,
+        };
+        matched.chain(map)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Chain {
     pub base: Option<BaseChain>,
