@@ -130,51 +130,18 @@ fn a_failed_rollback_says_so_and_exits_non_zero() {
     let table = ns.table();
     let status_file = dir.join("status.json").display().to_string();
     let repo = dir.display().to_string();
-    let (code, _, err) = netward(
-        &dir,
-        &[
-            "rollback",
-            "--to",
-            "deadbeef",
-            "--status",
-            &status_file,
-            "--repo",
-            &repo,
-            "--path",
-            "policies",
-            "--cluster",
-            "policies/cluster.yaml",
-            "--node",
-            "node-b",
-            "--netns",
-            &ns.0,
-        ],
-    );
+    let rollback = |to: &str| {
+        let args = ["rollback", "--to", to, "--status", &status_file, "--repo", &repo, "--path", "policies"];
+        let node = ["--cluster", "policies/cluster.yaml", "--node", "node-b", "--netns", &ns.0];
+        netward(&dir, &[&args[..], &node[..]].concat())
+    };
+    let (code, _, err) = rollback("deadbeef");
     assert_eq!(code, 2, "{err}");
     assert!(!err.contains("rolled back"), "{err}");
     assert!(err.contains("rollback to deadbeef error"), "{err}");
     assert_eq!(ns.table(), table);
     // A multi-byte character across byte 12 of --to used to panic.
-    let (code, _, err) = netward(
-        &dir,
-        &[
-            "rollback",
-            "--to",
-            "aaaaaaaaaaa€",
-            "--status",
-            &status_file,
-            "--repo",
-            &repo,
-            "--path",
-            "policies",
-            "--cluster",
-            "policies/cluster.yaml",
-            "--node",
-            "node-b",
-            "--netns",
-            &ns.0,
-        ],
-    );
+    let (code, _, err) = rollback("aaaaaaaaaaa€");
     assert_eq!(code, 2, "{err}");
     assert!(!err.contains("panicked"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
