@@ -470,8 +470,14 @@ fn killing_the_reconciler_mid_apply_leaves_the_old_or_the_new_table_never_a_mix(
     let whole = t.elapsed().as_millis() as u64;
     assert_eq!(reader.read().expect("read").as_ref(), Some(&new_live), "an uninterrupted pass applies the new ruleset");
     let mut seen = std::collections::BTreeSet::new();
-    for k in 0..=14u64 {
-        let delay_ms = whole * k / 12;
+    // Kills spread over the measured pass; a pass can run slower than the
+    // measured one on a busy machine, so while no kill has landed after the
+    // apply, the delay keeps doubling (up to 32 passes' worth).
+    for k in 0..=17u64 {
+        if k > 12 && seen.contains("new") {
+            break;
+        }
+        let delay_ms = if k <= 12 { whole * k / 12 } else { whole << (k - 12) };
         // Start each trial from the old table.
         Enforcer::new(NftCli::in_netns(&ns.0)).sync(&old).expect("reset to old");
         let mut child = run();
