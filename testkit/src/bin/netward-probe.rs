@@ -37,8 +37,16 @@ fn serve(args: &[String]) -> ExitCode {
         i += 2;
     }
     let mut handles = Vec::new();
-    // Sink ports read everything a client sends (bulk-transfer benchmarks).
+    // Sink ports read everything a client sends (bulk-transfer benchmarks),
+    // over TCP and UDP; a UDP sink never answers, so a flow to it stays NEW
+    // in conntrack and every datagram runs the policy chains.
     for p in sink {
+        if let Ok(sock) = UdpSocket::bind(format!("0.0.0.0:{p}")) {
+            handles.push(std::thread::spawn(move || {
+                let mut buf = [0u8; 1500];
+                while sock.recv(&mut buf).is_ok() {}
+            }));
+        }
         let Ok(l) = TcpListener::bind(format!("0.0.0.0:{p}")) else { continue };
         handles.push(std::thread::spawn(move || {
             for s in l.incoming().flatten() {
@@ -152,7 +160,10 @@ fn connect(args: &[String]) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// `bench connect IP PORT N`: N sequential TCP connects; prints connects/s.
+/// `bench connect IP PORT N`: N sequential TCP connections, each read to
+/// the server's close; prints connects/s.
+/// `bench udp IP PORT N`: N datagrams of one flow that is never answered
+/// (each is NEW to conntrack); prints datagrams/s sent.
 /// `bench bulk IP PORT MB`: sends MB mebibytes over one connection; prints MiB/s.
 /// Holds one connection (TCP to an echo port, or a UDP flow) for `--ms`,
 /// sending a byte every 50 ms and waiting up to 200 ms for its echo; prints
@@ -219,7 +230,7 @@ fn hold(args: &[String]) -> ExitCode {
 
 fn bench(args: &[String]) -> ExitCode {
     let (Some(mode), Some(ip), Some(port), Some(n)) = (args.first(), args.get(1), args.get(2), args.get(3)) else {
-        eprintln!("usage: netward-probe bench connect|bulk IP PORT N");
+        eprintln!("usage: netward-probe bench connect|udp|bulk IP PORT N");
         return ExitCode::from(3);
     };
     let (Ok(ip), Ok(port), Ok(n)) = (ip.parse::<IpAddr>(), port.parse::<u16>(), n.parse::<u64>()) else {
@@ -229,11 +240,31 @@ fn bench(args: &[String]) -> ExitCode {
     let start = std::time::Instant::now();
     match mode.as_str() {
         "connect" => {
+            // Each connection waits for the server's answer and close, so the
+            // loop never outruns the server's accept queue (an overflow
+            // drops a handshake and costs a one-second retransmit, which
+            // is the server's speed, not the path's), and the server, which
+            // closes first, holds the TIME_WAIT, not the client's ports.
             for _ in 0..n {
-                if TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err() {
+                let answered = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok_and(|mut s| {
+                    let mut answer = Vec::new();
+                    std::io::Read::read_to_end(&mut s, &mut answer).is_ok() && answer == b"ok\n"
+                });
+                if !answered {
                     println!("error");
                     return ExitCode::from(1);
                 }
+            }
+            println!("{:.1}", n as f64 / start.elapsed().as_secs_f64());
+        }
+        "udp" => {
+            let Ok(s) = UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect(addr).map(|()| s)) else {
+                println!("error");
+                return ExitCode::from(1);
+            };
+            for _ in 0..n {
+                // A full socket buffer or an ICMP error: try the next one.
+                let _ = s.send(b"netward-bench");
             }
             println!("{:.1}", n as f64 / start.elapsed().as_secs_f64());
         }
