@@ -310,7 +310,7 @@ pub fn note(outcome: Outcome, files: &[(&str, &str)]) {
     if let (Some(dir), Outcome::Ran { .. }) = (dump, outcome) {
         let joined: Vec<&str> = files.iter().map(|(_, t)| *t).collect();
         let joined = joined.join("\0");
-        let name = format!("{:016x}", netward::enforce::compile::fnv64(joined.as_bytes()));
+        let name = format!("{:016x}", netward::enforce::names::fnv64(joined.as_bytes()));
         let _ = std::fs::write(dir.join(name), joined);
     }
 }

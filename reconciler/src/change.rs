@@ -10,7 +10,6 @@ use serde::Serialize;
 use crate::analysis::{Analysis, DirVerdict, Matrix, Reason, View};
 use crate::model::port::FlowPort;
 use crate::model::{Cluster, Endpoint, PolicySet, PortMatch, Protocol};
-use crate::report::reason_text;
 
 /// One revision of the repository.
 pub struct Revision<'a> {
@@ -260,7 +259,7 @@ fn decision(v: &crate::analysis::Verdict) -> Decision {
     } else {
         ("ingress", &v.ingress)
     };
-    let mut by = format!("{side}: {}", reason_text(&d.reason));
+    let mut by = format!("{side}: {}", d.reason);
     // "None matched" needs the policies that applied, with their places.
     if let Reason::TierDefault { tier, .. } = &d.reason {
         if let Some(t) = d.tiers.iter().find(|t| &t.tier == tier) {

@@ -15,13 +15,15 @@ pub mod closed;
 pub mod compile;
 pub mod diff;
 pub mod live;
+pub mod names;
 pub mod netlink;
 pub mod nft;
 pub mod routes;
 pub mod ruleset;
 
 pub use apply::{Dataplane, EnforceError, Enforcer, NftCli, Report};
-pub use compile::{compile, pod_key, with_l7, Mode, NodeSpec, UnknownPods, L7};
+pub use compile::{compile, with_l7, Mode, NodeSpec, UnknownPods, L7};
+pub use names::pod_key;
 pub use ruleset::Ruleset;
 
 #[cfg(test)]

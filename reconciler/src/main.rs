@@ -11,6 +11,7 @@ use netward::diag::{Diagnostic, Severity};
 use netward::manifest::{load_cluster, load_policies};
 use netward::model::port::FlowPort;
 use netward::model::{Cluster, PolicySet};
+use netward::reconcile::Wake;
 use netward::report::{self, MatrixFormat};
 use netward::selector::Selector;
 use netward::{enforce, synth, text, validate};
@@ -377,7 +378,7 @@ impl NodeTarget {
         }
         let limit = std::time::Duration::from_secs_f64(self.fetch_timeout);
         source.fetcher = std::sync::Arc::new(match &wake {
-            Some(tx) => netward::git::fetch::Fetcher::waking(limit, tx.clone()),
+            Some(tx) => netward::git::fetch::Fetcher::waking(limit, Wake::Fetch.on(tx)),
             None => netward::git::fetch::Fetcher::new(limit),
         });
         let dataplane = match &self.netns {
@@ -388,7 +389,11 @@ impl NodeTarget {
         let mut on_record: Option<netward::reconcile::PassHook> = None;
         let inventory: Box<dyn netward::reconcile::Inventory + Send> = match self.api.options() {
             Some(o) => {
-                let api = netward::kubernetes::watch::ApiInventory::connect(&o, wake).map_err(Failure::Io)?;
+                let api = netward::kubernetes::watch::ApiInventory::connect(
+                    &o,
+                    wake.as_ref().map(|tx| Wake::Inventory.on(tx)),
+                )
+                .map_err(Failure::Io)?;
                 if publish {
                     let (publisher, node) = (api.publisher(), self.node.clone());
                     let mut last: Option<(String, String)> = None;
@@ -685,7 +690,11 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             // A local checkout is watched: a commit wakes the loop at once.
             // (`.git` is a file in a linked worktree.)
             if std::path::Path::new(&r.source.repo).join(".git").exists() {
-                netward::reconcile::watch_local(std::path::Path::new(&r.source.repo), &r.source.git_ref, tx.clone());
+                netward::git::watch::watch_local(
+                    std::path::Path::new(&r.source.repo),
+                    &r.source.git_ref,
+                    Wake::Fetch.on(&tx),
+                );
             }
             let hook = match &webhook_secret_file {
                 Some(f) => {

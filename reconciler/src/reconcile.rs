@@ -17,7 +17,6 @@ use crate::diag::Severity;
 use crate::enforce::{self, Dataplane, Enforcer, Mode, NodeSpec, L7};
 use crate::git;
 pub use crate::git::auth::GitAuth;
-pub use crate::git::watch::watch_local;
 use crate::manifest::load::{load_cluster, load_policy_texts};
 
 /// Where policies come from.
@@ -368,6 +367,35 @@ pub enum Wake {
     Fetch,
     /// Only the inventory changed: apply the commit in force to it, no fetch.
     Inventory,
+}
+
+impl Wake {
+    /// A callback for an edge (a Git watcher, the Kubernetes watch) that
+    /// wakes the loop for this reason; false once the loop is gone.
+    pub fn on(self, tx: &std::sync::mpsc::Sender<Wake>) -> std::sync::Arc<dyn Fn() -> bool + Send + Sync> {
+        let tx = tx.clone();
+        std::sync::Arc::new(move || tx.send(self).is_ok())
+    }
+}
+
+/// The loop reads the Kubernetes API's inventory through the same port as
+/// snapshot files.
+impl Inventory for crate::kubernetes::watch::ApiInventory {
+    fn current(&mut self) -> Result<crate::model::Cluster, String> {
+        crate::kubernetes::watch::ApiInventory::current(self)
+    }
+
+    fn generation(&self) -> u64 {
+        crate::kubernetes::watch::ApiInventory::generation(self)
+    }
+
+    fn network_sets(&self) -> Vec<crate::model::NetworkSet> {
+        crate::kubernetes::watch::ApiInventory::network_sets(self)
+    }
+
+    fn health(&self) -> Result<(), String> {
+        crate::kubernetes::watch::ApiInventory::health(self)
+    }
 }
 
 /// Cluster snapshot files, re-read only when one of them changes.

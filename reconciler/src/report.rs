@@ -8,7 +8,6 @@ use serde_json::{json, Value};
 
 use crate::analysis::matrix::Counts;
 use crate::analysis::{Analysis, DirVerdict, Flow, Matrix, Reason, Verdict};
-use crate::model::Action;
 
 /// Output formats of `netward matrix`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -268,29 +267,6 @@ fn matrix_summary<W: io::Write + ?Sized>(w: &mut W, m: &Matrix) -> io::Result<()
 }
 
 /// One line saying why a direction was decided.
-pub fn reason_text(r: &Reason) -> String {
-    match r {
-        Reason::NotPoliced(why) => format!("not policed: {why}"),
-        Reason::SameNode => "allowed: traffic between a pod and its own node is always allowed".into(),
-        Reason::Rule { policy, tier, rule, action, origin } => {
-            format!("{} by {policy} rule {rule} (tier {tier}) at {origin}", verb(*action))
-        }
-        Reason::TierDefault { tier, action } => {
-            format!("{} by the end of tier {tier}: policies applied and none matched", verb(*action))
-        }
-        Reason::Profile => "allowed: no policy decided; the namespace profile allows".into(),
-    }
-}
-
-fn verb(a: Action) -> &'static str {
-    match a {
-        Action::Allow => "allowed",
-        Action::Deny => "denied",
-        Action::Pass => "passed",
-        Action::Log => "logged",
-    }
-}
-
 fn direction_text(out: &mut String, title: &str, d: &DirVerdict) {
     let _ = writeln!(out, "{title}: {}", if d.allowed { "ALLOW" } else { "DENY" });
     for t in &d.tiers {
@@ -305,7 +281,7 @@ fn direction_text(out: &mut String, title: &str, d: &DirVerdict) {
             }
         }
     }
-    let _ = writeln!(out, "  => {}", reason_text(&d.reason));
+    let _ = writeln!(out, "  => {}", d.reason);
     for c in &d.caveats {
         let _ = writeln!(out, "  caveat: {c}");
     }

@@ -113,7 +113,8 @@ fn main() {
     let source = Source::new(dir.display().to_string(), "main", "policies", dir.join("cache"));
     let (tx, rx) = std::sync::mpsc::channel();
     let t = Instant::now();
-    let inv = ApiInventory::connect(&ApiOptions::new(Some(kc.clone()), None), Some(tx)).expect("connect");
+    let inv = ApiInventory::connect(&ApiOptions::new(Some(kc.clone()), None), Some(Wake::Inventory.on(&tx)))
+        .expect("connect");
     let batches = Arc::new(AtomicUsize::new(0));
     let dp = Counted(Netlink::in_netns(lab.node_netns()).expect("netlink"), batches.clone());
     let mut r = Reconciler::with_inventory(source, Box::new(inv), "node0".into(), RolloutMode::Enforce, dp);

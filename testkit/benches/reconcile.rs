@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use netward::enforce::netlink::Netlink;
-use netward::reconcile::{watch_local, Reconciler, RolloutMode, Source, Wake};
+use netward::git::watch::watch_local;
+use netward::reconcile::{Reconciler, RolloutMode, Source, Wake};
 use netward::synth::{generate, Shape};
 use netward_testkit::lab::{check_support, Lab};
 
@@ -38,7 +39,7 @@ fn main() {
     let mut r = Reconciler::new(source, vec![dir.join("cluster.yaml")], "node0".into(), RolloutMode::Enforce, dp);
     assert_eq!(r.pass().result.in_force(), true, "first pass");
     let (tx, wakes) = std::sync::mpsc::channel();
-    watch_local(&dir, "main", tx);
+    watch_local(&dir, "main", Wake::Fetch.on(&tx));
 
     // The policy a round edits (a port moves, so each commit differs).
     let docs = common::policy_documents(&g);

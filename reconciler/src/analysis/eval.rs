@@ -70,6 +70,24 @@ pub enum Reason {
     Profile,
 }
 
+/// The reason as one line of a report: "allowed by ns/p rule 0 (tier
+/// default) at p.yaml:12:5".
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::NotPoliced(why) => write!(f, "not policed: {why}"),
+            Reason::SameNode => f.write_str("allowed: traffic between a pod and its own node is always allowed"),
+            Reason::Rule { policy, tier, rule, action, origin } => {
+                write!(f, "{} by {policy} rule {rule} (tier {tier}) at {origin}", action.past_tense())
+            }
+            Reason::TierDefault { tier, action } => {
+                write!(f, "{} by the end of tier {tier}: policies applied and none matched", action.past_tense())
+            }
+            Reason::Profile => f.write_str("allowed: no policy decided; the namespace profile allows"),
+        }
+    }
+}
+
 /// What happened in one policy.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PolicyStep {

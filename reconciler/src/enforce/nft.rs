@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use ipnet::IpNet;
 
-use super::compile::fnv64;
+use super::names::fnv64;
 use super::ruleset::{Element, Family, Hook, Match, Rule, Ruleset, Set, SetKind, Side, Verdict, PASS_MARK, TABLE};
 
 pub fn proto_name(p: u8) -> String {

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use crate::analysis::{Analysis, View};
 use crate::manifest::load::{load_cluster_text, load_policy_texts};
 
-use super::compile::{compile, pod_key, Mode, NodeSpec};
+use super::compile::{compile, Mode, NodeSpec};
 use super::diff::diff;
 use super::live::{element_key, Live};
+use super::names::pod_key;
 use super::ruleset::{Element, Match, Ruleset, Verdict};
 
 const CLUSTER: &str = "

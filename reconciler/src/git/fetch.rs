@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,6 @@ use git2::{
 
 use super::auth::{redact, GitAuth};
 use super::known_hosts;
-use crate::reconcile::Wake;
 
 /// Where fetched refs land in the mirror, one per way of naming the ref.
 const LANDING: &str = "refs/netward/fetch/";
@@ -34,10 +33,9 @@ pub const TRACKED: &str = "refs/netward/tracked";
 /// fetch at a time: a later call joins the one in flight (two would fight
 /// over the mirror's lock files), and one a caller stopped waiting for
 /// wakes the loop when it ends, so its result is taken at once.
-#[derive(Debug)]
 pub struct Fetcher {
     pub timeout: Duration,
-    wake: Option<Sender<Wake>>,
+    on_end: Option<super::OnChange>,
     in_flight: Mutex<Option<InFlight>>,
 }
 
@@ -85,15 +83,21 @@ pub enum Attempt {
     Running,
 }
 
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher").field("timeout", &self.timeout).field("waking", &self.on_end.is_some()).finish()
+    }
+}
+
 impl Fetcher {
     pub fn new(timeout: Duration) -> Self {
-        Fetcher { timeout, wake: None, in_flight: Mutex::new(None) }
+        Fetcher { timeout, on_end: None, in_flight: Mutex::new(None) }
     }
 
-    /// A fetcher that sends `Wake::Fetch` on `wake` when a fetch nobody
-    /// waits for any more ends.
-    pub fn waking(timeout: Duration, wake: Sender<Wake>) -> Self {
-        Fetcher { timeout, wake: Some(wake), in_flight: Mutex::new(None) }
+    /// A fetcher that calls `on_end` when a fetch nobody waits for any more
+    /// ends.
+    pub fn waking(timeout: Duration, on_end: super::OnChange) -> Self {
+        Fetcher { timeout, on_end: Some(on_end), in_flight: Mutex::new(None) }
     }
 
     /// [`fetch`], waited for until it ends or falls silent for `timeout`.
@@ -159,15 +163,15 @@ impl Fetcher {
     fn start(&self, remote: &Remote, keep: Option<&str>) -> Result<InFlight, String> {
         let (tx, done) = mpsc::channel();
         let progress = Arc::new(Progress::new());
-        let (remote, p, keep, wake) = (remote.clone(), progress.clone(), keep.map(str::to_string), self.wake.clone());
+        let (remote, p, keep, wake) = (remote.clone(), progress.clone(), keep.map(str::to_string), self.on_end.clone());
         std::thread::Builder::new()
             .name("git-fetch".into())
             .spawn(move || {
                 let result = fetch_noting(&remote, keep.as_deref(), &p);
                 p.ended.store(true, Ordering::SeqCst);
                 let _ = tx.send(result);
-                if let (true, Some(w)) = (p.unwaited.load(Ordering::SeqCst), wake) {
-                    let _ = w.send(Wake::Fetch);
+                if let (true, Some(on_end)) = (p.unwaited.load(Ordering::SeqCst), wake) {
+                    on_end();
                 }
             })
             .map_err(|e| format!("cannot start a thread: {e}"))?;
@@ -562,7 +566,7 @@ mod tests {
         let (silent, url) = silent_server();
         let dir = std::env::temp_dir().join(format!("netward-unwaited-{}", std::process::id()));
         let (tx, wakes) = mpsc::channel();
-        let f = Fetcher::waking(Duration::from_secs(30), tx);
+        let f = Fetcher::waking(Duration::from_secs(30), Arc::new(move || tx.send(()).is_ok()));
         let t = Instant::now();
         let attempt = |wait| f.attempt(&remote(&url, "main", &dir), None, Some(wait));
         assert_eq!(attempt(Duration::from_millis(100)), Attempt::Running);
@@ -570,7 +574,7 @@ mod tests {
         assert_eq!(attempt(Duration::ZERO), Attempt::Running, "joined, not started again");
         assert!(wakes.try_recv().is_err(), "no wake while it runs");
         drop(silent);
-        assert_eq!(wakes.recv_timeout(Duration::from_secs(10)), Ok(Wake::Fetch), "its end wakes the loop");
+        assert_eq!(wakes.recv_timeout(Duration::from_secs(10)), Ok(()), "its end wakes the loop");
         match attempt(Duration::ZERO) {
             Attempt::Done(Err(e)) => assert!(!e.contains("heard nothing"), "the fetch's own end: {e}"),
             other => panic!("the ended fetch's result is taken: {other:?}"),

@@ -3,6 +3,11 @@
 //! policy files (here), checking commit signatures (`signature`), and
 //! noticing commits to a local checkout (`watch`). No `git` program is run.
 
+/// Called when something the loop waits for happens (a fetch nobody waited
+/// for ended, the tracked ref moved); returns false once nobody listens any
+/// more, which stops a watcher. The edges know nothing of the loop.
+pub type OnChange = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
+
 pub mod auth;
 pub mod fetch;
 pub mod known_hosts;

@@ -3,12 +3,12 @@
 //! is enforced in well under a second without polling Git.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use notify::{EventKind, RecursiveMode, Watcher};
 
-use crate::reconcile::Wake;
+use super::OnChange;
 
 /// A burst of ref writes (a commit writes a lock file, renames it, then
 /// maybe packs refs) is one wake: sent once the refs are quiet this long...
@@ -16,17 +16,17 @@ const QUIET: Duration = Duration::from_millis(20);
 /// ...or this long after the burst began, whichever comes first.
 const LONGEST: Duration = Duration::from_millis(200);
 
-/// Watches the repository at `repo` and sends `Wake::Fetch` when a file that
+/// Watches the repository at `repo` and calls `on_move` when a file that
 /// can move `git_ref` changes. Falls back to resolving the ref every 100 ms
 /// where inotify is unavailable (or out of watches).
-pub fn watch_local(repo: &Path, git_ref: &str, tx: Sender<Wake>) {
+pub fn watch_local(repo: &Path, git_ref: &str, on_move: OnChange) {
     let dirs = match git2::Repository::open(repo) {
         Ok(r) => GitDirs { own: r.path().to_path_buf(), common: r.commondir().to_path_buf() },
         Err(_) => GitDirs { own: repo.join(".git"), common: repo.join(".git") },
     };
-    if let Err(e) = watch_with_inotify(&dirs, git_ref, tx.clone()) {
+    if let Err(e) = watch_with_inotify(&dirs, git_ref, on_move.clone()) {
         tracing::warn!(error = %e, "cannot watch the repository with inotify; checking its refs every 100 ms");
-        poll(repo, git_ref, tx);
+        poll(repo, git_ref, on_move);
     }
 }
 
@@ -37,7 +37,7 @@ struct GitDirs {
     common: PathBuf,
 }
 
-fn watch_with_inotify(dirs: &GitDirs, git_ref: &str, tx: Sender<Wake>) -> notify::Result<()> {
+fn watch_with_inotify(dirs: &GitDirs, git_ref: &str, on_move: OnChange) -> notify::Result<()> {
     let (events, bursts) = mpsc::channel::<()>();
     let (own, common, tracked) = (dirs.own.clone(), dirs.common.clone(), git_ref.to_string());
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
@@ -81,7 +81,7 @@ fn watch_with_inotify(dirs: &GitDirs, git_ref: &str, tx: Sender<Wake>) -> notify
                     _ => break,
                 }
             }
-            if tx.send(Wake::Fetch).is_err() {
+            if !on_move() {
                 return;
             }
         }
@@ -113,7 +113,7 @@ fn moves_ref(rel: &str, git_ref: &str) -> bool {
 
 /// The fallback: the tracked ref resolved every 100 ms (opening the
 /// repository and reading a few files: well under a millisecond).
-fn poll(repo: &Path, git_ref: &str, tx: Sender<Wake>) {
+fn poll(repo: &Path, git_ref: &str, on_move: OnChange) {
     let (repo, git_ref) = (repo.to_path_buf(), git_ref.to_string());
     std::thread::spawn(move || {
         let mut last = super::resolve(&repo, &git_ref).ok();
@@ -122,7 +122,7 @@ fn poll(repo: &Path, git_ref: &str, tx: Sender<Wake>) {
             let now = super::resolve(&repo, &git_ref).ok();
             if now != last {
                 last = now;
-                if tx.send(Wake::Fetch).is_err() {
+                if !on_move() {
                     return;
                 }
             }
@@ -172,10 +172,10 @@ mod tests {
     fn the_fallback_resolves_the_ref_and_notices_a_commit_to_what_head_names() {
         let (dir, repo) = new_repo("poll");
         let (tx, rx) = mpsc::channel();
-        poll(&dir, "HEAD", tx);
+        poll(&dir, "HEAD", std::sync::Arc::new(move || tx.send(()).is_ok()));
         assert_eq!(rx.recv_timeout(Duration::from_millis(300)), Err(RecvTimeoutError::Timeout));
         commit(&repo, "second");
-        assert_eq!(rx.recv_timeout(Duration::from_secs(2)), Ok(Wake::Fetch), "HEAD moved with main");
+        assert_eq!(rx.recv_timeout(Duration::from_secs(2)), Ok(()), "HEAD moved with main");
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -185,13 +185,13 @@ mod tests {
         let commit = |msg: &str| commit(&repo, msg);
         let (tx, rx) = mpsc::channel();
         let dirs = GitDirs { own: repo.path().to_path_buf(), common: repo.commondir().to_path_buf() };
-        watch_with_inotify(&dirs, "main", tx).expect("inotify");
+        watch_with_inotify(&dirs, "main", std::sync::Arc::new(move || tx.send(()).is_ok())).expect("inotify");
         // Reading the repository (as every fetch does) is no change.
         let _ = super::super::resolve(&dir, "main").expect("resolve");
         assert_eq!(rx.recv_timeout(Duration::from_millis(300)), Err(RecvTimeoutError::Timeout));
         let t = Instant::now();
         commit("second");
-        assert_eq!(rx.recv_timeout(Duration::from_secs(2)), Ok(Wake::Fetch));
+        assert_eq!(rx.recv_timeout(Duration::from_secs(2)), Ok(()));
         assert!(t.elapsed() < LONGEST + Duration::from_millis(100), "woken after {:?}", t.elapsed());
         assert_eq!(rx.recv_timeout(Duration::from_millis(300)), Err(RecvTimeoutError::Timeout), "one commit, one wake");
         // A branch nobody tracks moves: no wake.

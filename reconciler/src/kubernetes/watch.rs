@@ -4,9 +4,13 @@
 //! the async client; the reconcile loop stays synchronous and reads the
 //! store through the `Inventory` trait, woken once per burst of changes.
 
+/// Called once per burst of inventory changes; the return value (whether
+/// anyone still listens) is ignored, since the watch runs for the process's
+/// life.
+pub type OnChange = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,7 +21,6 @@ use kube::runtime::WatchStreamExt;
 
 use super::store::Store;
 use crate::model::Cluster;
-use crate::reconcile::{Inventory, Wake};
 
 /// Where to find the API server.
 #[derive(Clone, Debug)]
@@ -152,9 +155,9 @@ pub fn runtime_thread() -> Result<tokio::runtime::Handle, String> {
 }
 
 impl ApiInventory {
-    /// Connects (reads the config) and starts watching. `wake` gets one
-    /// `Wake::Inventory` per burst of changes once the initial lists are in.
-    pub fn connect(opts: &ApiOptions, wake: Option<Sender<Wake>>) -> Result<Self, String> {
+    /// Connects (reads the config) and starts watching. `on_change` is
+    /// called once per burst of changes once the initial lists are in.
+    pub fn connect(opts: &ApiOptions, on_change: Option<OnChange>) -> Result<Self, String> {
         let runtime = runtime_thread()?;
         let (tx, rx) = std::sync::mpsc::channel();
         let opts2 = opts.clone();
@@ -166,8 +169,8 @@ impl ApiInventory {
             state: Mutex::new(State { store: Store::default(), broken: BTreeMap::new() }),
             synced: Condvar::new(),
         });
-        runtime.spawn(watch(client.clone(), shared.clone(), wake.clone(), opts.resync));
-        runtime.spawn(probe_while_broken(client.clone(), shared.clone(), wake));
+        runtime.spawn(watch(client.clone(), shared.clone(), on_change.clone(), opts.resync));
+        runtime.spawn(probe_while_broken(client.clone(), shared.clone(), on_change));
         Ok(ApiInventory { shared, client, runtime, sync_timeout: Duration::from_secs(30) })
     }
 
@@ -206,8 +209,10 @@ impl Publisher {
     }
 }
 
-impl Inventory for ApiInventory {
-    fn current(&mut self) -> Result<Cluster, String> {
+impl ApiInventory {
+    /// The cluster as the store holds it, once the first lists are in
+    /// (waits for them up to 30 s).
+    pub fn current(&mut self) -> Result<Cluster, String> {
         let deadline = Instant::now() + self.sync_timeout;
         let mut state = self.shared.state.lock().map_err(|_| "inventory lock poisoned".to_string())?;
         while !state.store.synced() {
@@ -224,15 +229,18 @@ impl Inventory for ApiInventory {
         Ok(state.store.cluster())
     }
 
-    fn generation(&self) -> u64 {
+    /// Bumped on every change the store takes.
+    pub fn generation(&self) -> u64 {
         self.shared.state.lock().map(|s| s.store.generation()).unwrap_or(0)
     }
 
-    fn network_sets(&self) -> Vec<crate::model::NetworkSet> {
+    /// Calico network sets the cluster holds.
+    pub fn network_sets(&self) -> Vec<crate::model::NetworkSet> {
         self.shared.state.lock().map(|s| s.store.network_sets()).unwrap_or_default()
     }
 
-    fn health(&self) -> Result<(), String> {
+    /// Whether every watch is running and the first lists are in.
+    pub fn health(&self) -> Result<(), String> {
         match self.shared.state.lock() {
             Ok(s) => match s.broken.iter().next() {
                 Some((what, b)) => Err(format!("Kubernetes API watch broken ({what}): {}", b.error)),
@@ -337,7 +345,7 @@ fn step<K>(
 /// The watch task: finds out whether Calico's sets are served, then runs
 /// every watcher merged into one stream, each item applied to the store as
 /// it arrives, one wake sent per burst of changes.
-async fn watch(client: kube::Client, shared: Arc<Shared>, wake: Option<Sender<Wake>>, resync: Duration) {
+async fn watch(client: kube::Client, shared: Arc<Shared>, wake: Option<OnChange>, resync: Duration) {
     let sets = calico_sets_served(&client, &shared).await;
     match shared.state.lock() {
         Ok(mut s) if sets => s.store.watch_network_sets(),
@@ -468,7 +476,7 @@ async fn calico_sets_served(client: &kube::Client, shared: &Shared) -> bool {
 /// A resumed watch with nothing to say yields no event (bookmarks are
 /// swallowed by the watcher), so while the watch is broken the server is
 /// asked for its version every few seconds; an answer means it is back.
-async fn probe_while_broken(client: kube::Client, shared: Arc<Shared>, wake: Option<Sender<Wake>>) {
+async fn probe_while_broken(client: kube::Client, shared: Arc<Shared>, wake: Option<OnChange>) {
     loop {
         tokio::time::sleep(PROBE_EVERY).await;
         // An API answer such as 403 stays broken until that watch succeeds.
@@ -488,8 +496,8 @@ async fn probe_while_broken(client: kube::Client, shared: Arc<Shared>, wake: Opt
     }
 }
 
-fn notify(wake: &Option<Sender<Wake>>) {
-    if let Some(tx) = wake {
-        let _ = tx.send(Wake::Inventory);
+fn notify(wake: &Option<OnChange>) {
+    if let Some(on_change) = wake {
+        on_change();
     }
 }

@@ -17,6 +17,18 @@ pub enum Action {
     Pass,
 }
 
+impl Action {
+    /// What the action did to a flow, for reports: "allowed", "denied".
+    pub fn past_tense(self) -> &'static str {
+        match self {
+            Action::Allow => "allowed",
+            Action::Deny => "denied",
+            Action::Pass => "passed",
+            Action::Log => "logged",
+        }
+    }
+}
+
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

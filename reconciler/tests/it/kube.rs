@@ -19,7 +19,7 @@ use netward::kubernetes::stand_in::{self, StandIn};
 use netward::kubernetes::store::Store;
 use netward::kubernetes::watch::{ApiInventory, ApiOptions};
 use netward::model::{Cluster, PolicySet};
-use netward::reconcile::{Inventory, Wake};
+use netward::reconcile::Wake;
 use serde_json::Value;
 
 use super::reconcile::{git, repo, Netns};
@@ -302,7 +302,7 @@ fn the_watch_follows_lists_bookmarks_dropped_connections_and_410_gone() {
     let (api, kc) = stand_in_with_example("watch");
     let (tx, rx) = std::sync::mpsc::channel();
     let opts = ApiOptions::new(Some(kc.clone()), None);
-    let mut inv = ApiInventory::connect(&opts, Some(tx)).expect("connect");
+    let mut inv = ApiInventory::connect(&opts, Some(Wake::Inventory.on(&tx))).expect("connect");
     let c = inv.current().expect("the first list arrives");
     assert_eq!(c.pods.len(), 6);
     assert_eq!(c.namespaces["frontend"].labels["team"], "web");
@@ -390,7 +390,8 @@ fn a_periodic_resync_lists_again_and_repairs_only_what_was_missed() {
 fn a_burst_of_pod_events_is_coalesced_into_few_wakes() {
     let (api, kc) = stand_in_with_example("burst");
     let (tx, rx) = std::sync::mpsc::channel();
-    let mut inv = ApiInventory::connect(&ApiOptions::new(Some(kc.clone()), None), Some(tx)).expect("connect");
+    let mut inv = ApiInventory::connect(&ApiOptions::new(Some(kc.clone()), None), Some(Wake::Inventory.on(&tx)))
+        .expect("connect");
     inv.current().expect("synced");
     wait_for("the pod watch", 5, || api.requests().iter().any(|r| r.contains("/pods?") && r.contains("watch=true")));
     drain(&rx);
@@ -551,7 +552,8 @@ fn calico_network_sets_come_from_the_api_where_the_crds_exist() {
     api.apply("globalnetworksets", stand_in::network_set(None, "broken", &[("role", "corp")], &["not-a-cidr"]));
 
     let (tx, rx) = std::sync::mpsc::channel();
-    let mut inv = ApiInventory::connect(&ApiOptions::new(Some(kc.clone()), None), Some(tx)).expect("connect");
+    let mut inv = ApiInventory::connect(&ApiOptions::new(Some(kc.clone()), None), Some(Wake::Inventory.on(&tx)))
+        .expect("connect");
     inv.current().expect("synced");
     let sets = inv.network_sets();
     let names: Vec<&str> = sets.iter().map(|s| s.name.as_str()).collect();
