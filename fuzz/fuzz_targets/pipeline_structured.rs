@@ -11,10 +11,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netward::diag::{Diagnostic, Severity};
-use netward::model::PolicySet;
 use netward_fuzz::pipeline;
 use netward_fuzz::world::World;
+use netward_policy::diag::{Diagnostic, Severity};
+use netward_policy::model::PolicySet;
 
 /// What loading made of a world: policy ids, network sets, tiers, errors.
 fn summary(set: &PolicySet, diags: &[Diagnostic]) -> (Vec<String>, Vec<String>, Vec<String>, usize) {

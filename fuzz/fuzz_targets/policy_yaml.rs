@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use netward::manifest::load::{load_cluster_text, load_policy_texts};
+use netward_policy::manifest::load::{load_cluster_text, load_policy_texts};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(!d.message.is_empty());
     }
     // Whatever loaded must also evaluate without panicking.
-    let an = netward::analysis::Analysis::new(&set, &cluster, netward::analysis::View::Staged);
-    let ports = [netward::model::port::FlowPort { port: 80, protocol: netward::model::Protocol::Tcp }];
-    let _ = netward::analysis::Matrix::compute(&an, &ports);
+    let an = netward_policy::analysis::Analysis::new(&set, &cluster, netward_policy::analysis::View::Staged);
+    let ports = [netward_policy::model::port::FlowPort { port: 80, protocol: netward_policy::model::Protocol::Tcp }];
+    let _ = netward_policy::analysis::Matrix::compute(&an, &ports);
 });

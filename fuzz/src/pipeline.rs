@@ -16,13 +16,13 @@
 
 use std::sync::{Arc, OnceLock};
 
-use netward::analysis::{Analysis, Matrix, View};
-use netward::diag::{Diagnostic, Severity};
-use netward::enforce::{self, diff, live, nft, Mode, NodeSpec, Ruleset};
-use netward::manifest::load::{load_cluster_text, load_policy_texts};
-use netward::model::port::FlowPort;
-use netward::model::{Cluster, PolicySet, Protocol};
-use netward::validate;
+use netward_nftables::{self as enforce, diff, live, nft, Mode, NodeSpec, Ruleset};
+use netward_policy::analysis::{Analysis, Matrix, View};
+use netward_policy::diag::{Diagnostic, Severity};
+use netward_policy::manifest::load::{load_cluster_text, load_policy_texts};
+use netward_policy::model::port::FlowPort;
+use netward_policy::model::{Cluster, PolicySet, Protocol};
+use netward_policy::validate;
 
 /// The cluster snapshot every input is evaluated on.
 pub const CLUSTER_YAML: &str = include_str!("cluster.yaml");
@@ -210,7 +210,7 @@ fn check_enforce(an: &Analysis) {
         let _ = changes.summary();
         let _ = diff::render(&changes, new);
         if i == 0 {
-            let _ = enforce::netlink::change_batch(&changes, new);
+            let _ = netward_dataplane::netlink::change_batch(&changes, new);
         }
         let from_live = diff::diff(Some(&live::Live::of(old)), new);
         let _ = diff::render(&from_live, new);
@@ -279,7 +279,7 @@ fn compile_checked(an: &Analysis, spec: &NodeSpec, twice: bool) -> Ruleset {
             );
         }
     }
-    let batch = enforce::netlink::full_batch(&rs);
+    let batch = netward_dataplane::netlink::full_batch(&rs);
     assert!(!batch.is_empty());
     rs
 }
@@ -310,7 +310,7 @@ pub fn note(outcome: Outcome, files: &[(&str, &str)]) {
     if let (Some(dir), Outcome::Ran { .. }) = (dump, outcome) {
         let joined: Vec<&str> = files.iter().map(|(_, t)| *t).collect();
         let joined = joined.join("\0");
-        let name = format!("{:016x}", netward::enforce::names::fnv64(joined.as_bytes()));
+        let name = format!("{:016x}", netward_nftables::names::fnv64(joined.as_bytes()));
         let _ = std::fs::write(dir.join(name), joined);
     }
 }

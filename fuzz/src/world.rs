@@ -643,7 +643,7 @@ impl PortSpec {
 }
 
 fn crate_check_port_name(n: &str) -> std::result::Result<(), String> {
-    netward::model::port::check_port_name(n)
+    netward_policy::model::port::check_port_name(n)
 }
 
 #[derive(Arbitrary, Clone, Debug, PartialEq)]

@@ -1,24 +1,19 @@
-//! netward: one policy engine for Kubernetes NetworkPolicy and Calico v3
-//! policies, used by the analysis CLI, the node enforcer, the GitOps
-//! reconciler and the testkit.
+//! netward: the CLI, the node daemon (`reconcile`: the Git edge, the loop,
+//! its HTTP endpoints) and one façade over the crates it is built from:
 //!
-//! Data flows one way: `manifest` reads files into the `model` (policies,
-//! tiers, network sets, endpoints); `analysis` answers "may A connect to B on
-//! port P?" for one flow (`explain`) or for every pair (`matrix`); `validate`
-//! looks for mistakes; `synth` makes synthetic clusters for benchmarks.
+//! - `netward-policy` (pure): `manifest`, `model`, `selector`, `analysis`,
+//!   `validate`, `change`, `report`, `synth`, `diag`, `text`, `l7`;
+//! - `netward-nftables` (pure) and `netward-dataplane` (the kernel), both
+//!   under `enforce`;
+//! - `netward-kube`, as `kubernetes`.
+//!
+//! Dependencies run one way: netward -> {kube, dataplane -> nftables} ->
+//! policy, and dataplane -> netlink (the one crate with unsafe code).
 
-pub mod analysis;
-pub mod change;
-pub mod diag;
+pub use netward_kube as kubernetes;
+pub use netward_policy::{analysis, change, diag, l7, manifest, model, report, selector, synth, text, validate};
+
 pub mod enforce;
 pub mod git;
 pub mod http;
-pub mod kubernetes;
-pub mod manifest;
-pub mod model;
 pub mod reconcile;
-pub mod report;
-pub mod selector;
-pub mod synth;
-pub mod text;
-pub mod validate;

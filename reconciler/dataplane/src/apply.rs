@@ -10,9 +10,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::diff::{diff, diff_rulesets, render, Changes};
-use super::live::Live;
-use super::ruleset::{Ruleset, TABLE};
+use netward_nftables::diff::{diff, diff_rulesets, render, Changes};
+use netward_nftables::live::Live;
+use netward_nftables::ruleset::{Ruleset, TABLE};
 
 /// Why an apply failed, and whether trying again can help.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,8 +53,8 @@ pub trait Dataplane {
     fn apply(&self, changes: &Changes, desired: &Ruleset, live: Option<&Live>) -> Result<(), EnforceError>;
     /// The node's routes, to learn which link each local pod is behind
     /// (none where the dataplane is not a kernel).
-    fn routes(&self) -> Result<super::routes::Routes, EnforceError> {
-        Ok(super::routes::Routes::default())
+    fn routes(&self) -> Result<netward_nftables::routes::Routes, EnforceError> {
+        Ok(netward_nftables::routes::Routes::default())
     }
     /// The connections the kernel tracks (none where it cannot tell).
     fn flows(&self) -> Result<Vec<netward_netlink::conntrack::Flow>, EnforceError> {
@@ -77,7 +77,7 @@ impl<T: Dataplane + ?Sized> Dataplane for Box<T> {
         (**self).apply(changes, desired, live)
     }
 
-    fn routes(&self) -> Result<super::routes::Routes, EnforceError> {
+    fn routes(&self) -> Result<netward_nftables::routes::Routes, EnforceError> {
         (**self).routes()
     }
 
@@ -144,12 +144,12 @@ impl Dataplane for NftCli {
     }
 
     /// `ip -j route show` for both families, in the same namespace as nft.
-    fn routes(&self) -> Result<super::routes::Routes, EnforceError> {
+    fn routes(&self) -> Result<netward_nftables::routes::Routes, EnforceError> {
         let mut argv = self.argv.clone();
         if let Some(last) = argv.last_mut() {
             *last = "ip".into();
         }
-        let mut routes = super::routes::Routes::default();
+        let mut routes = netward_nftables::routes::Routes::default();
         for family in ["-4", "-6"] {
             let out = Command::new(&argv[0])
                 .args(&argv[1..])
@@ -165,7 +165,7 @@ impl Dataplane for NftCli {
             let text = String::from_utf8_lossy(&out.stdout);
             // A family with no routes at all prints nothing.
             if !text.trim().is_empty() {
-                routes.extend(super::routes::Routes::parse(&text).map_err(EnforceError::Unavailable)?);
+                routes.extend(netward_nftables::routes::Routes::parse(&text).map_err(EnforceError::Unavailable)?);
             }
         }
         Ok(routes)

@@ -11,10 +11,10 @@ use k8s_openapi::api::core::v1 as api;
 use kube::api::DynamicObject;
 use kube::runtime::watcher::Event;
 
-use crate::diag::Pos;
-use crate::model::cluster::{ContainerPort, Namespace, Pod, NAME_LABEL};
-use crate::model::port::Protocol;
-use crate::model::NetworkSet;
+use netward_policy::diag::Pos;
+use netward_policy::model::cluster::{ContainerPort, Namespace, Pod, NAME_LABEL};
+use netward_policy::model::port::Protocol;
+use netward_policy::model::NetworkSet;
 
 /// One kind of object as list+watch leaves it, keyed by (namespace, name).
 #[derive(Debug)]
@@ -78,7 +78,7 @@ pub struct Store {
     pods: Reflected<Pod>,
     namespaces: Reflected<Namespace>,
     /// Node objects: each node's pod CIDRs.
-    nodes: Reflected<crate::model::cluster::Node>,
+    nodes: Reflected<netward_policy::model::cluster::Node>,
     /// Calico NetworkSets and GlobalNetworkSets, where the CRDs exist.
     network_sets: Reflected<NetworkSet>,
     global_network_sets: Reflected<NetworkSet>,
@@ -149,8 +149,8 @@ impl Store {
 
     /// The cluster the engine evaluates: namespaces a pod names but the API
     /// has not listed (yet) get only their implicit label, as with snapshots.
-    pub fn cluster(&self) -> crate::model::Cluster {
-        let mut c = crate::model::Cluster {
+    pub fn cluster(&self) -> netward_policy::model::Cluster {
+        let mut c = netward_policy::model::Cluster {
             namespaces: self.namespaces.items.values().map(|n| (n.name.clone(), n.clone())).collect(),
             pods: self.pods.items.values().cloned().collect(),
             nodes: self.nodes.items.values().map(|n| (n.name.clone(), n.clone())).collect(),
@@ -233,7 +233,7 @@ pub fn pod_from_api(p: &api::Pod) -> Option<Pod> {
 
 /// The engine's namespace, with the implicit `kubernetes.io/metadata.name`.
 /// A Node object's name and pod CIDRs.
-pub fn node_from_api(n: &api::Node) -> Option<crate::model::cluster::Node> {
+pub fn node_from_api(n: &api::Node) -> Option<netward_policy::model::cluster::Node> {
     let name = n.metadata.name.clone()?;
     let spec = n.spec.as_ref();
     let mut cidrs: Vec<String> = spec.and_then(|s| s.pod_cidrs.clone()).unwrap_or_default();
@@ -241,7 +241,7 @@ pub fn node_from_api(n: &api::Node) -> Option<crate::model::cluster::Node> {
         cidrs.extend(spec.and_then(|s| s.pod_cidr.clone()));
     }
     let pod_cidrs = cidrs.iter().filter_map(|c| c.parse::<ipnet::IpNet>().ok()).map(|c| c.trunc()).collect();
-    Some(crate::model::cluster::Node { origin: origin("node", None, &name), name, pod_cidrs })
+    Some(netward_policy::model::cluster::Node { origin: origin("node", None, &name), name, pod_cidrs })
 }
 
 pub fn namespace_from_api(n: &api::Namespace) -> Option<Namespace> {
@@ -270,8 +270,11 @@ pub fn network_set_from_api(o: &DynamicObject, global: bool) -> Option<NetworkSe
         _ => format!("kubernetes:{kind}/{name}").into(),
     };
     let mut diags = Vec::new();
-    let set = crate::manifest::load::load_policy_texts(std::iter::once((file, doc.to_string().as_str())), &mut diags);
-    if let Some(d) = diags.iter().find(|d| d.severity == crate::diag::Severity::Error) {
+    let set = netward_policy::manifest::load::load_policy_texts(
+        std::iter::once((file, doc.to_string().as_str())),
+        &mut diags,
+    );
+    if let Some(d) = diags.iter().find(|d| d.severity == netward_policy::diag::Severity::Error) {
         tracing::warn!(set = %name, error = %d, "network set left out");
         return None;
     }

@@ -8,8 +8,8 @@ use std::fmt::Write;
 
 use ipnet::IpNet;
 
-use super::names::fnv64;
-use super::ruleset::{Element, Family, Hook, Match, Rule, Ruleset, Set, SetKind, Side, Verdict, PASS_MARK, TABLE};
+use crate::names::fnv64;
+use crate::ruleset::{Element, Family, Hook, Match, Rule, Ruleset, Set, SetKind, Side, Verdict, PASS_MARK, TABLE};
 
 pub fn proto_name(p: u8) -> String {
     match p {
@@ -144,7 +144,7 @@ pub fn rule_hash(r: &Rule) -> String {
 pub fn comment(r: &Rule) -> String {
     let note: String = r.note.chars().filter(|c| *c != '"' && !c.is_control()).collect();
     // nft comments are limited to 128 bytes; the end (file:line:col) matters most.
-    let note = if note.len() > 100 { format!("…{}", crate::text::cut_front(&note, 99)) } else { note };
+    let note = if note.len() > 100 { format!("…{}", netward_policy::text::cut_front(&note, 99)) } else { note };
     format!("{} {note}", rule_hash(r))
 }
 
@@ -158,12 +158,12 @@ pub fn set_decl(s: &Set) -> String {
 }
 
 /// The declaration body of a verdict map, without elements.
-pub fn map_decl(m: &super::ruleset::VerdictMap) -> String {
+pub fn map_decl(m: &crate::ruleset::VerdictMap) -> String {
     format!("type {} : verdict;", key_type(m.key))
 }
 
 /// A base chain's `type filter hook ... priority ...; policy accept;`.
-pub fn base_decl(b: super::ruleset::BaseChain) -> String {
+pub fn base_decl(b: crate::ruleset::BaseChain) -> String {
     let hook = match b.hook {
         Hook::Forward => "forward",
         Hook::Input => "input",

@@ -92,12 +92,12 @@ pub fn undecidable(set: &PolicySet) -> Vec<Diagnostic> {
 /// L3/L4 only), and `services` or `domains` matches (no Service inventory,
 /// no DNS policy: they match nothing). A Deny or Pass rule that matches
 /// nothing denies less than it says, so it is named as such.
-pub fn not_enforced(set: &PolicySet, l7: crate::enforce::L7) -> Vec<String> {
+pub fn not_enforced(set: &PolicySet, l7: crate::l7::L7) -> Vec<String> {
     let http = match l7 {
-        crate::enforce::L7::Allow => {
+        crate::l7::L7::Allow => {
             "http match not enforced: the rule allows by its L3/L4 part alone (--l7 deny makes it match nothing)"
         }
-        crate::enforce::L7::Deny => "http match not enforced: the rule matches nothing (--l7 deny)",
+        crate::l7::L7::Deny => "http match not enforced: the rule matches nothing (--l7 deny)",
     };
     let mut out = Vec::new();
     for p in &set.policies {

@@ -564,8 +564,8 @@ mod tests {
     /// The example cluster with an `http:` rule: web -> api on 8080 is caveated.
     fn l7(ports: &[&str]) -> Matrix {
         matrix_of(
-            include_str!("../../policies/cluster.yaml"),
-            include_str!("../tests/fixtures/l7/policies.yaml"),
+            include_str!("../../../policies/cluster.yaml"),
+            include_str!("../../tests/fixtures/l7/policies.yaml"),
             ports,
         )
     }

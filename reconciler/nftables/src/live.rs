@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::ruleset::{Element, Ruleset, SetKind};
+use crate::ruleset::{Element, Ruleset, SetKind};
 
 /// A live (or desired) table in comparable form.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub fn element_key(e: &Element) -> String {
     match e {
         Element::Net(n) if n.prefix_len() == n.max_prefix_len() => n.addr().to_string(),
         Element::Net(n) => n.to_string(),
-        Element::AddrProtoPort(ip, p, port) => format!("{ip}|{}|{port}", super::nft::proto_name(*p)),
+        Element::AddrProtoPort(ip, p, port) => format!("{ip}|{}|{port}", crate::nft::proto_name(*p)),
         Element::IfaceAddr(i, ip) => format!("{i}|{ip}"),
         Element::Iface(i) => i.clone(),
         Element::PortRange(a, b) if a == b => a.to_string(),
@@ -68,7 +68,7 @@ impl Live {
         let sets = rs
             .sets
             .iter()
-            .map(|(n, s)| (n.clone(), (super::nft::key_type(s.kind), s.elements.iter().map(element_key).collect())))
+            .map(|(n, s)| (n.clone(), (crate::nft::key_type(s.kind), s.elements.iter().map(element_key).collect())))
             .collect();
         let maps = rs
             .maps
@@ -77,14 +77,14 @@ impl Live {
                 (
                     n.clone(),
                     (
-                        super::nft::key_type(m.key),
+                        crate::nft::key_type(m.key),
                         m.elements.iter().map(|(k, c)| (element_key(k), c.clone())).collect(),
                     ),
                 )
             })
             .collect();
         let chains =
-            rs.chains.iter().map(|(n, c)| (n.clone(), c.rules.iter().map(super::nft::rule_hash).collect())).collect();
+            rs.chains.iter().map(|(n, c)| (n.clone(), c.rules.iter().map(crate::nft::rule_hash).collect())).collect();
         Live { sets, maps, chains }
     }
 

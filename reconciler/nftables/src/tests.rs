@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::analysis::{Analysis, View};
-use crate::manifest::load::{load_cluster_text, load_policy_texts};
+use netward_policy::analysis::{Analysis, View};
+use netward_policy::manifest::load::{load_cluster_text, load_policy_texts};
 
-use super::compile::{compile, Mode, NodeSpec};
-use super::diff::diff;
-use super::live::{element_key, Live};
-use super::names::pod_key;
-use super::ruleset::{Element, Match, Ruleset, Verdict};
+use crate::compile::{compile, Mode, NodeSpec};
+use crate::diff::diff;
+use crate::live::{element_key, Live};
+use crate::names::pod_key;
+use crate::ruleset::{Element, Match, Ruleset, Verdict};
 
 const CLUSTER: &str = "
 apiVersion: v1
@@ -169,7 +169,7 @@ fn egress_is_dispatched_by_address_whatever_the_interfaces_are_called() {
         let egress: Vec<(String, &String)> =
             rs.maps["egress-dispatch-4"].elements.iter().map(|(k, v)| (element_key(k), v)).collect();
         assert_eq!(egress, vec![("10.0.0.1".to_string(), &format!("pod-{}-eg", pod_key("ns", "a")))]);
-        let text = super::nft::render(&rs);
+        let text = crate::nft::render(&rs);
         assert!(text.contains("ip saddr vmap @egress-dispatch-4"), "{text}");
         assert_eq!(rs.sets["local-ifaces"].elements.len(), links.len(), "spoof checks only where the link is known");
     }
@@ -178,7 +178,7 @@ fn egress_is_dispatched_by_address_whatever_the_interfaces_are_called() {
 #[test]
 fn rendered_text_and_element_keys_agree() {
     let rs = build(CLUSTER, POLICIES, Mode::Enforce);
-    let text = super::nft::render(&rs);
+    let text = crate::nft::render(&rs);
     for (name, s) in &rs.sets {
         assert!(text.contains(&format!("set {name} {{")), "{name}");
         for e in &s.elements {
@@ -193,7 +193,7 @@ fn rendered_text_and_element_keys_agree() {
 
 #[test]
 fn except_is_subtracted_into_disjoint_cidrs() {
-    use super::compile::subtract;
+    use crate::compile::subtract;
     let n = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
     let out = subtract(&[n("10.0.0.0/16")], &[n("10.0.2.2/32")]);
     assert_eq!(out.len(), 16, "{out:?}");

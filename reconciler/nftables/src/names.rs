@@ -2,13 +2,13 @@
 //! and maps are named from what they hold, so the same policy gets the same
 //! name on every node and in every run.
 
-use crate::model::Direction;
+use netward_policy::model::Direction;
 
 /// A stable short key of a pod (11 hex digits of a hash of
 /// `namespace.name`): its chains are named `pod-<key>-in` / `-out`.
 pub fn pod_key(namespace: &str, pod: &str) -> String {
     let h = fnv64(format!("{namespace}.{pod}").as_bytes());
-    crate::text::cut(&format!("{h:016x}"), 11).to_string()
+    netward_policy::text::cut(&format!("{h:016x}"), 11).to_string()
 }
 
 /// FNV-1a, 64 bits: names and content hashes that are stable across runs.

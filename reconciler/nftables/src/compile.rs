@@ -10,12 +10,12 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::analysis::Analysis;
-use crate::model::{Action, Direction, Endpoint, EntityRule, Policy, PortMatch, Protocol};
-use crate::selector::Expr;
+use netward_policy::analysis::Analysis;
+use netward_policy::model::{Action, Direction, Endpoint, EntityRule, Policy, PortMatch, Protocol};
+use netward_policy::selector::Expr;
 
-use super::names::{dir_suffix, fnv64, object_name, pod_key};
-use super::ruleset::{
+use crate::names::{dir_suffix, fnv64, object_name, pod_key};
+use crate::ruleset::{
     BaseChain, Chain, Element, Family, Hook, Match, Rule, Ruleset, Set, SetKind, Side, Verdict, VerdictMap,
 };
 
@@ -28,32 +28,7 @@ pub enum Mode {
     Audit,
 }
 
-/// What an `http` (application-layer) match becomes in the kernel, which
-/// sees only L3/L4.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum L7 {
-    /// Calico's meaning without an L7 proxy (Felix does the same): the rule
-    /// matches by its L3/L4 part, and every pass warns that it does.
-    #[default]
-    Allow,
-    /// Fail closed: the rule matches nothing.
-    Deny,
-}
-
-/// The policy set as the node enforces it under `l7`: with [`L7::Deny`]
-/// every rule with an `http` match is dropped, which is exactly "matches
-/// nothing" (rules decide by first match, so a rule that never matches is
-/// never first). Guards, the analysis and the ruleset then all agree.
-pub fn with_l7(set: &crate::model::PolicySet, l7: L7) -> crate::model::PolicySet {
-    let mut s = set.clone();
-    if l7 == L7::Deny {
-        for p in &mut s.policies {
-            p.ingress.retain(|r| !r.http);
-            p.egress.retain(|r| !r.http);
-        }
-    }
-    s
-}
+pub use netward_policy::l7::{with_l7, L7};
 
 /// The node to compile for.
 #[derive(Clone, Debug, Default)]
@@ -61,7 +36,7 @@ pub struct NodeSpec {
     pub node: String,
     pub mode: Mode,
     /// The host interface each local pod address is routed through, as the
-    /// node's routing table says ([`super::routes::Routes::links`]). Only the
+    /// node's routing table says ([`crate::routes::Routes::links`]). Only the
     /// anti-spoofing rules use it: policy is dispatched by address, so it
     /// holds on any CNI, and a pod without a known link is still policed.
     pub links: BTreeMap<IpAddr, String>,
@@ -73,7 +48,7 @@ pub struct NodeSpec {
 
 /// This node's pod CIDRs: its Node object's `spec.podCIDRs`, and `extra`
 /// (`--pod-cidr`).
-pub fn pod_cidrs(cluster: &crate::model::Cluster, node: &str, extra: &[IpNet]) -> Vec<IpNet> {
+pub fn pod_cidrs(cluster: &netward_policy::model::Cluster, node: &str, extra: &[IpNet]) -> Vec<IpNet> {
     let mut out: Vec<IpNet> = cluster.nodes.get(node).map(|n| n.pod_cidrs.clone()).unwrap_or_default();
     out.extend(extra.iter().map(|c| c.trunc()));
     out.sort();
@@ -321,7 +296,7 @@ impl<'a> Compiler<'a> {
         let mut any = false;
         // Staged policies are never enforced: their chains only log what
         // they would do, and run first so they see every new connection.
-        for p in an.staged.iter().filter(|p| p.staged == Some(crate::model::StagedAction::Set)) {
+        for p in an.staged.iter().filter(|p| p.staged == Some(netward_policy::model::StagedAction::Set)) {
             if p.applies_in(dir) && p.selector.eval(&e.labels) {
                 let chain = self.policy_chain_with(p, dir, true);
                 rules.push(Rule {
@@ -440,7 +415,7 @@ impl<'a> Compiler<'a> {
 
     /// The alternatives (each a list of conditions) that together match
     /// what the rule matches in one family; empty if it cannot match there.
-    fn rule_matches(&mut self, r: &crate::model::Rule, fam: Family) -> Vec<Vec<Match>> {
+    fn rule_matches(&mut self, r: &netward_policy::model::Rule, fam: Family) -> Vec<Vec<Match>> {
         if r.ip_version.is_some_and(|v| (v == 6) != (fam == Family::V6)) {
             return vec![];
         }
@@ -584,7 +559,7 @@ impl<'a> Compiler<'a> {
     /// A named interval set for a rule's own CIDR list, shared by equal lists.
     fn nets_set(&mut self, nets: Vec<IpNet>, fam: Family) -> String {
         let elements = merge_nets(nets.into_iter().map(Element::Net).collect());
-        let key: Vec<String> = elements.iter().map(super::live::element_key).collect();
+        let key: Vec<String> = elements.iter().map(crate::live::element_key).collect();
         let name = format!("nets-{:016x}-{}", fnv64(key.join(",").as_bytes()), fam.suffix());
         self.out.sets.entry(name.clone()).or_insert(Set { kind: SetKind::Addr(fam), elements });
         name
@@ -630,7 +605,7 @@ impl<'a> Compiler<'a> {
 
 fn trim_prefix(s: &str) -> String {
     // nft log prefixes are limited to 127 bytes.
-    crate::text::cut(s, 120).to_string()
+    netward_policy::text::cut(s, 120).to_string()
 }
 
 /// `nets` minus every net in `except`, as disjoint CIDRs.

@@ -141,7 +141,7 @@ impl StandIn {
     }
 
     /// Serves every namespace and pod of `cluster` (each stamped as created).
-    pub fn load(&self, cluster: &crate::model::Cluster) {
+    pub fn load(&self, cluster: &netward_policy::model::Cluster) {
         for n in cluster.namespaces.values() {
             let labels: Vec<(&str, &str)> = n.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             self.apply("namespaces", namespace(&n.name, &labels));
@@ -530,8 +530,8 @@ pub fn pod(
 }
 
 /// The API object of one of the engine's pods (the inverse of `store::pod_from_api`).
-pub fn pod_from_model(p: &crate::model::cluster::Pod) -> Value {
-    use crate::model::port::Protocol;
+pub fn pod_from_model(p: &netward_policy::model::cluster::Pod) -> Value {
+    use netward_policy::model::port::Protocol;
     let labels: Vec<(&str, &str)> = p.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let ports: Vec<(&str, u16, &str)> = p
         .ports

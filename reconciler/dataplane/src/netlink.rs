@@ -11,11 +11,11 @@ use std::sync::Mutex;
 
 use netward_netlink::{self as nl, Batch, Conn, Elem, Expr, SetSpec};
 
-use super::apply::{Dataplane, EnforceError, NftCli};
-use super::diff::Changes;
-use super::live::Live;
-use super::nft;
-use super::ruleset::{
+use crate::apply::{Dataplane, EnforceError, NftCli};
+use netward_nftables::diff::Changes;
+use netward_nftables::live::Live;
+use netward_nftables::nft;
+use netward_nftables::ruleset::{
     BaseChain, Element, Family, Hook, Match, Rule, Ruleset, Set, SetKind, Side, Verdict, VerdictMap, PASS_MARK, TABLE,
 };
 
@@ -493,7 +493,7 @@ impl Dataplane for Netlink {
         self.commit(change_batch(changes, desired))
     }
 
-    fn routes(&self) -> Result<super::routes::Routes, EnforceError> {
+    fn routes(&self) -> Result<netward_nftables::routes::Routes, EnforceError> {
         self.reader.routes()
     }
 
@@ -553,7 +553,7 @@ mod tests {
 
     #[test]
     fn element_keys_parse_back() {
-        use crate::enforce::live::{element_key, parse_key};
+        use netward_nftables::live::{element_key, parse_key};
         for (kind, e) in [
             (SetKind::Addr(Family::V4), Element::Net("10.0.0.0/8".parse().unwrap())),
             (SetKind::Service, Element::PortRange(80, 90)),

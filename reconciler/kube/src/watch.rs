@@ -19,8 +19,8 @@ use k8s_openapi::api::core::v1 as api;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 
-use super::store::Store;
-use crate::model::Cluster;
+use crate::store::Store;
+use netward_policy::model::Cluster;
 
 /// Where to find the API server.
 #[derive(Clone, Debug)]
@@ -235,7 +235,7 @@ impl ApiInventory {
     }
 
     /// Calico network sets the cluster holds.
-    pub fn network_sets(&self) -> Vec<crate::model::NetworkSet> {
+    pub fn network_sets(&self) -> Vec<netward_policy::model::NetworkSet> {
         self.shared.state.lock().map(|s| s.store.network_sets()).unwrap_or_default()
     }
 

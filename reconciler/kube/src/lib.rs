@@ -7,6 +7,7 @@
 //! `stand_in` is a list/watch API server for tests and benchmarks.
 
 pub mod snapshot;
+#[cfg(feature = "stand-in")]
 pub mod stand_in;
 pub mod store;
 pub mod watch;

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 
 use netward_netlink::conntrack::{Flow, Tuple};
 
-use crate::analysis::Analysis;
-use crate::model::Protocol;
+use netward_policy::analysis::Analysis;
+use netward_policy::model::Protocol;
 
 /// The original tuples of the flows this node would now deny: the source
 /// is a local pod whose egress denies it, or the destination (after DNAT:

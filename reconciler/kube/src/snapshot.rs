@@ -4,9 +4,9 @@
 
 use std::fmt::Write;
 
-use crate::model::cluster::NAME_LABEL;
-use crate::model::port::Protocol;
-use crate::model::Cluster;
+use netward_policy::model::cluster::NAME_LABEL;
+use netward_policy::model::port::Protocol;
+use netward_policy::model::Cluster;
 
 /// A scalar as YAML: plain when it can only read back as this string,
 /// JSON-quoted otherwise (numbers, addresses, `yes`, `null`, odd characters).
@@ -112,7 +112,7 @@ fn protocol(p: Protocol) -> &'static str {
 mod tests {
     use std::sync::Arc;
 
-    use crate::manifest::load::load_cluster_text;
+    use netward_policy::manifest::load::load_cluster_text;
 
     #[test]
     fn awkward_label_values_read_back_as_the_same_strings() {

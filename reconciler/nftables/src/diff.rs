@@ -9,9 +9,9 @@ use std::fmt::Write;
 
 use std::collections::HashMap;
 
-use super::live::{element_key, parse_key, Live};
-use super::nft;
-use super::ruleset::{Chain, Element, Ruleset, TABLE};
+use crate::live::{element_key, parse_key, Live};
+use crate::nft;
+use crate::ruleset::{Chain, Element, Ruleset, TABLE};
 
 /// What an apply will change.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
