@@ -1115,13 +1115,13 @@ mod tests {
         let (dir, cluster) = example_repo("inventory", &[]);
         let given = Arc::new(Mutex::new(Ok(cluster.clone())));
         let mut r = in_memory_loop(dir.display().to_string(), &dir, &given);
-        assert_eq!(r.pass().result.in_force(), true);
+        assert!(r.pass().result.in_force());
         let with_pods = chains(&r);
         // node-b's pods leave: their chains go with them.
         let mut fewer = cluster.clone();
         fewer.pods.retain(|p| p.node.as_deref() != Some("node-b"));
         *given.lock().expect("lock") = Ok(fewer);
-        assert_eq!(r.pass().result.in_force(), true);
+        assert!(r.pass().result.in_force());
         let without = chains(&r);
         assert!(without.len() < with_pods.len(), "{} -> {} chains", with_pods.len(), without.len());
         // The inventory fails: the pass fails, says why, and the table stays.
@@ -1137,7 +1137,7 @@ mod tests {
         let (dir, cluster) = example_repo("fetch-fails", &[]);
         let given = Arc::new(Mutex::new(Ok(cluster.clone())));
         let mut r = in_memory_loop(dir.display().to_string(), &dir, &given);
-        assert_eq!(r.pass().result.in_force(), true);
+        assert!(r.pass().result.in_force());
         let in_force = r.status.applied.clone();
         let with_pods = chains(&r);
         // The tracked branch disappears: every fetch fails...
@@ -1173,7 +1173,7 @@ mod tests {
         let given = Arc::new(Mutex::new(Ok(cluster.clone())));
         let mut r = in_memory_loop(format!("file://{}", dir.display()), &dir, &given);
         r.fetch_wait = Some(Duration::from_millis(200));
-        assert_eq!(r.pass().result.in_force(), true);
+        assert!(r.pass().result.in_force());
         let with_pods = chains(&r);
         // The server now takes requests and never answers; node-b's pods leave.
         let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -1182,7 +1182,7 @@ mod tests {
         fewer.pods.retain(|p| p.node.as_deref() != Some("node-b"));
         *given.lock().expect("lock") = Ok(fewer);
         let t = Instant::now();
-        assert_eq!(r.pass().result.in_force(), true, "{:?}", r.status.last_error);
+        assert!(r.pass().result.in_force(), "{:?}", r.status.last_error);
         assert!(t.elapsed() < Duration::from_secs(2), "the pass waited {:?} for the fetch", t.elapsed());
         assert!(chains(&r).len() < with_pods.len(), "the inventory change is enforced meanwhile");
         assert!(r.source.fetcher.waiting().is_some(), "the fetch goes on");
@@ -1196,7 +1196,7 @@ mod tests {
         let (dir, cluster) = example_repo("guard-inventory", &[("policies/netward.yaml", guards)]);
         let given = Arc::new(Mutex::new(Ok(cluster.clone())));
         let mut r = in_memory_loop(dir.display().to_string(), &dir, &given);
-        assert_eq!(r.pass().result.in_force(), true);
+        assert!(r.pass().result.in_force());
         let before = table(&r);
         let guard_line = |r: &Reconciler<InMemory>| {
             let m = r.metrics.render(&r.status);
@@ -1214,7 +1214,7 @@ mod tests {
         newcomer.ips = vec!["10.244.2.99".parse().expect("ip")];
         changed.pods.push(newcomer);
         *given.lock().expect("lock") = Ok(changed);
-        assert_eq!(r.pass().result.in_force(), true, "{:?}", r.status.history.last());
+        assert!(r.pass().result.in_force(), "{:?}", r.status.history.last());
         assert_ne!(table(&r), before, "the new inventory is programmed");
         assert!(r.status.refused.is_empty(), "the commit in force is not refused: {:?}", r.status.refused);
         let err = r.status.last_error.clone().unwrap_or_default();

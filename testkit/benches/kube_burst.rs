@@ -65,7 +65,7 @@ fn child(netns: &str, dir: &Path, kubeconfig: &Path) {
     let inventory = kib(me, "VmRSS:") - before;
     let dp = Netlink::in_netns(netns).expect("netlink");
     let mut r = Reconciler::with_inventory(source, inv, "node0".into(), RolloutMode::Enforce, dp);
-    assert_eq!(r.pass().result.in_force(), true);
+    assert!(r.pass().result.in_force());
     println!(
         "inventory of {pods} pods: {:.1} MB; the whole reconciler after its first pass: RSS {:.1} MB (peak {:.1} MB)",
         inventory as f64 / 1024.0,
@@ -118,7 +118,7 @@ fn main() {
     let batches = Arc::new(AtomicUsize::new(0));
     let dp = Counted(Netlink::in_netns(lab.node_netns()).expect("netlink"), batches.clone());
     let mut r = Reconciler::with_inventory(source, Box::new(inv), "node0".into(), RolloutMode::Enforce, dp);
-    assert_eq!(r.pass().result.in_force(), true, "first pass: {:?}", r.status.history.last());
+    assert!(r.pass().result.in_force(), "first pass: {:?}", r.status.history.last());
     println!("initial list of 10,000 pods and first enforcement: {:.0} ms", t.elapsed().as_secs_f64() * 1000.0);
 
     let pods = cluster.pods.clone();
@@ -155,7 +155,7 @@ fn main() {
             }
             while rx.try_recv().is_ok() {}
             let seen = r.inventory.generation();
-            assert_eq!(r.pass_for(Wake::Inventory).result.in_force(), true);
+            assert!(r.pass_for(Wake::Inventory).result.in_force());
             if seen >= target {
                 break;
             }

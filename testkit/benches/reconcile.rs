@@ -37,7 +37,7 @@ fn main() {
     let source = Source::new(dir.display().to_string(), "main", "policies", dir.join("cache"));
     let dp = Netlink::in_netns(lab.node_netns()).expect("netlink");
     let mut r = Reconciler::new(source, vec![dir.join("cluster.yaml")], "node0".into(), RolloutMode::Enforce, dp);
-    assert_eq!(r.pass().result.in_force(), true, "first pass");
+    assert!(r.pass().result.in_force(), "first pass");
     let (tx, wakes) = std::sync::mpsc::channel();
     watch_local(&dir, "main", Wake::Fetch.on(&tx));
 
@@ -54,7 +54,7 @@ fn main() {
         let t = Instant::now();
         let why = wakes.recv_timeout(Duration::from_secs(5)).expect("the watcher notices the commit");
         woken.push(t.elapsed());
-        assert_eq!(r.pass_for(why).result.in_force(), true);
+        assert!(r.pass_for(why).result.in_force());
         total.push(t.elapsed());
         assert!(
             r.status.history.last().is_some_and(|p| p.result == netward::reconcile::PassResult::Applied),

@@ -78,7 +78,7 @@ fn main() {
     let mut cluster = load_cluster_text(&Arc::from("c.yaml"), CLUSTER, &mut d);
     cluster.fill_missing_namespaces();
     assert!(d.is_empty(), "{d:?}");
-    let pods: Vec<PodSpec> = cluster.endpoints().iter().map(|e| PodSpec::of(e)).collect();
+    let pods: Vec<PodSpec> = cluster.endpoints().iter().map(PodSpec::of).collect();
     let probe = PathBuf::from(env!("CARGO_BIN_EXE_netward-probe"));
     // One server port per configuration. A connect loop reuses the
     // client's ports once their range wraps; a SYN on a 4-tuple that

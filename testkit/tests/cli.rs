@@ -1,6 +1,7 @@
 //! `netward-testkit` as users run it: test files on the model and in a lab,
 //! JUnit output, verify, and a lab's whole life (up, probe, apply, down).
 
+use netward_test_support::{gate, Tier};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -18,14 +19,7 @@ fn testkit(args: &[&str]) -> (i32, String, String) {
 }
 
 fn lab_supported() -> bool {
-    match netward_testkit::lab::check_support() {
-        Ok(()) => true,
-        Err(e) if std::env::var_os("CI").is_some() => panic!("lab tests must run on CI, but: {e}"),
-        Err(e) => {
-            eprintln!("SKIPPED lab CLI test: {e}");
-            false
-        }
-    }
+    gate(Tier::Kernel, "lab CLI test", netward_testkit::lab::check_support())
 }
 
 #[test]

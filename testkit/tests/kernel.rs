@@ -14,6 +14,7 @@ use netward::enforce::{self, Mode, NodeSpec};
 use netward::manifest::{load_cluster, load_policies};
 use netward::model::port::FlowPort;
 use netward::model::Protocol;
+use netward_test_support::{gate, Tier};
 use netward_testkit::lab::{check_support, Lab, PodSpec, Probe};
 
 const NODE: &str = "lab";
@@ -24,14 +25,7 @@ fn root() -> PathBuf {
 
 /// Returns false (after saying why) when the lab cannot run here.
 fn supported() -> bool {
-    match check_support() {
-        Ok(()) => true,
-        Err(e) if std::env::var_os("CI").is_some() => panic!("kernel tests must run on CI, but: {e}"),
-        Err(e) => {
-            eprintln!("SKIPPED kernel test: {e}");
-            false
-        }
-    }
+    gate(Tier::Kernel, "kernel test", check_support())
 }
 
 struct Example {
@@ -48,7 +42,7 @@ fn example() -> Example {
         p.node = Some(NODE.into());
     }
     let an = Analysis::new(&set, &cluster, View::Enforced);
-    let pods = an.endpoints.iter().map(|e| PodSpec::of(e)).collect();
+    let pods = an.endpoints.iter().map(PodSpec::of).collect();
     Example { an, pods }
 }
 
@@ -162,7 +156,7 @@ fn a_packet_the_last_tier_passes_leaves_without_netwards_pass_bit() {
     set.policies.retain(|p| p.tier == "platform");
     cluster.pods.retain(|p| p.namespace == "frontend" || p.namespace == "backend");
     let an = Analysis::new(&set, &cluster, View::Enforced);
-    let pods: Vec<PodSpec> = an.endpoints.iter().map(|e| PodSpec::of(e)).collect();
+    let pods: Vec<PodSpec> = an.endpoints.iter().map(PodSpec::of).collect();
     let probe_bin = PathBuf::from(env!("CARGO_BIN_EXE_netward-probe"));
     let lab = Lab::up("passbit", &pods, &[8080], &[], &probe_bin).expect("lab comes up");
     lab.load_nft(&plan(&an, Mode::Enforce)).expect("the rendered ruleset loads");

@@ -118,9 +118,7 @@ fn answer(
 }
 
 fn kind_run(tag: &str, args: &[&str], wrong: &'static [(&'static str, &'static str)]) -> (i32, String, String, String) {
-    let dir = std::env::temp_dir().join(format!("netward-kindrun-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("mkdir");
+    let dir = netward_test_support::TempDir::new(&format!("kindrun-{tag}"));
     let bin = fake_tools(&dir);
     let api = StandIn::start().expect("stand-in");
     let kc = dir.join("kubeconfig");
@@ -132,7 +130,7 @@ fn kind_run(tag: &str, args: &[&str], wrong: &'static [(&'static str, &'static s
     let ips: Arc<Mutex<BTreeMap<IpAddr, String>>> = Arc::default();
     let (an2, ips2) = (an.clone(), ips.clone());
     api.on_exec(move |pod, argv| answer(&an2, &ips2.lock().expect("lock"), pod, argv, wrong));
-    mirror(api.clone(), dir.clone(), ips);
+    mirror(api.clone(), dir.to_path_buf(), ips);
     let out = Command::new(env!("CARGO_BIN_EXE_netward-testkit"))
         .args(args)
         .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))

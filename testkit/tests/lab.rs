@@ -11,6 +11,7 @@ use netward::analysis::{Analysis, View};
 use netward::enforce::Mode;
 use netward::manifest::load::{load_cluster_text, load_policy_texts};
 use netward::manifest::{load_cluster, load_policies};
+use netward_test_support::{gate, Tier};
 use netward_testkit::cluster_lab::{dual_stack, ClusterLab, Cni};
 use netward_testkit::lab::{check_support, lab_iface};
 use netward_testkit::verify::verify;
@@ -26,14 +27,7 @@ fn sh(args: &[&str]) -> String {
 }
 
 fn supported() -> bool {
-    match check_support() {
-        Ok(()) => true,
-        Err(e) if std::env::var_os("CI").is_some() => panic!("lab tests must run on CI, but: {e}"),
-        Err(e) => {
-            eprintln!("SKIPPED lab test: {e}");
-            false
-        }
-    }
+    gate(Tier::Kernel, "lab test", check_support())
 }
 
 /// The example on its two nodes, wired by `cni`: every pod pair over IPv4

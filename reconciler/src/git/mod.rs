@@ -146,6 +146,9 @@ pub fn files(dir: &Path, rev: Option<&str>, path: &str) -> Result<Vec<(Arc<str>,
     Ok(out)
 }
 
+/// A revision's policy files: (path, text), sorted by path.
+pub type PolicyFiles = Vec<(Arc<str>, String)>;
+
 /// The policy files of both sides of a diff. A path missing on one side is
 /// an empty side (a pull request that adds or removes the whole directory);
 /// missing on both, it is a typo and an error, never "nothing changed".
@@ -154,7 +157,7 @@ pub fn revision_files(
     base: &str,
     head: Option<&str>,
     path: &str,
-) -> Result<(Vec<(Arc<str>, String)>, Vec<(Arc<str>, String)>), String> {
+) -> Result<(PolicyFiles, PolicyFiles), String> {
     let side = |r: Option<&str>| match files(dir, r, path) {
         Ok(f) => Ok(Some(f)),
         Err(FilesError::PathMissing { .. }) => Ok(None),

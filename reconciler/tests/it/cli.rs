@@ -1,6 +1,7 @@
 //! The `netward` binary as users run it, on the bundled example; output is
 //! snapshot-tested so the README's examples cannot silently drift.
 
+use netward_test_support::{gate, TempDir, Tier};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -155,7 +156,7 @@ fn bad_policy_files_stop_matrix_with_positions() {
 
 #[test]
 fn generate_writes_a_world_that_validates() {
-    let dir = std::env::temp_dir().join(format!("netward-gen-{}", std::process::id()));
+    let dir = TempDir::new("gen");
     let d = dir.to_string_lossy().to_string();
     let (code, _, err) = netward(&["generate", "--pods", "120", "--policies", "30", "--out", &d]);
     assert_eq!(code, 0, "{err}");
@@ -229,9 +230,9 @@ fn the_readme_set_up_commands_work_and_ci_runs_the_same_test_command() {
     // reconcile in dry-run: it reads the kernel's table (root) and changes nothing.
     assert!(args.contains(&"reconcile") && args.contains(&"dry-run"), "{main_job}");
     let (code, _, err) = netward(&args);
-    if code != 0 && std::env::var_os("CI").is_none() && err.contains("Operation not permitted") {
-        eprintln!("SKIPPED the README's main job: reading nftables needs root");
-    } else {
+    let check =
+        if code != 0 && err.contains("Operation not permitted") { Err("reading nftables needs root") } else { Ok(()) };
+    if gate(Tier::Kernel, "the README's main job", check) {
         assert_eq!(code, 0, "{err}");
         assert!(err.contains("result=dry-run") && err.contains("would apply"), "{err}");
     }
@@ -276,7 +277,7 @@ fn caveated_verdicts_show_in_json_and_md() {
 fn a_closed_pipe_ends_the_matrix_quietly() {
     use std::io::Read;
     // Every format, on a world whose output is far bigger than a pipe buffer.
-    let dir = std::env::temp_dir().join(format!("netward-pipe-{}", std::process::id()));
+    let dir = TempDir::new("pipe");
     let d = dir.to_string_lossy().to_string();
     let (code, _, err) = netward(&["generate", "--pods", "400", "--policies", "40", "--out", &d]);
     assert_eq!(code, 0, "{err}");

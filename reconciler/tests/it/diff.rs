@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use netward_test_support::TempDir;
+
 fn git(dir: &Path, args: &[&str]) {
     let ok = Command::new("git")
         .arg("-C")
@@ -28,9 +30,8 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// A repository whose first commit is the bundled example.
-fn example_repo(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("netward-diff-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+fn example_repo(tag: &str) -> TempDir {
+    let dir = TempDir::new(&format!("diff-{tag}"));
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("root").to_path_buf();
     copy_dir(&root.join("policies"), &dir.join("policies"));
     git(&dir, &["init", "-q"]);

@@ -6,6 +6,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use netward_test_support::TempDir;
+
 use super::reconcile::{git, repo, Netns};
 
 fn netward(dir: &Path, args: &[&str]) -> (i32, String, String) {
@@ -202,8 +204,7 @@ fn diff_with_a_path_in_neither_revision_is_an_error() {
 
 #[test]
 fn hostile_selectors_are_errors_at_their_column_never_a_crash() {
-    let dir = std::env::temp_dir().join(format!("netward-safety-sel-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
+    let dir = TempDir::new("safety-sel");
     let deep = format!("{}has(a){}", "(".repeat(10_000), ")".repeat(10_000));
     let policy = format!(
         "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {{name: deep}}\nspec:\n  selector: \"{deep}\"\n"
@@ -267,8 +268,7 @@ fn diff_compares_container_ports_without_a_name() {
 
 #[test]
 fn validate_warns_about_a_directory_without_policy() {
-    let dir = std::env::temp_dir().join(format!("netward-safety-nopol-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
+    let dir = TempDir::new("safety-nopol");
     std::fs::write(dir.join("deploy.yaml"), "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n")
         .expect("write");
     let (code, out, err) = netward(&dir, &["validate", "."]);

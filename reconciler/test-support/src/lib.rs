@@ -1,0 +1,122 @@
+//! Shared by netward's tests (a dev-dependency only; see CONTRIBUTING.md for
+//! the tiers).
+//!
+//! - [`gate`]: whether a test that needs something of the machine (root and
+//!   network namespaces, CNI plugins, sshd) can run. Where it cannot, the
+//!   test prints `SKIPPED` and passes; on CI (`CI` set) it fails instead,
+//!   because every tier must run there.
+//! - [`TempDir`]: a directory removed when dropped, also when the test
+//!   panics, so a failing test leaves nothing behind in /tmp.
+
+use std::ffi::OsStr;
+use std::fmt::Display;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+
+/// What a test needs of the machine beyond a Rust toolchain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    /// Root, `ip`, `nft` and network namespaces: the kernel and lab tests.
+    Kernel,
+    /// The CNI plugins (`containernetworking-plugins`), on top of `Kernel`.
+    Cni,
+    /// A program the test drives (sshd, ssh-keygen).
+    Tool,
+}
+
+impl Display for Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Tier::Kernel => "kernel",
+            Tier::Cni => "CNI",
+            Tier::Tool => "tool",
+        })
+    }
+}
+
+/// Whether `what` (a test or a group of them, for the message) can run:
+/// `check` is Ok, or the reason it cannot. Off CI a test that cannot run is
+/// skipped with one line on stderr; on CI this panics with the reason.
+pub fn gate<E: Display>(tier: Tier, what: &str, check: Result<(), E>) -> bool {
+    match check {
+        Ok(()) => true,
+        Err(e) if on_ci() => panic!("{what} ({tier} tier) must run on CI, but: {e}"),
+        Err(e) => {
+            eprintln!("SKIPPED {what} ({tier} tier): {e}");
+            false
+        }
+    }
+}
+
+/// Whether this is CI, where nothing may be skipped.
+pub fn on_ci() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
+/// A fresh directory under the system's temporary directory, named
+/// `netward-<tag>-…`, removed with everything in it when dropped.
+#[derive(Debug)]
+pub struct TempDir(tempfile::TempDir);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        TempDir(tempfile::Builder::new().prefix(&format!("netward-{tag}-")).tempdir().expect("a temporary directory"))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    /// The path, for a helper that outlives its directory on purpose (to
+    /// look at what a failed test left); the directory then stays.
+    pub fn keep(self) -> PathBuf {
+        self.0.keep()
+    }
+}
+
+impl Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<OsStr> for TempDir {
+    fn as_ref(&self) -> &OsStr {
+        self.0.path().as_os_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_temporary_directory_goes_away_when_its_test_panics() {
+        let path = std::panic::catch_unwind(|| {
+            let dir = TempDir::new("panics");
+            std::fs::write(dir.join("file"), "x").expect("write");
+            let path = dir.to_path_buf();
+            assert!(path.join("file").exists());
+            std::panic::panic_any(path);
+        })
+        .expect_err("it panicked")
+        .downcast::<PathBuf>()
+        .expect("the path");
+        assert!(!path.exists(), "{} is gone", path.display());
+    }
+
+    #[test]
+    fn a_test_that_can_run_runs_and_one_that_cannot_is_skipped_off_ci() {
+        assert!(gate(Tier::Tool, "this", Ok::<(), String>(())));
+        if !on_ci() {
+            assert!(!gate(Tier::Tool, "that", Err("no such program")));
+        }
+    }
+}
