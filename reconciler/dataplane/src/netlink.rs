@@ -479,6 +479,9 @@ impl Netlink {
         batch.commit(&mut conn).map_err(|e| match e {
             nl::CommitError::Io(e) => EnforceError::Unavailable(format!("netlink: {e}")),
             nl::CommitError::Refused(errs) => EnforceError::Rejected(nl::CommitError::Refused(errs).to_string()),
+            // A ruleset netward compiled that the kernel cannot hold: not
+            // retryable, and nothing was sent, so the table stays as it was.
+            nl::CommitError::Build(e) => EnforceError::Rejected(format!("netlink message not built: {e}")),
         })
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! This is the only crate in netward with `unsafe` code: the calls into
 //! libnftnl that build the messages and the socket that sends them. Nothing
-//! here knows about policies; `netward::enforce::netlink` encodes rulesets
+//! here knows about policies; `netward_dataplane::netlink` encodes rulesets
 //! into `Expr`s and element bytes.
 
 use std::ffi::{c_char, c_void, CString};
@@ -106,12 +106,15 @@ pub enum CommitError {
     Io(std::io::Error),
     /// The kernel refused the transaction; nothing was changed.
     Refused(Vec<BatchError>),
+    /// A message could not be built; nothing was sent.
+    Build(BuildError),
 }
 
 impl fmt::Display for CommitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CommitError::Io(e) => write!(f, "netlink socket: {e}"),
+            CommitError::Build(e) => write!(f, "not sent: {e}"),
             CommitError::Refused(errs) => {
                 let parts: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
                 write!(f, "{}", parts.join("; "))
@@ -268,8 +271,119 @@ fn cstr(s: &str) -> CString {
     CString::new(s.replace('\0', "")).expect("NUL bytes were removed")
 }
 
-/// Elements per NEWSETELEM message, to stay well inside one batch page.
-const ELEMS_PER_MESSAGE: usize = 200;
+/// Limits of nf_tables and libnftnl that this crate checks before anything
+/// reaches libnftnl, because libnftnl copies into fixed-size fields and
+/// writes messages into its batch buffer without bounds checks.
+pub mod limits {
+    /// `NFT_NAME_MAXLEN` (table, chain, set names) less the NUL.
+    pub const NAME: usize = 255;
+    /// `NFT_DATA_VALUE_MAXLEN`: a data register, an element key, a `cmp`
+    /// or `bitwise` operand (libnftnl memcpys into a 64-byte union).
+    pub const DATA: usize = 64;
+    /// `NFT_USERDATA_MAXLEN`: a rule's or a set's userdata.
+    pub const USERDATA: usize = 256;
+    /// `NF_LOG_PREFIXLEN` less the NUL.
+    pub const LOG_PREFIX: usize = 127;
+    /// The longest message written into the batch: libnftnl writes each
+    /// message into the overrun room of its page (64 KiB) unchecked.
+    pub const MESSAGE: usize = 60 * 1024;
+    /// Bytes of element data per NEWSETELEM message, well inside a page.
+    pub const ELEMENT_BYTES: usize = 16 * 1024;
+}
+
+/// Why a message could not be built. The batch keeps the first one, builds
+/// nothing after it, and [`Batch::commit`] sends nothing: a transaction is
+/// whole or not at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BuildError {
+    /// A value longer than nf_tables or libnftnl can hold.
+    TooLong { what: String, len: usize, max: usize },
+    /// libnftnl refused an attribute or could not allocate.
+    Libnftnl(String),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::TooLong { what, len, max } => write!(f, "{what}: {len} bytes, the limit is {max}"),
+            BuildError::Libnftnl(what) => write!(f, "libnftnl refused {what}"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+fn check_len(what: impl FnOnce() -> String, len: usize, max: usize) -> Result<(), BuildError> {
+    if len > max {
+        return Err(BuildError::TooLong { what: what(), len, max });
+    }
+    Ok(())
+}
+
+fn check_name(kind: &str, name: &str) -> Result<(), BuildError> {
+    check_len(|| format!("{kind} name {:?}", name.chars().take(40).collect::<String>()), name.len(), limits::NAME)
+}
+
+/// A libnftnl setter's return code: 0, or -1 when it refused.
+fn rc(code: libc::c_int, what: &str) -> Result<(), BuildError> {
+    if code < 0 {
+        return Err(BuildError::Libnftnl(what.to_string()));
+    }
+    Ok(())
+}
+
+/// One libnftnl object, freed when dropped (also on an early return), unless
+/// ownership passes to libnftnl with [`Owned::into_raw`].
+struct Owned<T> {
+    ptr: NonNull<T>,
+    free: unsafe extern "C" fn(*const T),
+}
+
+impl<T> Owned<T> {
+    /// Takes a pointer fresh from a libnftnl `*_alloc`; null means it could
+    /// not allocate.
+    fn new(ptr: *mut T, free: unsafe extern "C" fn(*const T), what: &str) -> Result<Owned<T>, BuildError> {
+        let ptr =
+            NonNull::new(ptr).ok_or_else(|| BuildError::Libnftnl(format!("to allocate {what} (out of memory)")))?;
+        Ok(Owned { ptr, free })
+    }
+
+    fn as_ptr(&self) -> *mut T {
+        self.ptr.as_ptr()
+    }
+
+    /// Hands the object to libnftnl (e.g. an expression added to a rule).
+    fn into_raw(self) -> *mut T {
+        let p = self.ptr.as_ptr();
+        std::mem::forget(self);
+        p
+    }
+}
+
+impl<T> Drop for Owned<T> {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from the libnftnl allocator that `free` belongs
+        // to, and no one else owns it (into_raw forgets self).
+        unsafe { (self.free)(self.ptr.as_ptr()) };
+    }
+}
+
+/// `nftnl_set_elem_free` takes a mutable pointer where the other frees take
+/// a const one; the same call, in the shape `Owned` stores.
+unsafe extern "C" fn free_set_elem(e: *const sys::nftnl_set_elem) {
+    // SAFETY: the caller (Owned's drop) passes the element it owns.
+    unsafe { sys::nftnl_set_elem_free(e.cast_mut()) }
+}
+
+/// An upper bound of one netlink attribute's size: header, payload, padding.
+fn attr(len: usize) -> usize {
+    4 + len.div_ceil(4) * 4
+}
+
+/// An upper bound of a message carrying `payload` bytes of attributes.
+fn message(payload: usize) -> usize {
+    16 + 4 + payload
+}
 
 /// An nf_tables transaction being built.
 pub struct Batch {
@@ -277,6 +391,8 @@ pub struct Batch {
     seq: u32,
     /// Sequence number -> what the message does, for error messages.
     labels: Vec<(u32, String)>,
+    /// The first message that could not be built; nothing is built after it.
+    error: Option<BuildError>,
 }
 
 impl Default for Batch {
@@ -294,15 +410,21 @@ impl Drop for Batch {
 
 impl Batch {
     pub fn new() -> Self {
-        // 32 pages per batch page, as nft does; overrun room for one big message.
+        // 32 pages per batch page, as nft does; overrun room for one message
+        // of up to `limits::MESSAGE` bytes.
         // SAFETY: plain allocation; a null result is handled below.
         let raw = unsafe { sys::nftnl_batch_alloc(4096 * 32, 65536) };
         let raw = NonNull::new(raw).expect("libnftnl could not allocate a batch (out of memory)");
-        let mut b = Batch { raw, seq: 1, labels: Vec::new() };
+        let mut b = Batch { raw, seq: 1, labels: Vec::new(), error: None };
         // SAFETY: the buffer belongs to the batch and has room for a header.
         unsafe { sys::nftnl_batch_begin(b.buffer(), b.seq) };
         b.advance();
         b
+    }
+
+    /// The first message that could not be built, if any.
+    pub fn error(&self) -> Option<&BuildError> {
+        self.error.as_ref()
     }
 
     fn buffer(&self) -> *mut c_char {
@@ -319,14 +441,35 @@ impl Batch {
         self.seq += 1;
     }
 
+    /// Builds one message: `size` is an upper bound of its length, checked
+    /// against the batch's overrun room before libnftnl writes a byte;
+    /// `build` fills the header `header` returns. After a failure nothing
+    /// more is built.
+    fn message(
+        &mut self,
+        what: impl FnOnce() -> String,
+        size: usize,
+        build: impl FnOnce(&mut Batch) -> Result<(), BuildError>,
+    ) {
+        if self.error.is_some() {
+            return;
+        }
+        let result = check_len(|| format!("message ({})", what()), size, limits::MESSAGE).and_then(|()| build(self));
+        match result {
+            Ok(()) => self.advance(),
+            Err(e) => self.error = Some(e),
+        }
+    }
+
     /// Writes a header for the next message; returns it and records the label.
-    fn header(&mut self, msg: u16, flags: u16, what: String) -> *mut libc::nlmsghdr {
+    fn header(&mut self, msg: i32, flags: i32, what: String) -> *mut libc::nlmsghdr {
         self.labels.push((self.seq, what));
         // No NLM_F_ACK: the kernel reports every failure whether asked or not,
         // and answering every message would flood the socket on large batches.
-        // SAFETY: the batch buffer has room for one message (nftnl_batch_update
-        // guarantees the overrun space).
-        unsafe { sys::nftnl_nlmsg_build_hdr(self.buffer(), msg, FAMILY_INET, flags, self.seq) }
+        // SAFETY: the batch buffer has room for one message of up to
+        // `limits::MESSAGE` bytes (the overrun room nftnl_batch_update keeps),
+        // and `message` checked this one's bound.
+        unsafe { sys::nftnl_nlmsg_build_hdr(self.buffer(), msg as u16, FAMILY_INET, flags as u16, self.seq) }
     }
 
     /// Number of messages in the batch.
@@ -339,18 +482,27 @@ impl Batch {
     }
 
     fn table_msg(&mut self, table: &str, msg: i32, flags: i32, verb: &str) {
-        let name = cstr(table);
-        // SAFETY: alloc/free pair; setters copy the string.
-        unsafe {
-            let t = sys::nftnl_table_alloc();
-            assert!(!t.is_null(), "libnftnl could not allocate a table");
-            sys::nftnl_table_set_str(t, sys::NFTNL_TABLE_NAME as u16, name.as_ptr());
-            sys::nftnl_table_set_u32(t, sys::NFTNL_TABLE_FAMILY as u16, FAMILY_INET as u32);
-            let h = self.header(msg as u16, flags as u16, format!("{verb} table {table}"));
-            sys::nftnl_table_nlmsg_build_payload(h, t);
-            sys::nftnl_table_free(t);
-        }
-        self.advance();
+        let size = message(attr(table.len() + 1) + attr(4));
+        self.message(
+            || format!("{verb} table {table}"),
+            size,
+            |b| {
+                check_name("table", table)?;
+                let name = cstr(table);
+                // SAFETY: a fresh table, freed by Owned; setters copy their data.
+                unsafe {
+                    let t = Owned::new(sys::nftnl_table_alloc(), sys::nftnl_table_free, "a table")?;
+                    rc(
+                        sys::nftnl_table_set_str(t.as_ptr(), sys::NFTNL_TABLE_NAME as u16, name.as_ptr()),
+                        "a table name",
+                    )?;
+                    sys::nftnl_table_set_u32(t.as_ptr(), sys::NFTNL_TABLE_FAMILY as u16, FAMILY_INET as u32);
+                    let h = b.header(msg, flags, format!("{verb} table {table}"));
+                    sys::nftnl_table_nlmsg_build_payload(h, t.as_ptr());
+                }
+                Ok(())
+            },
+        );
     }
 
     pub fn add_table(&mut self, table: &str) {
@@ -374,176 +526,255 @@ impl Batch {
     }
 
     fn chain_msg(&mut self, table: &str, chain: &str, base: Option<(u32, i32)>, msg: i32, flags: i32, label: String) {
-        let (t, n, ty) = (cstr(table), cstr(chain), cstr("filter"));
-        // SAFETY: alloc/free pair; setters copy.
-        unsafe {
-            let c = sys::nftnl_chain_alloc();
-            assert!(!c.is_null(), "libnftnl could not allocate a chain");
-            sys::nftnl_chain_set_str(c, sys::NFTNL_CHAIN_TABLE as u16, t.as_ptr());
-            sys::nftnl_chain_set_str(c, sys::NFTNL_CHAIN_NAME as u16, n.as_ptr());
-            sys::nftnl_chain_set_u32(c, sys::NFTNL_CHAIN_FAMILY as u16, FAMILY_INET as u32);
-            if let Some((hook, prio)) = base {
-                sys::nftnl_chain_set_u32(c, sys::NFTNL_CHAIN_HOOKNUM as u16, hook);
-                sys::nftnl_chain_set_s32(c, sys::NFTNL_CHAIN_PRIO as u16, prio);
-                sys::nftnl_chain_set_str(c, sys::NFTNL_CHAIN_TYPE as u16, ty.as_ptr());
-                sys::nftnl_chain_set_u32(c, sys::NFTNL_CHAIN_POLICY as u16, NF_ACCEPT as u32);
-            }
-            let h = self.header(msg as u16, flags as u16, label);
-            sys::nftnl_chain_nlmsg_build_payload(h, c);
-            sys::nftnl_chain_free(c);
-        }
-        self.advance();
+        let size = message(attr(table.len() + 1) + attr(chain.len() + 1) + 8 * attr(8) + attr(32));
+        let what = label.clone();
+        self.message(
+            || what,
+            size,
+            |b| {
+                check_name("table", table)?;
+                check_name("chain", chain)?;
+                let (t, n, ty) = (cstr(table), cstr(chain), cstr("filter"));
+                // SAFETY: a fresh chain, freed by Owned; setters copy their data.
+                unsafe {
+                    let c = Owned::new(sys::nftnl_chain_alloc(), sys::nftnl_chain_free, "a chain")?;
+                    let c = c.as_ptr();
+                    rc(sys::nftnl_chain_set_str(c, sys::NFTNL_CHAIN_TABLE as u16, t.as_ptr()), "a chain's table")?;
+                    rc(sys::nftnl_chain_set_str(c, sys::NFTNL_CHAIN_NAME as u16, n.as_ptr()), "a chain name")?;
+                    sys::nftnl_chain_set_u32(c, sys::NFTNL_CHAIN_FAMILY as u16, FAMILY_INET as u32);
+                    if let Some((hook, prio)) = base {
+                        sys::nftnl_chain_set_u32(c, sys::NFTNL_CHAIN_HOOKNUM as u16, hook);
+                        sys::nftnl_chain_set_s32(c, sys::NFTNL_CHAIN_PRIO as u16, prio);
+                        rc(sys::nftnl_chain_set_str(c, sys::NFTNL_CHAIN_TYPE as u16, ty.as_ptr()), "a chain type")?;
+                        sys::nftnl_chain_set_u32(c, sys::NFTNL_CHAIN_POLICY as u16, NF_ACCEPT as u32);
+                    }
+                    let h = b.header(msg, flags, label);
+                    sys::nftnl_chain_nlmsg_build_payload(h, c);
+                }
+                Ok(())
+            },
+        );
     }
 
     /// Removes every rule of a chain (a DELRULE without a handle).
     pub fn flush_chain(&mut self, table: &str, chain: &str) {
-        let (t, n) = (cstr(table), cstr(chain));
-        // SAFETY: alloc/free pair; setters copy.
-        unsafe {
-            let r = sys::nftnl_rule_alloc();
-            assert!(!r.is_null(), "libnftnl could not allocate a rule");
-            sys::nftnl_rule_set_str(r, sys::NFTNL_RULE_TABLE as u16, t.as_ptr());
-            sys::nftnl_rule_set_str(r, sys::NFTNL_RULE_CHAIN as u16, n.as_ptr());
-            sys::nftnl_rule_set_u32(r, sys::NFTNL_RULE_FAMILY as u16, FAMILY_INET as u32);
-            let h = self.header(libc::NFT_MSG_DELRULE as u16, 0, format!("flush chain {table}/{chain}"));
-            sys::nftnl_rule_nlmsg_build_payload(h, r);
-            sys::nftnl_rule_free(r);
-        }
-        self.advance();
+        let size = message(attr(table.len() + 1) + attr(chain.len() + 1) + attr(4));
+        self.message(
+            || format!("flush chain {table}/{chain}"),
+            size,
+            |b| {
+                let r = Self::rule_object(table, chain)?;
+                // SAFETY: `r` is a live rule; the header has room (checked).
+                unsafe {
+                    let h = b.header(libc::NFT_MSG_DELRULE, 0, format!("flush chain {table}/{chain}"));
+                    sys::nftnl_rule_nlmsg_build_payload(h, r.as_ptr());
+                }
+                Ok(())
+            },
+        );
     }
 
-    /// Appends a rule with a comment (stored as nft's rule userdata).
-    pub fn add_rule(&mut self, table: &str, chain: &str, exprs: &[Expr], comment: &str) {
+    /// A rule object naming its table and chain.
+    fn rule_object(table: &str, chain: &str) -> Result<Owned<sys::nftnl_rule>, BuildError> {
+        check_name("table", table)?;
+        check_name("chain", chain)?;
         let (t, n) = (cstr(table), cstr(chain));
+        // SAFETY: a fresh rule, freed by Owned; setters copy their data.
+        unsafe {
+            let r = Owned::new(sys::nftnl_rule_alloc(), sys::nftnl_rule_free, "a rule")?;
+            rc(sys::nftnl_rule_set_str(r.as_ptr(), sys::NFTNL_RULE_TABLE as u16, t.as_ptr()), "a rule's table")?;
+            rc(sys::nftnl_rule_set_str(r.as_ptr(), sys::NFTNL_RULE_CHAIN as u16, n.as_ptr()), "a rule's chain")?;
+            sys::nftnl_rule_set_u32(r.as_ptr(), sys::NFTNL_RULE_FAMILY as u16, FAMILY_INET as u32);
+            Ok(r)
+        }
+    }
+
+    /// Appends a rule with a comment (stored as nft's rule userdata, cut to
+    /// fit at a character boundary).
+    pub fn add_rule(&mut self, table: &str, chain: &str, exprs: &[Expr], comment: &str) {
         // nft's rule userdata: one TLV, type 0 (comment), NUL-terminated.
-        let mut udata = Vec::with_capacity(comment.len() + 3);
-        let c = &comment.as_bytes()[..comment.len().min(250)];
+        let mut cut = comment.len().min(limits::USERDATA - 3);
+        while !comment.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let c = &comment.as_bytes()[..cut];
+        let mut udata = Vec::with_capacity(c.len() + 3);
         udata.push(0u8);
         udata.push((c.len() + 1) as u8);
         udata.extend_from_slice(c);
         udata.push(0);
-        // SAFETY: alloc/free pair; the rule takes ownership of each added
-        // expression; setters copy their data.
-        unsafe {
-            let r = sys::nftnl_rule_alloc();
-            assert!(!r.is_null(), "libnftnl could not allocate a rule");
-            sys::nftnl_rule_set_str(r, sys::NFTNL_RULE_TABLE as u16, t.as_ptr());
-            sys::nftnl_rule_set_str(r, sys::NFTNL_RULE_CHAIN as u16, n.as_ptr());
-            sys::nftnl_rule_set_u32(r, sys::NFTNL_RULE_FAMILY as u16, FAMILY_INET as u32);
-            sys::nftnl_rule_set_data(
-                r,
-                sys::NFTNL_RULE_USERDATA as u16,
-                udata.as_ptr().cast::<c_void>(),
-                udata.len() as u32,
-            );
-            for e in exprs {
-                sys::nftnl_rule_add_expr(r, build_expr(e));
-            }
-            let flags = (libc::NLM_F_CREATE | libc::NLM_F_APPEND) as u16;
-            let h = self.header(libc::NFT_MSG_NEWRULE as u16, flags, format!("add rule {table}/{chain} ({comment})"));
-            sys::nftnl_rule_nlmsg_build_payload(h, r);
-            sys::nftnl_rule_free(r);
-        }
-        self.advance();
+        let size = message(
+            attr(table.len() + 1)
+                + attr(chain.len() + 1)
+                + attr(4)
+                + attr(udata.len())
+                + attr(exprs.iter().map(expr_size).sum()),
+        );
+        self.message(
+            || format!("add rule {table}/{chain} ({comment})"),
+            size,
+            |b| {
+                let r = Self::rule_object(table, chain)?;
+                // SAFETY: `r` is live; setters copy; each expression is built
+                // whole before the rule takes ownership of it.
+                unsafe {
+                    rc(
+                        sys::nftnl_rule_set_data(
+                            r.as_ptr(),
+                            sys::NFTNL_RULE_USERDATA as u16,
+                            udata.as_ptr().cast::<c_void>(),
+                            udata.len() as u32,
+                        ),
+                        "a rule comment",
+                    )?;
+                    for e in exprs {
+                        sys::nftnl_rule_add_expr(r.as_ptr(), build_expr(e)?.into_raw());
+                    }
+                    let flags = libc::NLM_F_CREATE | libc::NLM_F_APPEND;
+                    let h = b.header(libc::NFT_MSG_NEWRULE, flags, format!("add rule {table}/{chain} ({comment})"));
+                    sys::nftnl_rule_nlmsg_build_payload(h, r.as_ptr());
+                }
+                Ok(())
+            },
+        );
     }
 
-    fn set_object(table: &CString, name: &CString) -> *mut sys::nftnl_set {
-        // SAFETY: plain allocation and copying setters.
+    /// A set object naming its table and set.
+    fn set_object(table: &str, name: &str) -> Result<Owned<sys::nftnl_set>, BuildError> {
+        check_name("table", table)?;
+        check_name("set", name)?;
+        let (t, n) = (cstr(table), cstr(name));
+        // SAFETY: a fresh set, freed by Owned; setters copy their data.
         unsafe {
-            let s = sys::nftnl_set_alloc();
-            assert!(!s.is_null(), "libnftnl could not allocate a set");
-            sys::nftnl_set_set_str(s, sys::NFTNL_SET_TABLE as u16, table.as_ptr());
-            sys::nftnl_set_set_str(s, sys::NFTNL_SET_NAME as u16, name.as_ptr());
-            sys::nftnl_set_set_u32(s, sys::NFTNL_SET_FAMILY as u16, FAMILY_INET as u32);
-            s
+            let s = Owned::new(sys::nftnl_set_alloc(), sys::nftnl_set_free, "a set")?;
+            rc(sys::nftnl_set_set_str(s.as_ptr(), sys::NFTNL_SET_TABLE as u16, t.as_ptr()), "a set's table")?;
+            rc(sys::nftnl_set_set_str(s.as_ptr(), sys::NFTNL_SET_NAME as u16, n.as_ptr()), "a set name")?;
+            sys::nftnl_set_set_u32(s.as_ptr(), sys::NFTNL_SET_FAMILY as u16, FAMILY_INET as u32);
+            Ok(s)
         }
     }
 
     pub fn add_set(&mut self, table: &str, name: &str, spec: &SetSpec, id: u32) {
-        let (t, n) = (cstr(table), cstr(name));
-        let s = Self::set_object(&t, &n);
-        // SAFETY: `s` is a live set; setters copy; freed after building.
-        unsafe {
-            sys::nftnl_set_set_u32(s, sys::NFTNL_SET_FLAGS as u16, spec.flags);
-            sys::nftnl_set_set_u32(s, sys::NFTNL_SET_KEY_TYPE as u16, spec.key_type);
-            sys::nftnl_set_set_u32(s, sys::NFTNL_SET_KEY_LEN as u16, spec.key_len);
-            if let Some(dt) = spec.data_type {
-                sys::nftnl_set_set_u32(s, sys::NFTNL_SET_DATA_TYPE as u16, dt);
-                sys::nftnl_set_set_u32(s, sys::NFTNL_SET_DATA_LEN as u16, 0);
-            }
-            sys::nftnl_set_set_u32(s, sys::NFTNL_SET_ID as u16, id);
-            if !spec.userdata.is_empty() {
-                sys::nftnl_set_set_data(
-                    s,
-                    sys::NFTNL_SET_USERDATA as u16,
-                    spec.userdata.as_ptr().cast::<c_void>(),
-                    spec.userdata.len() as u32,
-                );
-            }
-            let h =
-                self.header(libc::NFT_MSG_NEWSET as u16, libc::NLM_F_CREATE as u16, format!("add set {table}/{name}"));
-            sys::nftnl_set_nlmsg_build_payload(h, s);
-            sys::nftnl_set_free(s);
-        }
-        self.advance();
+        let size = message(attr(table.len() + 1) + attr(name.len() + 1) + 8 * attr(8) + attr(spec.userdata.len()));
+        self.message(
+            || format!("add set {table}/{name}"),
+            size,
+            |b| {
+                check_len(|| format!("the key of set {name}"), spec.key_len as usize, limits::DATA)?;
+                check_len(|| format!("the userdata of set {name}"), spec.userdata.len(), limits::USERDATA)?;
+                let s = Self::set_object(table, name)?;
+                let s = s.as_ptr();
+                // SAFETY: `s` is live (freed by Owned after building); setters copy.
+                unsafe {
+                    sys::nftnl_set_set_u32(s, sys::NFTNL_SET_FLAGS as u16, spec.flags);
+                    sys::nftnl_set_set_u32(s, sys::NFTNL_SET_KEY_TYPE as u16, spec.key_type);
+                    sys::nftnl_set_set_u32(s, sys::NFTNL_SET_KEY_LEN as u16, spec.key_len);
+                    if let Some(dt) = spec.data_type {
+                        sys::nftnl_set_set_u32(s, sys::NFTNL_SET_DATA_TYPE as u16, dt);
+                        sys::nftnl_set_set_u32(s, sys::NFTNL_SET_DATA_LEN as u16, 0);
+                    }
+                    sys::nftnl_set_set_u32(s, sys::NFTNL_SET_ID as u16, id);
+                    if !spec.userdata.is_empty() {
+                        rc(
+                            sys::nftnl_set_set_data(
+                                s,
+                                sys::NFTNL_SET_USERDATA as u16,
+                                spec.userdata.as_ptr().cast::<c_void>(),
+                                spec.userdata.len() as u32,
+                            ),
+                            "a set's userdata",
+                        )?;
+                    }
+                    let h = b.header(libc::NFT_MSG_NEWSET, libc::NLM_F_CREATE, format!("add set {table}/{name}"));
+                    sys::nftnl_set_nlmsg_build_payload(h, s);
+                }
+                Ok(())
+            },
+        );
     }
 
     pub fn delete_set(&mut self, table: &str, name: &str) {
-        let (t, n) = (cstr(table), cstr(name));
-        let s = Self::set_object(&t, &n);
-        // SAFETY: `s` is live; freed after building.
-        unsafe {
-            let h = self.header(libc::NFT_MSG_DELSET as u16, 0, format!("delete set {table}/{name}"));
-            sys::nftnl_set_nlmsg_build_payload(h, s);
-            sys::nftnl_set_free(s);
-        }
-        self.advance();
+        let size = message(attr(table.len() + 1) + attr(name.len() + 1) + attr(4));
+        self.message(
+            || format!("delete set {table}/{name}"),
+            size,
+            |b| {
+                let s = Self::set_object(table, name)?;
+                // SAFETY: `s` is live; the header has room (checked).
+                unsafe {
+                    let h = b.header(libc::NFT_MSG_DELSET, 0, format!("delete set {table}/{name}"));
+                    sys::nftnl_set_nlmsg_build_payload(h, s.as_ptr());
+                }
+                Ok(())
+            },
+        );
     }
 
-    /// Adds (or, with `add == false`, deletes) elements of a set or map.
+    /// Adds (or, with `add == false`, deletes) elements of a set or map, in
+    /// as many messages as their size needs.
     pub fn elements(&mut self, table: &str, set: &str, add: bool, elems: &[Elem]) {
-        let (t, n) = (cstr(table), cstr(set));
-        for chunk in elems.chunks(ELEMS_PER_MESSAGE) {
-            let s = Self::set_object(&t, &n);
-            // SAFETY: `s` is live and owns every element added to it; the
-            // element setters copy their data; `s` is freed after building.
+        let mut rest = elems;
+        while !rest.is_empty() {
+            // As many elements as fit `limits::ELEMENT_BYTES` (at least one).
+            let (mut n, mut bytes) = (0, 0);
+            while n < rest.len() && (n == 0 || bytes + elem_size(&rest[n]) <= limits::ELEMENT_BYTES) {
+                bytes += elem_size(&rest[n]);
+                n += 1;
+            }
+            let (chunk, later) = rest.split_at(n);
+            rest = later;
+            self.element_msg(table, set, add, chunk, bytes);
+        }
+    }
+
+    fn element_msg(&mut self, table: &str, set: &str, add: bool, chunk: &[Elem], bytes: usize) {
+        let verb = if add { "add" } else { "delete" };
+        let label = || format!("{verb} {} elements of {table}/{set}", chunk.len());
+        let size = message(attr(table.len() + 1) + attr(set.len() + 1) + attr(4) + attr(bytes));
+        self.message(label, size, |b| {
+            let s = Self::set_object(table, set)?;
+            // SAFETY: `s` is live and owns every element added to it; each
+            // element is built whole (Owned frees it on an early return)
+            // before `s` takes it; setters copy their data.
             unsafe {
                 for e in chunk {
-                    let el = sys::nftnl_set_elem_alloc();
-                    assert!(!el.is_null(), "libnftnl could not allocate a set element");
-                    sys::nftnl_set_elem_set(
-                        el,
-                        sys::NFTNL_SET_ELEM_KEY as u16,
-                        e.key.as_ptr().cast::<c_void>(),
-                        e.key.len() as u32,
-                    );
+                    check_len(|| format!("an element key of {set}"), e.key.len(), limits::DATA)?;
+                    let el = Owned::new(sys::nftnl_set_elem_alloc(), free_set_elem, "a set element")?;
+                    rc(
+                        sys::nftnl_set_elem_set(
+                            el.as_ptr(),
+                            sys::NFTNL_SET_ELEM_KEY as u16,
+                            e.key.as_ptr().cast::<c_void>(),
+                            e.key.len() as u32,
+                        ),
+                        "an element key",
+                    )?;
                     if e.flags != 0 {
-                        sys::nftnl_set_elem_set_u32(el, sys::NFTNL_SET_ELEM_FLAGS as u16, e.flags);
+                        sys::nftnl_set_elem_set_u32(el.as_ptr(), sys::NFTNL_SET_ELEM_FLAGS as u16, e.flags);
                     }
                     if let Some((code, chain)) = &e.verdict {
-                        sys::nftnl_set_elem_set_u32(el, sys::NFTNL_SET_ELEM_VERDICT as u16, *code as u32);
+                        check_name("chain", chain)?;
+                        sys::nftnl_set_elem_set_u32(el.as_ptr(), sys::NFTNL_SET_ELEM_VERDICT as u16, *code as u32);
                         let c = cstr(chain);
-                        sys::nftnl_set_elem_set(
-                            el,
-                            sys::NFTNL_SET_ELEM_CHAIN as u16,
-                            c.as_ptr().cast::<c_void>(),
-                            c.as_bytes_with_nul().len() as u32,
-                        );
+                        rc(
+                            sys::nftnl_set_elem_set(
+                                el.as_ptr(),
+                                sys::NFTNL_SET_ELEM_CHAIN as u16,
+                                c.as_ptr().cast::<c_void>(),
+                                c.as_bytes_with_nul().len() as u32,
+                            ),
+                            "an element's verdict chain",
+                        )?;
                     }
-                    sys::nftnl_set_elem_add(s, el);
+                    sys::nftnl_set_elem_add(s.as_ptr(), el.into_raw());
                 }
-                let (msg, flags, verb) = if add {
-                    (libc::NFT_MSG_NEWSETELEM, libc::NLM_F_CREATE, "add")
-                } else {
-                    (libc::NFT_MSG_DELSETELEM, 0, "delete")
-                };
-                let h =
-                    self.header(msg as u16, flags as u16, format!("{verb} {} elements of {table}/{set}", chunk.len()));
-                sys::nftnl_set_elems_nlmsg_build_payload(h, s);
-                sys::nftnl_set_free(s);
+                let (msg, flags) =
+                    if add { (libc::NFT_MSG_NEWSETELEM, libc::NLM_F_CREATE) } else { (libc::NFT_MSG_DELSETELEM, 0) };
+                let h = b.header(msg, flags, label());
+                sys::nftnl_set_elems_nlmsg_build_payload(h, s.as_ptr());
             }
-            self.advance();
-        }
+            Ok(())
+        });
     }
 
     /// Sends the batch as one transaction and collects every refusal.
@@ -552,6 +783,9 @@ impl Batch {
     /// 6.10 the end message's ack was never sent, and waiting for it failed
     /// every commit after a 5 s timeout).
     pub fn commit(mut self, conn: &mut Conn) -> Result<(), CommitError> {
+        if let Some(e) = self.error.take() {
+            return Err(CommitError::Build(e));
+        }
         // SAFETY: the buffer has room for the end message.
         unsafe { sys::nftnl_batch_end(self.buffer(), self.seq) };
         self.advance();
@@ -643,8 +877,27 @@ pub fn parse_acks(mut buf: &[u8]) -> Vec<(u32, i32)> {
     out
 }
 
-/// Builds one libnftnl expression; the caller takes ownership.
-unsafe fn build_expr(e: &Expr) -> *mut sys::nftnl_expr {
+/// An upper bound of an expression's size in a rule message.
+fn expr_size(e: &Expr) -> usize {
+    let data = match e {
+        Expr::Cmp { data, .. } => data.len(),
+        Expr::Bitwise { mask, xor, .. } => mask.len() + xor.len(),
+        Expr::Lookup { set, .. } => set.len() + 1,
+        Expr::Verdict { chain, .. } => chain.as_ref().map_or(0, |c| c.len() + 1),
+        Expr::Log { prefix } => prefix.len() + 1,
+        _ => 0,
+    };
+    attr(attr(12) + attr(8 * attr(8) + attr(data)))
+}
+
+/// An upper bound of an element's size in a NEWSETELEM message.
+fn elem_size(e: &Elem) -> usize {
+    attr(attr(attr(e.key.len())) + attr(4) + attr(e.verdict.as_ref().map_or(0, |(_, c)| attr(4) + attr(c.len() + 1))))
+}
+
+/// Builds one libnftnl expression, checked against the limits of the
+/// fields libnftnl copies into.
+fn build_expr(e: &Expr) -> Result<Owned<sys::nftnl_expr>, BuildError> {
     let name = match e {
         Expr::Meta { .. } | Expr::MetaSet { .. } => c"meta",
         Expr::Payload { .. } => c"payload",
@@ -655,69 +908,82 @@ unsafe fn build_expr(e: &Expr) -> *mut sys::nftnl_expr {
         Expr::Verdict { .. } => c"immediate",
         Expr::Log { .. } => c"log",
     };
-    // SAFETY: the name is a valid expression type; setters copy their data.
+    match e {
+        Expr::Cmp { data, .. } => check_len(|| "cmp data".into(), data.len(), limits::DATA)?,
+        Expr::Bitwise { mask, xor, .. } => {
+            check_len(|| "bitwise mask".into(), mask.len(), limits::DATA)?;
+            check_len(|| "bitwise xor".into(), xor.len(), limits::DATA)?;
+        }
+        Expr::Lookup { set, .. } => check_name("set", set)?,
+        Expr::Verdict { chain: Some(c), .. } => check_name("chain", c)?,
+        Expr::Log { prefix } => check_len(|| "log prefix".into(), prefix.len(), limits::LOG_PREFIX)?,
+        _ => {}
+    }
+    // SAFETY: the name is a valid expression type; a fresh expression, freed
+    // by Owned unless the caller hands it to a rule; setters copy their
+    // data, whose lengths were checked above against libnftnl's fields.
     unsafe {
-        let x = sys::nftnl_expr_alloc(name.as_ptr());
-        assert!(!x.is_null(), "libnftnl could not allocate an expression");
-        let set_data = |attr: u32, d: &[u8]| {
-            sys::nftnl_expr_set(x, attr as u16, d.as_ptr().cast::<c_void>(), d.len() as u32);
+        let x = Owned::new(sys::nftnl_expr_alloc(name.as_ptr()), sys::nftnl_expr_free, "an expression")?;
+        let p = x.as_ptr();
+        let set_data = |attr: u32, d: &[u8], what: &str| {
+            rc(sys::nftnl_expr_set(p, attr as u16, d.as_ptr().cast::<c_void>(), d.len() as u32), what)
         };
         match e {
             Expr::Meta { key, dreg } => {
-                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_META_KEY as u16, *key);
-                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_META_DREG as u16, *dreg);
+                sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_META_KEY as u16, *key);
+                sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_META_DREG as u16, *dreg);
             }
             Expr::MetaSet { key, sreg } => {
-                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_META_KEY as u16, *key);
-                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_META_SREG as u16, *sreg);
+                sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_META_KEY as u16, *key);
+                sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_META_SREG as u16, *sreg);
             }
             Expr::Payload { base, offset, len, dreg } => {
-                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_PAYLOAD_DREG as u16, *dreg);
-                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_PAYLOAD_BASE as u16, *base);
-                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_PAYLOAD_OFFSET as u16, *offset);
-                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_PAYLOAD_LEN as u16, *len);
+                sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_PAYLOAD_DREG as u16, *dreg);
+                sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_PAYLOAD_BASE as u16, *base);
+                sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_PAYLOAD_OFFSET as u16, *offset);
+                sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_PAYLOAD_LEN as u16, *len);
             }
             Expr::Cmp { sreg, op, data } => {
-                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_CMP_SREG as u16, *sreg);
-                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_CMP_OP as u16, *op);
-                set_data(sys::NFTNL_EXPR_CMP_DATA, data);
+                sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_CMP_SREG as u16, *sreg);
+                sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_CMP_OP as u16, *op);
+                set_data(sys::NFTNL_EXPR_CMP_DATA, data, "cmp data")?;
             }
             Expr::Bitwise { sreg, dreg, mask, xor } => {
-                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_BITWISE_SREG as u16, *sreg);
-                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_BITWISE_DREG as u16, *dreg);
-                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_BITWISE_LEN as u16, mask.len() as u32);
-                set_data(sys::NFTNL_EXPR_BITWISE_MASK, mask);
-                set_data(sys::NFTNL_EXPR_BITWISE_XOR, xor);
+                sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_BITWISE_SREG as u16, *sreg);
+                sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_BITWISE_DREG as u16, *dreg);
+                sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_BITWISE_LEN as u16, mask.len() as u32);
+                set_data(sys::NFTNL_EXPR_BITWISE_MASK, mask, "bitwise mask")?;
+                set_data(sys::NFTNL_EXPR_BITWISE_XOR, xor, "bitwise xor")?;
             }
             Expr::Ct { key, dreg } => {
-                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_CT_KEY as u16, *key);
-                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_CT_DREG as u16, *dreg);
+                sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_CT_KEY as u16, *key);
+                sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_CT_DREG as u16, *dreg);
             }
             Expr::Lookup { sreg, dreg, set, invert } => {
                 let s = cstr(set);
-                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_LOOKUP_SREG as u16, *sreg);
+                sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_LOOKUP_SREG as u16, *sreg);
                 if let Some(d) = dreg {
-                    sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_LOOKUP_DREG as u16, *d);
+                    sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_LOOKUP_DREG as u16, *d);
                 }
-                sys::nftnl_expr_set_str(x, sys::NFTNL_EXPR_LOOKUP_SET as u16, s.as_ptr());
+                rc(sys::nftnl_expr_set_str(p, sys::NFTNL_EXPR_LOOKUP_SET as u16, s.as_ptr()), "a lookup's set")?;
                 if *invert {
-                    sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_LOOKUP_FLAGS as u16, 1);
+                    sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_LOOKUP_FLAGS as u16, 1);
                 }
             }
             Expr::Verdict { code, chain } => {
-                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_IMM_DREG as u16, REG_VERDICT);
-                sys::nftnl_expr_set_u32(x, sys::NFTNL_EXPR_IMM_VERDICT as u16, *code as u32);
+                sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_IMM_DREG as u16, REG_VERDICT);
+                sys::nftnl_expr_set_u32(p, sys::NFTNL_EXPR_IMM_VERDICT as u16, *code as u32);
                 if let Some(c) = chain {
                     let c = cstr(c);
-                    sys::nftnl_expr_set_str(x, sys::NFTNL_EXPR_IMM_CHAIN as u16, c.as_ptr());
+                    rc(sys::nftnl_expr_set_str(p, sys::NFTNL_EXPR_IMM_CHAIN as u16, c.as_ptr()), "a verdict's chain")?;
                 }
             }
             Expr::Log { prefix } => {
-                let p = cstr(prefix);
-                sys::nftnl_expr_set_str(x, sys::NFTNL_EXPR_LOG_PREFIX as u16, p.as_ptr());
+                let pre = cstr(prefix);
+                rc(sys::nftnl_expr_set_str(p, sys::NFTNL_EXPR_LOG_PREFIX as u16, pre.as_ptr()), "a log prefix")?;
             }
         }
-        x
+        Ok(x)
     }
 }
 
@@ -739,6 +1005,76 @@ mod tests {
             buf.extend_from_slice(&[0u8; 16]);
         }
         assert_eq!(parse_acks(&buf), vec![(5, 0), (6, 2)]);
+    }
+
+    #[test]
+    fn values_over_a_limit_are_refused_before_libnftnl_copies_them() {
+        let long = "x".repeat(limits::NAME + 1);
+        let cases: Vec<(&str, Box<dyn Fn(&mut Batch)>)> = vec![
+            ("table name", Box::new(|b| b.add_table(&long))),
+            ("chain name", Box::new(|b| b.add_chain("t", &long, None))),
+            ("set name", Box::new(|b| b.delete_set("t", &long))),
+            (
+                "element key",
+                Box::new(|b| b.elements("t", "s", true, &[Elem { key: vec![0; 65], flags: 0, verdict: None }])),
+            ),
+            (
+                "verdict chain",
+                Box::new(|b| {
+                    b.elements(
+                        "t",
+                        "m",
+                        true,
+                        &[Elem { key: vec![0; 4], flags: 0, verdict: Some((NFT_JUMP, long.clone())) }],
+                    )
+                }),
+            ),
+            (
+                "cmp data",
+                Box::new(|b| b.add_rule("t", "c", &[Expr::Cmp { sreg: REG_1, op: 0, data: vec![0; 65] }], "x")),
+            ),
+            ("log prefix", Box::new(|b| b.add_rule("t", "c", &[Expr::Log { prefix: "p".repeat(128) }], "x"))),
+        ];
+        for (what, build) in cases {
+            let mut b = Batch::new();
+            b.add_table("t");
+            build(&mut b);
+            b.add_chain("t", "after", None);
+            assert!(matches!(b.error(), Some(BuildError::TooLong { .. })), "{what}: {:?}", b.error());
+            assert_eq!(b.len(), 1, "{what}: nothing is built after the refusal");
+        }
+    }
+
+    #[test]
+    fn a_message_larger_than_the_batch_room_is_refused_not_written() {
+        // 1,000 comparisons of 64 bytes: over 100 KiB in one rule, which
+        // libnftnl would write past its 64 KiB overrun room.
+        let exprs: Vec<Expr> = (0..1000).map(|_| Expr::Cmp { sreg: REG_1, op: 0, data: vec![7; 64] }).collect();
+        let mut b = Batch::new();
+        b.add_rule("t", "c", &exprs, "big");
+        match b.error() {
+            Some(BuildError::TooLong { what, len, max }) => {
+                assert!(what.contains("add rule t/c"), "{what}");
+                assert!(*len > 100_000 && *max == limits::MESSAGE, "{len} {max}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn elements_are_split_by_size_so_long_verdict_chains_still_fit() {
+        // 2,000 map elements whose verdicts name 200-byte chains: 200 of
+        // them (the old fixed chunk) would be over 40 KiB of chain names.
+        let chain = "c".repeat(200);
+        let elems: Vec<Elem> = (0..2000u32)
+            .map(|i| Elem { key: i.to_be_bytes().to_vec(), flags: 0, verdict: Some((NFT_GOTO, chain.clone())) })
+            .collect();
+        let mut b = Batch::new();
+        b.elements("t", "m", true, &elems);
+        assert!(b.error().is_none(), "{:?}", b.error());
+        let per_message = limits::ELEMENT_BYTES / elem_size(&elems[0]);
+        assert!(per_message < 200, "{per_message}");
+        assert_eq!(b.len(), elems.len().div_ceil(per_message));
     }
 
     #[test]
