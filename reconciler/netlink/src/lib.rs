@@ -1010,7 +1010,8 @@ mod tests {
     #[test]
     fn values_over_a_limit_are_refused_before_libnftnl_copies_them() {
         let long = "x".repeat(limits::NAME + 1);
-        let cases: Vec<(&str, Box<dyn Fn(&mut Batch)>)> = vec![
+        type Build<'a> = Box<dyn Fn(&mut Batch) + 'a>;
+        let cases: Vec<(&str, Build)> = vec![
             ("table name", Box::new(|b| b.add_table(&long))),
             ("chain name", Box::new(|b| b.add_chain("t", &long, None))),
             ("set name", Box::new(|b| b.delete_set("t", &long))),
