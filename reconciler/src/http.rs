@@ -140,9 +140,12 @@ async fn readyz(State(app): State<App>) -> Response {
 
 async fn metrics(State(app): State<App>) -> Response {
     match snapshot(&app) {
-        Some((s, m)) => {
-            (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.render(&s)).into_response()
-        }
+        Some((s, m)) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            m.render(&s),
+        )
+            .into_response(),
         None => text(StatusCode::SERVICE_UNAVAILABLE, "status unavailable\n".into()),
     }
 }

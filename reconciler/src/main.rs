@@ -205,6 +205,17 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Print a shell completion script, as `kubectl completion` does:
+    /// `source <(netward completion bash)`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (netward.1 and one per command) into a directory.
+    Man {
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -873,6 +884,18 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
                 std::fs::write(&p, text).map_err(|e| Failure::Io(format!("{}: {e}", p.display())))?;
             }
             eprintln!("wrote {} pods and {} policies to {}", pods, policies, dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completion { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "netward", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out: dir } => {
+            std::fs::create_dir_all(&dir).map_err(|e| Failure::Io(format!("{}: {e}", dir.display())))?;
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::generate_to(cmd, &dir).map_err(|e| Failure::Io(format!("{}: {e}", dir.display())))?;
+            eprintln!("wrote the man pages to {}", dir.display());
             Ok(ExitCode::SUCCESS)
         }
     }

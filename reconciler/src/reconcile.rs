@@ -6,6 +6,8 @@
 //! record. Level-triggered: every pass converges the table, so a restart,
 //! a second run or a hand flush all end in the same state.
 
+use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram};
+use prometheus_client::registry::Registry;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -142,93 +144,97 @@ impl Failure {
     }
 }
 
-/// Counters for `/metrics`.
-#[derive(Clone, Debug, Default)]
+/// What `/metrics` shows. The metrics are prometheus-client's, whose values
+/// are shared atomics: the copy the HTTP server holds sees every later pass.
+#[derive(Clone, Debug)]
 pub struct Metrics {
-    /// Pass durations: counts per upper bound (seconds), plus sum and count.
-    pub buckets: Vec<(f64, u64)>,
-    pub sum_seconds: f64,
-    pub count: u64,
-    pub refused_total: u64,
-    pub drift_repairs_total: u64,
-    pub apply_errors_total: u64,
+    duration: Histogram,
+    refused: Counter,
+    drift_repairs: Counter,
+    apply_errors: Counter,
     /// The guards of the commit in force, and whether each holds on the
     /// inventory of the last pass (the probes the model runs every pass).
     pub guards: Vec<(crate::change::Guard, bool)>,
 }
 
+/// Upper bounds (seconds) of the pass-duration histogram.
 const BOUNDS: [f64; 9] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
+type Labels = Vec<(&'static str, String)>;
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            duration: Histogram::new(BOUNDS),
+            refused: Counter::default(),
+            drift_repairs: Counter::default(),
+            apply_errors: Counter::default(),
+            guards: Vec::new(),
+        }
+    }
+}
+
 impl Metrics {
-    fn observe(&mut self, seconds: f64) {
-        if self.buckets.is_empty() {
-            self.buckets = BOUNDS.iter().map(|b| (*b, 0)).collect();
-        }
-        for (b, n) in &mut self.buckets {
-            if seconds <= *b {
-                *n += 1;
+    /// Counts one pass.
+    fn record(&mut self, p: &Pass) {
+        self.duration.observe(p.duration_ms as f64 / 1000.0);
+        match p.result {
+            PassResult::Refused => {
+                self.refused.inc();
             }
+            PassResult::Error => {
+                self.apply_errors.inc();
+            }
+            _ => {}
         }
-        self.sum_seconds += seconds;
-        self.count += 1;
+        if p.drift {
+            self.drift_repairs.inc();
+        }
     }
 
-    /// The Prometheus text exposition.
+    /// The OpenMetrics text exposition (which Prometheus scrapes).
     pub fn render(&self, status: &Status) -> String {
-        use std::fmt::Write;
-        let mut o = String::new();
-        let _ = writeln!(o, "# HELP netward_reconcile_duration_seconds Time of one reconcile pass.");
-        let _ = writeln!(o, "# TYPE netward_reconcile_duration_seconds histogram");
-        let buckets =
-            if self.buckets.is_empty() { BOUNDS.iter().map(|b| (*b, 0)).collect() } else { self.buckets.clone() };
-        for (b, n) in buckets {
-            let _ = writeln!(o, "netward_reconcile_duration_seconds_bucket{{le=\"{b}\"}} {n}");
-        }
-        let _ = writeln!(o, "netward_reconcile_duration_seconds_bucket{{le=\"+Inf\"}} {}", self.count);
-        let _ = writeln!(o, "netward_reconcile_duration_seconds_sum {}", self.sum_seconds);
-        let _ = writeln!(o, "netward_reconcile_duration_seconds_count {}", self.count);
-        let _ = writeln!(o, "# HELP netward_applied_revision The commit this node enforces.");
-        let _ = writeln!(o, "# TYPE netward_applied_revision gauge");
+        let mut reg = Registry::with_prefix("netward");
+        reg.register("reconcile_duration_seconds", "Time of one reconcile pass", self.duration.clone());
+        let revision =
+            |commit: &str| -> Labels { vec![("commit", commit.to_string()), ("ref", status.tracked_ref.clone())] };
+        let applied = Family::<Labels, Gauge>::default();
         if let Some(c) = &status.applied {
-            let _ = writeln!(o, "netward_applied_revision{{commit=\"{c}\",ref=\"{}\"}} 1", label(&status.tracked_ref));
+            applied.get_or_create(&revision(c)).set(1);
         }
+        reg.register("applied_revision", "The commit this node enforces", applied);
         if let Some(c) = &status.dry_run {
-            let _ = writeln!(
-                o,
-                "# HELP netward_dry_run_revision The commit a dry-run last evaluated (nothing of it is enforced)."
-            );
-            let _ = writeln!(o, "# TYPE netward_dry_run_revision gauge");
-            let _ = writeln!(o, "netward_dry_run_revision{{commit=\"{c}\",ref=\"{}\"}} 1", label(&status.tracked_ref));
+            let dry = Family::<Labels, Gauge>::default();
+            dry.get_or_create(&revision(c)).set(1);
+            reg.register("dry_run_revision", "The commit a dry-run last evaluated (nothing of it is enforced)", dry);
         }
-        let _ = writeln!(
-            o,
-            "# HELP netward_guard_holds Whether a guard of the commit in force holds (1) on the current inventory."
-        );
-        let _ = writeln!(o, "# TYPE netward_guard_holds gauge");
+        let guards = Family::<Labels, Gauge>::default();
         for (g, holds) in &self.guards {
-            let expect = if g.allow { "allow" } else { "deny" };
-            let _ = writeln!(
-                o,
-                "netward_guard_holds{{guard=\"{}\",from=\"{}\",to=\"{}\",port=\"{}\",expect=\"{expect}\"}} {}",
-                label(without_revision(&g.at)),
-                label(&g.from),
-                label(&g.to),
-                label(&g.port),
-                u8::from(*holds)
-            );
+            let labels = vec![
+                ("guard", without_revision(&g.at).to_string()),
+                ("from", g.from.clone()),
+                ("to", g.to.clone()),
+                ("port", g.port.clone()),
+                ("expect", if g.allow { "allow" } else { "deny" }.to_string()),
+            ];
+            guards.get_or_create(&labels).set(i64::from(*holds));
         }
-        for (name, help, v) in [
-            ("netward_refused_commits_total", "Commits refused (invalid or breaking a guard).", self.refused_total),
-            (
-                "netward_drift_repairs_total",
-                "Passes that found the table edited by hand and repaired it.",
-                self.drift_repairs_total,
-            ),
-            ("netward_apply_errors_total", "Passes that failed to fetch or apply.", self.apply_errors_total),
-        ] {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
-        }
-        o
+        reg.register(
+            "guard_holds",
+            "Whether a guard of the commit in force holds (1) on the current inventory",
+            guards,
+        );
+        reg.register("refused_commits", "Commits refused (invalid or breaking a guard)", self.refused.clone());
+        reg.register(
+            "drift_repairs",
+            "Passes that found the table edited by hand and repaired it",
+            self.drift_repairs.clone(),
+        );
+        reg.register("apply_errors", "Passes that failed to fetch or apply", self.apply_errors.clone());
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &reg);
+        out
     }
 }
 
@@ -239,11 +245,6 @@ fn without_revision(at: &str) -> &str {
         Some((rev, rest)) if !rev.is_empty() && rev.bytes().all(|b| b.is_ascii_hexdigit()) => rest,
         _ => at,
     }
-}
-
-/// A Prometheus label value: backslash, double quote and newline escaped.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// What `/status` and `--status FILE` show.
@@ -523,15 +524,7 @@ impl<D: Dataplane> Reconciler<D> {
     /// the log line, the refused list, the history and the Node hook.
     /// `quiet` passes (nothing new to tell) are counted but not logged or kept.
     fn record(&mut self, p: &Pass, quiet: bool) {
-        self.metrics.observe(p.duration_ms as f64 / 1000.0);
-        match p.result {
-            PassResult::Refused => self.metrics.refused_total += 1,
-            PassResult::Error => self.metrics.apply_errors_total += 1,
-            _ => {}
-        }
-        if p.drift {
-            self.metrics.drift_repairs_total += 1;
-        }
+        self.metrics.record(p);
         let commit = short(&p.commit).to_string();
         // What the commit in force says but the node cannot enforce as
         // written is said on every pass, so it is never out of sight.
@@ -1220,7 +1213,14 @@ mod tests {
         let err = r.status.last_error.clone().unwrap_or_default();
         assert!(err.contains("coredns"), "the breakage is reported: {err}");
         assert!(guard_line(&r).ends_with("} 0"), "and shows in /metrics: {}", guard_line(&r));
-        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd", "label values are escaped");
+        // A label value with a quote, a backslash and a newline stays one line.
+        let mut m = Metrics::default();
+        let mut g = r.metrics.guards[0].0.clone();
+        g.from = "a\"b\\c\nd".into();
+        m.guards = vec![(g, true)];
+        let text = m.render(&r.status);
+        let line = text.lines().find(|l| l.starts_with("netward_guard_holds{")).unwrap_or_default();
+        assert!(line.contains(r#"from="a\"b\\c\nd""#) && line.ends_with("} 1"), "label values are escaped: {text}");
         let _ = std::fs::remove_dir_all(dir);
     }
 

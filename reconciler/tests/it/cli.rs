@@ -299,3 +299,23 @@ fn a_closed_pipe_ends_the_matrix_quietly() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_same_flags() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let (code, out, err) = netward(&["completion", shell]);
+        assert_eq!(code, 0, "{shell}: {err}");
+        for word in ["reconcile", "diff", "matrix", "fetch-timeout"] {
+            assert!(out.contains(word), "{shell} completes {word}");
+        }
+    }
+    let (code, _, err) = netward(&["completion", "tcsh"]);
+    assert_eq!(code, 2, "an unknown shell is a usage error: {err}");
+    let dir = TempDir::new("man");
+    let (code, _, err) = netward(&["man", "--out", &dir.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+    let page = std::fs::read_to_string(dir.join("netward-reconcile.1")).expect("netward-reconcile.1");
+    assert!(page.starts_with(".ie") || page.contains(".TH netward-reconcile 1"), "{page}");
+    assert!(page.contains("fetch\\-timeout"), "the page lists the flags: {page}");
+    assert!(dir.join("netward.1").exists());
+}
