@@ -28,6 +28,7 @@ pub enum EnforceError {
 }
 
 impl EnforceError {
+    /// Whether the same change may succeed when tried again.
     pub fn retryable(&self) -> bool {
         matches!(self, EnforceError::Mismatch(_))
     }
@@ -99,6 +100,7 @@ pub struct NftCli {
 }
 
 impl NftCli {
+    /// `nft` in this process's network namespace.
     pub fn new() -> Self {
         NftCli { argv: vec!["nft".into()] }
     }
@@ -204,10 +206,12 @@ impl NftCli {
 /// What one sync did.
 #[derive(Clone, Debug)]
 pub struct Report {
+    /// What was changed (empty when the table already matched).
     pub changes: Changes,
     /// The live table differed from what the previous sync left: someone
     /// edited or flushed it. The sync repaired it.
     pub drift: bool,
+    /// Read-back, diff and apply together.
     pub duration: Duration,
 }
 
@@ -220,10 +224,12 @@ pub struct Enforcer<D: Dataplane> {
 }
 
 impl<D: Dataplane> Enforcer<D> {
+    /// An enforcer that knows nothing of the table yet: its first sync reads it back.
     pub fn new(dataplane: D) -> Self {
         Enforcer { dataplane, last: None }
     }
 
+    /// The kernel edge it programs.
     pub fn dataplane(&self) -> &D {
         &self.dataplane
     }

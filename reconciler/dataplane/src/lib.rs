@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! netward-dataplane: a node's ruleset programmed into the kernel. The
 //! `Dataplane` trait is the edge; `Netlink` (one nf_tables transaction over
 //! netlink, through netward-netlink) and `NftCli` (the `nft` command) are

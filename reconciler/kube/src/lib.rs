@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Kubernetes: the live inventory from the API server (`reconcile --kube`),
 //! `netward snapshot`, and the rollout annotation on Node objects.
 //!

@@ -55,6 +55,7 @@ struct State {
 /// The stand-in server; it serves until the process ends.
 #[derive(Clone)]
 pub struct StandIn {
+    /// Where it listens (loopback, a free port).
     pub addr: std::net::SocketAddr,
     state: Arc<(Mutex<State>, Condvar)>,
 }
@@ -187,6 +188,7 @@ impl StandIn {
         })
     }
 
+    /// The resourceVersion of the last change served.
     pub fn resource_version(&self) -> u64 {
         self.with(|s| s.rv)
     }

@@ -101,10 +101,12 @@ impl Store {
         self.sets_watched = true;
     }
 
+    /// Bumped by every event that changed what `cluster` returns.
     pub fn generation(&self) -> u64 {
         self.generation
     }
 
+    /// Pods the store holds.
     pub fn pod_count(&self) -> usize {
         self.pods.items.len()
     }
@@ -129,6 +131,7 @@ impl Store {
         self.count(changed)
     }
 
+    /// Applies one namespace watch event; true when it changed the cluster.
     pub fn namespace_event(&mut self, event: Event<api::Namespace>) -> bool {
         let changed = self.namespaces.apply(event, namespace_from_api);
         self.count(changed)
@@ -244,6 +247,7 @@ pub fn node_from_api(n: &api::Node) -> Option<netward_policy::model::cluster::No
     Some(netward_policy::model::cluster::Node { origin: origin("node", None, &name), name, pod_cidrs })
 }
 
+/// The engine's namespace for an API one (None without a name).
 pub fn namespace_from_api(n: &api::Namespace) -> Option<Namespace> {
     let name = n.metadata.name.clone()?;
     let mut labels = n.metadata.labels.clone().unwrap_or_default();

@@ -34,6 +34,8 @@ pub struct ApiOptions {
 }
 
 impl ApiOptions {
+    /// The kubeconfig and context to use (kube's defaults where None), a
+    /// full relist every ten minutes.
     pub fn new(kubeconfig: Option<PathBuf>, context: Option<String>) -> Self {
         ApiOptions { kubeconfig, context, resync: Duration::from_secs(600) }
     }
