@@ -125,6 +125,11 @@ pub struct Pass {
     /// The pass found the table edited by hand and repaired it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub drift: bool,
+    /// A failed pass whose cause may pass by itself (the server, the
+    /// network, the API, a busy kernel): the loop tries again soon, backing
+    /// off, instead of at its next interval.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retryable: bool,
 }
 
 /// Why a commit was not applied: refused for good, or failed for now.
@@ -134,13 +139,38 @@ enum Failure {
     /// moves (false where the cause may be outside the commit, such as a
     /// `--path` that names no directory of it).
     Refused { why: String, remember: bool },
-    /// Something else failed; the next pass tries again.
-    Error(String),
+    /// Something outside the commit failed. `retryable`: it may pass by
+    /// itself, and the loop tries again soon (backing off); otherwise only a
+    /// change of configuration or of the machine helps, and the loop waits
+    /// for its interval.
+    Error { why: String, retryable: bool },
 }
 
 impl Failure {
     fn refused(why: impl Into<String>) -> Self {
         Failure::Refused { why: why.into(), remember: true }
+    }
+
+    /// A failure that may pass by itself.
+    fn soon(why: impl Into<String>) -> Self {
+        Failure::Error { why: why.into(), retryable: true }
+    }
+
+    /// The kernel's answer, by kind: a ruleset it rejects is the commit's
+    /// (refused, as an invalid commit is: the same change would be rejected
+    /// again); a busy kernel or a concurrent edit is retried soon; no
+    /// nftables at all waits for the interval.
+    fn of_enforce(e: crate::enforce::EnforceError) -> Self {
+        match e {
+            crate::enforce::EnforceError::Rejected(_) => Failure::refused(e.to_string()),
+            _ => Failure::Error { why: e.to_string(), retryable: e.retryable() },
+        }
+    }
+
+    fn why(&self) -> &str {
+        match self {
+            Failure::Refused { why, .. } | Failure::Error { why, .. } => why,
+        }
     }
 }
 
@@ -300,7 +330,7 @@ impl Source {
 
     /// Fetches the ref and returns (the directory to read from, the
     /// commit); `keep` (the commit in force) stays readable.
-    pub fn fetch(&self, keep: Option<&str>) -> Result<(PathBuf, String), String> {
+    pub fn fetch(&self, keep: Option<&str>) -> Result<(PathBuf, String), git::fetch::FetchError> {
         if self.is_local() {
             let dir = PathBuf::from(&self.repo);
             let commit = git::resolve(&dir, &self.git_ref)?;
@@ -449,6 +479,9 @@ pub struct Reconciler<D: Dataplane> {
     woken_by: Wake,
     /// When the loop fetches (and reads the table back) next.
     next_fetch: Instant,
+    /// The wait before retrying a failure that may pass by itself (zero
+    /// after a pass that did not fail so).
+    backoff: Duration,
     /// The last commit's policy files and what they load to.
     loaded: Option<(String, LoadedCommit)>,
     /// How long a pass waits for its fetch (None: until it ends or falls
@@ -509,6 +542,7 @@ impl<D: Dataplane> Reconciler<D> {
             programmed_generation: None,
             woken_by: Wake::Fetch,
             next_fetch: Instant::now(),
+            backoff: Duration::ZERO,
             loaded: None,
             fetch_wait: None,
             l7: L7::default(),
@@ -602,14 +636,15 @@ impl<D: Dataplane> Reconciler<D> {
                 x
             }
             Err(e) => {
-                let p = self.outcome(String::new(), PassResult::Error, e.clone(), start);
+                let mut p = self.outcome(String::new(), PassResult::Error, e.message.clone(), start);
+                p.retryable = e.retryable;
                 self.record(&p, false);
                 // The server's trouble is no reason to stop enforcing: the
                 // commit in force meets the current inventory, and hand
                 // edits are repaired, while the fetch fails.
                 let dir = self.fetched.as_ref().map_or_else(|| self.source.dir(), |f| f.0.clone());
                 self.keep_in_force(&dir, start);
-                self.status.last_error = Some(e);
+                self.status.last_error = Some(e.message);
                 return p;
             }
         };
@@ -625,14 +660,15 @@ impl<D: Dataplane> Reconciler<D> {
         match self.apply(&dir, &commit, start) {
             Ok(p) => p,
             Err(f) => {
-                let (result, detail, remember) = match f {
-                    Failure::Refused { why, remember } => (PassResult::Refused, why, remember),
-                    Failure::Error(e) => {
-                        self.status.last_error = Some(e.clone());
-                        (PassResult::Error, e, false)
+                let (result, detail, remember, retryable) = match f {
+                    Failure::Refused { why, remember } => (PassResult::Refused, why, remember, false),
+                    Failure::Error { why, retryable } => {
+                        self.status.last_error = Some(why.clone());
+                        (PassResult::Error, why, false, retryable)
                     }
                 };
-                let p = self.outcome(commit, result, detail, start);
+                let mut p = self.outcome(commit, result, detail, start);
+                p.retryable = retryable;
                 if remember {
                     self.status.refused.push(p.clone());
                 } else if result == PassResult::Refused {
@@ -648,7 +684,7 @@ impl<D: Dataplane> Reconciler<D> {
     }
 
     fn outcome(&self, commit: String, result: PassResult, detail: String, start: Instant) -> Pass {
-        Pass { commit, at: now(), result, detail, duration_ms: ms(start), drift: false }
+        Pass { commit, at: now(), result, detail, duration_ms: ms(start), drift: false, retryable: false }
     }
 
     /// Sets `stalled_fetch` while a fetch has heard nothing for many time limits.
@@ -671,10 +707,12 @@ impl<D: Dataplane> Reconciler<D> {
         let good = self.status.applied.clone()?;
         match self.apply(dir, &good, start) {
             Ok(p) => Some(p),
-            Err(Failure::Refused { why: detail, .. } | Failure::Error(detail)) => {
-                let detail = format!("the commit in force, {}: {detail}", short(&good));
+            Err(f) => {
+                let detail = format!("the commit in force, {}: {}", short(&good), f.why());
                 self.status.last_error = Some(detail.clone());
-                Some(self.outcome(good, PassResult::Error, detail, start))
+                let mut p = self.outcome(good, PassResult::Error, detail, start);
+                p.retryable = matches!(f, Failure::Error { retryable: true, .. });
+                Some(p)
             }
         }
     }
@@ -691,7 +729,7 @@ impl<D: Dataplane> Reconciler<D> {
             Err(e @ git::FilesError::PathMissing { .. }) => {
                 return Err(Failure::Refused { why: format!("{e}: check --path"), remember: false })
             }
-            Err(git::FilesError::Git(e)) => return Err(Failure::Error(e)),
+            Err(git::FilesError::Git(e)) => return Err(Failure::soon(e)),
         };
         let mut diags = Vec::new();
         let set = load_policy_texts(files.iter().map(|(n, t)| (n.clone(), t.as_str())), &mut diags);
@@ -786,14 +824,15 @@ impl<D: Dataplane> Reconciler<D> {
         if let Some(signers) = &self.source.allowed_signers {
             use git::signature::Unverified;
             let checked = git::open(dir).and_then(|(repo, _)| Ok((git::resolve_in(&repo, commit)?, repo)));
-            let (id, repo) = checked.map_err(Failure::Error)?;
+            let (id, repo) = checked.map_err(Failure::soon)?;
             match git::signature::verify(&repo, id, signers) {
                 Ok(_) => {}
                 Err(Unverified::Refused(why)) => {
                     return Err(Failure::refused(format!("not signed by an allowed key: {why}")))
                 }
                 Err(Unverified::CannotCheck(why)) => {
-                    return Err(Failure::Error(format!("cannot check the signature: {why}")))
+                    // ssh-keygen missing or failing: the machine, not the weather.
+                    return Err(Failure::Error { why: format!("cannot check the signature: {why}"), retryable: false });
                 }
             }
         }
@@ -812,7 +851,7 @@ impl<D: Dataplane> Reconciler<D> {
             }
         }
         let generation = self.inventory.generation();
-        let cluster = self.inventory.current().map_err(Failure::Error)?;
+        let cluster = self.inventory.current().map_err(Failure::soon)?;
         let cluster_sets = self.inventory.network_sets();
         let with_cluster_sets;
         let set = if cluster_sets.is_empty() && self.l7 == L7::Allow {
@@ -868,7 +907,7 @@ impl<D: Dataplane> Reconciler<D> {
         let rs = enforce::compile(&an, &spec);
         let warnings = crate::validate::not_enforced(&loaded.set, self.l7);
         if self.mode == RolloutMode::DryRun {
-            let live = self.enforcer.dataplane().read().map_err(|e| Failure::Error(e.to_string()))?;
+            let live = self.enforcer.dataplane().read().map_err(Failure::of_enforce)?;
             let changes = enforce::diff::diff(live.as_ref(), &rs);
             let detail = format!("would apply: {}", changes.summary());
             // Nothing is enforced: `applied` keeps naming what really is.
@@ -888,7 +927,7 @@ impl<D: Dataplane> Reconciler<D> {
         // cluster whose pods never stop changing.
         let new_inventory = self.programmed_generation != Some(generation) && self.woken_by == Wake::Inventory;
         let report = if !in_force || new_inventory { self.enforcer.update(&rs) } else { self.enforcer.sync(&rs) }
-            .map_err(|e| Failure::Error(e.to_string()))?;
+            .map_err(Failure::of_enforce)?;
         let cut = if report.changes.is_empty() || self.keep_established || mode == Mode::Audit {
             0
         } else {
@@ -926,7 +965,7 @@ impl<D: Dataplane> Reconciler<D> {
     ) {
         let mut why = Wake::Fetch;
         loop {
-            self.pass_for(why);
+            let pass = self.pass_for(why);
             let fetched_at = if why == Wake::Fetch { Some(Instant::now()) } else { None };
             if let Some(f) = status_file {
                 let _ = write_status(f, &self.status);
@@ -941,6 +980,14 @@ impl<D: Dataplane> Reconciler<D> {
             }
             if let Some(t) = fetched_at {
                 self.next_fetch = t + interval;
+            }
+            // A failure that may pass by itself is retried soon, backing
+            // off; any other waits for the interval (or a wake).
+            if pass.result == PassResult::Error && pass.retryable {
+                self.backoff = next_backoff(self.backoff, interval);
+                self.next_fetch = self.next_fetch.min(Instant::now() + self.backoff);
+            } else {
+                self.backoff = Duration::ZERO;
             }
             // A webhook, a local commit or an inventory change cuts the wait
             // short; wakes that queued up during the pass are one more pass.
@@ -971,6 +1018,15 @@ impl<D: Dataplane> Reconciler<D> {
             };
         }
     }
+}
+
+/// The first retry of a failure that may pass by itself.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+
+/// 1 s, 2 s, 4 s ... never longer than the interval (a retry is never later
+/// than the pass the interval brings anyway).
+fn next_backoff(last: Duration, interval: Duration) -> Duration {
+    (last * 2).clamp(FIRST_RETRY, interval.max(FIRST_RETRY))
 }
 
 fn ms(start: Instant) -> u64 {
@@ -1222,6 +1278,20 @@ mod tests {
         let line = text.lines().find(|l| l.starts_with("netward_guard_holds{")).unwrap_or_default();
         assert!(line.contains(r#"from="a\"b\\c\nd""#) && line.ends_with("} 1"), "label values are escaped: {text}");
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn retries_back_off_from_a_second_to_the_interval() {
+        let interval = Duration::from_secs(30);
+        let mut b = Duration::ZERO;
+        let waits: Vec<u64> = (0..7)
+            .map(|_| {
+                b = next_backoff(b, interval);
+                b.as_secs()
+            })
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(next_backoff(Duration::ZERO, Duration::from_millis(100)), FIRST_RETRY);
     }
 
     #[test]

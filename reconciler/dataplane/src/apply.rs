@@ -5,7 +5,6 @@
 //! (one `nft -f` is one netlink transaction, so a rejected change changes
 //! nothing); a netlink backend will implement the same trait.
 
-use std::fmt;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,36 +14,32 @@ use netward_nftables::live::Live;
 use netward_nftables::ruleset::{Ruleset, TABLE};
 
 /// Why an apply failed, and whether trying again can help.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnforceError {
     /// nftables cannot be used here (no `nft`, no permission); retrying will not help.
+    #[error("nftables unavailable: {0}")]
     Unavailable(String),
     /// The kernel refused the change; nothing was changed. The message names
     /// the object. Retrying the same change will not help.
+    #[error("the kernel rejected the change (nothing was changed): {0}")]
     Rejected(String),
+    /// The transaction met trouble that can pass: the kernel answered
+    /// EAGAIN or EINTR, or the socket failed mid-way (answers dropped). The
+    /// next sync reads the table back and converges.
+    #[error("the change did not go through this time: {0}")]
+    Transient(String),
     /// After applying, the table read back differs from what was wanted
     /// (someone changed it meanwhile); a retry repairs it.
+    #[error("the table read back differs from the one applied: {0}")]
     Mismatch(String),
 }
 
 impl EnforceError {
     /// Whether the same change may succeed when tried again.
     pub fn retryable(&self) -> bool {
-        matches!(self, EnforceError::Mismatch(_))
+        matches!(self, EnforceError::Mismatch(_) | EnforceError::Transient(_))
     }
 }
-
-impl fmt::Display for EnforceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            EnforceError::Unavailable(m) => write!(f, "nftables unavailable: {m}"),
-            EnforceError::Rejected(m) => write!(f, "the kernel rejected the change (nothing was changed): {m}"),
-            EnforceError::Mismatch(m) => write!(f, "the table read back differs from the one applied: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for EnforceError {}
 
 /// The kernel side: read the table, apply a transaction.
 pub trait Dataplane {

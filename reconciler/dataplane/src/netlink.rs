@@ -212,6 +212,10 @@ fn mark_bits(out: &mut Vec<Expr>, mask: u32, xor: u32) {
 }
 
 /// A rule as the expressions nft would generate for its text.
+/// Kernel answers that a second try can overcome: EINTR (4) and EAGAIN (11).
+/// Not EBUSY: nf_tables answers it for an object still in use, every time.
+const TRANSIENT_ERRNOS: [i32; 2] = [4, 11];
+
 pub fn rule_exprs(r: &Rule) -> Vec<Expr> {
     let mut out = Vec::new();
     let mut fam_checked: Option<Family> = None;
@@ -477,8 +481,16 @@ impl Netlink {
         let mut conn =
             self.conn.lock().map_err(|_| EnforceError::Unavailable("netlink socket lock poisoned".into()))?;
         batch.commit(&mut conn).map_err(|e| match e {
-            nl::CommitError::Io(e) => EnforceError::Unavailable(format!("netlink: {e}")),
-            nl::CommitError::Refused(errs) => EnforceError::Rejected(nl::CommitError::Refused(errs).to_string()),
+            nl::CommitError::Io(e) => EnforceError::Transient(format!("netlink: {e}")),
+            nl::CommitError::Refused(errs) => {
+                let transient = errs.iter().all(|e| TRANSIENT_ERRNOS.contains(&e.errno));
+                let text = nl::CommitError::Refused(errs).to_string();
+                if transient {
+                    EnforceError::Transient(text)
+                } else {
+                    EnforceError::Rejected(text)
+                }
+            }
             // A ruleset netward compiled that the kernel cannot hold: not
             // retryable, and nothing was sent, so the table stays as it was.
             nl::CommitError::Build(e) => EnforceError::Rejected(format!("netlink message not built: {e}")),

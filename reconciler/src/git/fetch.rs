@@ -42,7 +42,7 @@ pub struct Fetcher {
 #[derive(Debug)]
 struct InFlight {
     progress: Arc<Progress>,
-    done: Receiver<Result<String, String>>,
+    done: Receiver<Result<String, FetchError>>,
 }
 
 /// When a fetch last heard from the server, whether it has ended, and
@@ -75,10 +75,55 @@ impl Progress {
     }
 }
 
+/// Why a fetch failed, and whether trying again soon can help.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct FetchError {
+    /// What failed, with the URL (credentials redacted).
+    pub message: String,
+    /// True where the network, the server or the machine may recover (no
+    /// answer, a dropped connection, a busy disk): the loop tries again
+    /// soon, backing off. False where only a change of configuration or of
+    /// the repository helps (credentials refused, an unknown host key, no
+    /// such repository or ref): the loop waits for its interval or a wake.
+    pub retryable: bool,
+}
+
+impl FetchError {
+    fn soon(message: String) -> Self {
+        FetchError { message, retryable: true }
+    }
+
+    fn permanent(message: String) -> Self {
+        FetchError { message, retryable: false }
+    }
+
+    /// A libgit2 error, classified: authentication, certificates and the
+    /// server's "no such repository" do not pass by themselves.
+    fn of_git(message: String, e: &git2::Error) -> Self {
+        let permanent = matches!(e.code(), git2::ErrorCode::Auth | git2::ErrorCode::Certificate)
+            || e.message().contains("host key")
+            || e.message().contains("status code: 404")
+            || e.message().contains("status code: 401")
+            || e.message().contains("status code: 403")
+            || e.message().contains("does not appear to be a git repository")
+            || e.message().contains("unsupported URL protocol");
+        FetchError { message, retryable: !permanent }
+    }
+}
+
+/// Local trouble (the mirror's disk, a lock, a thread) may pass.
+impl From<String> for FetchError {
+    fn from(message: String) -> Self {
+        FetchError::soon(message)
+    }
+}
+
 /// A fetch's end, or that it is still under way.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Attempt {
-    Done(Result<String, String>),
+    /// It ended: the commit fetched, or why not.
+    Done(Result<String, FetchError>),
     /// Still fetching (and not yet silent for the time limit).
     Running,
 }
@@ -101,23 +146,23 @@ impl Fetcher {
     }
 
     /// [`fetch`], waited for until it ends or falls silent for `timeout`.
-    pub fn fetch(&self, remote: &Remote, keep: Option<&str>) -> Result<String, String> {
+    pub fn fetch(&self, remote: &Remote, keep: Option<&str>) -> Result<String, FetchError> {
         match self.attempt(remote, keep, None) {
             Attempt::Done(result) => result,
-            Attempt::Running => Err(format!("fetch {}: still running", redact(&remote.url, None))),
+            Attempt::Running => Err(FetchError::soon(format!("fetch {}: still running", redact(&remote.url, None)))),
         }
     }
 
     /// [`fetch`] (or the one in flight), waited for at most `wait` (None:
     /// until it ends or falls silent for `timeout`).
     pub fn attempt(&self, remote: &Remote, keep: Option<&str>, wait: Option<Duration>) -> Attempt {
-        let say = |what: String| redact(&format!("fetch {}: {what}", remote.url), None);
+        let say = |what: String| FetchError::soon(redact(&format!("fetch {}: {what}", remote.url), None));
         let mut slot = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         let (flight, joined) = match slot.take() {
             Some(f) => (f, true),
             None => match self.start(remote, keep) {
                 Ok(f) => (f, false),
-                Err(e) => return Attempt::Done(Err(say(e))),
+                Err(e) => return Attempt::Done(Err(say(e.message))),
             },
         };
         let until = wait.and_then(|w| Instant::now().checked_add(w));
@@ -160,7 +205,7 @@ impl Fetcher {
         }
     }
 
-    fn start(&self, remote: &Remote, keep: Option<&str>) -> Result<InFlight, String> {
+    fn start(&self, remote: &Remote, keep: Option<&str>) -> Result<InFlight, FetchError> {
         let (tx, done) = mpsc::channel();
         let progress = Arc::new(Progress::new());
         let (remote, p, keep, wake) = (remote.clone(), progress.clone(), keep.map(str::to_string), self.on_end.clone());
@@ -174,7 +219,7 @@ impl Fetcher {
                     on_end();
                 }
             })
-            .map_err(|e| format!("cannot start a thread: {e}"))?;
+            .map_err(|e| FetchError::soon(format!("cannot start a thread: {e}")))?;
         Ok(InFlight { progress, done })
     }
 
@@ -202,11 +247,11 @@ pub struct Remote {
 
 /// Fetches the remote's ref into its mirror and returns the commit id. The
 /// commit `keep` (the one in force) stays readable in the mirror.
-pub fn fetch(remote: &Remote, keep: Option<&str>) -> Result<String, String> {
+pub fn fetch(remote: &Remote, keep: Option<&str>) -> Result<String, FetchError> {
     fetch_noting(remote, keep, &Progress::new())
 }
 
-fn fetch_noting(remote: &Remote, keep: Option<&str>, progress: &Progress) -> Result<String, String> {
+fn fetch_noting(remote: &Remote, keep: Option<&str>, progress: &Progress) -> Result<String, FetchError> {
     let (git_ref, cache) = (remote.git_ref.as_str(), remote.cache.as_path());
     // One fetch into a mirror at a time, across processes too (`netward
     // rollback` beside the daemon).
@@ -216,7 +261,7 @@ fn fetch_noting(remote: &Remote, keep: Option<&str>, progress: &Progress) -> Res
     if let Some(id) = full_id(git_ref) {
         if let Ok(repo) = Repository::open_bare(cache) {
             if repo.find_commit(id).is_ok() {
-                return track(&repo, cache, id);
+                return Ok(track(&repo, cache, id)?);
             }
         }
     }
@@ -228,9 +273,10 @@ fn fetch_noting(remote: &Remote, keep: Option<&str>, progress: &Progress) -> Res
 }
 
 /// The fetch itself, into the open mirror at `cache`.
-fn fetch_into(repo: &Repository, cache: &Path, remote: &Remote, progress: &Progress) -> Result<String, String> {
+fn fetch_into(repo: &Repository, cache: &Path, remote: &Remote, progress: &Progress) -> Result<String, FetchError> {
     let (url, git_ref, auth) = (remote.url.as_str(), remote.git_ref.as_str(), &remote.auth);
-    let token = auth.token()?;
+    // A token file that cannot be read is configuration, not weather.
+    let token = auth.token().map_err(FetchError::permanent)?;
     let scrub = |e: String| redact(&e, token.as_deref());
     // Each candidate name lands in its own ref, cleared first, so a tag or
     // branch deleted upstream is not mistaken for the tracked one. The
@@ -248,17 +294,20 @@ fn fetch_into(repo: &Repository, cache: &Path, remote: &Remote, progress: &Progr
         // some servers refuse it: fetch whole instead. Anything else (no
         // such host, refused credentials) would fail the same way twice.
         if !e.message().contains("shallow") {
-            return Err(scrub(format!("fetch {url}: {}", e.message())));
+            return Err(FetchError::of_git(scrub(format!("fetch {url}: {}", e.message())), &e));
         }
-        fetch(None).map_err(|e| scrub(format!("fetch {url}: {}", e.message())))?;
+        fetch(None).map_err(|e| FetchError::of_git(scrub(format!("fetch {url}: {}", e.message())), &e))?;
     }
     let found = candidates.iter().find_map(|(_, dst)| repo.find_reference(dst).ok());
     let Some(found) = found else {
         let tried: Vec<&str> = candidates.iter().map(|(src, _)| src.as_str()).collect();
-        return Err(scrub(format!("{git_ref}: not found on {url} (tried {})", tried.join(", "))));
+        return Err(FetchError::permanent(scrub(format!(
+            "{git_ref}: not found on {url} (tried {})",
+            tried.join(", ")
+        ))));
     };
     let commit = found.peel_to_commit().map_err(|e| format!("{git_ref}: {}", e.message()))?;
-    track(repo, cache, commit.id())
+    Ok(track(repo, cache, commit.id())?)
 }
 
 fn track(repo: &Repository, cache: &Path, id: Oid) -> Result<String, String> {
@@ -282,7 +331,7 @@ fn beside(cache: &Path, suffix: &str) -> PathBuf {
 /// Fetches into a new mirror beside the old one, copies the commit in
 /// force into it (so it can still be read and repaired), and swaps it in by
 /// renames; the old one stays if anything fails.
-fn fetch_into_fresh_mirror(remote: &Remote, keep: Option<&str>, progress: &Progress) -> Result<String, String> {
+fn fetch_into_fresh_mirror(remote: &Remote, keep: Option<&str>, progress: &Progress) -> Result<String, FetchError> {
     let cache = remote.cache.as_path();
     let (fresh, old) = (beside(cache, ".fresh"), beside(cache, ".old"));
     let _ = std::fs::remove_dir_all(&fresh);
@@ -300,7 +349,7 @@ fn fetch_into_fresh_mirror(remote: &Remote, keep: Option<&str>, progress: &Progr
     std::fs::rename(cache, &old).map_err(|e| format!("mirror {}: {e}", cache.display()))?;
     if let Err(e) = std::fs::rename(&fresh, cache) {
         let _ = std::fs::rename(&old, cache);
-        return Err(format!("mirror {}: {e}", cache.display()));
+        return Err(format!("mirror {}: {e}", cache.display()).into());
     }
     let _ = std::fs::remove_dir_all(&old);
     tracing::info!(mirror = %cache.display(), "fetched into a fresh mirror (the old one held over {MOST_PACKS} packs)");
@@ -540,13 +589,14 @@ mod tests {
         let f = Fetcher::new(Duration::from_millis(300));
         let t = Instant::now();
         let e = f.fetch(&remote(&url, "main", &dir), None).unwrap_err();
-        assert!(e.contains("no answer within 0.3 s"), "{e}");
+        assert!(e.message.contains("no answer within 0.3 s"), "{e}");
+        assert!(e.retryable, "a server that does not answer may answer later");
         assert!(t.elapsed() < Duration::from_secs(2), "gave up after {:?}", t.elapsed());
         assert!(f.waiting().is_some());
         // The hung fetch is joined, not doubled: the same silence is reported at once.
         let t = Instant::now();
         let e = f.fetch(&remote(&url, "main", &dir), None).unwrap_err();
-        assert!(e.contains("the fetch in progress has heard nothing from the server for"), "{e}");
+        assert!(e.message.contains("the fetch in progress has heard nothing from the server for"), "{e}");
         assert!(t.elapsed() < Duration::from_millis(200));
         // The server goes away (its queued connection is reset): the hung
         // fetch ends, is no longer waiting, and its own error is the answer.
@@ -557,7 +607,10 @@ mod tests {
         }
         assert!(f.waiting().is_none(), "the ended fetch still counts as waiting");
         let e = f.fetch(&remote(&url, "main", &dir), None).unwrap_err();
-        assert!(!e.contains("no answer") && !e.contains("heard nothing"), "the ended fetch's own error: {e}");
+        assert!(
+            !e.message.contains("no answer") && !e.message.contains("heard nothing"),
+            "the ended fetch's own error: {e}"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -576,7 +629,7 @@ mod tests {
         drop(silent);
         assert_eq!(wakes.recv_timeout(Duration::from_secs(10)), Ok(()), "its end wakes the loop");
         match attempt(Duration::ZERO) {
-            Attempt::Done(Err(e)) => assert!(!e.contains("heard nothing"), "the fetch's own end: {e}"),
+            Attempt::Done(Err(e)) => assert!(!e.message.contains("heard nothing"), "the fetch's own end: {e}"),
             other => panic!("the ended fetch's result is taken: {other:?}"),
         }
         let _ = std::fs::remove_dir_all(dir);
@@ -625,7 +678,8 @@ mod tests {
         // A mirrored commit pinned by id needs no server at all.
         assert_eq!(fetch(&remote("file:///nonexistent/repo", &first.to_string(), &cache), None), Ok(first.to_string()));
         let e = fetch(&remote(&url, "nope", &cache), None).unwrap_err();
-        assert!(e.contains("nope: not found on") && e.contains("refs/tags/nope"), "{e}");
+        assert!(e.message.contains("nope: not found on") && e.message.contains("refs/tags/nope"), "{e}");
+        assert!(!e.retryable, "a ref that does not exist is not retried soon");
         let mirror = Repository::open_bare(&cache).expect("mirror");
         assert_eq!(mirror.refname_to_id(TRACKED).expect("tracked"), first, "a failed fetch moves nothing");
         drop(mirror);

@@ -828,3 +828,34 @@ fn a_git_server_that_never_answers_fails_the_pass_in_time_and_then_the_liveness_
     assert!(stalled && last.1.contains("heard nothing from the server"), "{last:?}");
     assert!(status.contains("the fetch in progress has heard nothing"), "each pass reports the hung fetch: {status}");
 }
+
+/// A failed fetch that may succeed later (a server that refuses the
+/// connection) is retried after 1 s, 2 s, 4 s...; one that cannot (a ref
+/// the repository does not have) waits for the interval: a minute here.
+#[test]
+fn a_fetch_that_may_succeed_later_is_retried_soon_and_one_that_cannot_waits() {
+    let Some(ns) = Netns::new("retry") else { return };
+    let dir = repo("retry");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let passes = |url: &str, git_ref: &str| -> String {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_netward"))
+            .args(["reconcile", "--path", "policies", "--cluster", "policies/cluster.yaml", "--node", "node-b"])
+            .args(["--interval", "60", "--netns", &ns.0, "--repo", url, "--ref", git_ref])
+            .arg("--cache")
+            .arg(dir.join(format!("cache-{git_ref}")))
+            .current_dir(&dir)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("netward reconcile");
+        std::thread::sleep(std::time::Duration::from_millis(4500));
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("output");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let soon = passes(&format!("http://127.0.0.1:{closed}/policies.git"), "main");
+    let errors = soon.matches("result=error").count();
+    assert!((3..=5).contains(&errors), "1 s, 2 s, 4 s apart in 4.5 s: {errors} passes\n{soon}");
+    let never = passes(&format!("file://{}", dir.display()), "no-such-branch");
+    assert_eq!(never.matches("result=error").count(), 1, "one pass, then the interval:\n{never}");
+    assert!(never.contains("not found on"), "{never}");
+}
