@@ -556,11 +556,45 @@ fn main() -> ExitCode {
     }
 }
 
+/// Diagnostics on stderr, each with the line it points at and a caret
+/// under the column, read from the file on disk (as rustc shows them).
 fn print_diags(diags: &[Diagnostic]) {
+    let mut err = std::io::stderr().lock();
+    let mut files = std::collections::HashMap::new();
+    for d in diags {
+        let _ = write!(err, "{d}\n{}", snippet(d, &mut files));
+    }
+}
+
+/// Diagnostics whose files are not on disk (a Git revision's): the lines alone.
+fn print_diags_plain(diags: &[Diagnostic]) {
     let mut err = std::io::stderr().lock();
     for d in diags {
         let _ = writeln!(err, "{d}");
     }
+}
+
+/// The source line a diagnostic points at, numbered, with a caret under its
+/// column; empty when the place or the file is unknown. `files` caches
+/// what was read.
+fn snippet(d: &Diagnostic, files: &mut std::collections::HashMap<String, Option<String>>) -> String {
+    let (line, col) = (d.pos.line as usize, d.pos.col as usize);
+    if line == 0 {
+        return String::new();
+    }
+    let text = files.entry(d.pos.file.to_string()).or_insert_with(|| std::fs::read_to_string(&*d.pos.file).ok());
+    let Some(source) = text.as_deref().and_then(|t| t.lines().nth(line - 1)) else { return String::new() };
+    let number = line.to_string();
+    let pad = " ".repeat(number.len());
+    // Cut very long lines (minified JSON) around the column.
+    let source = text::cut(source, 200);
+    let mut out = format!("{pad} |\n{number} | {source}\n");
+    if col > 0 {
+        // Tabs stay tabs, so the caret lines up under them.
+        let lead: String = source.chars().take(col - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+        out.push_str(&format!("{pad} | {lead}^\n"));
+    }
+    out
 }
 
 fn policies(paths: &[PathBuf]) -> Result<PolicySet, Failure> {
@@ -603,9 +637,16 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             diags.dedup();
             let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
             let warnings = diags.len() - errors;
+            // One line per finding for scripts and editors; with the source
+            // line and a caret on a terminal.
+            let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            let mut files = std::collections::HashMap::new();
             let mut text = String::new();
             for d in &diags {
                 text.push_str(&format!("{d}\n"));
+                if terminal {
+                    text.push_str(&snippet(d, &mut files));
+                }
             }
             let _ = out(&text);
             eprintln!("{} policies checked: {errors} errors, {warnings} warnings", loaded.value.policies.len());
@@ -766,7 +807,7 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             // In diff, 1 means "connectivity changed": bad input is an error (2).
             let as_error = |f: Failure| match f {
                 Failure::Input(d) => {
-                    print_diags(&d);
+                    print_diags_plain(&d);
                     Failure::Exit(2)
                 }
                 other => other,

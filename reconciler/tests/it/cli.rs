@@ -319,3 +319,17 @@ fn completions_and_man_pages_come_from_the_same_flags() {
     assert!(page.contains("fetch\\-timeout"), "the page lists the flags: {page}");
     assert!(dir.join("netward.1").exists());
 }
+
+#[test]
+fn input_errors_show_the_line_and_a_caret_under_the_column() {
+    let bad = "reconciler/tests/fixtures/bad/policies.yaml";
+    let (code, _, err) =
+        netward(&["matrix", "--policies", bad, "--cluster", "policies/cluster.yaml", "--port", "80/TCP"]);
+    assert_eq!(code, 1, "{err}");
+    let want =
+        format!("{bad}:9:3: error: unknown field \"ingres\" in NetworkPolicy spec\n  |\n9 |   ingres: []\n  |   ^\n");
+    assert!(err.contains(&want), "{err}");
+    // validate writes one line per finding when its output is not a terminal.
+    let (_, out, _) = netward(&["validate", bad]);
+    assert!(!out.contains("  |"), "{out}");
+}
