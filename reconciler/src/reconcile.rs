@@ -484,6 +484,14 @@ pub struct Reconciler<D: Dataplane> {
     backoff: Duration,
     /// The last commit's policy files and what they load to.
     loaded: Option<(String, LoadedCommit)>,
+    /// The commit whose signature was last verified, and the allowed
+    /// signers it was verified against: a commit never changes, so it is
+    /// verified again only when the signers file does (a key revoked).
+    verified: Option<(String, Vec<u8>)>,
+    /// The repository, opened at most once per pass and only when a commit
+    /// must be read or verified (a fetch may have added objects since the
+    /// last pass, so it is not kept across passes).
+    repo: Option<(PathBuf, git2::Repository, String)>,
     /// How long a pass waits for its fetch (None: until it ends or falls
     /// silent for the fetcher's limit, as `--once` wants).
     pub fetch_wait: Option<Duration>,
@@ -543,6 +551,8 @@ impl<D: Dataplane> Reconciler<D> {
             woken_by: Wake::Fetch,
             next_fetch: Instant::now(),
             backoff: Duration::ZERO,
+            verified: None,
+            repo: None,
             loaded: None,
             fetch_wait: None,
             l7: L7::default(),
@@ -609,6 +619,7 @@ impl<D: Dataplane> Reconciler<D> {
     /// again to the new inventory, without going to the Git server.
     pub fn pass_for(&mut self, why: Wake) -> Pass {
         let start = Instant::now();
+        self.repo = None;
         self.woken_by = why;
         self.status.inventory_error = self.inventory.health().err();
         let fetched = match (why, &self.fetched) {
@@ -724,7 +735,8 @@ impl<D: Dataplane> Reconciler<D> {
                 return Ok(l.clone());
             }
         }
-        let files = match git::files(dir, Some(commit), &self.source.path) {
+        let (_, repo, prefix) = open_once(&mut self.repo, dir)?;
+        let files = match git::files_in(repo, prefix, Some(commit), &self.source.path) {
             Ok(f) => f,
             Err(e @ git::FilesError::PathMissing { .. }) => {
                 return Err(Failure::Refused { why: format!("{e}: check --path"), remember: false })
@@ -823,16 +835,22 @@ impl<D: Dataplane> Reconciler<D> {
     fn apply(&mut self, dir: &Path, commit: &str, start: Instant) -> Result<Pass, Failure> {
         if let Some(signers) = &self.source.allowed_signers {
             use git::signature::Unverified;
-            let checked = git::open(dir).and_then(|(repo, _)| Ok((git::resolve_in(&repo, commit)?, repo)));
-            let (id, repo) = checked.map_err(Failure::soon)?;
-            match git::signature::verify(&repo, id, signers) {
-                Ok(_) => {}
-                Err(Unverified::Refused(why)) => {
-                    return Err(Failure::refused(format!("not signed by an allowed key: {why}")))
-                }
-                Err(Unverified::CannotCheck(why)) => {
-                    // ssh-keygen missing or failing: the machine, not the weather.
-                    return Err(Failure::Error { why: format!("cannot check the signature: {why}"), retryable: false });
+            let key = (commit.to_string(), std::fs::read(signers).unwrap_or_default());
+            if self.verified.as_ref() != Some(&key) {
+                let (_, repo, _) = open_once(&mut self.repo, dir)?;
+                let id = git::resolve_in(repo, commit).map_err(Failure::soon)?;
+                match git::signature::verify(repo, id, signers) {
+                    Ok(_) => self.verified = Some(key),
+                    Err(Unverified::Refused(why)) => {
+                        return Err(Failure::refused(format!("not signed by an allowed key: {why}")))
+                    }
+                    Err(Unverified::CannotCheck(why)) => {
+                        // ssh-keygen missing or failing: the machine, not the weather.
+                        return Err(Failure::Error {
+                            why: format!("cannot check the signature: {why}"),
+                            retryable: false,
+                        });
+                    }
                 }
             }
         }
@@ -1018,6 +1036,21 @@ impl<D: Dataplane> Reconciler<D> {
             };
         }
     }
+}
+
+/// The repository holding `dir`, opened on the first call of a pass.
+fn open_once<'a>(
+    slot: &'a mut Option<(PathBuf, git2::Repository, String)>,
+    dir: &Path,
+) -> Result<&'a (PathBuf, git2::Repository, String), Failure> {
+    if slot.as_ref().is_some_and(|(d, _, _)| d != dir) {
+        *slot = None;
+    }
+    if slot.is_none() {
+        let (repo, prefix) = git::open(dir).map_err(Failure::soon)?;
+        *slot = Some((dir.to_path_buf(), repo, prefix));
+    }
+    Ok(slot.as_ref().expect("opened above"))
 }
 
 /// The first retry of a failure that may pass by itself.

@@ -122,16 +122,27 @@ impl From<String> for FilesError {
 /// that does not exist is [`FilesError::PathMissing`], not an empty list.
 pub fn files(dir: &Path, rev: Option<&str>, path: &str) -> Result<Vec<(Arc<str>, String)>, FilesError> {
     let (repo, prefix) = open(dir)?;
-    let under = from_root(&prefix, path)?;
+    files_in(&repo, &prefix, rev, path)
+}
+
+/// [`files`] in a repository already open (`prefix`: the caller's
+/// directory inside it, as [`open`] returns it).
+pub fn files_in(
+    repo: &Repository,
+    prefix: &str,
+    rev: Option<&str>,
+    path: &str,
+) -> Result<Vec<(Arc<str>, String)>, FilesError> {
+    let under = from_root(prefix, path)?;
     let missing = |at: String| FilesError::PathMissing { path: path.to_string(), at };
     let mut out = match rev {
         Some(r) => {
-            let commit = resolve_in(&repo, r)?;
-            if !path_in_commit(&repo, commit, &under)? {
+            let commit = resolve_in(repo, r)?;
+            if !path_in_commit(repo, commit, &under)? {
                 return Err(missing(format!("commit {}", crate::text::short_id(&commit.to_string()))));
             }
             let short = crate::text::cut(r, 8);
-            files_at(&repo, commit, &under)?.into_iter().map(|(f, t)| (Arc::from(format!("{short}:{f}")), t)).collect()
+            files_at(repo, commit, &under)?.into_iter().map(|(f, t)| (Arc::from(format!("{short}:{f}")), t)).collect()
         }
         None => {
             if let Some(work) = repo.workdir() {
@@ -139,7 +150,7 @@ pub fn files(dir: &Path, rev: Option<&str>, path: &str) -> Result<Vec<(Arc<str>,
                     return Err(missing("the working tree".into()));
                 }
             }
-            working_files(&repo, &under)?
+            working_files(repo, &under)?
         }
     };
     out.sort_by(|a, b| a.0.cmp(&b.0));
