@@ -184,21 +184,35 @@ fn probe_bin() -> PathBuf {
     me.with_file_name("netward-probe")
 }
 
-/// A one-line progress display, only on a terminal.
-fn progress(msg: &str) {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        return;
+/// The one progress line (indicatif draws nothing when stderr is not a terminal).
+static PROGRESS: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+
+/// Shows `msg` on the progress line, and a bar when `count` (done, total) is known.
+fn progress_of(msg: &str, count: Option<(usize, usize)>) {
+    let mut slot = PROGRESS.lock().unwrap_or_else(|p| p.into_inner());
+    let bar = slot.get_or_insert_with(|| {
+        let b = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        b.enable_steady_tick(Duration::from_millis(120));
+        b
+    });
+    let template = if count.is_some() { "{spinner} [{bar:30}] {pos}/{len} {msg}" } else { "{spinner} {msg}" };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("#>."));
     }
-    let mut e = std::io::stderr().lock();
-    let _ = write!(e, "\r\x1b[2K{msg}");
-    let _ = e.flush();
+    if let Some((done, total)) = count {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    }
+    bar.set_message(msg.to_string());
+}
+
+fn progress(msg: &str) {
+    progress_of(msg, None);
 }
 
 fn progress_done() {
-    use std::io::IsTerminal;
-    if std::io::stderr().is_terminal() {
-        let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
+    if let Some(bar) = PROGRESS.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        bar.finish_and_clear();
     }
 }
 
@@ -304,7 +318,7 @@ fn main() -> ExitCode {
                 return fail(e);
             }
             let checked =
-                verify(&lab, &an, 16, Duration::from_millis(700), &|d, n| progress(&format!("probes {d}/{n}")));
+                verify(&lab, &an, 16, Duration::from_millis(700), &|d, n| progress_of("probes", Some((d, n))));
             progress_done();
             report_verify(&checked)
         }
@@ -393,7 +407,7 @@ fn verify_on_kind(name: &str, policies: &[PathBuf], c: &netward::model::Cluster,
             return fail(e);
         }
     }
-    let checked = verify(&world, &an, 16, Duration::from_secs(2), &|d, n| progress(&format!("probes {d}/{n}")));
+    let checked = verify(&world, &an, 16, Duration::from_secs(2), &|d, n| progress_of("probes", Some((d, n))));
     progress_done();
     world.clean_up(policies);
     report_verify(&checked)
