@@ -211,11 +211,11 @@ fn mark_bits(out: &mut Vec<Expr>, mask: u32, xor: u32) {
     });
 }
 
-/// A rule as the expressions nft would generate for its text.
 /// Kernel answers that a second try can overcome: EINTR (4) and EAGAIN (11).
 /// Not EBUSY: nf_tables answers it for an object still in use, every time.
 const TRANSIENT_ERRNOS: [i32; 2] = [4, 11];
 
+/// A rule as the expressions nft would generate for its text.
 pub fn rule_exprs(r: &Rule) -> Vec<Expr> {
     let mut out = Vec::new();
     let mut fam_checked: Option<Family> = None;

@@ -35,12 +35,15 @@ const CTA_PROTO_DST_PORT: u16 = 3;
 /// One direction of a tracked connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tuple {
+    /// The source address of this direction's packets.
     pub src: IpAddr,
+    /// Their destination address.
     pub dst: IpAddr,
     /// IP protocol number (6 TCP, 17 UDP, 132 SCTP, 1 ICMP, ...).
     pub proto: u8,
     /// Ports; 0 for protocols without them.
     pub sport: u16,
+    /// Destination port; 0 for protocols without ports.
     pub dport: u16,
 }
 
@@ -48,7 +51,9 @@ pub struct Tuple {
 /// come back (`reply`: after DNAT, its source is the real destination).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Flow {
+    /// The connection as its first packet went: the tuple a delete request names.
     pub orig: Tuple,
+    /// The connection as replies come back.
     pub reply: Tuple,
 }
 
@@ -186,6 +191,7 @@ fn tuple(payload: &[u8]) -> Option<Tuple> {
 /// What one datagram of a dump answer holds.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Parsed {
+    /// The flows in the datagram (entries missing either tuple are left out).
     pub flows: Vec<Flow>,
     /// The dump's end (NLMSG_DONE) was in it.
     pub done: bool,

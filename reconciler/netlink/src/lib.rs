@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! nf_tables over netlink: one transaction (batch) of table, chain, set,
 //! element and rule messages, sent atomically, with a safe API.
 //!
@@ -20,18 +21,25 @@ pub const FAMILY_INET: u16 = 1;
 
 /// Registers (nf_tables.h): the verdict register and the first data registers.
 pub const REG_VERDICT: u32 = 0;
+/// `NFT_REG_1`: the first 16-byte data register, wide enough for an IPv6 address.
 pub const REG_1: u32 = 1;
+/// `NFT_REG_2`: the 16-byte register after `REG_1`, for the second part of a key.
 pub const REG_2: u32 = 2;
 
 /// Verdict codes (netfilter.h / nf_tables.h).
 pub const NF_DROP: i32 = 0;
+/// Accept the packet: no later rule of this base chain sees it.
 pub const NF_ACCEPT: i32 = 1;
+/// Evaluate another chain, then come back to the next rule here.
 pub const NFT_JUMP: i32 = -3;
+/// Continue in another chain and do not come back.
 pub const NFT_GOTO: i32 = -4;
+/// End this chain: back to the rule after the jump, or the base chain's policy.
 pub const NFT_RETURN: i32 = -5;
 
 /// Set flags.
 pub const SET_INTERVAL: u32 = 0x4;
+/// `NFT_SET_MAP`: each key maps to data (a verdict for netward's maps).
 pub const SET_MAP: u32 = 0x8;
 /// Element flag: this element ends an interval.
 pub const ELEM_INTERVAL_END: u32 = 0x1;
@@ -42,31 +50,90 @@ pub const DATA_VERDICT: u32 = 0xffff_ff00;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expr {
     /// `meta load KEY => dreg`.
-    Meta { key: u32, dreg: u32 },
+    Meta {
+        /// The meta key (`NFT_META_*`: mark, iifname, nfproto, l4proto, ...).
+        key: u32,
+        /// The register the value is loaded into.
+        dreg: u32,
+    },
     /// `meta set KEY with sreg`.
-    MetaSet { key: u32, sreg: u32 },
+    MetaSet {
+        /// The meta key to set (`NFT_META_*`; netward sets the packet mark).
+        key: u32,
+        /// The register holding the new value.
+        sreg: u32,
+    },
     /// `payload load LEN @ BASE + OFFSET => dreg`.
-    Payload { base: u32, offset: u32, len: u32, dreg: u32 },
+    Payload {
+        /// The header the offset counts from (`NFT_PAYLOAD_*`: 1 network, 2 transport).
+        base: u32,
+        /// Bytes from the start of that header.
+        offset: u32,
+        /// How many bytes to load.
+        len: u32,
+        /// The register the bytes are loaded into.
+        dreg: u32,
+    },
     /// `cmp OP sreg DATA` (op 0 = eq, 1 = neq).
-    Cmp { sreg: u32, op: u32, data: Vec<u8> },
+    Cmp {
+        /// The register compared.
+        sreg: u32,
+        /// The comparison (`NFT_CMP_*`).
+        op: u32,
+        /// The value compared with; its length is how many bytes are compared.
+        data: Vec<u8>,
+    },
     /// `bitwise dreg = (sreg & MASK) ^ XOR`.
-    Bitwise { sreg: u32, dreg: u32, mask: Vec<u8>, xor: Vec<u8> },
+    Bitwise {
+        /// The register read.
+        sreg: u32,
+        /// The register the result is written to.
+        dreg: u32,
+        /// ANDed with the source; its length is the operation's length.
+        mask: Vec<u8>,
+        /// XORed with the masked value.
+        xor: Vec<u8>,
+    },
     /// `ct load KEY => dreg`.
-    Ct { key: u32, dreg: u32 },
+    Ct {
+        /// The conntrack key (`NFT_CT_*`; 0 is the connection state).
+        key: u32,
+        /// The register the value is loaded into.
+        dreg: u32,
+    },
     /// `lookup sreg set NAME [dreg] [inverted]`.
-    Lookup { sreg: u32, dreg: Option<u32>, set: String, invert: bool },
+    Lookup {
+        /// The register where the key starts (a concatenation runs on into the next ones).
+        sreg: u32,
+        /// For a map, the register the value is loaded into (`REG_VERDICT` for a verdict map).
+        dreg: Option<u32>,
+        /// The set or map, by name, in the rule's table.
+        set: String,
+        /// Match when the key is not in the set (`NFT_LOOKUP_F_INV`).
+        invert: bool,
+    },
     /// `immediate reg 0 VERDICT [chain]`.
-    Verdict { code: i32, chain: Option<String> },
+    Verdict {
+        /// `NF_ACCEPT`, `NF_DROP`, `NFT_JUMP`, `NFT_GOTO` or `NFT_RETURN`.
+        code: i32,
+        /// The target chain of a jump or goto.
+        chain: Option<String>,
+    },
     /// `log prefix PREFIX`.
-    Log { prefix: String },
+    Log {
+        /// The text logged before the packet's headers.
+        prefix: String,
+    },
 }
 
 /// What a set is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SetSpec {
+    /// `SET_INTERVAL` (keys are ranges) and/or `SET_MAP`.
     pub flags: u32,
     /// nft's datatype id of the key (concatenations packed 6 bits per part).
     pub key_type: u32,
+    /// Key length in bytes; a concatenation's parts are each padded to 4 bytes.
     pub key_len: u32,
     /// For verdict maps.
     pub data_type: Option<u32>,
@@ -77,8 +144,11 @@ pub struct SetSpec {
 /// One set element: key bytes, flags, and a verdict for maps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Elem {
+    /// The key as the kernel stores it (addresses and ports in network order).
     pub key: Vec<u8>,
+    /// `ELEM_INTERVAL_END` on the element that closes an interval, else 0.
     pub flags: u32,
+    /// For verdict maps: the verdict code and the chain it jumps or goes to.
     pub verdict: Option<(i32, String)>,
 }
 
@@ -297,7 +367,14 @@ pub mod limits {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BuildError {
     /// A value longer than nf_tables or libnftnl can hold.
-    TooLong { what: String, len: usize, max: usize },
+    TooLong {
+        /// What was too long, e.g. `chain name "..."` or `message (add rule ...)`.
+        what: String,
+        /// Its length in bytes.
+        len: usize,
+        /// The most nf_tables or libnftnl takes.
+        max: usize,
+    },
     /// libnftnl refused an attribute or could not allocate.
     Libnftnl(String),
 }
@@ -409,6 +486,7 @@ impl Drop for Batch {
 }
 
 impl Batch {
+    /// An empty transaction; messages are added to it in order.
     pub fn new() -> Self {
         // 32 pages per batch page, as nft does; overrun room for one message
         // of up to `limits::MESSAGE` bytes.
@@ -477,6 +555,7 @@ impl Batch {
         self.labels.len()
     }
 
+    /// Whether no message was added.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
@@ -505,10 +584,12 @@ impl Batch {
         );
     }
 
+    /// Adds an inet table, or leaves it as it is when it already exists.
     pub fn add_table(&mut self, table: &str) {
         self.table_msg(table, libc::NFT_MSG_NEWTABLE, libc::NLM_F_CREATE, "add");
     }
 
+    /// Deletes an inet table with every chain, set and rule in it.
     pub fn delete_table(&mut self, table: &str) {
         self.table_msg(table, libc::NFT_MSG_DELTABLE, 0, "delete");
     }
@@ -520,6 +601,7 @@ impl Batch {
         self.chain_msg(table, chain, base, libc::NFT_MSG_NEWCHAIN, libc::NLM_F_CREATE, label);
     }
 
+    /// Deletes a chain; no rule may still jump or go to it.
     pub fn delete_chain(&mut self, table: &str, chain: &str) {
         let label = format!("delete chain {table}/{chain}");
         self.chain_msg(table, chain, None, libc::NFT_MSG_DELCHAIN, 0, label);
@@ -654,6 +736,8 @@ impl Batch {
         }
     }
 
+    /// Adds a set or map of the shape `spec` gives; `id` identifies it within
+    /// this transaction, so later messages can refer to it before it exists.
     pub fn add_set(&mut self, table: &str, name: &str, spec: &SetSpec, id: u32) {
         let size = message(attr(table.len() + 1) + attr(name.len() + 1) + 8 * attr(8) + attr(spec.userdata.len()));
         self.message(
@@ -693,6 +777,7 @@ impl Batch {
         );
     }
 
+    /// Deletes a set or map; no rule may still use it (the kernel answers EBUSY).
     pub fn delete_set(&mut self, table: &str, name: &str) {
         let size = message(attr(table.len() + 1) + attr(name.len() + 1) + attr(4));
         self.message(

@@ -22,6 +22,7 @@ use crate::ruleset::{
 /// Enforce for real, or only log what would be denied.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Mode {
+    /// Denies drop: the policies are in force.
     #[default]
     Enforce,
     /// Every Deny (and every end-of-tier drop) becomes Log + Allow.
@@ -33,7 +34,9 @@ pub use netward_policy::l7::{with_l7, L7};
 /// The node to compile for.
 #[derive(Clone, Debug, Default)]
 pub struct NodeSpec {
+    /// The node's name, as pods' `spec.nodeName` gives it: whose pods are local.
     pub node: String,
+    /// Whether denies drop, or only log.
     pub mode: Mode,
     /// The host interface each local pod address is routed through, as the
     /// node's routing table says ([`crate::routes::Routes::links`]). Only the

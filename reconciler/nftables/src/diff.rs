@@ -18,21 +18,29 @@ use crate::ruleset::{Chain, Element, Ruleset, TABLE};
 pub struct Changes {
     /// The table is missing: everything is created at once.
     pub create_table: bool,
+    /// Sets to create: missing, or recreated under another type.
     pub new_sets: Vec<String>,
+    /// Verdict maps to create: missing, or recreated under another type.
     pub new_maps: Vec<String>,
+    /// Chains to create and fill.
     pub new_chains: Vec<String>,
     /// Existing chains whose rules differ: flushed and refilled.
     pub rewritten_chains: Vec<String>,
     /// (set or map, element) to add / remove. A map element's target chain
     /// comes from the desired ruleset.
     pub add_elements: Vec<(String, Element)>,
+    /// The same, to remove.
     pub remove_elements: Vec<(String, Element)>,
+    /// Chains the desired ruleset no longer has.
     pub deleted_chains: Vec<String>,
+    /// Sets it no longer has, or that are recreated under another type.
     pub deleted_sets: Vec<String>,
+    /// Verdict maps it no longer has, or that are recreated under another type.
     pub deleted_maps: Vec<String>,
 }
 
 impl Changes {
+    /// Whether nothing changes: the live table already matches.
     pub fn is_empty(&self) -> bool {
         *self == Changes::default()
     }

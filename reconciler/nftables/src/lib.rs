@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! netward-nftables: the exact nftables ruleset one node needs for its local
 //! pods, as data (`ruleset`), compiled from the policy model (`compile`),
 //! named (`names`), rendered as `nft -f` text (`nft`), read back from

@@ -31,6 +31,7 @@ pub fn object_name(kind: &str, parts: &[&str]) -> String {
     format!("{kind}-{readable}-{h:08x}")
 }
 
+/// The direction part of object names: `in` or `eg`.
 pub fn dir_suffix(d: Direction) -> &'static str {
     match d {
         Direction::Ingress => "in",

@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use crate::names::fnv64;
 use crate::ruleset::{Element, Family, Hook, Match, Rule, Ruleset, Set, SetKind, Side, Verdict, PASS_MARK, TABLE};
 
+/// The name nft prints for an IP protocol number (the number for others).
 pub fn proto_name(p: u8) -> String {
     match p {
         6 => "tcp".into(),
@@ -31,6 +32,7 @@ fn net(n: &IpNet) -> String {
     }
 }
 
+/// An element as nft writes it in a set or map.
 pub fn element(e: &Element) -> String {
     match e {
         Element::Net(n) => net(n),
@@ -42,6 +44,7 @@ pub fn element(e: &Element) -> String {
     }
 }
 
+/// A set's nft `type`: one datatype, or a concatenation of them.
 pub fn key_type(k: SetKind) -> String {
     match k {
         SetKind::Addr(f) | SetKind::Hosts(f) => f.addr_type().to_string(),

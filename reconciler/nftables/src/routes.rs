@@ -51,6 +51,7 @@ impl Routes {
         Ok(out)
     }
 
+    /// Adds the routes of another parse (the other family) to these.
     pub fn extend(&mut self, other: Routes) {
         self.direct.extend(other.direct);
         self.uplinks.extend(other.uplinks);

@@ -16,13 +16,17 @@ pub const TABLE: &str = "netward";
 /// cleared at each tier's start and before "every tier passed" accepts.
 pub const PASS_MARK: u32 = 0x0010_0000;
 
+/// An IP address family: nft matches and sets are per family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Family {
+    /// IPv4 (`ip`).
     V4,
+    /// IPv6 (`ip6`).
     V6,
 }
 
 impl Family {
+    /// The family of an address.
     pub fn of(ip: &IpAddr) -> Family {
         if ip.is_ipv4() {
             Family::V4
@@ -31,6 +35,7 @@ impl Family {
         }
     }
 
+    /// The suffix of per-family object names (`local-addrs-4`, `local-addrs-6`).
     pub fn suffix(self) -> &'static str {
         match self {
             Family::V4 => "4",
@@ -46,6 +51,7 @@ impl Family {
         }
     }
 
+    /// The nft datatype of this family's addresses, as in a set's `type`.
     pub fn addr_type(self) -> &'static str {
         match self {
             Family::V4 => "ipv4_addr",
@@ -73,39 +79,53 @@ pub enum SetKind {
     Service,
 }
 
+/// One element of a set, or one key of a verdict map.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Element {
+    /// An address or CIDR (an address is a full-length prefix).
     Net(IpNet),
+    /// (address, IP protocol number, port) of a pod's named port.
     AddrProtoPort(IpAddr, u8, u16),
+    /// (host interface, address) of a local pod: a source its link may send from.
     IfaceAddr(String, IpAddr),
+    /// A host interface name: a local pod's link.
     Iface(String),
     /// An inclusive port range; a single port is `first == last`.
     PortRange(u16, u16),
 }
 
+/// A named set: what it holds and its elements.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Set {
+    /// What the set holds, which fixes its nft type and flags.
     pub kind: SetKind,
+    /// The elements, sorted so rendering and diffs are stable.
     pub elements: BTreeSet<Element>,
 }
 
 /// A verdict map from a key to `goto <chain>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerdictMap {
-    /// `Addr(f)` for ingress dispatch, `IfaceAddr(f)` for egress dispatch.
+    /// What the map is keyed by: `Addr(f)` for both dispatch maps (the local
+    /// pod's destination address on ingress, its source address on egress).
     pub key: SetKind,
+    /// Each key and the chain its packets go to.
     pub elements: BTreeMap<Element, String>,
 }
 
 /// Where a base chain hooks in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hook {
+    /// `forward`: packets routed through the node, to and from its pods.
     Forward,
+    /// `input`: packets to the node itself.
     Input,
 }
 
+/// What makes a chain a base chain: where it hooks in, and when.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BaseChain {
+    /// The netfilter hook it is attached to.
     pub hook: Hook,
     /// Offset from the `filter` priority (0).
     pub priority: i32,
@@ -114,7 +134,9 @@ pub struct BaseChain {
 /// Which address of a packet a match reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Side {
+    /// The source address (and source port).
     Saddr,
+    /// The destination address (and destination port).
     Daddr,
 }
 
@@ -126,23 +148,72 @@ pub enum Match {
     /// `ct state established,related`.
     CtEstablished,
     /// `meta l4proto N` (or `!=`).
-    L4Proto { proto: u8, negated: bool },
+    L4Proto {
+        /// The IP protocol number.
+        proto: u8,
+        /// Match every other protocol instead.
+        negated: bool,
+    },
     /// `ip saddr @set` / `ip6 daddr @set` (or `!=`). Every set is named, even
     /// a rule's own CIDR list, so updates are element operations and the
     /// netlink encoding needs no anonymous sets.
-    Addr { family: Family, side: Side, set: String, negated: bool },
+    Addr {
+        /// `ip` or `ip6`.
+        family: Family,
+        /// Which address is looked up.
+        side: Side,
+        /// The named set it is looked up in.
+        set: String,
+        /// Match addresses not in the set.
+        negated: bool,
+    },
     /// `th dport @ports` (or sport, or `!=`).
-    Port { side: Side, set: String, negated: bool },
+    Port {
+        /// Which port is looked up.
+        side: Side,
+        /// The named set of ports and ranges (`SetKind::Service`).
+        set: String,
+        /// Match ports not in the set.
+        negated: bool,
+    },
     /// `ip daddr . meta l4proto . th dport @np` (or saddr/sport, or `!=`).
-    NamedPort { family: Family, side: Side, set: String, negated: bool },
+    NamedPort {
+        /// `ip` or `ip6`.
+        family: Family,
+        /// Which address and port: both source or both destination.
+        side: Side,
+        /// The `SetKind::AddrProtoPort` set of the pods that declare the port.
+        set: String,
+        /// Match what is not in the set.
+        negated: bool,
+    },
     /// `icmp type N [code M]` / `icmpv6 ...` (or `!=` on the type).
-    Icmp { v6: bool, typ: u8, code: Option<u8>, negated: bool },
+    Icmp {
+        /// ICMPv6 rather than ICMP.
+        v6: bool,
+        /// The ICMP type.
+        typ: u8,
+        /// The ICMP code, when the rule names one; not matched when negated.
+        code: Option<u8>,
+        /// Match every other type instead.
+        negated: bool,
+    },
     /// `meta mark & PASS == 0`: no policy of this tier has passed the packet.
     NotPassed,
     /// `iifname . ip saddr @set` (or `!=`).
-    IfaceAddr { family: Family, set: String, negated: bool },
+    IfaceAddr {
+        /// `ip` or `ip6`.
+        family: Family,
+        /// The `SetKind::IfaceAddr` set of (interface, source address) pairs.
+        set: String,
+        /// Match pairs not in the set.
+        negated: bool,
+    },
     /// `iifname @set`.
-    Iface { set: String },
+    Iface {
+        /// The `SetKind::Iface` set of interface names.
+        set: String,
+    },
     /// `meta nfproto ipv4|ipv6`.
     NfProto(Family),
 }
@@ -150,8 +221,11 @@ pub enum Match {
 /// What a rule does when it matches.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Verdict {
+    /// `accept`: the packet is allowed.
     Accept,
+    /// `drop`: the packet is denied.
     Drop,
+    /// `jump <chain>`: evaluate that chain, then carry on here.
     Jump(String),
     /// `meta mark set meta mark | PASS return`.
     Pass,
@@ -163,9 +237,13 @@ pub enum Verdict {
     LogAccept(String),
     /// `iifname . ip saddr vmap @map` / `ip daddr vmap @map`.
     Dispatch {
+        /// The family of the address looked up.
         family: Family,
+        /// Which address is the key: the source for egress, the destination for ingress.
         side: Side,
+        /// The verdict map's name.
         map: String,
+        /// Key on the input interface too (`iifname . address`).
         by_iface: bool,
     },
 }
@@ -173,7 +251,9 @@ pub enum Verdict {
 /// One nft rule: conditions, then a verdict, then a short comment.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Rule {
+    /// Conditions that must all hold; none matches every packet.
     pub matches: Vec<Match>,
+    /// What the rule does when they hold.
     pub verdict: Verdict,
     /// What the rule is for (policy, rule index, file:line); the renderer
     /// prefixes the rule's content hash.
@@ -199,25 +279,33 @@ impl Rule {
     }
 }
 
+/// A chain: hooked in when `base` is set, else reached by jump or verdict map.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Chain {
+    /// Where it hooks in; None for a chain only other chains lead to.
     pub base: Option<BaseChain>,
+    /// The rules, in evaluation order.
     pub rules: Vec<Rule>,
 }
 
 /// The whole table for one node.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Ruleset {
+    /// Every named set, by name: selector addresses, CIDR lists, ports, local pods.
     pub sets: BTreeMap<String, Set>,
+    /// The verdict maps, by name: ingress and egress dispatch for each family.
     pub maps: BTreeMap<String, VerdictMap>,
+    /// Every chain, by name: base chains, one per pod and direction, one per policy.
     pub chains: BTreeMap<String, Chain>,
 }
 
 impl Ruleset {
+    /// Rules across all chains.
     pub fn rule_count(&self) -> usize {
         self.chains.values().map(|c| c.rules.len()).sum()
     }
 
+    /// Elements across all sets and maps.
     pub fn element_count(&self) -> usize {
         self.sets.values().map(|s| s.elements.len()).sum::<usize>()
             + self.maps.values().map(|m| m.elements.len()).sum::<usize>()

@@ -29,6 +29,7 @@ pub enum View {
 /// A tier and its policies in evaluation order.
 #[derive(Clone, Debug)]
 pub struct TierPlan {
+    /// The tier, with its order and default action.
     pub tier: Tier,
     /// Indices into `Analysis::policies`, sorted (order, name).
     pub policies: Vec<usize>,
@@ -37,23 +38,30 @@ pub struct TierPlan {
 /// A network set with the labels Calico gives it.
 #[derive(Clone, Debug)]
 pub struct LabelledSet {
+    /// The set as loaded.
     pub set: NetworkSet,
+    /// Its labels plus what its namespace gives (C4): what selectors match.
     pub labels: BTreeMap<String, String>,
 }
 
 /// The model prepared for evaluation.
 pub struct Analysis {
+    /// The policies this view evaluates (in the staged view, with staged ones committed).
     pub policies: Vec<Policy>,
     /// Staged policies that this view does not evaluate (all of them in the
     /// enforced view): the enforcer compiles them into log-only chains.
     pub staged: Vec<Policy>,
+    /// The tiers that have policies, in evaluation order.
     pub tiers: Vec<TierPlan>,
+    /// The cluster's endpoints, sorted by id.
     pub endpoints: Vec<Endpoint>,
+    /// Every network set, with the labels selectors see.
     pub network_sets: Vec<LabelledSet>,
     by_ip: HashMap<IpAddr, usize>,
 }
 
 impl Analysis {
+    /// Prepares a policy set and a cluster for evaluation in one view.
     pub fn new(set: &PolicySet, cluster: &Cluster, view: View) -> Self {
         let staged = match view {
             View::Enforced => set.policies.iter().filter(|p| p.id.kind.is_staged()).cloned().collect(),

@@ -15,13 +15,16 @@ use crate::model::{Cluster, Endpoint, PolicySet, PortMatch, Protocol};
 pub struct Revision<'a> {
     /// `base 1a2b3c4d` or `head (working tree)`.
     pub label: String,
+    /// The policies loaded from `files`.
     pub set: &'a PolicySet,
+    /// The revision's policy files as (name, text); a name may carry a `rev:` prefix.
     pub files: &'a [(Arc<str>, String)],
 }
 
 /// The verdict on a flow in one revision, and the rule behind it.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Decision {
+    /// Whether the connection may open in that revision.
     pub allowed: bool,
     /// The deciding rule (or default) with its file:line in that revision,
     /// and what L3/L4 could not decide exactly.
@@ -35,23 +38,33 @@ pub struct Decision {
 /// A connection whose verdict changed.
 #[derive(Clone, Debug, Serialize)]
 pub struct FlowChange {
+    /// The client endpoint, `namespace/pod`.
     pub from: String,
+    /// The server endpoint, `namespace/pod`.
     pub to: String,
     /// Workload names (pod names without replica suffixes), for grouping.
     pub from_workload: String,
+    /// The destination's workload, as `from_workload`.
     pub to_workload: String,
+    /// The destination port and protocol, e.g. `443/TCP`.
     pub port: String,
+    /// The verdict in the base revision.
     pub before: Decision,
+    /// The verdict in the head revision.
     pub after: Decision,
     /// Why a reviewer should look first, if anything stands out.
     pub risk: Option<String>,
 }
 
+/// How a policy object changed between the revisions.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
+    /// Only the head has it.
     Added,
+    /// Only the base has it.
     Removed,
+    /// Its YAML differs.
     Modified,
     /// Same content in another file.
     Moved,
@@ -60,9 +73,13 @@ pub enum ChangeKind {
 /// A policy object (policy, tier, network set) whose YAML changed.
 #[derive(Clone, Debug, Serialize)]
 pub struct ObjectChange {
+    /// The object's identity, e.g. `NetworkPolicy shop/api` or `Tier security`.
     pub id: String,
+    /// How it changed.
     pub kind: ChangeKind,
+    /// Its file in the base; None when added.
     pub before_file: Option<String>,
+    /// Its file in the head; None when removed.
     pub after_file: Option<String>,
     /// Unified diff of the object's YAML.
     pub diff: String,
@@ -73,13 +90,19 @@ pub struct ObjectChange {
 /// Everything `netward diff` reports.
 #[derive(Clone, Debug, Serialize)]
 pub struct DiffReport {
+    /// The base revision's label, e.g. `base 1a2b3c4d`.
     pub base: String,
+    /// The head revision's label, e.g. `working tree`.
     pub head: String,
     /// Where the endpoints came from.
     pub endpoints: String,
+    /// The ports compared, as `port/PROTOCOL`.
     pub ports: Vec<String>,
+    /// Connections denied before and allowed after, riskiest first.
     pub opened: Vec<FlowChange>,
+    /// Connections allowed before and denied after, riskiest first.
     pub closed: Vec<FlowChange>,
+    /// The policy objects whose YAML changed.
     pub objects: Vec<ObjectChange>,
     /// Guards (connections that must stay as they are) the change breaks.
     pub broken_guards: Vec<BrokenGuard>,
@@ -88,17 +111,24 @@ pub struct DiffReport {
 /// A connection that must stay allowed (or denied), from a guards file.
 #[derive(Clone, Debug, Serialize)]
 pub struct Guard {
+    /// The client, as `namespace/pod` or an IP.
     pub from: String,
+    /// The server, as `namespace/pod` or an IP.
     pub to: String,
+    /// `PORT[/PROTOCOL]`, as `FlowPort::parse` reads it.
     pub port: String,
+    /// Whether the connection must stay allowed (`expect: allow`) or denied.
     pub allow: bool,
+    /// Where the guard is written (`file:line:col`).
     pub at: String,
 }
 
 /// A guard the head revision breaks.
 #[derive(Clone, Debug, Serialize)]
 pub struct BrokenGuard {
+    /// The guard that no longer holds.
     pub guard: Guard,
+    /// The head's verdict, which contradicts it.
     pub after: Decision,
 }
 
@@ -162,7 +192,9 @@ pub fn check_guards(guards: &[Guard], head: &PolicySet, cluster: &Cluster) -> Re
 /// What became of one guard.
 #[derive(Clone, Debug)]
 pub enum GuardOutcome {
+    /// The head decides the connection as the guard expects.
     Holds,
+    /// The head decides it the other way.
     Broken(BrokenGuard),
     /// It cannot be evaluated: an endpoint it names is not in the cluster.
     Unknown(String),
@@ -185,6 +217,7 @@ pub fn evaluate_guards(guards: &[Guard], head: &PolicySet, cluster: &Cluster) ->
 }
 
 impl DiffReport {
+    /// Whether a connection or a guard changed (`netward diff` then exits 1).
     pub fn changed(&self) -> bool {
         !self.opened.is_empty() || !self.closed.is_empty() || !self.broken_guards.is_empty()
     }

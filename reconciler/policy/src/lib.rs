@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! netward-policy: the engine, with no I/O. Kubernetes NetworkPolicy and
 //! Calico v3 policies read from text with the position of every value,
 //! selectors, the model of a cluster, verdicts on flows, lints, what a

@@ -12,10 +12,15 @@ use crate::analysis::{Analysis, DirVerdict, Flow, Matrix, Reason, Verdict};
 /// Output formats of `netward matrix`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatrixFormat {
+    /// One grid per port, tab-separated, for a terminal.
     Table,
+    /// One JSON object: the endpoints, and per port the allowed and caveated pairs.
     Json,
+    /// One `from,to,port,allowed,caveat` row per pair and port.
     Csv,
+    /// One Markdown table per port.
     Md,
+    /// Only the counts per port: pairs allowed, denied and caveated.
     Summary,
 }
 

@@ -15,18 +15,22 @@ use std::collections::BTreeMap;
 /// A parsed selector with the text it came from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Selector {
+    /// The parsed expression.
     pub expr: Expr,
 }
 
 impl Selector {
+    /// The selector that matches every label set (`all()`).
     pub fn all() -> Self {
         Selector { expr: Expr::All }
     }
 
+    /// Parses Calico selector text; blank text is `all()`.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
         parse(text).map(|expr| Selector { expr })
     }
 
+    /// Whether a label set matches.
     pub fn matches(&self, labels: &impl Labels) -> bool {
         self.expr.eval(labels)
     }
@@ -41,9 +45,13 @@ impl std::fmt::Display for Selector {
 /// One `matchExpressions` term of a Kubernetes `LabelSelector`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Requirement {
+    /// Operator `In`: the label is set to one of the values.
     In(String, Vec<String>),
+    /// Operator `NotIn`: the label is absent or set to none of the values.
     NotIn(String, Vec<String>),
+    /// Operator `Exists`: the label is set, to any value.
     Exists(String),
+    /// Operator `DoesNotExist`: the label is absent.
     DoesNotExist(String),
 }
 

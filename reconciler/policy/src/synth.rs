@@ -20,14 +20,19 @@ pub fn synthetic_ip(block: u8, n: usize) -> Option<std::net::IpAddr> {
 /// How big a world to make.
 #[derive(Clone, Copy, Debug)]
 pub struct Shape {
+    /// How many pods, host-networked node agents included.
     pub pods: usize,
+    /// How many policy objects to write, staged ones included.
     pub policies: usize,
+    /// The random seed: the same shape and seed give the same texts.
     pub seed: u64,
 }
 
 /// The generated YAML texts.
 pub struct Generated {
+    /// Namespaces and pods, as multi-document YAML.
     pub cluster: String,
+    /// Tiers, network sets and policies, as multi-document YAML.
     pub policies: String,
 }
 

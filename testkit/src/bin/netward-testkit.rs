@@ -1,7 +1,6 @@
 //! `netward-testkit`: run connectivity test files against the model or a lab
 //! of network namespaces, verify a lab against the model, and drive labs.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;

@@ -12,16 +12,22 @@ use crate::selector::Expr;
 /// One end of a flow: an address, and the endpoint that owns it if any.
 #[derive(Clone, Copy, Debug)]
 pub struct Peer<'a> {
+    /// The address of this end.
     pub ip: IpAddr,
+    /// The endpoint the cluster has at that address, if any (possibly host-networked).
     pub endpoint: Option<&'a Endpoint>,
 }
 
 /// A new connection from `src` to `dst`.
 #[derive(Clone, Copy, Debug)]
 pub struct Flow<'a> {
+    /// Where the connection comes from.
     pub src: Peer<'a>,
+    /// Where it goes.
     pub dst: Peer<'a>,
+    /// The IP protocol of the connection.
     pub protocol: Protocol,
+    /// The destination port.
     pub dst_port: u16,
     /// Usually unknown (an ephemeral port); rules that match source ports are
     /// then reported as undecidable.
@@ -63,9 +69,25 @@ pub enum Reason {
     /// Kubernetes: traffic between a pod and its own node is always allowed.
     SameNode,
     /// A rule decided.
-    Rule { policy: PolicyId, tier: String, rule: usize, action: Action, origin: Pos },
+    Rule {
+        /// The policy the rule belongs to.
+        policy: PolicyId,
+        /// That policy's tier.
+        tier: String,
+        /// The rule's index as the user wrote it.
+        rule: usize,
+        /// Allow or Deny.
+        action: Action,
+        /// Where the rule is written.
+        origin: Pos,
+    },
     /// Policies of the tier applied, none decided: the tier's default action.
-    TierDefault { tier: String, action: Action },
+    TierDefault {
+        /// The tier whose end was reached.
+        tier: String,
+        /// Its default action.
+        action: Action,
+    },
     /// No tier decided: the endpoint's profile allows (Kubernetes pods).
     Profile,
 }
@@ -91,24 +113,33 @@ impl fmt::Display for Reason {
 /// What happened in one policy.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PolicyStep {
+    /// The policy that applied.
     pub policy: PolicyId,
+    /// Where the policy is written.
     pub origin: Pos,
     /// The rules that matched, in order, with their actions (Log included).
     pub matched: Vec<(usize, Action, Pos)>,
 }
 
+/// What happened in one tier.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TierStep {
+    /// The tier's name.
     pub tier: String,
+    /// The policies that applied, in evaluation order, up to the one that decided or passed.
     pub policies: Vec<PolicyStep>,
 }
 
 /// One direction's verdict.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DirVerdict {
+    /// Whether this direction lets the connection open.
     pub allowed: bool,
+    /// What decided it.
     pub reason: Reason,
+    /// The tiers with applicable policies, in order, up to the deciding one.
     pub tiers: Vec<TierStep>,
+    /// What the L3/L4 answer could not decide exactly, sorted, each once.
     pub caveats: Vec<Caveat>,
 }
 
@@ -121,12 +152,16 @@ impl DirVerdict {
 /// The verdict on a flow: the source's egress and the destination's ingress.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Verdict {
+    /// Whether the connection may open: both directions allow it.
     pub allowed: bool,
+    /// The source's egress verdict.
     pub egress: DirVerdict,
+    /// The destination's ingress verdict.
     pub ingress: DirVerdict,
 }
 
 impl Verdict {
+    /// The caveats of both directions.
     pub fn caveats(&self) -> impl Iterator<Item = &Caveat> {
         self.egress.caveats.iter().chain(&self.ingress.caveats)
     }

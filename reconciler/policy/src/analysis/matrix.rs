@@ -24,6 +24,7 @@ use crate::selector::Expr;
 pub struct Matrix {
     /// Endpoint ids, in the analysis' order.
     pub endpoints: Vec<String>,
+    /// The ports decided; the `port` argument of the queries indexes this.
     pub ports: Vec<FlowPort>,
     passes: Vec<Pass>,
     /// Per endpoint: host-networked, and its node (interned).
@@ -38,8 +39,11 @@ pub struct Matrix {
 /// Counts for one port.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
+    /// Ordered pairs of distinct endpoints.
     pub pairs: u64,
+    /// Pairs that may connect.
     pub allowed: u64,
+    /// Pairs that may not.
     pub denied: u64,
     /// Pairs whose verdict an L7, DNS, Service or source-port rule may change.
     pub caveated: u64,

@@ -13,23 +13,28 @@ use crate::manifest::yaml::{Node, Value};
 /// A decoded value and where it was written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct At<T> {
+    /// The decoded value.
     pub value: T,
+    /// Where the value is written.
     pub pos: Pos,
 }
 
 /// The file a decoder is reading, for building positions.
 #[derive(Clone, Copy)]
 pub struct Src<'a> {
+    /// The file's name, for positions.
     pub file: &'a Arc<str>,
     /// The whole file text, to tell quoted scalars from plain ones.
     pub text: &'a str,
 }
 
 impl<'a> Src<'a> {
+    /// Where a node is written.
     pub fn pos(&self, n: &Node) -> Pos {
         Pos::new(self.file, n.line, n.col)
     }
 
+    /// An error at a node.
     pub fn err(&self, n: &Node, msg: impl Into<String>) -> Diagnostic {
         Diagnostic::error(self.pos(n), msg)
     }
@@ -51,6 +56,7 @@ impl<'a> Src<'a> {
         }
     }
 
+    /// A node as a string; `what` names the field in the error.
     pub fn str(&self, n: &'a Node, what: &str) -> DResult<At<String>> {
         match &n.value {
             Value::Str(s) => Ok(At { value: s.clone(), pos: self.pos(n) }),
@@ -58,6 +64,7 @@ impl<'a> Src<'a> {
         }
     }
 
+    /// A node as an integer; `what` names the field in the error.
     pub fn int(&self, n: &'a Node, what: &str) -> DResult<At<i64>> {
         match &n.value {
             Value::Int(i) => Ok(At { value: *i, pos: self.pos(n) }),
@@ -65,6 +72,7 @@ impl<'a> Src<'a> {
         }
     }
 
+    /// A node as true or false; `what` names the field in the error.
     pub fn bool(&self, n: &'a Node, what: &str) -> DResult<bool> {
         match &n.value {
             Value::Bool(b) => Ok(*b),
@@ -81,6 +89,7 @@ impl<'a> Src<'a> {
         }
     }
 
+    /// The fields of a mapping node; `what` names the object in errors.
     pub fn fields(&self, n: &'a Node, what: &'static str) -> DResult<Fields<'a>> {
         Fields::new(*self, n, what)
     }
@@ -121,10 +130,12 @@ impl<'a> Fields<'a> {
         Ok(Fields { src, node, entries, used: vec![false; entries.len()], what })
     }
 
+    /// The mapping node being read.
     pub fn node(&self) -> &'a Node {
         self.node
     }
 
+    /// Where the mapping is written.
     pub fn pos(&self) -> Pos {
         self.src.pos(self.node)
     }
@@ -146,26 +157,31 @@ impl<'a> Fields<'a> {
         self.entries.iter().any(|(k, _)| matches!(&k.value, Value::Str(s) if s == key))
     }
 
+    /// The string at `key`, if present.
     pub fn str(&mut self, key: &str) -> DResult<Option<At<String>>> {
         let src = self.src;
         self.get(key).map(|n| src.str(n, key)).transpose()
     }
 
+    /// The integer at `key`, if present.
     pub fn int(&mut self, key: &str) -> DResult<Option<At<i64>>> {
         let src = self.src;
         self.get(key).map(|n| src.int(n, key)).transpose()
     }
 
+    /// The boolean at `key`, if present.
     pub fn bool(&mut self, key: &str) -> DResult<Option<bool>> {
         let src = self.src;
         self.get(key).map(|n| src.bool(n, key)).transpose()
     }
 
+    /// The list at `key`, if present; `null` reads as empty.
     pub fn seq(&mut self, key: &str) -> DResult<Option<&'a [Node]>> {
         let src = self.src;
         self.get(key).map(|n| src.seq(n, key)).transpose()
     }
 
+    /// The string-to-string map at `key` (`labels`, `matchLabels`); empty when absent.
     pub fn string_map(&mut self, key: &str) -> DResult<BTreeMap<String, String>> {
         let src = self.src;
         Ok(self.get(key).map(|n| src.string_map(n, key)).transpose()?.unwrap_or_default())

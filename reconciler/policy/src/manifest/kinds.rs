@@ -16,12 +16,17 @@ pub enum Class {
     /// form (what `kubectl get ...crd.projectcalico.org` prints without
     /// Calico's API server), whose names may carry legacy tier prefixes.
     Policy {
+        /// The policy's API kind.
         kind: PolicyKind,
+        /// Written as `crd.projectcalico.org/v1`.
         legacy_crd: bool,
     },
+    /// A Calico NetworkSet or GlobalNetworkSet.
     NetworkSet {
+        /// A GlobalNetworkSet: cluster-wide, without a namespace.
         global: bool,
     },
+    /// A Calico Tier.
     Tier,
     /// Not policy: skipped.
     Other,

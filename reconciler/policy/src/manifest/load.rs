@@ -19,11 +19,14 @@ use crate::model::{calico, k8s, Cluster};
 /// What loading found: the objects that decoded, and every diagnostic.
 #[derive(Debug, Default)]
 pub struct Loaded<T> {
+    /// What decoded; objects that failed are left out.
     pub value: T,
+    /// Every error and warning found.
     pub diagnostics: Vec<Diagnostic>,
 }
 
 impl<T> Loaded<T> {
+    /// Whether any diagnostic is an error.
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(|d| d.severity == diag::Severity::Error)
     }

@@ -16,19 +16,30 @@ use crate::diag::{Diagnostic, Pos};
 /// A value of a parsed document with its position.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
+    /// The value, with its children for lists and mappings.
     pub value: Value,
+    /// The line it starts on, from 1.
     pub line: u32,
+    /// The column it starts at, from 1.
     pub col: u32,
 }
 
+/// A YAML value, with no type given to it yet.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
+    /// `null`, `~`, or a key with no value.
     Null,
+    /// `true` or `false`.
     Bool(bool),
+    /// An integer that fits 64 bits.
     Int(i64),
+    /// Any other number.
     Float(f64),
+    /// A string, quoted or plain.
     Str(String),
+    /// A list.
     Seq(Vec<Node>),
+    /// A mapping, its entries in the order written (keys are nodes too).
     Map(Vec<(Node, Node)>),
 }
 
@@ -137,7 +148,9 @@ impl<'de> Deserialize<'de> for Node {
 /// One parsed document of a file.
 #[derive(Clone, Debug)]
 pub struct Document {
+    /// The file it came from.
     pub file: Arc<str>,
+    /// The document's top-level value.
     pub root: Node,
 }
 

@@ -9,37 +9,59 @@ use crate::manifest::fields::Src;
 use crate::manifest::yaml::Node as YamlNode;
 use crate::model::port::Protocol;
 
+/// The label Calico gives every endpoint and NetworkSet: its namespace.
 pub const NS_LABEL: &str = "projectcalico.org/namespace";
+/// The label Calico gives pods' endpoints: `k8s`, which Kubernetes policies select on.
 pub const ORCH_LABEL: &str = "projectcalico.org/orchestrator";
+/// The label Calico gives pods' endpoints: their service account.
 pub const SA_LABEL: &str = "projectcalico.org/serviceaccount";
+/// The label Kubernetes gives every namespace: its own name.
 pub const NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
+/// A Kubernetes Namespace: what policies' namespace selectors match.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Namespace {
+    /// The namespace's `metadata.name`, which pods' `metadata.namespace` names.
     pub name: String,
     /// Including the implicit `kubernetes.io/metadata.name`.
     pub labels: BTreeMap<String, String>,
+    /// Where the Namespace was read, or the pod that implied it.
     pub origin: Pos,
 }
 
+/// One `containerPort` of a pod's container.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContainerPort {
+    /// The port's `name`, which policies may match as a named port.
     pub name: Option<String>,
+    /// The port number, 1..65535.
     pub port: u16,
+    /// TCP (the default), UDP or SCTP.
     pub protocol: Protocol,
 }
 
+/// A Kubernetes Pod, as much of it as policies need.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pod {
+    /// The pod's namespace (`default` when unset).
     pub namespace: String,
+    /// The pod's `metadata.name`.
     pub name: String,
+    /// `metadata.labels`, before Calico adds its own.
     pub labels: BTreeMap<String, String>,
+    /// `status.podIPs` and `status.podIP`, each address once.
     pub ips: Vec<IpAddr>,
+    /// `spec.nodeName`: the node it runs on, None while unscheduled.
     pub node: Option<String>,
+    /// `spec.hostNetwork`: the pod uses its node's network, not its own endpoint.
     pub host_network: bool,
+    /// `spec.serviceAccountName` (`default` when unset).
     pub service_account: String,
+    /// The ports its containers declare.
     pub ports: Vec<ContainerPort>,
+    /// `status.phase` (`Running` when the snapshot has no status).
     pub phase: String,
+    /// Where the Pod was read.
     pub origin: Pos,
 }
 
@@ -53,11 +75,13 @@ impl Pod {
 /// A node of the cluster: what the enforcer needs of its Node object.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
+    /// The Node's `metadata.name`, as pods' `spec.nodeName` refers to it.
     pub name: String,
     /// `spec.podCIDRs` (or the older `spec.podCIDR`): the addresses its pods
     /// get. An address there that the inventory does not know yet is a pod
     /// netward has not heard of: failed closed by default.
     pub pod_cidrs: Vec<ipnet::IpNet>,
+    /// Where the Node was read.
     pub origin: Pos,
 }
 
@@ -66,13 +90,18 @@ pub struct Node {
 pub struct Endpoint {
     /// `namespace/name`.
     pub id: String,
+    /// The pod's namespace.
     pub namespace: String,
+    /// The pod's name.
     pub name: String,
     /// The labels Calico gives the workload endpoint (C1). Empty for
     /// hostNetwork pods, which are the node, not workload endpoints.
     pub labels: BTreeMap<String, String>,
+    /// The pod's addresses.
     pub ips: Vec<IpAddr>,
+    /// The node it runs on, None while unscheduled.
     pub node: Option<String>,
+    /// A hostNetwork pod: policy sees it as its node, not as an endpoint.
     pub host_network: bool,
     /// Named container ports: name -> (protocol, number), one per protocol.
     pub named_ports: BTreeMap<String, Vec<(Protocol, u16)>>,
@@ -99,7 +128,9 @@ impl Endpoint {
 pub struct Cluster {
     /// Node objects, by name (snapshots may leave them out).
     pub nodes: BTreeMap<String, Node>,
+    /// Namespaces by name, with their labels.
     pub namespaces: BTreeMap<String, Namespace>,
+    /// Every pod of the snapshots, endpoints or not.
     pub pods: Vec<Pod>,
 }
 
@@ -162,6 +193,7 @@ impl Cluster {
         }
     }
 
+    /// Adds another snapshot: its objects replace those of the same name.
     pub fn merge(&mut self, other: Cluster) {
         self.namespaces.extend(other.namespaces);
         self.nodes.extend(other.nodes);

@@ -9,11 +9,16 @@ use crate::diag::Pos;
 use crate::model::port::{PortMatch, Protocol};
 use crate::selector::Expr;
 
+/// What a rule does with a flow it matches; also a tier's default action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
+    /// Allow the flow: no later rule or tier is consulted.
     Allow,
+    /// Deny the flow: no later rule or tier is consulted.
     Deny,
+    /// Log the packet and go on to the next rule.
     Log,
+    /// Skip the rest of the tier: the next tier decides, or the profile after the last.
     Pass,
 }
 
@@ -40,9 +45,12 @@ impl fmt::Display for Action {
     }
 }
 
+/// Which traffic of an endpoint a policy or rule is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Direction {
+    /// Traffic to the endpoint.
     Ingress,
+    /// Traffic from the endpoint.
     Egress,
 }
 
@@ -62,13 +70,18 @@ pub enum PolicyKind {
     KubernetesNetworkPolicy,
     /// `projectcalico.org/v3` NetworkPolicy.
     NetworkPolicy,
+    /// `projectcalico.org/v3` GlobalNetworkPolicy: cluster-wide, without a namespace.
     GlobalNetworkPolicy,
+    /// Calico's staged form of a Kubernetes NetworkPolicy: a preview, never enforced.
     StagedKubernetesNetworkPolicy,
+    /// A staged Calico NetworkPolicy: a preview, never enforced.
     StagedNetworkPolicy,
+    /// A staged Calico GlobalNetworkPolicy: a preview, never enforced.
     StagedGlobalNetworkPolicy,
 }
 
 impl PolicyKind {
+    /// Whether the kind is a staged one, which is never enforced.
     pub fn is_staged(self) -> bool {
         matches!(
             self,
@@ -88,6 +101,7 @@ impl PolicyKind {
         }
     }
 
+    /// The kind as a manifest's `kind` field spells it.
     pub fn name(self) -> &'static str {
         match self {
             PolicyKind::KubernetesNetworkPolicy => "KubernetesNetworkPolicy",
@@ -103,8 +117,11 @@ impl PolicyKind {
 /// A policy's identity: kind, namespace (None for global kinds) and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PolicyId {
+    /// The API kind it was written as.
     pub kind: PolicyKind,
+    /// The policy's namespace; None for the global kinds.
     pub namespace: Option<String>,
+    /// The policy's `metadata.name`, unique per kind and namespace.
     pub name: String,
 }
 
@@ -120,7 +137,9 @@ impl fmt::Display for PolicyId {
 /// What a staged policy would do to the enforced set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StagedAction {
+    /// Committing creates the enforced policy of the same identity, or replaces it.
     Set,
+    /// Committing deletes the enforced policy of the same identity.
     Delete,
 }
 
@@ -128,11 +147,17 @@ pub enum StagedAction {
 /// includes the namespace terms Calico adds (C3).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EntityRule {
+    /// `nets`: the address on this side must be in one of these CIDRs.
     pub nets: Vec<IpNet>,
+    /// `notNets` (and an ipBlock's `except`): the address must be in none of them.
     pub not_nets: Vec<IpNet>,
+    /// `selector`: the endpoints and network sets on this side must match it.
     pub selector: Option<Expr>,
+    /// `notSelector`: endpoints and network sets it matches are excluded.
     pub not_selector: Option<Expr>,
+    /// `ports`: the port on this side must be one of these.
     pub ports: Vec<PortMatch>,
+    /// `notPorts`: the port on this side must be none of these.
     pub not_ports: Vec<PortMatch>,
     /// A Kubernetes Service by namespace/name; netward has no Service inventory,
     /// so such a rule is reported and matches nothing.
@@ -142,27 +167,39 @@ pub struct EntityRule {
 }
 
 impl EntityRule {
+    /// Whether the side sets no condition, so anything matches it.
     pub fn is_empty(&self) -> bool {
         *self == EntityRule::default()
     }
 }
 
+/// Calico's `icmp` / `notICMP`: an ICMP type and code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IcmpMatch {
+    /// The ICMP type (0..254); None matches every type.
     pub typ: Option<u8>,
+    /// The ICMP code; None matches every code of the type.
     pub code: Option<u8>,
 }
 
 /// One rule of a policy, in the policy's order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rule {
+    /// What the rule does with a flow it matches.
     pub action: Action,
+    /// `ipVersion`: 4 or 6 limits the rule to that family (for a Kubernetes ipBlock, its CIDR's).
     pub ip_version: Option<u8>,
+    /// `protocol`: the flow's IP protocol must be this one.
     pub protocol: Option<Protocol>,
+    /// `notProtocol`: the flow's IP protocol must not be this one.
     pub not_protocol: Option<Protocol>,
+    /// `icmp`: the ICMP type and code the flow must have.
     pub icmp: Option<IcmpMatch>,
+    /// `notICMP`: the ICMP type and code the flow must not have.
     pub not_icmp: Option<IcmpMatch>,
+    /// What the flow's source must be.
     pub source: EntityRule,
+    /// What the flow's destination must be.
     pub destination: EntityRule,
     /// An application-layer (`http`) match: netward decides the L3/L4 part and
     /// marks every verdict the rule influences.
@@ -170,6 +207,7 @@ pub struct Rule {
     /// Index of the rule as the user wrote it (for Kubernetes policies the
     /// index of the ingress/egress rule; one k8s rule may expand to several).
     pub index: usize,
+    /// Where the rule is written (for Kubernetes, the peer it was expanded from).
     pub origin: Pos,
 }
 
@@ -183,21 +221,30 @@ impl Rule {
 /// A policy in the normalized model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Policy {
+    /// Which policy it is: kind, namespace and name.
     pub id: PolicyId,
+    /// The name of its tier (`default` when unset, and for Kubernetes policies).
     pub tier: String,
     /// Lower runs first; None runs last.
     pub order: Option<f64>,
     /// The endpoints the policy applies to, scoped (C2).
     pub selector: Expr,
+    /// Whether it governs ingress (`types` / `policyTypes`, or the API's default).
     pub ingress_type: bool,
+    /// Whether it governs egress (`types` / `policyTypes`, or the API's default).
     pub egress_type: bool,
+    /// Ingress rules in order; a Kubernetes rule may expand to several.
     pub ingress: Vec<Rule>,
+    /// Egress rules in order; a Kubernetes rule may expand to several.
     pub egress: Vec<Rule>,
+    /// For a staged kind, what committing it would do; None when enforced.
     pub staged: Option<StagedAction>,
+    /// Where the policy's document starts.
     pub origin: Pos,
 }
 
 impl Policy {
+    /// Whether the policy governs traffic in this direction (its types).
     pub fn applies_in(&self, dir: Direction) -> bool {
         match dir {
             Direction::Ingress => self.ingress_type,
@@ -205,6 +252,7 @@ impl Policy {
         }
     }
 
+    /// The policy's rules for one direction.
     pub fn rules(&self, dir: Direction) -> &[Rule] {
         match dir {
             Direction::Ingress => &self.ingress,
@@ -221,10 +269,13 @@ impl Policy {
 /// A Calico tier.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tier {
+    /// The tier's name, as policies give it in `spec.tier`.
     pub name: String,
+    /// Lower tiers are evaluated first; None after every ordered one.
     pub order: Option<f64>,
     /// Deny or Pass: what happens when policies of the tier applied and none decided.
     pub default_action: Action,
+    /// Where the Tier is defined; None for the tiers Calico always has.
     pub origin: Option<Pos>,
 }
 
@@ -247,20 +298,27 @@ impl Tier {
 /// A NetworkSet or GlobalNetworkSet: labelled CIDRs that rule selectors match.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NetworkSet {
+    /// The NetworkSet's namespace; None for a GlobalNetworkSet.
     pub namespace: Option<String>,
+    /// The set's `metadata.name`.
     pub name: String,
     /// The set's own labels, plus `projectcalico.org/namespace` for NetworkSets;
     /// `Cluster::network_set_labels` adds what the namespace gives.
     pub labels: BTreeMap<String, String>,
+    /// `spec.nets`: the CIDRs a selector that matches the set stands for.
     pub nets: Vec<IpNet>,
+    /// Where the set's document starts.
     pub origin: Pos,
 }
 
 /// Everything loaded from policy files.
 #[derive(Clone, Debug, Default)]
 pub struct PolicySet {
+    /// Every policy loaded, staged ones included.
     pub policies: Vec<Policy>,
+    /// The tiers by name, the ones Calico always has included.
     pub tiers: BTreeMap<String, Tier>,
+    /// Every NetworkSet and GlobalNetworkSet loaded.
     pub network_sets: Vec<NetworkSet>,
 }
 
@@ -304,6 +362,7 @@ impl PolicySet {
         out
     }
 
+    /// Whether any staged policy was loaded.
     pub fn has_staged(&self) -> bool {
         self.policies.iter().any(|p| p.id.kind.is_staged())
     }

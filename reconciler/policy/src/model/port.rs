@@ -5,12 +5,19 @@ use std::fmt;
 /// An IP protocol as policies name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Protocol {
+    /// TCP (6).
     Tcp,
+    /// UDP (17).
     Udp,
+    /// SCTP (132).
     Sctp,
+    /// ICMP (1), IPv4 only.
     Icmp,
+    /// ICMPv6 (58), IPv6 only.
     IcmpV6,
+    /// UDP-Lite (136).
     UdpLite,
+    /// Any other protocol, by number.
     Other(u8),
 }
 
@@ -28,6 +35,7 @@ impl Protocol {
         })
     }
 
+    /// The protocol of an IP protocol number.
     pub fn from_number(n: u8) -> Self {
         match n {
             6 => Protocol::Tcp,
@@ -40,6 +48,7 @@ impl Protocol {
         }
     }
 
+    /// The IP protocol number.
     pub fn number(self) -> u8 {
         match self {
             Protocol::Tcp => 6,
@@ -114,11 +123,14 @@ pub fn check_port_name(name: &str) -> Result<(), String> {
 /// not a flow; a single destination port and a protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowPort {
+    /// The destination port.
     pub port: u16,
+    /// Its protocol: one with ports (TCP, UDP or SCTP).
     pub protocol: Protocol,
 }
 
 impl FlowPort {
+    /// Parses `PORT[/PROTOCOL]`; the protocol defaults to TCP.
     pub fn parse(s: &str) -> Result<Self, String> {
         let (p, proto) = s.split_once('/').unwrap_or((s, "TCP"));
         let protocol = Protocol::from_name(proto).ok_or_else(|| format!("unknown protocol {proto:?} in {s:?}"))?;

@@ -5,6 +5,7 @@ use std::fmt;
 
 /// Anything selectors can look labels up in.
 pub trait Labels {
+    /// The value of label `key`, if it is set.
     fn label(&self, key: &str) -> Option<&str>;
 }
 
@@ -17,21 +18,31 @@ impl Labels for BTreeMap<String, String> {
 /// A selector expression (Calico semantics, which Kubernetes selectors map into).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Expr {
+    /// `all()`: matches every label set.
     All,
     /// `global()`: true wherever it may legally appear; scoping code gives it meaning.
     Global,
+    /// `has(k)`: the label is set, to any value.
     Has(String),
+    /// `k == "v"`: the label is set to the value.
     Eq(String, String),
     /// Matches when the label is absent, too.
     Ne(String, String),
+    /// `k in {"a", "b"}`: the label is set to one of the values.
     In(String, BTreeSet<String>),
     /// Matches when the label is absent, too.
     NotIn(String, BTreeSet<String>),
+    /// `k contains "s"`: the label is set and its value contains the text.
     Contains(String, String),
+    /// `k starts with "s"`: the label is set and its value starts with the text.
     StartsWith(String, String),
+    /// `k ends with "s"`: the label is set and its value ends with the text.
     EndsWith(String, String),
+    /// `!e`: the expression does not match.
     Not(Box<Expr>),
+    /// `a && b`: every term matches; an empty list matches everything.
     And(Vec<Expr>),
+    /// `a || b`: some term matches; an empty list matches nothing.
     Or(Vec<Expr>),
 }
 
@@ -53,6 +64,7 @@ impl Expr {
         }
     }
 
+    /// ORs terms, flattening nested ORs; a single term stands alone.
     pub fn or(terms: Vec<Expr>) -> Expr {
         let mut out = Vec::new();
         for t in terms {
@@ -68,6 +80,7 @@ impl Expr {
         }
     }
 
+    /// The negation of an expression, undoing a double `!`.
     pub fn negate(e: Expr) -> Expr {
         match e {
             Expr::Not(inner) => *inner,
@@ -75,6 +88,7 @@ impl Expr {
         }
     }
 
+    /// Whether a label set matches.
     pub fn eval(&self, l: &impl Labels) -> bool {
         match self {
             Expr::All | Expr::Global => true,

@@ -20,7 +20,9 @@ pub const MAX_DEPTH: usize = 64;
 /// Why a selector did not parse, and the 1-based character column where.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseError {
+    /// The 1-based character column where parsing stopped.
     pub col: usize,
+    /// What was wrong there.
     pub message: String,
 }
 
