@@ -834,15 +834,7 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             };
             let (bset, hset) = (load(&base_files).map_err(as_error)?, load(&head_files).map_err(as_error)?);
             let (cl, source) = if cp.is_empty() {
-                let c = netward::manifest::load::cluster_from_manifests(&head_files);
-                let n = c.endpoints().len();
-                if n > 0 {
-                    (c, format!("the repository's own Pods and workload templates ({n} endpoints)"))
-                } else {
-                    let c = netward::change::representatives(&[&bset, &hset]);
-                    let n = c.endpoints().len();
-                    (c, format!("one representative endpoint per label combination the policies' selectors name ({n} endpoints; no snapshot or workloads found)"))
-                }
+                netward::change::endpoints_without_snapshot(&head_files, &[&bset, &hset])
             } else {
                 let c = cluster(&cp).map_err(as_error)?;
                 let n = c.endpoints().len();
@@ -867,8 +859,8 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
             if let Some(g) = guards {
                 let name: std::sync::Arc<str> = std::sync::Arc::from(g.display().to_string());
                 let text = std::fs::read_to_string(&g).map_err(|e| Failure::Io(format!("{}: {e}", g.display())))?;
-                let list = netward::change::load_guards(&name, &text).map_err(|d| as_error(Failure::Input(vec![d])))?;
-                r.broken_guards = netward::change::check_guards(&list, &hset, &cl).map_err(Failure::Io)?;
+                let list = netward::guard::load_guards(&name, &text).map_err(|d| as_error(Failure::Input(vec![d])))?;
+                r.broken_guards = netward::guard::check_guards(&list, &hset, &cl).map_err(Failure::Io)?;
             }
             let text = match format {
                 DiffFormat::Text => report::diff_text(&r),

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{Analysis, View};
-use crate::change;
 use crate::diag::Severity;
 use crate::enforce::{self, Dataplane, Enforcer, Mode, NodeSpec, L7};
 use crate::git;
@@ -184,7 +183,7 @@ pub struct Metrics {
     apply_errors: Counter,
     /// The guards of the commit in force, and whether each holds on the
     /// inventory of the last pass (the probes the model runs every pass).
-    pub guards: Vec<(crate::change::Guard, bool)>,
+    pub guards: Vec<(crate::guard::Guard, bool)>,
 }
 
 /// Upper bounds (seconds) of the pass-duration histogram.
@@ -515,7 +514,7 @@ pub struct Reconciler<D: Dataplane> {
 /// A commit as loaded once: its policy set and `netward.yaml`.
 struct Commit {
     set: crate::model::PolicySet,
-    settings: change::RepoSettings,
+    settings: crate::guard::RepoSettings,
 }
 
 type LoadedCommit = std::sync::Arc<Commit>;
@@ -757,14 +756,13 @@ impl<D: Dataplane> Reconciler<D> {
     }
 
     /// `netward.yaml` beside the policies, if the commit has one.
-    fn repo_settings(&self, files: &[(std::sync::Arc<str>, String)]) -> Result<change::RepoSettings, Failure> {
+    fn repo_settings(&self, files: &[(std::sync::Arc<str>, String)]) -> Result<crate::guard::RepoSettings, Failure> {
         let name = format!("{}/netward.yaml", self.source.path.trim_end_matches('/'));
         let name = name.trim_start_matches("./").trim_start_matches('/').to_string();
         match files.iter().find(|(n, _)| n.ends_with(&format!(":{name}"))) {
-            Some((n, text)) => {
-                change::load_repo_settings(n, text).map_err(|d| Failure::refused(format!("invalid netward.yaml: {d}")))
-            }
-            None => Ok(change::RepoSettings::default()),
+            Some((n, text)) => crate::guard::load_repo_settings(n, text)
+                .map_err(|d| Failure::refused(format!("invalid netward.yaml: {d}"))),
+            None => Ok(crate::guard::RepoSettings::default()),
         }
     }
 
@@ -886,18 +884,24 @@ impl<D: Dataplane> Reconciler<D> {
         };
         let mut guard_warning = None;
         let list = &loaded.settings.guards;
-        let outcomes = change::evaluate_guards(list, set, &cluster);
+        // One analysis for the guards and the ruleset.
+        let an = Analysis::new(set, &cluster, View::Enforced);
+        let outcomes = crate::guard::evaluate(list, &an);
         let problem = outcomes.iter().find_map(|o| match o {
-            change::GuardOutcome::Holds => None,
-            change::GuardOutcome::Unknown(e) => Some(e.clone()),
-            change::GuardOutcome::Broken(b) => {
+            crate::guard::GuardOutcome::Holds => None,
+            crate::guard::GuardOutcome::Unknown(e) => Some(e.clone()),
+            crate::guard::GuardOutcome::Broken(b) => {
                 let g = &b.guard;
                 let must = if g.allow { "allowed" } else { "denied" };
                 Some(format!("breaks guard {}: {} -> {} {} must be {must}", g.at, g.from, g.to, g.port))
             }
         });
-        let guards_now: Vec<(change::Guard, bool)> =
-            list.iter().cloned().zip(&outcomes).map(|(g, o)| (g, matches!(o, change::GuardOutcome::Holds))).collect();
+        let guards_now: Vec<(crate::guard::Guard, bool)> = list
+            .iter()
+            .cloned()
+            .zip(&outcomes)
+            .map(|(g, o)| (g, matches!(o, crate::guard::GuardOutcome::Holds)))
+            .collect();
         // For the commit in force the metric follows the inventory at
         // once, whatever happens to the rest of the pass.
         if in_force {
@@ -912,7 +916,6 @@ impl<D: Dataplane> Reconciler<D> {
             }
             guard_warning = Some(why);
         }
-        let an = Analysis::new(set, &cluster, View::Enforced);
         let mode = if self.mode == RolloutMode::Audit { Mode::Audit } else { Mode::Enforce };
         let links = self.links(&cluster);
         let spec = NodeSpec {

@@ -11,6 +11,8 @@ use crate::analysis::{Analysis, DirVerdict, Matrix, Reason, View};
 use crate::model::port::FlowPort;
 use crate::model::{Cluster, Endpoint, PolicySet, PortMatch, Protocol};
 
+pub use crate::guard::BrokenGuard;
+
 /// One revision of the repository.
 pub struct Revision<'a> {
     /// `base 1a2b3c4d` or `head (working tree)`.
@@ -108,114 +110,6 @@ pub struct DiffReport {
     pub broken_guards: Vec<BrokenGuard>,
 }
 
-/// A connection that must stay allowed (or denied), from a guards file.
-#[derive(Clone, Debug, Serialize)]
-pub struct Guard {
-    /// The client, as `namespace/pod` or an IP.
-    pub from: String,
-    /// The server, as `namespace/pod` or an IP.
-    pub to: String,
-    /// `PORT[/PROTOCOL]`, as `FlowPort::parse` reads it.
-    pub port: String,
-    /// Whether the connection must stay allowed (`expect: allow`) or denied.
-    pub allow: bool,
-    /// Where the guard is written (`file:line:col`).
-    pub at: String,
-}
-
-/// A guard the head revision breaks.
-#[derive(Clone, Debug, Serialize)]
-pub struct BrokenGuard {
-    /// The guard that no longer holds.
-    pub guard: Guard,
-    /// The head's verdict, which contradicts it.
-    pub after: Decision,
-}
-
-/// What a repository says about itself in `netward.yaml` beside its policies.
-#[derive(Clone, Debug, Default)]
-pub struct RepoSettings {
-    /// Connections that must stay allowed or denied.
-    pub guards: Vec<Guard>,
-    /// `allowNoPolicies: true`: a commit may delete every policy (otherwise
-    /// such a commit is refused while the commit in force has policies).
-    pub allow_no_policies: bool,
-}
-
-/// Reads a guards file: `guards: [{from, to, port, expect: allow|deny}]`.
-pub fn load_guards(file: &Arc<str>, text: &str) -> Result<Vec<Guard>, crate::diag::Diagnostic> {
-    load_repo_settings(file, text).map(|s| s.guards)
-}
-
-/// Reads `netward.yaml`: `guards` and `allowNoPolicies`.
-pub fn load_repo_settings(file: &Arc<str>, text: &str) -> Result<RepoSettings, crate::diag::Diagnostic> {
-    use crate::diag::Diagnostic;
-    use crate::manifest::fields::Src;
-    let docs = crate::manifest::yaml::parse_documents(file, text)?;
-    let Some(doc) = docs.first() else { return Ok(RepoSettings::default()) };
-    let src = Src { file, text };
-    let mut f = src.fields(&doc.root, "netward.yaml")?;
-    let mut out = Vec::new();
-    for g in f.seq("guards")?.unwrap_or(&[]) {
-        let mut gf = src.fields(g, "guard")?;
-        let mut need = |k: &str| -> Result<crate::manifest::fields::At<String>, Diagnostic> {
-            gf.str(k)?.ok_or_else(|| src.err(g, format!("a guard needs `{k}`")))
-        };
-        let (from, to, port, expect) = (need("from")?, need("to")?, need("port")?, need("expect")?);
-        FlowPort::parse(&port.value).map_err(|e| Diagnostic::error(port.pos.clone(), e))?;
-        let allow = match expect.value.as_str() {
-            "allow" => true,
-            "deny" => false,
-            o => return Err(Diagnostic::error(expect.pos, format!("expect must be allow or deny, not {o:?}"))),
-        };
-        gf.finish()?;
-        out.push(Guard { from: from.value, to: to.value, port: port.value, allow, at: src.pos(g).to_string() });
-    }
-    let allow_no_policies = f.bool("allowNoPolicies")?.unwrap_or(false);
-    f.finish()?;
-    Ok(RepoSettings { guards: out, allow_no_policies })
-}
-
-/// The guards the head revision breaks.
-pub fn check_guards(guards: &[Guard], head: &PolicySet, cluster: &Cluster) -> Result<Vec<BrokenGuard>, String> {
-    let mut out = Vec::new();
-    for o in evaluate_guards(guards, head, cluster) {
-        match o {
-            GuardOutcome::Holds => {}
-            GuardOutcome::Broken(b) => out.push(b),
-            GuardOutcome::Unknown(e) => return Err(e),
-        }
-    }
-    Ok(out)
-}
-
-/// What became of one guard.
-#[derive(Clone, Debug)]
-pub enum GuardOutcome {
-    /// The head decides the connection as the guard expects.
-    Holds,
-    /// The head decides it the other way.
-    Broken(BrokenGuard),
-    /// It cannot be evaluated: an endpoint it names is not in the cluster.
-    Unknown(String),
-}
-
-/// Each guard's outcome on `head` over `cluster`, in order (one analysis for all).
-pub fn evaluate_guards(guards: &[Guard], head: &PolicySet, cluster: &Cluster) -> Vec<GuardOutcome> {
-    let an = Analysis::new(head, cluster, View::Enforced);
-    let outcome = |g: &Guard| -> Result<GuardOutcome, String> {
-        let fp = FlowPort::parse(&g.port)?;
-        let flow = an.flow(&g.from, &g.to, fp.protocol, fp.port, None).map_err(|e| format!("{}: {e}", g.at))?;
-        let v = an.evaluate(&flow);
-        Ok(if v.allowed == g.allow {
-            GuardOutcome::Holds
-        } else {
-            GuardOutcome::Broken(BrokenGuard { guard: g.clone(), after: decision(&v) })
-        })
-    };
-    guards.iter().map(|g| outcome(g).unwrap_or_else(GuardOutcome::Unknown)).collect()
-}
-
 impl DiffReport {
     /// Whether a connection or a guard changed (`netward diff` then exits 1).
     pub fn changed(&self) -> bool {
@@ -279,7 +173,7 @@ pub fn ports_of(sets: &[&PolicySet], cluster: &Cluster) -> Vec<FlowPort> {
     out.into_iter().collect()
 }
 
-fn decision(v: &crate::analysis::Verdict) -> Decision {
+pub(crate) fn decision(v: &crate::analysis::Verdict) -> Decision {
     // The direction that denied; when both allow, the one a rule decided
     // (egress first), else ingress.
     let by_rule = |d: &DirVerdict| matches!(d.reason, Reason::Rule { .. });
@@ -497,6 +391,26 @@ fn object_changes(base: &Revision<'_>, head: &Revision<'_>, involved: &BTreeSet<
     out
 }
 
+/// The endpoints `netward diff` compares over when no cluster snapshot is
+/// given, and a sentence saying where they came from: the head revision's
+/// own Pods and workload templates, else [`representatives`] of the label
+/// combinations the revisions' selectors name.
+pub fn endpoints_without_snapshot(head_files: &[(Arc<str>, String)], sets: &[&PolicySet]) -> (Cluster, String) {
+    let c = crate::manifest::load::cluster_from_manifests(head_files);
+    let n = c.endpoints().len();
+    if n > 0 {
+        return (c, format!("the repository's own Pods and workload templates ({n} endpoints)"));
+    }
+    let c = representatives(sets);
+    let n = c.endpoints().len();
+    (
+        c,
+        format!(
+            "one representative endpoint per label combination the policies' selectors name ({n} endpoints; no snapshot or workloads found)"
+        ),
+    )
+}
+
 /// Made-up endpoints when neither a snapshot nor workload manifests exist:
 /// one per label combination that a policy's subject or peer selector asks
 /// for (its `==`, `in` and `has` terms), in the namespace the selector
@@ -648,4 +562,34 @@ pub fn representatives(sets: &[&PolicySet]) -> Cluster {
         });
     }
     cluster
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policies(text: &str) -> PolicySet {
+        let mut d = Vec::new();
+        let set = crate::manifest::load::load_policy_texts(std::iter::once((Arc::from("p.yaml"), text)), &mut d);
+        assert!(d.is_empty(), "{d:?}");
+        set
+    }
+
+    #[test]
+    fn without_a_snapshot_diff_takes_the_repositorys_workloads_else_representatives() {
+        let deny = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: d, namespace: shop}\nspec:\n  podSelector: {matchLabels: {app: web}}\n  policyTypes: [Ingress]\n";
+        let set = policies(deny);
+        let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: web, image: nginx}]}\n";
+        let files = vec![(Arc::from("p.yaml"), deny.to_string()), (Arc::from("web.yaml"), deployment.to_string())];
+        let (c, source) = endpoints_without_snapshot(&files, &[&set]);
+        assert!(source.starts_with("the repository's own Pods and workload templates"), "{source}");
+        assert!(c.endpoints().iter().all(|e| e.namespace == "shop"), "{:?}", c.endpoints());
+        let (c, source) = endpoints_without_snapshot(&files[..1], &[&set]);
+        assert!(source.starts_with("one representative endpoint per label combination"), "{source}");
+        assert!(
+            c.endpoints().iter().any(|e| e.labels.get("app").map(String::as_str) == Some("web")),
+            "{:?}",
+            c.endpoints()
+        );
+    }
 }

@@ -16,6 +16,7 @@
 pub mod analysis;
 pub mod change;
 pub mod diag;
+pub mod guard;
 pub mod l7;
 pub mod manifest;
 pub mod model;
