@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use netward::diag::{DResult, Diagnostic, Pos};
+use netward::manifest::decode::cluster::{decode_namespace, decode_pod};
 use netward::manifest::fields::Src;
 use netward::manifest::yaml::{parse_documents, Value};
-use netward::model::cluster::{decode_namespace, decode_pod};
 use netward::model::port::FlowPort;
 use netward::model::Cluster;
 

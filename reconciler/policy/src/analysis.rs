@@ -14,7 +14,7 @@ use std::net::IpAddr;
 
 use crate::model::{Cluster, Endpoint, NetworkSet, Policy, PolicySet, Tier};
 
-pub use eval::{Caveat, DirVerdict, Flow, Peer, Reason, Verdict};
+pub use eval::{Caveat, Decision, DirVerdict, Flow, Peer, Reason, Verdict};
 pub use matrix::Matrix;
 
 /// Which policies to evaluate.

@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::analysis::{Analysis, DirVerdict, Matrix, Reason, View};
+use crate::analysis::{Analysis, Matrix, Reason, View};
 use crate::model::port::FlowPort;
 use crate::model::{Cluster, Endpoint, PolicySet, PortMatch, Protocol};
 
+pub use crate::analysis::Decision;
 pub use crate::guard::BrokenGuard;
 
 /// One revision of the repository.
@@ -21,20 +22,6 @@ pub struct Revision<'a> {
     pub set: &'a PolicySet,
     /// The revision's policy files as (name, text); a name may carry a `rev:` prefix.
     pub files: &'a [(Arc<str>, String)],
-}
-
-/// The verdict on a flow in one revision, and the rule behind it.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Decision {
-    /// Whether the connection may open in that revision.
-    pub allowed: bool,
-    /// The deciding rule (or default) with its file:line in that revision,
-    /// and what L3/L4 could not decide exactly.
-    pub by: String,
-    /// Matches the analysis cannot decide exactly (an `http` match treated
-    /// as matching, DNS domains, services, source ports), with file:line.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub caveats: Vec<String>,
 }
 
 /// A connection whose verdict changed.
@@ -173,34 +160,6 @@ pub fn ports_of(sets: &[&PolicySet], cluster: &Cluster) -> Vec<FlowPort> {
     out.into_iter().collect()
 }
 
-pub(crate) fn decision(v: &crate::analysis::Verdict) -> Decision {
-    // The direction that denied; when both allow, the one a rule decided
-    // (egress first), else ingress.
-    let by_rule = |d: &DirVerdict| matches!(d.reason, Reason::Rule { .. });
-    let (side, d): (&str, &DirVerdict) = if !v.egress.allowed {
-        ("egress", &v.egress)
-    } else if !v.ingress.allowed {
-        ("ingress", &v.ingress)
-    } else if by_rule(&v.egress) && !by_rule(&v.ingress) {
-        ("egress", &v.egress)
-    } else {
-        ("ingress", &v.ingress)
-    };
-    let mut by = format!("{side}: {}", d.reason);
-    // "None matched" needs the policies that applied, with their places.
-    if let Reason::TierDefault { tier, .. } = &d.reason {
-        if let Some(t) = d.tiers.iter().find(|t| &t.tier == tier) {
-            let applied: Vec<String> = t.policies.iter().map(|p| format!("{} at {}", p.policy, p.origin)).collect();
-            by.push_str(&format!(" ({})", applied.join("; ")));
-        }
-    }
-    let caveats: Vec<String> = v.caveats().map(|c| c.to_string()).collect();
-    for c in &caveats {
-        by.push_str(&format!("; may change: {c}"));
-    }
-    Decision { allowed: v.allowed, by, caveats }
-}
-
 fn deciding_policies(v: &crate::analysis::Verdict, out: &mut BTreeSet<String>) {
     for d in [&v.egress, &v.ingress] {
         if let Reason::Rule { policy, .. } = &d.reason {
@@ -240,7 +199,7 @@ pub fn diff(base: &Revision<'_>, head: &Revision<'_>, cluster: &Cluster, endpoin
                 let (va, vb) = (a.evaluate(&fa), b.evaluate(&fb));
                 deciding_policies(&va, &mut involved);
                 deciding_policies(&vb, &mut involved);
-                let after = decision(&vb);
+                let after = vb.decision();
                 let risk = risk_of(fp, &va, &vb, head.set);
                 let c = FlowChange {
                     from: ei.id.clone(),
@@ -248,7 +207,7 @@ pub fn diff(base: &Revision<'_>, head: &Revision<'_>, cluster: &Cluster, endpoin
                     from_workload: workload(ei),
                     to_workload: workload(ej),
                     port: fp.to_string(),
-                    before: decision(&va),
+                    before: va.decision(),
                     after,
                     risk,
                 };

@@ -9,8 +9,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::analysis::{Analysis, View};
-use crate::change::Decision;
+use crate::analysis::{Analysis, Decision, View};
 use crate::model::port::FlowPort;
 use crate::model::{Cluster, PolicySet};
 
@@ -116,7 +115,7 @@ pub fn evaluate(guards: &[Guard], an: &Analysis) -> Vec<GuardOutcome> {
         Ok(if v.allowed == g.allow {
             GuardOutcome::Holds
         } else {
-            GuardOutcome::Broken(BrokenGuard { guard: g.clone(), after: crate::change::decision(&v) })
+            GuardOutcome::Broken(BrokenGuard { guard: g.clone(), after: v.decision() })
         })
     };
     guards.iter().map(|g| outcome(g).unwrap_or_else(GuardOutcome::Unknown)).collect()

@@ -1,6 +1,7 @@
 //! Reading manifests: files and directories of YAML/JSON documents, turned
 //! into policies and cluster snapshots with every problem reported in place.
 
+pub mod decode;
 pub mod fields;
 pub mod kinds;
 pub mod load;

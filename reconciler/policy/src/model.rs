@@ -3,11 +3,10 @@
 //! Everything the engine reads ends up here: Calico policies as they are,
 //! Kubernetes NetworkPolicies translated the way Calico translates them
 //! (tier `default`, order 1000), tiers, network sets, and the cluster's
-//! endpoints with the labels Calico gives them. Pure data; no I/O.
+//! endpoints with the labels Calico gives them. Types only: `manifest::decode`
+//! reads them from text.
 
-pub mod calico;
 pub mod cluster;
-pub mod k8s;
 pub mod policy;
 pub mod port;
 

@@ -110,6 +110,53 @@ impl fmt::Display for Reason {
     }
 }
 
+/// The verdict on a flow in one revision, and the rule behind it.
+#[derive(Clone, Debug, serde::Serialize, PartialEq)]
+pub struct Decision {
+    /// Whether the connection may open in that revision.
+    pub allowed: bool,
+    /// The deciding rule (or default) with its file:line in that revision,
+    /// and what L3/L4 could not decide exactly.
+    pub by: String,
+    /// Matches the analysis cannot decide exactly (an `http` match treated
+    /// as matching, DNS domains, services, source ports), with file:line.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub caveats: Vec<String>,
+}
+
+impl Verdict {
+    /// The verdict in one line: allowed or not, and the rule (or default)
+    /// that decided, with its place, as `netward diff` and guards show it.
+    pub fn decision(&self) -> Decision {
+        let v = self;
+        // The direction that denied; when both allow, the one a rule decided
+        // (egress first), else ingress.
+        let by_rule = |d: &DirVerdict| matches!(d.reason, Reason::Rule { .. });
+        let (side, d): (&str, &DirVerdict) = if !v.egress.allowed {
+            ("egress", &v.egress)
+        } else if !v.ingress.allowed {
+            ("ingress", &v.ingress)
+        } else if by_rule(&v.egress) && !by_rule(&v.ingress) {
+            ("egress", &v.egress)
+        } else {
+            ("ingress", &v.ingress)
+        };
+        let mut by = format!("{side}: {}", d.reason);
+        // "None matched" needs the policies that applied, with their places.
+        if let Reason::TierDefault { tier, .. } = &d.reason {
+            if let Some(t) = d.tiers.iter().find(|t| &t.tier == tier) {
+                let applied: Vec<String> = t.policies.iter().map(|p| format!("{} at {}", p.policy, p.origin)).collect();
+                by.push_str(&format!(" ({})", applied.join("; ")));
+            }
+        }
+        let caveats: Vec<String> = v.caveats().map(|c| c.to_string()).collect();
+        for c in &caveats {
+            by.push_str(&format!("; may change: {c}"));
+        }
+        Decision { allowed: v.allowed, by, caveats }
+    }
+}
+
 /// What happened in one policy.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PolicyStep {

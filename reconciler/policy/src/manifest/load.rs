@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::diag::{self, Diagnostic, Pos};
+use crate::manifest::decode::cluster::{decode_namespace, decode_node, decode_pod};
+use crate::manifest::decode::{calico, k8s};
 use crate::manifest::fields::Src;
 use crate::manifest::kinds::{self, Class};
 use crate::manifest::yaml::{parse_documents, Node, Value};
-use crate::model::cluster::{decode_namespace, decode_node, decode_pod};
 use crate::model::policy::{PolicyKind, PolicySet, Tier};
-use crate::model::{calico, k8s, Cluster};
+use crate::model::Cluster;
 
 /// What loading found: the objects that decoded, and every diagnostic.
 #[derive(Debug, Default)]

@@ -4,9 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::diag::{DResult, Pos};
-use crate::manifest::fields::Src;
-use crate::manifest::yaml::Node as YamlNode;
+use crate::diag::Pos;
 use crate::model::port::Protocol;
 
 /// The label Calico gives every endpoint and NetworkSet: its namespace.
@@ -230,116 +228,4 @@ pub fn namespace_profile_labels(ns: &str, namespace: Option<&Namespace>) -> BTre
     }
     l.insert("pcns.projectcalico.org/name".into(), ns.to_string());
     l
-}
-
-/// Decodes a `v1` Namespace object (unknown fields are tolerated: snapshots
-/// come from `kubectl get -o yaml` and carry much more than we read).
-pub fn decode_namespace(src: Src<'_>, root: &YamlNode) -> DResult<Namespace> {
-    let mut f = src.fields(root, "Namespace")?;
-    let meta = f.get("metadata").ok_or_else(|| src.err(root, "Namespace without metadata"))?;
-    let mut m = src.fields(meta, "metadata")?;
-    let name = m.str("name")?.ok_or_else(|| src.err(meta, "Namespace without metadata.name"))?;
-    let mut labels = m.string_map("labels")?;
-    labels.insert(NAME_LABEL.to_string(), name.value.clone());
-    Ok(Namespace { name: name.value, labels, origin: src.pos(root) })
-}
-
-/// Decodes a `v1` Node object: its name and pod CIDRs (the rest of a Node,
-/// from `kubectl get nodes -o yaml`, is not read).
-pub fn decode_node(src: Src<'_>, root: &YamlNode) -> DResult<Node> {
-    let mut f = src.fields(root, "Node")?;
-    let meta = f.get("metadata").ok_or_else(|| src.err(root, "Node without metadata"))?;
-    let mut m = src.fields(meta, "metadata")?;
-    let name = m.str("name")?.ok_or_else(|| src.err(meta, "Node without metadata.name"))?.value;
-    let mut pod_cidrs = Vec::new();
-    if let Some(spec) = f.get("spec") {
-        let mut s = src.fields(spec, "spec")?;
-        let mut cidrs = s.strings("podCIDRs")?;
-        if cidrs.is_empty() {
-            cidrs.extend(s.str("podCIDR")?);
-        }
-        for c in cidrs {
-            let net: ipnet::IpNet = c.value.parse().map_err(|_| {
-                crate::diag::Diagnostic::error(c.pos.clone(), format!("podCIDRs: invalid CIDR {:?}", c.value))
-            })?;
-            pod_cidrs.push(net.trunc());
-        }
-    }
-    Ok(Node { name, pod_cidrs, origin: src.pos(root) })
-}
-
-/// Decodes a `v1` Pod object.
-pub fn decode_pod(src: Src<'_>, root: &YamlNode) -> DResult<Pod> {
-    let mut f = src.fields(root, "Pod")?;
-    let meta = f.get("metadata").ok_or_else(|| src.err(root, "Pod without metadata"))?;
-    let mut m = src.fields(meta, "metadata")?;
-    let name = m.str("name")?.ok_or_else(|| src.err(meta, "Pod without metadata.name"))?.value;
-    let namespace = m.str("namespace")?.map(|a| a.value).unwrap_or_else(|| "default".into());
-    let labels = m.string_map("labels")?;
-
-    let mut node = None;
-    let mut host_network = false;
-    let mut service_account = "default".to_string();
-    let mut ports = Vec::new();
-    if let Some(spec) = f.get("spec") {
-        let mut s = src.fields(spec, "spec")?;
-        node = s.str("nodeName")?.map(|a| a.value);
-        host_network = s.bool("hostNetwork")?.unwrap_or(false);
-        if let Some(sa) = s.str("serviceAccountName")?.or(s.str("serviceAccount")?) {
-            service_account = sa.value;
-        }
-        for c in s.seq("containers")?.unwrap_or(&[]) {
-            let mut cf = src.fields(c, "container")?;
-            for p in cf.seq("ports")?.unwrap_or(&[]) {
-                let mut pf = src.fields(p, "containerPort")?;
-                let num = pf.int("containerPort")?.ok_or_else(|| src.err(p, "container port without containerPort"))?;
-                let port = u16::try_from(num.value)
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| src.err(p, format!("containerPort {} is out of range 1..65535", num.value)))?;
-                let protocol = match pf.str("protocol")? {
-                    None => Protocol::Tcp,
-                    Some(p) => match Protocol::from_name(&p.value) {
-                        Some(pr @ (Protocol::Tcp | Protocol::Udp | Protocol::Sctp)) => pr,
-                        _ => {
-                            return Err(crate::diag::Diagnostic::error(
-                                p.pos,
-                                format!("unknown container port protocol {:?}", p.value),
-                            ))
-                        }
-                    },
-                };
-                ports.push(ContainerPort { name: pf.str("name")?.map(|a| a.value), port, protocol });
-            }
-        }
-    }
-
-    let mut phase = "Running".to_string();
-    let mut ips = Vec::new();
-    if let Some(status) = f.get("status") {
-        let mut s = src.fields(status, "status")?;
-        if let Some(p) = s.str("phase")? {
-            phase = p.value;
-        }
-        for item in s.seq("podIPs")?.unwrap_or(&[]) {
-            let mut pf = src.fields(item, "podIP")?;
-            if let Some(ip) = pf.str("ip")? {
-                let addr: IpAddr = ip.value.parse().map_err(|_| {
-                    crate::diag::Diagnostic::error(ip.pos.clone(), format!("invalid pod IP {:?}", ip.value))
-                })?;
-                if !ips.contains(&addr) {
-                    ips.push(addr);
-                }
-            }
-        }
-        if let Some(ip) = s.str("podIP")? {
-            let addr: IpAddr = ip.value.parse().map_err(|_| {
-                crate::diag::Diagnostic::error(ip.pos.clone(), format!("invalid pod IP {:?}", ip.value))
-            })?;
-            if !ips.contains(&addr) {
-                ips.insert(0, addr);
-            }
-        }
-    }
-    Ok(Pod { namespace, name, labels, ips, node, host_network, service_account, ports, phase, origin: src.pos(root) })
 }

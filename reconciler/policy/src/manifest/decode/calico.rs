@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 
+use super::k8s::{cidr, decode_meta, policy_types, port_number};
 use crate::diag::{DResult, Diagnostic};
 use crate::manifest::fields::{Fields, Src};
 use crate::manifest::yaml::{Node, Value};
 use crate::model::cluster::{NS_LABEL, SA_LABEL};
-use crate::model::k8s::{cidr, decode_meta, policy_types, port_number};
 use crate::model::policy::{
     Action, EntityRule, IcmpMatch, NetworkSet, Policy, PolicyId, PolicyKind, Rule, StagedAction, Tier,
 };
