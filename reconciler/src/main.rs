@@ -404,7 +404,7 @@ impl NodeTarget {
                     &o,
                     wake.as_ref().map(|tx| Wake::Inventory.on(tx)),
                 )
-                .map_err(Failure::Io)?;
+                .map_err(|e| Failure::Io(e.to_string()))?;
                 if publish {
                     let (publisher, node) = (api.publisher(), self.node.clone());
                     let mut last: Option<(String, String)> = None;
@@ -904,7 +904,7 @@ fn run(cmd: Command) -> Result<ExitCode, Failure> {
         }
         Command::Snapshot { kubeconfig, context } => {
             let opts = netward::kubernetes::watch::ApiOptions::new(kubeconfig, context);
-            let cluster = netward::kubernetes::watch::list_once(&opts).map_err(Failure::Io)?;
+            let cluster = netward::kubernetes::watch::list_once(&opts).map_err(|e| Failure::Io(e.to_string()))?;
             print!("{}", netward::kubernetes::snapshot::render(&cluster));
             eprintln!("{} namespaces, {} pods", cluster.namespaces.len(), cluster.pods.len());
             Ok(ExitCode::SUCCESS)

@@ -175,8 +175,8 @@ impl Kube {
     }
 
     fn with_options(name: &str, opts: ApiOptions) -> Result<Kube, String> {
-        let runtime = runtime_thread()?;
-        let client = Self::block(&runtime, async move { client(&opts).await })?;
+        let runtime = runtime_thread().map_err(|e| e.to_string())?;
+        let client = Self::block(&runtime, async move { client(&opts).await }).map_err(|e| e.to_string())?;
         Ok(Kube { client, runtime, name: name.into() })
     }
 

@@ -75,27 +75,51 @@ pub struct ApiInventory {
     pub sync_timeout: Duration,
 }
 
+/// Why the Kubernetes edge failed, and whether trying again can help.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KubeError {
+    /// The kubeconfig (or the in-cluster configuration) is missing or
+    /// wrong: only fixing it helps.
+    #[error("kubernetes configuration: {0}")]
+    Config(String),
+    /// The API server did not answer, or answered an error that may pass
+    /// (a restart, a network blip, a list cut short).
+    #[error("kubernetes API: {0}")]
+    Api(String),
+    /// The client's runtime or thread could not start.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl KubeError {
+    /// Whether the same call may succeed when made again.
+    pub fn retryable(&self) -> bool {
+        !matches!(self, KubeError::Config(_))
+    }
+}
+
 /// Builds a client from the options (kubeconfig or in-cluster).
-pub async fn client(opts: &ApiOptions) -> Result<kube::Client, String> {
+pub async fn client(opts: &ApiOptions) -> Result<kube::Client, KubeError> {
     use kube::config::{KubeConfigOptions, Kubeconfig};
     let kc_opts = KubeConfigOptions { context: opts.context.clone(), ..Default::default() };
     let config = match &opts.kubeconfig {
         Some(path) => {
-            let kc = Kubeconfig::read_from(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let kc = Kubeconfig::read_from(path).map_err(|e| KubeError::Config(format!("{}: {e}", path.display())))?;
             kube::Config::from_custom_kubeconfig(kc, &kc_opts).await.map_err(|e| format!("{}: {e}", path.display()))
         }
         None if opts.context.is_some() => kube::Config::from_kubeconfig(&kc_opts).await.map_err(|e| e.to_string()),
         None => kube::Config::infer().await.map_err(|e| e.to_string()),
-    }?;
-    kube::Client::try_from(config).map_err(|e| format!("kubernetes client: {e}"))
+    }
+    .map_err(KubeError::Config)?;
+    kube::Client::try_from(config).map_err(|e| KubeError::Config(format!("client: {e}")))
 }
 
 /// Lists pods, namespaces and nodes once: the inventory `netward snapshot` exports.
-pub fn list_once(opts: &ApiOptions) -> Result<Cluster, String> {
+pub fn list_once(opts: &ApiOptions) -> Result<Cluster, KubeError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("tokio runtime: {e}"))?;
+        .map_err(|e| KubeError::Runtime(format!("tokio runtime: {e}")))?;
     rt.block_on(async {
         let client = client(opts).await?;
         let mut store = Store::default();
@@ -116,14 +140,14 @@ pub fn list_once(opts: &ApiOptions) -> Result<Cluster, String> {
 }
 
 /// Lists every object page by page, as `Init`, `InitApply`..., `InitDone`.
-async fn list_all<K>(what: &str, api: kube::Api<K>, mut apply: impl FnMut(Event<K>)) -> Result<(), String>
+async fn list_all<K>(what: &str, api: kube::Api<K>, mut apply: impl FnMut(Event<K>)) -> Result<(), KubeError>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     apply(Event::Init);
     let mut params = kube::api::ListParams::default().limit(500);
     loop {
-        let page = api.list(&params).await.map_err(|e| format!("listing {what}: {e}"))?;
+        let page = api.list(&params).await.map_err(|e| KubeError::Api(format!("listing {what}: {e}")))?;
         let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
         for item in page.items {
             apply(Event::InitApply(item));
@@ -138,7 +162,7 @@ where
 }
 
 /// A runtime on a thread of its own: the reconcile loop is synchronous.
-pub fn runtime_thread() -> Result<tokio::runtime::Handle, String> {
+pub fn runtime_thread() -> Result<tokio::runtime::Handle, KubeError> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("kube".into())
@@ -149,24 +173,24 @@ pub fn runtime_thread() -> Result<tokio::runtime::Handle, String> {
                 rt.block_on(std::future::pending::<()>());
             }
             Err(e) => {
-                let _ = tx.send(Err(format!("tokio runtime: {e}")));
+                let _ = tx.send(Err(KubeError::Runtime(format!("tokio runtime: {e}"))));
             }
         })
-        .map_err(|e| format!("kube thread: {e}"))?;
-    rx.recv().map_err(|_| "kube thread ended".to_string())?
+        .map_err(|e| KubeError::Runtime(format!("kube thread: {e}")))?;
+    rx.recv().map_err(|_| KubeError::Runtime("kube thread ended".into()))?
 }
 
 impl ApiInventory {
     /// Connects (reads the config) and starts watching. `on_change` is
     /// called once per burst of changes once the initial lists are in.
-    pub fn connect(opts: &ApiOptions, on_change: Option<OnChange>) -> Result<Self, String> {
+    pub fn connect(opts: &ApiOptions, on_change: Option<OnChange>) -> Result<Self, KubeError> {
         let runtime = runtime_thread()?;
         let (tx, rx) = std::sync::mpsc::channel();
         let opts2 = opts.clone();
         runtime.spawn(async move {
             let _ = tx.send(client(&opts2).await);
         });
-        let client = rx.recv().map_err(|_| "kube thread ended".to_string())??;
+        let client = rx.recv().map_err(|_| KubeError::Runtime("kube thread ended".into()))??;
         let shared = Arc::new(Shared {
             state: Mutex::new(State { store: Store::default(), broken: BTreeMap::new() }),
             synced: Condvar::new(),
@@ -501,5 +525,19 @@ async fn probe_while_broken(client: kube::Client, shared: Arc<Shared>, wake: Opt
 fn notify(wake: &Option<OnChange>) {
     if let Some(on_change) = wake {
         on_change();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kubeconfig_that_cannot_be_read_is_configuration_not_weather() {
+        let opts = ApiOptions::new(Some(PathBuf::from("/nonexistent/kubeconfig")), None);
+        let e = list_once(&opts).expect_err("no such file");
+        assert!(matches!(e, KubeError::Config(ref m) if m.contains("/nonexistent/kubeconfig")), "{e}");
+        assert!(!e.retryable());
+        assert!(KubeError::Api("listing pods: connection refused".into()).retryable());
     }
 }
