@@ -201,6 +201,16 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn webhook_signatures_match_githubs_scheme() {
+        // The example from GitHub's documentation on validating webhook deliveries.
+        let s = sign(b"It's a Secret to Everybody", b"Hello, World!");
+        assert_eq!(s, "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17");
+        assert!(signature_ok(b"It's a Secret to Everybody", b"Hello, World!", &s));
+        assert!(!signature_ok(b"wrong", b"Hello, World!", &s));
+        assert!(!signature_ok(b"It's a Secret to Everybody", b"Hello, World!", "sha1=abc"));
+    }
+
     use super::*;
     use std::io::{Read, Write};
     use std::net::TcpStream;

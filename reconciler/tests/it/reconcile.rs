@@ -333,7 +333,7 @@ fn a_signed_webhook_triggers_a_fetch_at_once() {
         out
     };
     let bad = post("sha256=00");
-    let good = post(&netward::reconcile::sign(b"s3cret", br#"{"ref":"refs/heads/main"}"#));
+    let good = post(&netward::http::sign(b"s3cret", br#"{"ref":"refs/heads/main"}"#));
     let second_ok = wait(&second);
     let _ = child.kill();
     let _ = child.wait();
