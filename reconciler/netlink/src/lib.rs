@@ -8,7 +8,6 @@
 //! into `Expr`s and element bytes.
 
 use std::ffi::{c_char, c_void, CString};
-use std::fmt;
 use std::ptr::NonNull;
 
 use nftnl_sys as sys;
@@ -153,7 +152,8 @@ pub struct Elem {
 }
 
 /// A message the kernel refused, named by what it was doing.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{what}: {}", std::io::Error::from_raw_os_error(*.errno))]
 pub struct BatchError {
     /// What the refused message did, e.g. `add rule netward/pol-in-x`.
     pub what: String,
@@ -161,39 +161,24 @@ pub struct BatchError {
     pub errno: i32,
 }
 
-impl fmt::Display for BatchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.what, std::io::Error::from_raw_os_error(self.errno))
-    }
-}
-
-impl std::error::Error for BatchError {}
-
 /// Why a commit failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum CommitError {
     /// The socket could not be opened or used.
+    #[error("netlink socket: {0}")]
     Io(std::io::Error),
     /// The kernel refused the transaction; nothing was changed.
+    #[error("{}", joined(.0))]
     Refused(Vec<BatchError>),
     /// A message could not be built; nothing was sent.
+    #[error("not sent: {0}")]
     Build(BuildError),
 }
 
-impl fmt::Display for CommitError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CommitError::Io(e) => write!(f, "netlink socket: {e}"),
-            CommitError::Build(e) => write!(f, "not sent: {e}"),
-            CommitError::Refused(errs) => {
-                let parts: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-                write!(f, "{}", parts.join("; "))
-            }
-        }
-    }
+/// Every refusal of a transaction, in one line.
+fn joined(errs: &[BatchError]) -> String {
+    errs.iter().map(BatchError::to_string).collect::<Vec<_>>().join("; ")
 }
-
-impl std::error::Error for CommitError {}
 
 /// A netlink socket to nf_tables, opened in some network namespace.
 pub struct Conn {
@@ -364,9 +349,10 @@ pub mod limits {
 /// Why a message could not be built. The batch keeps the first one, builds
 /// nothing after it, and [`Batch::commit`] sends nothing: a transaction is
 /// whole or not at all.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
     /// A value longer than nf_tables or libnftnl can hold.
+    #[error("{what}: {len} bytes, the limit is {max}")]
     TooLong {
         /// What was too long, e.g. `chain name "..."` or `message (add rule ...)`.
         what: String,
@@ -376,19 +362,9 @@ pub enum BuildError {
         max: usize,
     },
     /// libnftnl refused an attribute or could not allocate.
+    #[error("libnftnl refused {0}")]
     Libnftnl(String),
 }
-
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BuildError::TooLong { what, len, max } => write!(f, "{what}: {len} bytes, the limit is {max}"),
-            BuildError::Libnftnl(what) => write!(f, "libnftnl refused {what}"),
-        }
-    }
-}
-
-impl std::error::Error for BuildError {}
 
 fn check_len(what: impl FnOnce() -> String, len: usize, max: usize) -> Result<(), BuildError> {
     if len > max {
