@@ -333,3 +333,107 @@ fn input_errors_show_the_line_and_a_caret_under_the_column() {
     let (_, out, _) = netward(&["validate", bad]);
     assert!(!out.contains("  |"), "{out}");
 }
+
+/// Commit ids (8 hex digits, as in `base 3248793a` or `3248793a:file`) and
+/// durations (`0.03 s`) differ from run to run; everything else must not.
+fn normalized(text: &str) -> String {
+    let words: Vec<String> = text
+        .split(' ')
+        .map(|w| {
+            let hex =
+                w.len() >= 8 && w.as_bytes()[..8].iter().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+            if hex && (w.len() == 8 || w.as_bytes()[8] == b':') {
+                format!("REV{}", &w[8..])
+            } else if w.parse::<f64>().is_ok() && w.contains('.') {
+                "N".to_string()
+            } else {
+                w.to_string()
+            }
+        })
+        .collect();
+    words.join(" ")
+}
+
+/// The README's quick start, command by command, in a copy of the bundled
+/// example: every line it shows is what the command prints (`...` stands
+/// for lines left out), and `echo $?` the exit code.
+#[test]
+fn the_readme_quick_start_is_real_output() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README");
+    let section = readme.split("## Quick start").nth(1).expect("a quick start").split("\n## ").next().expect("it");
+    let block = section.split("```console\n").nth(1).expect("a console block").split("\n```").next().expect("closed");
+    let dir = TempDir::new("quickstart");
+    let copied = Command::new("cp").arg("-r").arg(root().join("policies")).arg(&*dir).status().expect("cp");
+    assert!(copied.success());
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(["-c", "user.email=t@netward", "-c", "user.name=t", "-c", "init.defaultBranch=main"])
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("git")
+    };
+    for args in [&["init", "-q"][..], &["add", "-A"], &["commit", "-qm", "the example"]] {
+        assert!(git(args).status.success(), "git {args:?}");
+    }
+    // netward-testkit is built beside this test binary by the workspace's test build.
+    let bins =
+        std::env::current_exe().expect("exe").parent().and_then(|d| d.parent()).expect("target dir").to_path_buf();
+    let mut steps: Vec<(String, Vec<String>)> = Vec::new();
+    for line in block.lines() {
+        match line.strip_prefix("$ ") {
+            Some(cmd) => steps.push((cmd.to_string(), Vec::new())),
+            None => steps.last_mut().expect("output after a command").1.push(line.to_string()),
+        }
+    }
+    let mut last_code = 0;
+    let mut ran = 0;
+    for (cmd, expected) in &steps {
+        let words: Vec<&str> = cmd.split_whitespace().collect();
+        let out = match words[0] {
+            "echo" => {
+                assert_eq!(expected, &[last_code.to_string()], "{cmd}");
+                continue;
+            }
+            "git" => git(&words[1..]),
+            "netward" => Command::new(env!("CARGO_BIN_EXE_netward"))
+                .args(&words[1..])
+                .current_dir(&dir)
+                .output()
+                .expect("netward"),
+            "netward-testkit" => {
+                let bin = bins.join("netward-testkit");
+                if !bin.exists() {
+                    eprintln!("SKIPPED `{cmd}`: netward-testkit is not built (run the workspace's tests)");
+                    continue;
+                }
+                // The shell expands the glob in the README.
+                let mut args: Vec<String> = Vec::new();
+                for w in &words[1..] {
+                    match w.strip_suffix("*.yaml") {
+                        Some(d) => {
+                            let mut files: Vec<String> = std::fs::read_dir(dir.join(d))
+                                .expect("dir")
+                                .map(|e| format!("{d}{}", e.expect("entry").file_name().to_string_lossy()))
+                                .filter(|f| f.ends_with(".yaml"))
+                                .collect();
+                            files.sort();
+                            args.extend(files);
+                        }
+                        None => args.push(w.to_string()),
+                    }
+                }
+                Command::new(&bin).args(&args).current_dir(&dir).output().expect("netward-testkit")
+            }
+            other => panic!("the quick start runs {other}, which this test does not know"),
+        };
+        last_code = out.status.code().unwrap_or(-1);
+        let got =
+            normalized(&format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+        for want in expected.iter().filter(|l| l.as_str() != "...") {
+            assert!(got.lines().any(|g| g == normalized(want)), "`{cmd}` does not print\n{want}\nit printed:\n{got}");
+        }
+        ran += 1;
+    }
+    assert!(ran >= 5, "the quick start runs validate, matrix, explain, the testkit and diff: {ran}");
+}
