@@ -38,7 +38,7 @@ pub(crate) enum Command {
         /// Cluster snapshots; several merge.
         #[arg(long, required = true, num_args = 1..)]
         cluster: Vec<PathBuf>,
-        #[arg(long, value_enum, default_value_t = SelectFormat::Text)]
+        #[arg(short = 'o', long, value_enum, default_value_t = SelectFormat::Text)]
         format: SelectFormat,
     },
     /// The truth table: which endpoint may open a connection to which, per port.
@@ -52,7 +52,7 @@ pub(crate) enum Command {
         /// PORT/PROTO, e.g. 80/TCP, 53/UDP.
         #[arg(long, required = true, num_args = 1..)]
         port: Vec<String>,
-        #[arg(long, value_enum, default_value_t = Format::Table)]
+        #[arg(short = 'o', long, value_enum, default_value_t = Format::Table)]
         format: Format,
         /// Evaluate as if every staged policy were committed.
         #[arg(long)]
@@ -80,7 +80,7 @@ pub(crate) enum Command {
         src_port: Option<u16>,
         #[arg(long)]
         staged: bool,
-        #[arg(long, value_enum, default_value_t = ExplainFormat::Text)]
+        #[arg(short = 'o', long, value_enum, default_value_t = ExplainFormat::Text)]
         format: ExplainFormat,
     },
     /// Follow a Git repository of policies and keep this node's nftables table in step.
@@ -145,7 +145,7 @@ pub(crate) enum Command {
         /// Cluster snapshots for the endpoints (default: the repository's own Pods and workloads).
         #[arg(long, num_args = 1..)]
         cluster: Vec<PathBuf>,
-        #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+        #[arg(short = 'o', long, value_enum, default_value_t = DiffFormat::Text)]
         format: DiffFormat,
         /// The Git checkout (default: the current directory).
         #[arg(long, default_value = ".")]
@@ -165,7 +165,7 @@ pub(crate) enum Command {
         /// Cluster snapshots; several merge.
         #[arg(long, required = true, num_args = 1..)]
         cluster: Vec<PathBuf>,
-        #[arg(long, value_enum, default_value_t = PlanFormat::Nft)]
+        #[arg(short = 'o', long, value_enum, default_value_t = PlanFormat::Nft)]
         format: PlanFormat,
         /// audit: every Deny becomes Log + Allow.
         #[arg(long, value_enum, default_value_t = PlanMode::Enforce)]

@@ -437,3 +437,19 @@ fn the_readme_quick_start_is_real_output() {
     }
     assert!(ran >= 5, "the quick start runs validate, matrix, explain, the testkit and diff: {ran}");
 }
+
+#[test]
+fn dash_o_is_short_for_format_as_in_kubectl() {
+    for cmd in [
+        vec!["matrix", "--policies", "policies", "--cluster", "policies/cluster.yaml", "--port", "53/UDP"],
+        vec!["select", "app == 'api'", "--cluster", "policies/cluster.yaml"],
+        vec!["plan", "--node", "node-b", "--policies", "policies", "--cluster", "policies/cluster.yaml"],
+    ] {
+        let format = if cmd[0] == "plan" { "summary" } else { "json" };
+        let long: Vec<&str> = cmd.iter().copied().chain(["--format", format]).collect();
+        let short: Vec<&str> = cmd.iter().copied().chain(["-o", format]).collect();
+        let (a, b) = (netward(&long), netward(&short));
+        assert_eq!(a.0, 0, "{}", a.2);
+        assert_eq!(a, b, "{} -o {format}", cmd[0]);
+    }
+}
