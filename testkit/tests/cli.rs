@@ -187,3 +187,27 @@ fn the_kind_backend_names_what_is_missing_before_it_starts() {
     }
     let _ = std::fs::remove_dir_all(bin);
 }
+
+#[test]
+fn the_probe_answers_help_and_version_and_refuses_a_port_that_is_not_one() {
+    let probe = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_netward-probe")).args(args).output().expect("probe");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = probe(&["--help"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("netward-probe serve") && out.contains("bench connect|udp|bulk"), "{out}");
+    let (code, out, _) = probe(&["--version"]);
+    assert_eq!((code, out.trim()), (Some(0), format!("netward-probe {}", env!("CARGO_PKG_VERSION")).as_str()));
+    // Refused before anything is bound: the port list is read first.
+    let (code, out, err) = probe(&["serve", "--tcp", "8080,99999"]);
+    assert_eq!(code, Some(3), "{out}{err}");
+    assert!(!out.contains("ready") && err.contains("not a port: \"99999\""), "{out}{err}");
+    let (code, _, err) = probe(&["serve", "--tpc", "80"]);
+    assert_eq!(code, Some(3));
+    assert!(err.contains("unknown option \"--tpc\""), "{err}");
+}

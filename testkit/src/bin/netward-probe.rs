@@ -16,9 +16,23 @@ use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::ExitCode;
 use std::time::Duration;
 
-fn ports(arg: Option<&String>) -> Vec<u16> {
-    arg.map(|s| s.split(',').filter_map(|p| p.parse().ok()).collect()).unwrap_or_default()
+/// A comma-separated port list ("" is none); a value that is not a port
+/// (1-65535) is an error, never silently dropped.
+fn ports(arg: Option<&String>) -> Result<Vec<u16>, String> {
+    let Some(list) = arg else { return Ok(Vec::new()) };
+    list.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.parse::<u16>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("not a port: {p:?}")),
+        })
+        .collect()
 }
+
+const USAGE: &str = "usage: netward-probe serve [--tcp P,..] [--udp P,..] [--sink P,..] [--echo P,..]
+       netward-probe connect tcp|udp IP PORT [--timeout-ms N]
+       netward-probe hold tcp|udp IP PORT [--ms N]
+       netward-probe bench connect|udp|bulk IP PORT N";
 
 fn serve(args: &[String]) -> ExitCode {
     let mut tcp = Vec::new();
@@ -27,12 +41,22 @@ fn serve(args: &[String]) -> ExitCode {
     let mut echo = Vec::new();
     let mut i = 0;
     while i < args.len() {
-        match args[i].as_str() {
-            "--tcp" => tcp = ports(args.get(i + 1)),
-            "--udp" => udp = ports(args.get(i + 1)),
-            "--sink" => sink = ports(args.get(i + 1)),
-            "--echo" => echo = ports(args.get(i + 1)),
-            _ => {}
+        let list = match args[i].as_str() {
+            "--tcp" => &mut tcp,
+            "--udp" => &mut udp,
+            "--sink" => &mut sink,
+            "--echo" => &mut echo,
+            other => {
+                eprintln!("netward-probe serve: unknown option {other:?}\n{USAGE}");
+                return ExitCode::from(3);
+            }
+        };
+        match ports(args.get(i + 1)) {
+            Ok(p) => *list = p,
+            Err(e) => {
+                eprintln!("netward-probe serve {}: {e}", args[i]);
+                return ExitCode::from(3);
+            }
         }
         i += 2;
     }
@@ -297,8 +321,16 @@ fn main() -> ExitCode {
         Some("connect") => connect(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("hold") => hold(&args[1..]),
+        Some("--help" | "-h" | "help") => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Some("--version" | "-V") => {
+            println!("netward-probe {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
         _ => {
-            eprintln!("usage: netward-probe serve --tcp P,.. --udp P,.. | connect tcp|udp IP PORT [--timeout-ms N]");
+            eprintln!("{USAGE}");
             ExitCode::from(3)
         }
     }
