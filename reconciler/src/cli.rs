@@ -12,7 +12,7 @@ use netward::reconcile::Wake;
 #[derive(Parser)]
 #[command(
     name = "netward",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("NETWARD_COMMIT"), ")"),
     about = "Kubernetes and Calico network policy engine: validate, select, matrix, explain"
 )]
 pub(crate) struct Cli {

@@ -453,3 +453,13 @@ fn dash_o_is_short_for_format_as_in_kubectl() {
         assert_eq!(a, b, "{} -o {format}", cmd[0]);
     }
 }
+
+#[test]
+fn the_version_names_the_commit_it_was_built_from() {
+    let (code, out, _) = netward(&["--version"]);
+    assert_eq!(code, 0);
+    let head = Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).current_dir(root()).output().expect("git");
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    let want = if head.is_empty() { "unknown".to_string() } else { head };
+    assert_eq!(out.trim(), format!("netward {} (commit {want})", env!("CARGO_PKG_VERSION")));
+}
