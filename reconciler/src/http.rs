@@ -201,6 +201,11 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Instant;
+
     #[test]
     fn webhook_signatures_match_githubs_scheme() {
         // The example from GitHub's documentation on validating webhook deliveries.
@@ -210,11 +215,6 @@ mod tests {
         assert!(!signature_ok(b"wrong", b"Hello, World!", &s));
         assert!(!signature_ok(b"It's a Secret to Everybody", b"Hello, World!", "sha1=abc"));
     }
-
-    use super::*;
-    use std::io::{Read, Write};
-    use std::net::TcpStream;
-    use std::time::Instant;
 
     fn start(status: Status, mode: RolloutMode, hook: Option<Hook>) -> String {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");

@@ -778,8 +778,12 @@ impl Batch {
         while !rest.is_empty() {
             // As many elements as fit `limits::ELEMENT_BYTES` (at least one).
             let (mut n, mut bytes) = (0, 0);
-            while n < rest.len() && (n == 0 || bytes + elem_size(&rest[n]) <= limits::ELEMENT_BYTES) {
-                bytes += elem_size(&rest[n]);
+            while let Some(e) = rest.get(n) {
+                let size = elem_size(e);
+                if n > 0 && bytes + size > limits::ELEMENT_BYTES {
+                    break;
+                }
+                bytes += size;
                 n += 1;
             }
             let (chunk, later) = rest.split_at(n);

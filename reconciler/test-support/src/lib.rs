@@ -11,7 +11,7 @@
 use std::ffi::OsStr;
 use std::fmt::Display;
 use std::ops::Deref;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// What a test needs of the machine beyond a Rust toolchain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,12 +66,6 @@ impl TempDir {
     pub fn path(&self) -> &Path {
         self.0.path()
     }
-
-    /// The path, for a helper that outlives its directory on purpose (to
-    /// look at what a failed test left); the directory then stays.
-    pub fn keep(self) -> PathBuf {
-        self.0.keep()
-    }
 }
 
 impl Deref for TempDir {
@@ -96,6 +90,7 @@ impl AsRef<OsStr> for TempDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn a_temporary_directory_goes_away_when_its_test_panics() {
