@@ -57,6 +57,10 @@ pub(crate) enum Command {
         /// Evaluate as if every staged policy were committed.
         #[arg(long)]
         staged: bool,
+        /// The family that decides pairs of dual-stack pods (4, the default, or 6);
+        /// a pair the two families decide differently is caveated either way.
+        #[arg(long, value_parser = ["4", "6"])]
+        family: Option<String>,
     },
     /// Decide one connection and say why: tiers, policies, the deciding rule.
     Explain {
@@ -82,6 +86,10 @@ pub(crate) enum Command {
         staged: bool,
         #[arg(short = 'o', long, value_enum, default_value_t = ExplainFormat::Text)]
         format: ExplainFormat,
+        /// The family for two pods given as namespace/pod that both have IPv4
+        /// and IPv6 (4, the default: their first address's, or 6).
+        #[arg(long, value_parser = ["4", "6"])]
+        family: Option<String>,
     },
     /// Follow a Git repository of policies and keep this node's nftables table in step.
     Reconcile {

@@ -152,12 +152,12 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode, Failure> {
                 }
             }
         }
-        Command::Matrix { policies: pp, cluster: cp, port, format, staged } => {
+        Command::Matrix { policies: pp, cluster: cp, port, format, staged, family } => {
             let set = policies(&pp)?;
             let c = cluster(&cp)?;
             let ports = ports(&port)?;
             let an = Analysis::new(&set, &c, if staged { View::Staged } else { View::Enforced });
-            let m = Matrix::compute(&an, &ports);
+            let m = Matrix::compute(&an, &ports).with_family_v6(family.as_deref() == Some("6"));
             let f = match format {
                 Format::Table => MatrixFormat::Table,
                 Format::Json => MatrixFormat::Json,
@@ -171,12 +171,13 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode, Failure> {
             let _ = report::write_matrix(&mut o, &m, f).and_then(|()| o.flush());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Explain { policies: pp, cluster: cp, from, to, port, src_port, staged, format } => {
+        Command::Explain { policies: pp, cluster: cp, from, to, port, src_port, staged, format, family } => {
             let set = policies(&pp)?;
             let c = cluster(&cp)?;
             let fp = FlowPort::parse(&port).map_err(Failure::Usage)?;
             let an = Analysis::new(&set, &c, if staged { View::Staged } else { View::Enforced });
-            let flow = an.flow(&from, &to, fp.protocol, fp.port, src_port).map_err(Failure::Usage)?;
+            let v6 = family.map(|f| f == "6");
+            let flow = an.flow_in(&from, &to, fp.protocol, fp.port, src_port, v6).map_err(Failure::Usage)?;
             let v = an.evaluate(&flow);
             let text = match format {
                 ExplainFormat::Text => report::explain_text(&an, &flow, &v),

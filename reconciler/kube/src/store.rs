@@ -196,7 +196,9 @@ pub fn pod_from_api(p: &api::Pod) -> Option<Pod> {
         .and_then(|s| s.service_account_name.clone().or_else(|| s.service_account.clone()))
         .unwrap_or_else(|| "default".into());
     let mut ports = Vec::new();
-    for c in spec.map(|s| s.containers.as_slice()).unwrap_or_default() {
+    // Calico takes named ports from init containers too (native sidecars).
+    let init = spec.and_then(|s| s.init_containers.as_deref()).unwrap_or_default();
+    for c in spec.map(|s| s.containers.as_slice()).unwrap_or_default().iter().chain(init) {
         for cp in c.ports.as_deref().unwrap_or_default() {
             let Ok(port) = u16::try_from(cp.container_port) else { continue };
             let protocol = match cp.protocol.as_deref() {

@@ -419,7 +419,7 @@ impl<'a> Compiler<'a> {
     /// The alternatives (each a list of conditions) that together match
     /// what the rule matches in one family; empty if it cannot match there.
     fn rule_matches(&mut self, r: &netward_policy::model::Rule, fam: Family) -> Vec<Vec<Match>> {
-        if r.ip_version.is_some_and(|v| (v == 6) != (fam == Family::V6)) {
+        if !r.exists_in(fam == Family::V6) {
             return vec![];
         }
         let mut base = vec![Match::NfProto(fam)];

@@ -63,22 +63,25 @@ pub struct Analysis {
 impl Analysis {
     /// Prepares a policy set and a cluster for evaluation in one view.
     pub fn new(set: &PolicySet, cluster: &Cluster, view: View) -> Self {
+        // Pods get the normal tiers only: doNotTrack and preDNAT policies
+        // are for host endpoints, which netward does not police (C11).
+        let for_pods = |p: &Policy| !p.host_endpoints_only;
         let staged = match view {
-            View::Enforced => set.policies.iter().filter(|p| p.id.kind.is_staged()).cloned().collect(),
+            View::Enforced => set.policies.iter().filter(|p| p.id.kind.is_staged() && for_pods(p)).cloned().collect(),
             View::Staged => Vec::new(),
         };
         let set = match view {
             View::Enforced => set.enforced(),
             View::Staged => set.with_staged(),
         };
-        let policies = set.policies.clone();
+        let policies: Vec<Policy> = set.policies.iter().filter(|p| for_pods(p)).cloned().collect();
         let mut tiers = Vec::new();
         for t in set.tier_order() {
-            let mut idx: Vec<usize> = (0..policies.len()).filter(|&i| policies[i].tier == t.name).collect();
-            idx.sort_by(|&a, &b| {
-                let (ka, kb) = (policies[a].sort_key(), policies[b].sort_key());
-                ka.0.total_cmp(&kb.0).then_with(|| (ka.1, ka.2, ka.3).cmp(&(kb.1, kb.2, kb.3)))
-            });
+            let idx: Vec<usize> = (0..policies.len()).filter(|&i| policies[i].tier == t.name).collect();
+            let keys: Vec<(f64, String)> = idx.iter().map(|&i| policies[i].sort_key()).collect();
+            let mut order: Vec<usize> = (0..idx.len()).collect();
+            order.sort_by(|&a, &b| keys[a].0.total_cmp(&keys[b].0).then_with(|| keys[a].1.cmp(&keys[b].1)));
+            let idx: Vec<usize> = order.into_iter().map(|k| idx[k]).collect();
             if !idx.is_empty() {
                 tiers.push(TierPlan { tier: t.clone(), policies: idx });
             }

@@ -5,6 +5,7 @@ pub mod decode;
 pub mod fields;
 pub mod kinds;
 pub mod load;
+mod scalar;
 pub mod yaml;
 
 pub use load::{load_cluster, load_policies, Loaded};

@@ -96,6 +96,20 @@ fn matrix_table<W: io::Write + ?Sized>(w: &mut W, m: &Matrix) -> io::Result<()> 
             w.write_all(b"\n")?;
         }
         write_counts(w, &counts)?;
+        write_family_note(w, &counts)?;
+    }
+    Ok(())
+}
+
+/// Under a port's table: how many `*` cells are dual-stack pairs whose two
+/// families disagree (the cell shows the deciding family's verdict).
+fn write_family_note<W: io::Write + ?Sized>(w: &mut W, c: &Counts) -> io::Result<()> {
+    if c.family_split > 0 {
+        writeln!(
+            w,
+            "{} of the * are dual-stack pairs that IPv4 and IPv6 decide differently; --family 4|6 chooses which is shown\n",
+            c.family_split
+        )?;
     }
     Ok(())
 }
@@ -124,6 +138,12 @@ fn matrix_json<W: io::Write + ?Sized>(w: &mut W, m: &Matrix) -> io::Result<()> {
                 w.write_all(b"{}")?;
             } else {
                 json_pairs(w, &names, false, |a, b| m.caveated(pi, a, b))?;
+            }
+            if m.counts(pi).family_split > 0 {
+                // Only dual-stack worlds have the key: the verdict above is
+                // the deciding family's, these pairs the other decides otherwise.
+                w.write_all(b",\n      \"family_split\": ")?;
+                json_pairs(w, &names, false, |a, b| m.family_split(pi, a, b))?;
             }
             w.write_all(b"\n    }")?;
         }
@@ -252,6 +272,7 @@ fn matrix_md<W: io::Write + ?Sized>(w: &mut W, m: &Matrix) -> io::Result<()> {
         }
         w.write_all(b"\n")?;
         write_counts(w, &counts)?;
+        write_family_note(w, &counts)?;
     }
     Ok(())
 }
@@ -263,8 +284,15 @@ fn matrix_summary<W: io::Write + ?Sized>(w: &mut W, m: &Matrix) -> io::Result<()
     for (pi, port) in m.ports.iter().enumerate() {
         let c = m.counts(pi);
         write!(w, "{port}: {} allowed, {} denied of {} pairs", c.allowed, c.denied, c.pairs)?;
-        if c.caveated > 0 {
-            write!(w, " ({} may change with L7/DNS/Service/source-port rules)", c.caveated)?;
+        if c.caveated > c.family_split {
+            write!(w, " ({} may change with L7/DNS/Service/source-port rules)", c.caveated - c.family_split)?;
+        }
+        if c.family_split > 0 {
+            write!(
+                w,
+                " ({} dual-stack pairs that IPv4 and IPv6 decide differently; --family chooses)",
+                c.family_split
+            )?;
         }
         w.write_all(b"\n")?;
     }

@@ -8,6 +8,7 @@ mod expr;
 mod parse;
 
 pub use expr::{Expr, Labels};
+pub(crate) use parse::parse_composed;
 pub use parse::{parse, ParseError};
 
 use std::collections::BTreeMap;

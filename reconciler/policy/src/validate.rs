@@ -17,6 +17,15 @@ pub fn warnings(set: &PolicySet, cluster: Option<&Cluster>) -> Vec<Diagnostic> {
         if !p.id.kind.is_staged() {
             names.entry((p.id.namespace.as_deref(), p.id.name.as_str())).or_default().push(p);
         }
+        if p.host_endpoints_only {
+            out.push(Diagnostic::warning(
+                p.origin.clone(),
+                format!(
+                    "{}: a doNotTrack or preDNAT policy affects host endpoints only; it never applies to pods, and netward polices pods only",
+                    p.id
+                ),
+            ));
+        }
         for dir in [Direction::Ingress, Direction::Egress] {
             let rules = p.rules(dir);
             if !p.applies_in(dir) && !rules.is_empty() {
@@ -173,6 +182,15 @@ fn entity_covers(a: &EntityRule, b: &EntityRule) -> bool {
 }
 
 fn cluster_warnings(set: &PolicySet, cluster: &Cluster, out: &mut Vec<Diagnostic>) {
+    for pod in cluster.pods.iter().filter(|p| !p.ips.is_empty() && p.node.as_deref().is_none_or(str::is_empty)) {
+        out.push(Diagnostic::warning(
+            pod.origin.clone(),
+            format!(
+                "pod {}/{} has an IP but no spec.nodeName: Calico makes a pod an endpoint only once it is scheduled, so no policy sees it",
+                pod.namespace, pod.name
+            ),
+        ));
+    }
     let an = Analysis::new(set, cluster, crate::analysis::View::Staged);
     let workloads: Vec<_> = an.endpoints.iter().filter(|e| !e.host_network).collect();
     let named: std::collections::BTreeSet<&str> =

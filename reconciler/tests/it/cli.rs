@@ -463,3 +463,56 @@ fn the_version_names_the_commit_it_was_built_from() {
     let want = if head.is_empty() { "unknown".to_string() } else { head };
     assert_eq!(out.trim(), format!("netward {} (commit {want})", env!("CARGO_PKG_VERSION")));
 }
+
+#[test]
+fn matrix_and_explain_choose_the_family_of_dual_stack_pairs() {
+    let dir = TempDir::new("family");
+    let pod = |name: &str, v4: &str, v6: &str| {
+        format!("---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: a, labels: {{app: {name}}}}}\nspec: {{nodeName: n1}}\nstatus: {{phase: Running, podIP: {v4}, podIPs: [{{ip: {v4}}}, {{ip: '{v6}'}}]}}\n")
+    };
+    let cluster = dir.path().join("cluster.yaml");
+    std::fs::write(&cluster, [pod("web", "10.0.0.1", "fd00::1"), pod("client", "10.0.0.2", "fd00::2")].concat())
+        .expect("write");
+    // The only rule is IPv6's: over IPv4 the web pod's tier ends in Deny.
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: v6-only}\nspec:\n  selector: app == 'web'\n  ingress:\n  - action: Allow\n    source: {nets: ['fd00::/64']}\n",
+    )
+    .expect("write");
+    let (p, c) = (policy.to_str().expect("utf-8"), cluster.to_str().expect("utf-8"));
+    let summary = |family: &[&str]| {
+        let mut args = vec!["matrix", "--policies", p, "--cluster", c, "--port", "80/TCP", "-o", "summary"];
+        args.extend_from_slice(family);
+        let (code, out, err) = netward(&args);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let v4 = summary(&[]);
+    assert!(v4.contains("80/TCP: 1 allowed, 1 denied of 2 pairs"), "{v4}");
+    assert!(v4.contains("(1 dual-stack pairs that IPv4 and IPv6 decide differently; --family chooses)"), "{v4}");
+    let v6 = summary(&["--family", "6"]);
+    assert!(v6.contains("80/TCP: 2 allowed, 0 denied of 2 pairs"), "{v6}");
+    let explain = |family: &str| {
+        let args = [
+            "explain",
+            "--policies",
+            p,
+            "--cluster",
+            c,
+            "--from",
+            "a/client",
+            "--to",
+            "a/web",
+            "--port",
+            "80/TCP",
+            "--family",
+            family,
+        ];
+        netward(&args).1
+    };
+    assert!(explain("4").contains("denied"), "{}", explain("4"));
+    assert!(explain("6").contains("fd00::2"), "{}", explain("6"));
+    let (code, _, err) = netward(&["matrix", "--policies", p, "--cluster", c, "--port", "80/TCP", "--family", "5"]);
+    assert_eq!(code, 2, "{err}");
+}

@@ -1,6 +1,7 @@
 //! netward's integration tests: one binary, a module per concern.
 
 mod bad_input;
+mod calico_exact;
 mod cli;
 mod deploy;
 mod diff;

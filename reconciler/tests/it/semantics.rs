@@ -2,24 +2,7 @@
 
 use netward::analysis::View;
 
-use crate::support::{namespace, pod, World};
-
-/// Namespaces a (team t1) and b (team t2); pods a/x, a/w, b/x, b/z.
-fn base() -> String {
-    [
-        namespace("a", "team: t1"),
-        namespace("b", "team: t2"),
-        pod("a", "x", "10.0.1.1", "app: x"),
-        pod("a", "w", "10.0.1.2", "app: w"),
-        pod("b", "x", "10.0.2.1", "app: x"),
-        pod("b", "z", "10.0.2.2", "app: z"),
-    ]
-    .concat()
-}
-
-fn knp(ns: &str, name: &str, spec: &str) -> String {
-    format!("---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n{spec}")
-}
+use crate::support::{base, calico, knp, namespace, World};
 
 fn w(policies: &str) -> World {
     World::new(&base(), policies)
@@ -206,11 +189,6 @@ fn k11_k12_host_network_pods_and_their_node() {
     assert!(by_ip.allows("b/agent", "b/far", "80/TCP"), "host traffic matches ipBlock");
     let by_sel = World::new(&cluster, &knp("b", "p", "  podSelector: {}\n  ingress:\n  - from: [{podSelector: {}}]\n"));
     assert!(!by_sel.allows("b/agent", "b/far", "80/TCP"), "hostNetwork pods are not selected as peers");
-}
-
-fn calico(kind: &str, ns: Option<&str>, name: &str, spec: &str) -> String {
-    let nsline = ns.map(|n| format!("  namespace: {n}\n")).unwrap_or_default();
-    format!("---\napiVersion: projectcalico.org/v3\nkind: {kind}\nmetadata:\n  name: {name}\n{nsline}spec:\n{spec}")
 }
 
 #[test]
@@ -503,7 +481,7 @@ fn l7_http_rules_decide_l4_and_carry_a_caveat() {
 
 #[test]
 fn pods_that_are_not_running_are_not_endpoints() {
-    let c = [base(), "---\napiVersion: v1\nkind: Pod\nmetadata: {name: done, namespace: a}\nstatus: {phase: Succeeded, podIP: 10.0.1.9}\n".to_string()].concat();
+    let c = [base(), "---\napiVersion: v1\nkind: Pod\nmetadata: {name: done, namespace: a}\nspec: {nodeName: n1}\nstatus: {phase: Succeeded, podIP: 10.0.1.9}\n".to_string()].concat();
     let w = World::new(&c, "");
     assert!(w.an.endpoint("a/done").is_none());
     assert!(w.an.endpoint("a/x").is_some());
@@ -513,8 +491,8 @@ fn pods_that_are_not_running_are_not_endpoints() {
 fn dual_stack_and_ipv6_only_pods() {
     let c = [
         namespace("a", ""),
-        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: d, namespace: a, labels: {app: d}}\nstatus: {phase: Running, podIP: 10.0.0.1, podIPs: [{ip: 10.0.0.1}, {ip: 'fd00::1'}]}\n".to_string(),
-        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: six, namespace: a, labels: {app: six}}\nstatus: {phase: Running, podIP: 'fd00::2'}\n".to_string(),
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: d, namespace: a, labels: {app: d}}\nspec: {nodeName: n1}\nstatus: {phase: Running, podIP: 10.0.0.1, podIPs: [{ip: 10.0.0.1}, {ip: 'fd00::1'}]}\n".to_string(),
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: six, namespace: a, labels: {app: six}}\nspec: {nodeName: n1}\nstatus: {phase: Running, podIP: 'fd00::2'}\n".to_string(),
     ]
     .concat();
     let p = knp(
@@ -563,7 +541,7 @@ fn snapshots_in_kubectl_json_shape_merge_across_files() {
 fn c2_c3_service_accounts_in_policies_and_rules() {
     let c = [
         base(),
-        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: robot, namespace: b, labels: {app: r}}\nspec: {serviceAccountName: deployer}\nstatus: {phase: Running, podIP: 10.0.2.9}\n".to_string(),
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: robot, namespace: b, labels: {app: r}}\nspec: {nodeName: n1, serviceAccountName: deployer}\nstatus: {phase: Running, podIP: 10.0.2.9}\n".to_string(),
     ]
     .concat();
     let by_name = calico(

@@ -52,7 +52,7 @@ impl World {
         let flow = self.an.flow(from, to, fp.protocol, fp.port, None).expect("flow");
         let v = self.an.evaluate(&flow);
         if let (Some(a), Some(b)) = (flow.src.endpoint, flow.dst.endpoint) {
-            let m = Matrix::compute(&self.an, &[fp]);
+            let m = Matrix::compute(&self.an, &[fp]).with_family_v6(flow.dst.ip.is_ipv6());
             let ia = self.an.endpoints.iter().position(|e| e.id == a.id).expect("a");
             let ib = self.an.endpoints.iter().position(|e| e.id == b.id).expect("b");
             assert_eq!(m.allowed(0, ia, ib), v.allowed, "matrix and explain disagree on {from} -> {to} {port}");
@@ -70,4 +70,27 @@ pub fn pod(ns: &str, name: &str, ip: &str, labels: &str) -> String {
 
 pub fn namespace(name: &str, labels: &str) -> String {
     format!("---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels: {{{labels}}}\n")
+}
+
+/// Namespaces a (team t1) and b (team t2); pods a/x, a/w, b/x, b/z.
+pub fn base() -> String {
+    [
+        namespace("a", "team: t1"),
+        namespace("b", "team: t2"),
+        pod("a", "x", "10.0.1.1", "app: x"),
+        pod("a", "w", "10.0.1.2", "app: w"),
+        pod("b", "x", "10.0.2.1", "app: x"),
+        pod("b", "z", "10.0.2.2", "app: z"),
+    ]
+    .concat()
+}
+
+pub fn knp(ns: &str, name: &str, spec: &str) -> String {
+    format!("---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n{spec}")
+}
+
+/// A Calico object: `calico("GlobalNetworkPolicy", None, "p", "  selector: ...\n")`.
+pub fn calico(kind: &str, ns: Option<&str>, name: &str, spec: &str) -> String {
+    let nsline = ns.map(|n| format!("  namespace: {n}\n")).unwrap_or_default();
+    format!("---\napiVersion: projectcalico.org/v3\nkind: {kind}\nmetadata:\n  name: {name}\n{nsline}spec:\n{spec}")
 }

@@ -311,8 +311,7 @@ impl Analysis {
     }
 
     fn rule_matches(&self, r: &Rule, dir: Direction, flow: &Flow<'_>, caveats: &mut Vec<Caveat>) -> bool {
-        let v6 = flow.dst.ip.is_ipv6();
-        if r.ip_version.is_some_and(|v| (v == 6) != v6) {
+        if !r.exists_in(flow.dst.ip.is_ipv6()) {
             return false;
         }
         if r.protocol.is_some_and(|p| p != flow.protocol) || r.not_protocol == Some(flow.protocol) {
@@ -414,8 +413,35 @@ impl Analysis {
         dst_port: u16,
         src_port: Option<u16>,
     ) -> Result<Flow<'_>, String> {
+        self.flow_in(from, to, protocol, dst_port, src_port, None)
+    }
+
+    /// `flow`, with the family of two dual-stack ends chosen (`Some(true)`:
+    /// IPv6); an end given as an IP keeps its family.
+    pub fn flow_in(
+        &self,
+        from: &str,
+        to: &str,
+        protocol: Protocol,
+        dst_port: u16,
+        src_port: Option<u16>,
+        v6: Option<bool>,
+    ) -> Result<Flow<'_>, String> {
         let mut src = self.resolve(from)?;
         let mut dst = self.resolve(to)?;
+        if let Some(v6) = v6 {
+            let is_ip = |s: &str| s.parse::<IpAddr>().is_ok();
+            if !is_ip(from) {
+                if let Some(p) = src.endpoint.and_then(|e| self.peer_of(e, v6)) {
+                    src = p;
+                }
+            }
+            if !is_ip(to) {
+                if let Some(p) = dst.endpoint.and_then(|e| self.peer_of(e, v6)) {
+                    dst = p;
+                }
+            }
+        }
         if src.ip.is_ipv6() != dst.ip.is_ipv6() {
             if let Some(p) = dst.endpoint.and_then(|e| self.peer_of(e, src.ip.is_ipv6())) {
                 dst = p;

@@ -6,8 +6,10 @@
 //! form one class. Selectors are evaluated once per class through an inverted
 //! label index, and each local class runs its tiers over bit sets of remote
 //! classes, so the cost grows with classes and rules, not with pods squared.
-//! IPv4 and IPv6 are separate passes: a pair is decided over IPv4 if both
-//! ends have an IPv4 address, otherwise over IPv6.
+//! IPv4 and IPv6 are separate passes, since a rule can exist in one family
+//! and not the other (C5). A pair is decided over the family both ends have;
+//! when both are dual stack, over IPv4 unless `prefer_v6` says IPv6, and a
+//! pair whose two families disagree is caveated (`Counts::family_split`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
@@ -34,6 +36,11 @@ pub struct Matrix {
     /// and a pod on the same node. Few; kept apart so the node does not split
     /// classes.
     same_node: Vec<(usize, usize)>,
+    /// Decide dual-stack pairs over IPv6 rather than IPv4.
+    prefer_v6: bool,
+    /// Dual-stack endpoints grouped by their (IPv4 class, IPv6 class), with
+    /// the group of each endpoint: what family splits are counted over.
+    combos: Vec<(usize, usize, u64)>,
 }
 
 /// Counts for one port.
@@ -45,8 +52,11 @@ pub struct Counts {
     pub allowed: u64,
     /// Pairs that may not.
     pub denied: u64,
-    /// Pairs whose verdict an L7, DNS, Service or source-port rule may change.
+    /// Pairs whose verdict an L7, DNS, Service or source-port rule may
+    /// change, or that IPv4 and IPv6 decide differently.
     pub caveated: u64,
+    /// Dual-stack pairs that IPv4 and IPv6 decide differently (also in `caveated`).
+    pub family_split: u64,
 }
 
 struct Pass {
@@ -58,8 +68,8 @@ struct Pass {
     allowed: Vec<Vec<Bitset>>,
     /// Per port: class -> destination classes whose verdict carries a caveat.
     flagged: Vec<Vec<Bitset>>,
-    /// v6 pass only: classes whose members also have IPv4 (decided in the v4 pass).
-    has_v4: Vec<bool>,
+    /// Classes whose members also have an address of the other family.
+    has_other: Vec<bool>,
 }
 
 #[derive(Hash, PartialEq, Eq)]
@@ -68,7 +78,7 @@ struct ClassKey {
     labels: BTreeMap<String, String>,
     named_ports: BTreeMap<String, Vec<(Protocol, u16)>>,
     cidrs: Vec<u32>,
-    has_v4: bool,
+    has_other: bool,
 }
 
 struct Class {
@@ -121,7 +131,56 @@ impl Matrix {
                 }
             }
         }
-        Matrix { endpoints, ports: ports.to_vec(), passes, host, node, same_node }
+        let mut combos: HashMap<(usize, usize), u64> = HashMap::new();
+        if let [v4, v6] = passes.as_slice() {
+            for (c4, c6) in v4.class_of.iter().zip(&v6.class_of) {
+                if let (Some(c4), Some(c6)) = (c4, c6) {
+                    *combos.entry((*c4, *c6)).or_default() += 1;
+                }
+            }
+        }
+        let mut combos: Vec<(usize, usize, u64)> = combos.into_iter().map(|((a, b), n)| (a, b, n)).collect();
+        combos.sort_unstable();
+        Matrix { endpoints, ports: ports.to_vec(), passes, host, node, same_node, prefer_v6: false, combos }
+    }
+
+    /// The same verdicts, deciding dual-stack pairs over IPv6 (`--family 6`)
+    /// or IPv4 (the default).
+    pub fn with_family_v6(mut self, v6: bool) -> Self {
+        self.prefer_v6 = v6;
+        self
+    }
+
+    /// Whether a pair of dual-stack endpoints is decided differently by IPv4 and IPv6.
+    pub fn family_split(&self, port: usize, a: usize, b: usize) -> bool {
+        let [v4, v6] = self.passes.as_slice() else { return false };
+        let both = |p: &Pass| Some((p.class_of[a]?, p.class_of[b]?));
+        match (both(v4), both(v6)) {
+            (Some((a4, b4)), Some((a6, b6))) => v4.allowed[port][a4].has(b4) != v6.allowed[port][a6].has(b6),
+            _ => false,
+        }
+    }
+
+    /// Dual-stack pairs that the two families decide differently, and those
+    /// of them the preferred family does not flag already.
+    fn split_counts(&self, port: usize) -> (u64, u64) {
+        let [v4, v6] = self.passes.as_slice() else { return (0, 0) };
+        let preferred = if self.prefer_v6 { v6 } else { v4 };
+        let (mut split, mut unflagged) = (0, 0);
+        for (i, &(a4, a6, na)) in self.combos.iter().enumerate() {
+            for (j, &(b4, b6, nb)) in self.combos.iter().enumerate() {
+                if v4.allowed[port][a4].has(b4) == v6.allowed[port][a6].has(b6) {
+                    continue;
+                }
+                let pairs = if i == j { na * na.saturating_sub(1) } else { na * nb };
+                split += pairs;
+                let (pa, pb) = if self.prefer_v6 { (a6, b6) } else { (a4, b4) };
+                if !preferred.flagged[port][pa].has(pb) {
+                    unflagged += pairs;
+                }
+            }
+        }
+        (split, unflagged)
     }
 
     /// K11: a host-networked pod and a pod on its node always talk (over an
@@ -138,11 +197,18 @@ impl Matrix {
     }
 
     fn class_flagged(&self, port: usize, a: usize, b: usize) -> bool {
-        self.pass_for(a, b).is_some_and(|(p, ca, cb)| p.flagged[port][ca].has(cb))
+        self.pass_for(a, b).is_some_and(|(p, ca, cb)| p.flagged[port][ca].has(cb)) || self.family_split(port, a, b)
     }
 
+    /// The pass that decides a pair: the preferred family if both ends have
+    /// it, else the one they share.
     fn pass_for(&self, a: usize, b: usize) -> Option<(&Pass, usize, usize)> {
-        self.passes.iter().find_map(|p| Some((p, p.class_of[a]?, p.class_of[b]?)))
+        let pick = |p: &'_ Pass| Some((p.class_of[a]?, p.class_of[b]?));
+        let mut order: Vec<&Pass> = self.passes.iter().collect();
+        if self.prefer_v6 {
+            order.reverse();
+        }
+        order.into_iter().find_map(|p| pick(p).map(|(ca, cb)| (p, ca, cb)))
     }
 
     /// Whether endpoint `a` may open a new connection to endpoint `b` on port `port`.
@@ -161,9 +227,14 @@ impl Matrix {
         let n = self.endpoints.len() as u64;
         let mut c = Counts { pairs: n * n.saturating_sub(1), ..Counts::default() };
         for p in &self.passes {
-            c.allowed += p.weighted_pairs(&p.allowed[port]);
-            c.caveated += p.weighted_pairs(&p.flagged[port]);
+            // Dual-stack pairs are counted in the preferred family's pass only.
+            let secondary = p.v6 != self.prefer_v6;
+            c.allowed += p.weighted_pairs(&p.allowed[port], secondary);
+            c.caveated += p.weighted_pairs(&p.flagged[port], secondary);
         }
+        let (split, unflagged) = self.split_counts(port);
+        c.family_split = split;
+        c.caveated += unflagged;
         for &(a, b) in &self.same_node {
             if !self.class_allowed(port, a, b) {
                 c.allowed += 1;
@@ -209,12 +280,13 @@ fn mentioned_cidrs(an: &Analysis) -> Vec<IpNet> {
 
 impl Pass {
     /// How many endpoint pairs the class pairs in `rows` stand for; in the
-    /// IPv6 pass, pairs that both have IPv4 were decided in the IPv4 pass.
-    fn weighted_pairs(&self, rows: &[Bitset]) -> u64 {
+    /// `secondary` pass, pairs that both have the other family are decided
+    /// in the other pass.
+    fn weighted_pairs(&self, rows: &[Bitset], secondary: bool) -> u64 {
         let mut total = 0;
         for (s, row) in rows.iter().enumerate() {
             for d in row.ones() {
-                if self.v6 && self.has_v4[s] && self.has_v4[d] {
+                if secondary && self.has_other[s] && self.has_other[d] {
                     continue;
                 }
                 let (ns, nd) = (self.class_size[s], self.class_size[d]);
@@ -228,7 +300,7 @@ impl Pass {
         let mut keys: HashMap<ClassKey, usize> = HashMap::new();
         let mut classes: Vec<Class> = Vec::new();
         let mut class_size = Vec::new();
-        let mut has_v4 = Vec::new();
+        let mut has_other = Vec::new();
         let mut class_of = vec![None; an.endpoints.len()];
         let mut class_cidrs: Vec<Vec<u32>> = Vec::new();
         for (i, e) in an.endpoints.iter().enumerate() {
@@ -238,12 +310,12 @@ impl Pass {
                 labels: e.labels.clone(),
                 named_ports: if e.host_network { BTreeMap::new() } else { e.named_ports.clone() },
                 cidrs: cidrs.iter().enumerate().filter(|(_, n)| n.contains(&ip)).map(|(j, _)| j as u32).collect(),
-                has_v4: v6 && e.ip_in(false).is_some(),
+                has_other: e.ip_in(!v6).is_some(),
             };
             let next = classes.len();
             let c = *keys.entry(key).or_insert_with_key(|k| {
                 class_cidrs.push(k.cidrs.clone());
-                has_v4.push(k.has_v4);
+                has_other.push(k.has_other);
                 class_size.push(0);
                 next
             });
@@ -299,7 +371,7 @@ impl Pass {
             allowed.push(comb);
             flagged.push(flags);
         }
-        Some(Pass { v6, class_of, class_size, allowed, flagged, has_v4 })
+        Some(Pass { v6, class_of, class_size, allowed, flagged, has_other })
     }
 }
 
@@ -483,7 +555,7 @@ impl<'a> Space<'a> {
         v6: bool,
         m: &mut Bitset,
     ) -> bool {
-        if r.ip_version.is_some_and(|v| (v == 6) != v6)
+        if !r.exists_in(v6)
             || r.protocol.is_some_and(|p| p != fp.protocol)
             || r.not_protocol == Some(fp.protocol)
             || r.icmp.is_some()

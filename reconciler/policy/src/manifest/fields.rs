@@ -39,21 +39,11 @@ impl<'a> Src<'a> {
         Diagnostic::error(self.pos(n), msg)
     }
 
-    /// Where the content of a string scalar starts: one column after an
-    /// opening quote, so selector errors point at the right character.
-    pub fn content_pos(&self, n: &Node) -> Pos {
-        let p = self.pos(n);
-        let quoted = self
-            .text
-            .lines()
-            .nth((n.line as usize).saturating_sub(1))
-            .and_then(|l| l.chars().nth((n.col as usize).saturating_sub(1)))
-            .is_some_and(|c| c == '"' || c == '\'');
-        if quoted {
-            p.shifted(1)
-        } else {
-            p
-        }
+    /// Where decoded character `index` (from 0) of a string scalar is
+    /// written, through quotes, escapes and folded lines.
+    pub fn char_pos(&self, n: &Node, index: usize) -> Pos {
+        let (line, col) = crate::manifest::scalar::char_position(self.text, n.line, n.col, index);
+        Pos::new(self.file, line, col)
     }
 
     /// A node as a string; `what` names the field in the error.

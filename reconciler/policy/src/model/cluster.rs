@@ -64,9 +64,16 @@ pub struct Pod {
 }
 
 impl Pod {
-    /// Pods that are not Running, or Pending with an IP, are not endpoints.
+    /// Whether Calico makes the pod an endpoint (C1; cal-conv conversion.go
+    /// `IsValidCalicoWorkloadEndpoint`, `IsFinished`): scheduled to a node,
+    /// with an IP, and not finished (phase Failed or Succeeded). A pod in
+    /// phase Unknown with an IP still is one. A hostNetwork pod passes too but
+    /// becomes an endpoint that stands for its node, never a workload.
     pub fn is_endpoint(&self) -> bool {
-        !self.ips.is_empty() && (self.phase == "Running" || self.phase == "Pending")
+        self.node.as_deref().is_some_and(|n| !n.is_empty())
+            && !self.ips.is_empty()
+            && self.phase != "Failed"
+            && self.phase != "Succeeded"
     }
 }
 
@@ -172,7 +179,8 @@ impl Cluster {
         l.extend(pod.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
         l.insert(NS_LABEL.into(), pod.namespace.clone());
         l.insert(ORCH_LABEL.into(), "k8s".into());
-        if pod.service_account.len() <= 63 {
+        // workload_endpoint_default.go: only names shorter than 63 bytes.
+        if pod.service_account.len() < 63 {
             l.insert(SA_LABEL.into(), pod.service_account.clone());
         }
         l

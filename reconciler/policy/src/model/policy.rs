@@ -212,6 +212,20 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// Whether the rule exists for one IP family. Felix renders a rule per
+    /// family: `ipVersion` names one, and a CIDR field (`nets` or `notNets`,
+    /// either side) that is set but holds no CIDR of the family removes the
+    /// rule from that family altogether (C5; felix/rules/policy.go
+    /// `FilterRuleToIPVersion`): IPv6-only `notNets` never match IPv4.
+    pub fn exists_in(&self, v6: bool) -> bool {
+        if self.ip_version.is_some_and(|v| (v == 6) != v6) {
+            return false;
+        }
+        [&self.source.nets, &self.source.not_nets, &self.destination.nets, &self.destination.not_nets]
+            .iter()
+            .all(|nets| nets.is_empty() || nets.iter().any(|n| n.addr().is_ipv6() == v6))
+    }
+
     /// Whether deciding this rule needs something L3/L4 cannot see.
     pub fn needs_l7(&self) -> bool {
         self.http || !self.source.domains.is_empty() || !self.destination.domains.is_empty()
@@ -239,6 +253,10 @@ pub struct Policy {
     pub egress: Vec<Rule>,
     /// For a staged kind, what committing it would do; None when enforced.
     pub staged: Option<StagedAction>,
+    /// A `doNotTrack` or `preDNAT` GlobalNetworkPolicy: Felix gives it to
+    /// host endpoints only, never to a pod, whatever its selector matches
+    /// (C11; felix/calc/event_sequencer.go `tierInfoToProtoTierInfo`).
+    pub host_endpoints_only: bool,
     /// Where the policy's document starts.
     pub origin: Pos,
 }
@@ -260,9 +278,14 @@ impl Policy {
         }
     }
 
-    /// The sort key within a tier (felix policy_sorter: order, nil last, then name).
-    pub fn sort_key(&self) -> (f64, &str, Option<&str>, PolicyKind) {
-        (self.order.unwrap_or(f64::INFINITY), &self.id.name, self.id.namespace.as_deref(), self.id.kind)
+    /// The sort key within a tier (C7; felix/calc/policy_sorter.go
+    /// `PolKVLess`): order ascending, none last, then the string
+    /// `name/namespace/kind` (global kinds have an empty namespace). Felix
+    /// compares the joined string, so `block/...` sorts after
+    /// `block-exception/...` ('-' < '/').
+    pub fn sort_key(&self) -> (f64, String) {
+        let key = format!("{}/{}/{}", self.id.name, self.id.namespace.as_deref().unwrap_or(""), self.id.kind.name());
+        (self.order.unwrap_or(f64::INFINITY), key)
     }
 }
 

@@ -43,7 +43,21 @@ pub fn parse(text: &str) -> Result<Expr, ParseError> {
             message: format!("selector is {} characters long; Calico allows at most {MAX_SELECTOR_LEN}", chars.len()),
         });
     }
-    let mut p = Parser { s: chars, i: 0, depth: 0 };
+    parse_chars(chars, MAX_DEPTH)
+}
+
+/// Parses a selector that Calico's update processors composed from fields
+/// that each parsed on their own: a few fields joined with `(…) && …`, so
+/// longer than one field may be and a few levels deeper.
+pub(crate) fn parse_composed(text: &str) -> Result<Expr, ParseError> {
+    parse_chars(text.chars().collect(), MAX_DEPTH + COMPOSED_DEPTH)
+}
+
+/// How many levels of parentheses composing a selector adds at most.
+const COMPOSED_DEPTH: usize = 8;
+
+fn parse_chars(chars: Vec<char>, max_depth: usize) -> Result<Expr, ParseError> {
+    let mut p = Parser { s: chars, i: 0, depth: 0, max_depth };
     p.ws();
     if p.at_end() {
         return Ok(Expr::All);
@@ -61,6 +75,7 @@ struct Parser {
     i: usize,
     /// How many `(` and `!` enclose the current position.
     depth: usize,
+    max_depth: usize,
 }
 
 fn is_label_char(c: char) -> bool {
@@ -91,8 +106,8 @@ impl Parser {
     /// Enters one more level of `(` or `!`, or refuses at this column.
     fn deeper(&mut self) -> Result<(), ParseError> {
         self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(self.err(format!("selector nests more than {MAX_DEPTH} levels of '(' and '!'")));
+        if self.depth > self.max_depth {
+            return Err(self.err(format!("selector nests more than {} levels of '(' and '!'", self.max_depth)));
         }
         Ok(())
     }

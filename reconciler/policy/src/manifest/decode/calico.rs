@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use ipnet::IpNet;
 
 use super::k8s::{cidr, decode_meta, policy_types, port_number};
+use super::scope;
 use crate::diag::{DResult, Diagnostic};
 use crate::manifest::fields::{Fields, Src};
 use crate::manifest::yaml::{Node, Value};
-use crate::model::cluster::{NS_LABEL, SA_LABEL};
+use crate::model::cluster::NS_LABEL;
 use crate::model::policy::{
     Action, EntityRule, IcmpMatch, NetworkSet, Policy, PolicyId, PolicyKind, Rule, StagedAction, Tier,
 };
@@ -20,9 +21,17 @@ use crate::selector::{self, Expr};
 /// Parses a selector string field, mapping parse errors to the file.
 fn selector_at(src: Src<'_>, n: &Node, what: &str) -> DResult<Expr> {
     let text = src.str(n, what)?;
-    selector::parse(&text.value).map_err(|e| {
-        Diagnostic::error(src.content_pos(n).shifted(e.col - 1), format!("{what}: invalid selector: {}", e.message))
-    })
+    selector::parse(&text.value)
+        .map_err(|e| Diagnostic::error(src.char_pos(n, e.col - 1), format!("{what}: invalid selector: {}", e.message)))
+}
+
+/// A selector field's text as written ("" when absent), once it parsed and
+/// uses no `global()`; Calico composes the text, not the parse (`scope`).
+fn selector_field(src: Src<'_>, n: Option<&Node>, what: &str) -> DResult<String> {
+    let Some(n) = n else { return Ok(String::new()) };
+    let e = selector_at(src, n, what)?;
+    no_global(src, n, &e, what)?;
+    Ok(src.str(n, what)?.value)
 }
 
 fn no_global(src: Src<'_>, n: &Node, e: &Expr, what: &str) -> DResult<()> {
@@ -58,8 +67,14 @@ pub fn decode_policy(src: Src<'_>, root: &Node, kind: PolicyKind) -> DResult<Pol
             None => StagedAction::Set,
             Some(a) if a.value == "Set" => StagedAction::Set,
             Some(a) if a.value == "Delete" => StagedAction::Delete,
+            // Learn marks a policy that recommendation is still filling in;
+            // its rules preview like Set's (Calico's API accepts all three).
+            Some(a) if a.value == "Learn" => StagedAction::Set,
             Some(a) => {
-                return Err(Diagnostic::error(a.pos, format!("stagedAction must be Set or Delete, not {:?}", a.value)))
+                return Err(Diagnostic::error(
+                    a.pos,
+                    format!("stagedAction must be Set, Delete or Learn, not {:?}", a.value),
+                ))
             }
         })
     } else {
@@ -70,6 +85,14 @@ pub fn decode_policy(src: Src<'_>, root: &Node, kind: PolicyKind) -> DResult<Pol
         Some(t) => t.value,
         None => "default".to_string(),
     };
+    // Calico refuses policy names with more than one '.', once the legacy
+    // `default.` / `knp.default.` prefixes of its CRD forms are dropped.
+    if crate::manifest::kinds::normalize_legacy_name(&meta.name.value, &tier).matches('.').count() > 1 {
+        return Err(Diagnostic::error(
+            meta.name.pos.clone(),
+            format!("{} name {:?} has more than one '.'; Calico refuses it", kind.name(), meta.name.value),
+        ));
+    }
     let order = match s.get("order") {
         None => None,
         Some(n) => Some(match &n.value {
@@ -79,31 +102,16 @@ pub fn decode_policy(src: Src<'_>, root: &Node, kind: PolicyKind) -> DResult<Pol
         }),
     };
 
-    let sel = match s.get("selector") {
-        Some(n) => {
-            let e = selector_at(src, n, "selector")?;
-            no_global(src, n, &e, "selector")?;
-            e
-        }
-        None => Expr::All,
+    let sel_raw = selector_field(src, s.get("selector"), "selector")?;
+    let ns_raw = if namespace.is_none() {
+        selector_field(src, s.get("namespaceSelector"), "namespaceSelector")?
+    } else {
+        String::new()
     };
-    let mut terms = vec![sel];
-    match &namespace {
-        Some(ns) => terms.push(Expr::Eq(NS_LABEL.into(), ns.clone())),
-        None => {
-            if let Some(n) = s.get("namespaceSelector") {
-                let e = selector_at(src, n, "namespaceSelector")?;
-                no_global(src, n, &e, "namespaceSelector")?;
-                terms.push(e.prefixed("pcns.", &Expr::Has(NS_LABEL.into())));
-            }
-        }
-    }
-    if let Some(n) = s.get("serviceAccountSelector") {
-        let e = selector_at(src, n, "serviceAccountSelector")?;
-        no_global(src, n, &e, "serviceAccountSelector")?;
-        terms.push(e.prefixed("pcsa.", &Expr::Has(SA_LABEL.into())));
-    }
-    let selector = Expr::and(terms);
+    let sa_raw = selector_field(src, s.get("serviceAccountSelector"), "serviceAccountSelector")?;
+    let fields =
+        scope::PolicySelectors { selector: &sel_raw, namespace_selector: &ns_raw, service_account_selector: &sa_raw };
+    let selector = scope::policy_selector(&fields, namespace.as_deref(), &src.pos(spec))?;
 
     let ingress_nodes = s.seq("ingress")?.unwrap_or(&[]);
     let egress_nodes = s.seq("egress")?.unwrap_or(&[]);
@@ -134,8 +142,15 @@ pub fn decode_policy(src: Src<'_>, root: &Node, kind: PolicyKind) -> DResult<Pol
         ingress_nodes.iter().enumerate().map(|(i, r)| rule(src, r, i, ns, true)).collect::<DResult<Vec<_>>>()?;
     let egress =
         egress_nodes.iter().enumerate().map(|(i, r)| rule(src, r, i, ns, false)).collect::<DResult<Vec<_>>>()?;
-    if staged == Some(StagedAction::Delete) && (!ingress.is_empty() || !egress.is_empty()) {
-        return Err(src.err(spec, "stagedAction Delete requires an empty spec"));
+    if staged == Some(StagedAction::Delete) {
+        // validator.go: a staged Delete carries nothing but its action (and tier).
+        if let Value::Map(entries) = &spec.value {
+            if let Some((k, _)) =
+                entries.iter().find(|(k, _)| !matches!(&k.value, Value::Str(s) if s == "stagedAction" || s == "tier"))
+            {
+                return Err(src.err(k, "stagedAction Delete requires an empty spec (only stagedAction and tier)"));
+            }
+        }
     }
     s.finish()?;
 
@@ -149,6 +164,7 @@ pub fn decode_policy(src: Src<'_>, root: &Node, kind: PolicyKind) -> DResult<Pol
         ingress,
         egress,
         staged,
+        host_endpoints_only: do_not_track || pre_dnat,
         origin: src.pos(root),
     })
 }
@@ -156,9 +172,19 @@ pub fn decode_policy(src: Src<'_>, root: &Node, kind: PolicyKind) -> DResult<Pol
 fn decode_protocol(src: Src<'_>, n: &Node, what: &str) -> DResult<Protocol> {
     match &n.value {
         Value::Int(i) if (1..=255).contains(i) => Ok(Protocol::from_number(*i as u8)),
-        Value::Str(s) => Protocol::from_name(s)
+        // The v3 API spells names exactly so (validator.go); `tcp` is the
+        // backend's spelling, refused here.
+        Value::Str(s) => ["TCP", "UDP", "ICMP", "ICMPv6", "SCTP", "UDPLite"]
+            .contains(&s.as_str())
+            .then(|| Protocol::from_name(s))
+            .flatten()
             .or_else(|| s.parse::<u8>().ok().filter(|n| *n > 0).map(Protocol::from_number))
-            .ok_or_else(|| src.err(n, format!("{what}: unknown protocol {s:?}"))),
+            .ok_or_else(|| {
+                src.err(
+                    n,
+                    format!("{what}: unknown protocol {s:?}: use TCP, UDP, ICMP, ICMPv6, SCTP, UDPLite or 1..255"),
+                )
+            }),
         other => Err(src.err(n, format!("{what}: expected a protocol name or 1..255, found {other}"))),
     }
 }
@@ -209,6 +235,12 @@ fn rule(src: Src<'_>, n: &Node, index: usize, ns: Option<&str>, ingress: bool) -
         Some(v) if v.value == 4 || v.value == 6 => Some(v.value as u8),
         Some(v) => return Err(Diagnostic::error(v.pos, "ipVersion must be 4 or 6")),
     };
+    // validator.go validateRule: ICMP is IPv4's, ICMPv6 IPv6's, with or without icmp fields.
+    match (protocol, ip_version) {
+        (Some(Protocol::Icmp), Some(6)) => return Err(src.err(n, "protocol ICMP needs ipVersion 4 (or none)")),
+        (Some(Protocol::IcmpV6), Some(4)) => return Err(src.err(n, "protocol ICMPv6 needs ipVersion 6 (or none)")),
+        _ => {}
+    }
     let icmp_node = f.get("icmp");
     let not_icmp_node = f.get("notICMP");
     let icmp_m = icmp_node.map(|x| icmp(src, x, "icmp")).transpose()?;
@@ -262,10 +294,25 @@ fn rule(src: Src<'_>, n: &Node, index: usize, ns: Option<&str>, ingress: bool) -
     };
     let origin = src.pos(n);
     f.finish()?;
-    for side in [&source, &destination] {
-        let fam: Vec<bool> = side.nets.iter().chain(&side.not_nets).map(|n| n.addr().is_ipv4()).collect();
-        if fam.iter().any(|v| *v) && fam.iter().any(|v| !*v) {
-            return Err(Diagnostic::error(origin.clone(), "a rule may not mix IPv4 and IPv6 CIDRs"));
+    // validator.go scanNets: one family across all four CIDR fields, and
+    // the one ipVersion names.
+    let fam: Vec<bool> = [&source, &destination]
+        .iter()
+        .flat_map(|side| side.nets.iter().chain(&side.not_nets))
+        .map(|n| n.addr().is_ipv4())
+        .collect();
+    if fam.iter().any(|v| *v) && fam.iter().any(|v| !*v) {
+        return Err(Diagnostic::error(
+            origin.clone(),
+            "a rule may not mix IPv4 and IPv6 CIDRs (nets and notNets, source and destination)",
+        ));
+    }
+    if let (Some(v), Some(&is_v4)) = (ip_version, fam.first()) {
+        if (v == 4) != is_v4 {
+            return Err(Diagnostic::error(
+                origin.clone(),
+                format!("ipVersion {v} contradicts the rule's IPv{} CIDRs", if is_v4 { 4 } else { 6 }),
+            ));
         }
     }
     Ok(Rule {
@@ -316,73 +363,52 @@ fn ports(src: Src<'_>, items: &[Node], proto: Option<Protocol>, what: &str) -> D
         if matches!(pm, PortMatch::Range(..)) && !proto.is_some_and(Protocol::has_ports) {
             return Err(src.err(p, format!("{what}: numeric ports need protocol TCP, UDP or SCTP")));
         }
+        if proto.is_some_and(|pr| !pr.has_ports()) {
+            return Err(
+                src.err(p, format!("{what}: protocol {} has no ports (named ones included)", proto.expect("checked")))
+            );
+        }
         out.push(pm);
     }
     Ok(out)
 }
 
-fn nets(f: &mut Fields<'_>, key: &str) -> DResult<Vec<IpNet>> {
-    f.strings(key)?.iter().map(|a| cidr(a, false)).collect()
-}
-
-/// An empty selector string in a rule means "not set" (Calico's omitempty).
-fn is_blank(n: &Node) -> bool {
-    matches!(&n.value, Value::Str(s) if s.trim_matches([' ', '\t']).is_empty())
+/// A CIDR list; `strict` refuses host bits (rule nets must be masked
+/// networks, validator.go `validateIPNetwork`; network sets may have them).
+fn nets(f: &mut Fields<'_>, key: &str, strict: bool) -> DResult<Vec<IpNet>> {
+    f.strings(key)?.iter().map(|a| cidr(a, strict)).collect()
 }
 
 /// One EntityRule, scoped by namespace the way rules.go does (C3).
 fn entity(src: Src<'_>, n: &Node, policy_ns: Option<&str>, proto: Option<Protocol>, side: &str) -> DResult<EntityRule> {
     let mut f = src.fields(n, "source/destination")?;
-    let nets_v = nets(&mut f, "nets")?;
-    let not_nets = nets(&mut f, "notNets")?;
+    let nets_v = nets(&mut f, "nets", true)?;
+    let not_nets = nets(&mut f, "notNets", true)?;
     for net in &not_nets {
         if net.prefix_len() == 0 {
             return Err(src.err(n, format!("{side}.notNets may not contain {net} (it would match nothing)")));
         }
     }
-    let sel = f
-        .get("selector")
-        .filter(|x| !is_blank(x))
-        .map(|x| -> DResult<Expr> {
-            let e = selector_at(src, x, &format!("{side}.selector"))?;
-            no_global(src, x, &e, &format!("{side}.selector"))?;
-            Ok(e)
-        })
-        .transpose()?;
-    let not_sel = f
-        .get("notSelector")
-        .filter(|x| !is_blank(x))
-        .map(|x| -> DResult<Expr> {
-            let e = selector_at(src, x, &format!("{side}.notSelector"))?;
-            no_global(src, x, &e, &format!("{side}.notSelector"))?;
-            Ok(e)
-        })
-        .transpose()?;
-    let ns_sel = f
-        .get("namespaceSelector")
-        .filter(|x| !is_blank(x))
-        .map(|x| -> DResult<Expr> {
+    let sel_raw = selector_field(src, f.get("selector"), &format!("{side}.selector"))?;
+    let not_raw = selector_field(src, f.get("notSelector"), &format!("{side}.notSelector"))?;
+    let ns_raw = match f.get("namespaceSelector") {
+        None => String::new(),
+        Some(x) => {
             let e = selector_at(src, x, &format!("{side}.namespaceSelector"))?;
             if e.mentions_global() && e != Expr::Global {
                 return Err(src.err(x, format!("{side}.namespaceSelector: global() must be used alone")));
             }
-            Ok(e)
-        })
-        .transpose()?;
+            src.str(x, "namespaceSelector")?.value
+        }
+    };
     let ports_v = ports(src, f.seq("ports")?.unwrap_or(&[]), proto, &format!("{side}.ports"))?;
     let not_ports = ports(src, f.seq("notPorts")?.unwrap_or(&[]), proto, &format!("{side}.notPorts"))?;
-    let mut sa_terms = Vec::new();
+    let mut sa_names = Vec::new();
+    let mut sa_raw = String::new();
     if let Some(sa) = f.get("serviceAccounts") {
         let mut sf = src.fields(sa, "serviceAccounts")?;
-        let names = sf.strings("names")?;
-        if !names.is_empty() {
-            sa_terms.push(Expr::In(SA_LABEL.into(), names.into_iter().map(|a| a.value).collect()));
-        }
-        if let Some(x) = sf.get("selector") {
-            let e = selector_at(src, x, &format!("{side}.serviceAccounts.selector"))?;
-            no_global(src, x, &e, "serviceAccounts.selector")?;
-            sa_terms.push(e.prefixed("pcsa.", &Expr::Has(SA_LABEL.into())));
-        }
+        sa_names = sf.strings("names")?.into_iter().map(|a| a.value).collect();
+        sa_raw = selector_field(src, sf.get("selector"), &format!("{side}.serviceAccounts.selector"))?;
         sf.finish()?;
     }
     let service = match f.get("services") {
@@ -397,12 +423,13 @@ fn entity(src: Src<'_>, n: &Node, policy_ns: Option<&str>, proto: Option<Protoco
                 (None, Some(p)) => p.to_string(),
                 (None, None) => return Err(src.err(x, "services.namespace is required in a GlobalNetworkPolicy")),
             };
-            if sel.is_some()
-                || not_sel.is_some()
-                || ns_sel.is_some()
+            if !sel_raw.is_empty()
+                || !not_raw.is_empty()
+                || !ns_raw.is_empty()
                 || !nets_v.is_empty()
                 || !not_nets.is_empty()
-                || !sa_terms.is_empty()
+                || !sa_raw.is_empty()
+                || !sa_names.is_empty()
             {
                 return Err(src.err(x, "services cannot be combined with selectors, nets or serviceAccounts"));
             }
@@ -415,20 +442,15 @@ fn entity(src: Src<'_>, n: &Node, policy_ns: Option<&str>, proto: Option<Protoco
     let domains: Vec<String> = f.strings("domains")?.into_iter().map(|a| a.value).collect();
     f.finish()?;
 
-    // C3: namespace scoping of the positive selector.
-    let uses_selectors = sel.is_some() || not_sel.is_some() || !sa_terms.is_empty();
-    let mut terms = Vec::new();
-    match (&ns_sel, policy_ns) {
-        (Some(Expr::Global), _) => terms.push(Expr::negate(Expr::Has(NS_LABEL.into()))),
-        (Some(e), _) => terms.push(e.prefixed("pcns.", &Expr::Has(NS_LABEL.into()))),
-        (None, Some(ns)) if uses_selectors => terms.push(Expr::Eq(NS_LABEL.into(), ns.into())),
-        (None, _) => {}
-    }
-    terms.extend(sa_terms);
-    if let Some(s) = sel {
-        terms.push(s);
-    }
-    let selector = if terms.is_empty() && ns_sel.is_none() { None } else { Some(Expr::and(terms)) };
+    // C3: namespace scoping, and the notSelector folded into the positive selector.
+    let fields = scope::EntitySelectors {
+        namespace_selector: &ns_raw,
+        selector: &sel_raw,
+        not_selector: &not_raw,
+        service_account_selector: &sa_raw,
+        service_account_names: sa_names,
+    };
+    let (selector, not_sel) = scope::entity_selectors(&fields, policy_ns, &src.pos(n))?;
     Ok(EntityRule {
         nets: nets_v,
         not_nets,
@@ -457,7 +479,7 @@ pub fn decode_network_set(src: Src<'_>, root: &Node, global: bool) -> DResult<Ne
     let mut nets_v = Vec::new();
     if let Some(spec) = f.get("spec") {
         let mut s = src.fields(spec, "network set spec")?;
-        nets_v = nets(&mut s, "nets")?;
+        nets_v = nets(&mut s, "nets", false)?;
         s.skip(&["allowedEgressDomains"]);
         s.finish()?;
     }
@@ -481,12 +503,25 @@ pub fn decode_tier(src: Src<'_>, root: &Node) -> DResult<Tier> {
     let mut f = src.fields(root, "Tier")?;
     f.skip(&["apiVersion", "kind", "status"]);
     let meta = decode_meta(src, &mut f, "Tier")?;
-    if meta.name.value.contains('.') {
-        return Err(Diagnostic::error(meta.name.pos, "tier names may not contain '.'"));
+    let name = &meta.name.value;
+    // validator.go validateTier: a DNS label (so no '.'), at most 63 characters.
+    let dns_label = name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric();
+    if !dns_label {
+        return Err(Diagnostic::error(
+            meta.name.pos,
+            format!(
+                "tier name {name:?} must be a DNS label: at most 63 lowercase letters, digits and '-' ({} here)",
+                name.chars().count()
+            ),
+        ));
     }
     let mut order = None;
     let mut default_action = Action::Deny;
-    if let Some(spec) = f.get("spec") {
+    let spec = f.get("spec");
+    if let Some(spec) = spec {
         let mut s = src.fields(spec, "Tier spec")?;
         if let Some(n) = s.get("order") {
             order = Some(match &n.value {
@@ -507,8 +542,21 @@ pub fn decode_tier(src: Src<'_>, root: &Node) -> DResult<Tier> {
         s.finish()?;
     }
     f.finish()?;
-    if meta.name.value == "default" && default_action != Action::Deny {
-        return Err(src.err(root, "the default tier's defaultAction must be Deny"));
+    // tier.go's CEL rules: the tiers Calico always has cannot be redefined.
+    if let Some(fixed) = Tier::well_known().into_iter().find(|t| &t.name == name) {
+        if order != fixed.order || default_action != fixed.default_action {
+            let shown = |o: Option<f64>| o.map_or("none".to_string(), |o| o.to_string());
+            return Err(src.err(
+                spec.unwrap_or(root),
+                format!(
+                    "tier {name} is built in: it must have order {} and defaultAction {} (found order {}, defaultAction {})",
+                    shown(fixed.order),
+                    fixed.default_action,
+                    shown(order),
+                    default_action
+                ),
+            ));
+        }
     }
     Ok(Tier { name: meta.name.value, order, default_action, origin: Some(src.pos(root)) })
 }

@@ -65,7 +65,10 @@ pub fn decode_pod(src: Src<'_>, root: &YamlNode) -> DResult<Pod> {
         if let Some(sa) = s.str("serviceAccountName")?.or(s.str("serviceAccount")?) {
             service_account = sa.value;
         }
-        for c in s.seq("containers")?.unwrap_or(&[]) {
+        // Calico takes named ports from init containers too (native sidecars, C1).
+        let containers = s.seq("containers")?.unwrap_or(&[]);
+        let init = s.seq("initContainers")?.unwrap_or(&[]);
+        for c in containers.iter().chain(init) {
             let mut cf = src.fields(c, "container")?;
             for p in cf.seq("ports")?.unwrap_or(&[]) {
                 let mut pf = src.fields(p, "containerPort")?;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 
+use super::scope;
 use crate::diag::{DResult, Diagnostic};
 use crate::manifest::fields::{At, Fields, Src};
 use crate::manifest::yaml::{Node, Value};
@@ -53,7 +54,11 @@ fn check_object_name(n: &At<String>) -> DResult<()> {
 /// Reads a policy's direction list (`policyTypes` or `types`): (ingress,
 /// egress), or `default` when the list is empty. Unknown or repeated entries
 /// are errors.
+///
+/// Kubernetes' API server accepts a type listed twice (`policyTypes`);
+/// Calico's refuses it (`types`, validator.go).
 pub(crate) fn policy_types(types: &[At<String>], field: &str, default: (bool, bool)) -> DResult<(bool, bool)> {
+    let repeats_ok = field == "policyTypes";
     if types.is_empty() {
         return Ok(default);
     }
@@ -69,7 +74,7 @@ pub(crate) fn policy_types(types: &[At<String>], field: &str, default: (bool, bo
                 ))
             }
         };
-        if *slot {
+        if *slot && !repeats_ok {
             return Err(Diagnostic::error(t.pos.clone(), format!("{field}: {} listed twice", t.value)));
         }
         *slot = true;
@@ -208,6 +213,7 @@ pub fn decode(src: Src<'_>, root: &Node, staged: bool) -> DResult<Policy> {
         ingress,
         egress,
         staged: staged_action,
+        host_endpoints_only: false,
         origin: src.pos(root),
     })
 }
@@ -284,16 +290,21 @@ fn peer(src: Src<'_>, n: &Node, ns: &str) -> DResult<EntityRule> {
         bf.finish()?;
         return Ok(EntityRule { nets: vec![net], not_nets: except, ..EntityRule::default() });
     }
-    let pods_only = Expr::Eq(ORCH_LABEL.into(), "k8s".into());
-    let selector = match (pod, nsel) {
-        (None, None) => return Err(src.err(n, "a peer must specify podSelector, namespaceSelector or ipBlock")),
-        (Some(p), None) => Expr::and(vec![pods_only, p, Expr::Eq(NS_LABEL.into(), ns.into())]),
-        (p, Some(nsx)) => {
-            let scoped = nsx.prefixed("pcns.", &Expr::Has(NS_LABEL.into()));
-            Expr::and(vec![pods_only, Expr::Has(NS_LABEL.into()), scoped, p.unwrap_or(Expr::All)])
-        }
+    // cal-conv k8sPeerToCalicoFields: the pod selector always carries the
+    // orchestrator term, an empty namespaceSelector is all(); then the rule is
+    // scoped like any Calico rule (rules.go), textually.
+    if pod.is_none() && nsel.is_none() {
+        return Err(src.err(n, "a peer must specify podSelector, namespaceSelector or ipBlock"));
+    }
+    let pods = Expr::and(vec![Expr::Eq(ORCH_LABEL.into(), "k8s".into()), pod.unwrap_or(Expr::All)]).to_string();
+    let namespaces = nsel.map(|e| e.to_string()).unwrap_or_default();
+    let fields = scope::EntitySelectors {
+        namespace_selector: &namespaces,
+        selector: &pods,
+        ..scope::EntitySelectors::default()
     };
-    Ok(EntityRule { selector: Some(selector), ..EntityRule::default() })
+    let (selector, _) = scope::entity_selectors(&fields, Some(ns), &src.pos(n))?;
+    Ok(EntityRule { selector, ..EntityRule::default() })
 }
 
 fn port(src: Src<'_>, n: &Node) -> DResult<(Option<Protocol>, Vec<PortMatch>)> {

@@ -4,3 +4,4 @@
 pub mod calico;
 pub mod cluster;
 pub mod k8s;
+pub mod scope;

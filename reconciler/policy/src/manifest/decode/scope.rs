@@ -1,0 +1,161 @@
+//! The selectors Felix evaluates, composed the way Calico composes them: as
+//! text (C2, C3; cal-upd networkpolicyprocessor.go,
+//! globalnetworkpolicyprocessor.go, rules.go, selectors.go).
+//!
+//! Calico's update processors join a policy's selector fields with
+//! `(…) && …`, prefix namespace and service-account selectors with `pcns.` /
+//! `pcsa.`, and turn `all()` and `global()` into label tests with plain string
+//! replacement. The replacement is textual and reaches wherever the text
+//! says `all()`: into string literals, and in a GlobalNetworkPolicy into the
+//! user's own `selector`. netward builds the same text and parses the result,
+//! so it means what Felix evaluates, not what the fields seem to say. Every
+//! field was parsed (and its errors placed) on its own before it gets here.
+
+use crate::diag::{DResult, Diagnostic, Pos};
+use crate::model::cluster::{NS_LABEL, SA_LABEL};
+use crate::selector::{parse, parse_composed, Expr};
+
+/// `has(projectcalico.org/namespace)`: what `all()` becomes in a namespace selector.
+fn has_namespace() -> String {
+    format!("has({NS_LABEL})")
+}
+
+/// `parseSelectorAttachPrefix`: the selector parsed, every label prefixed,
+/// printed in canonical form (where `all()` stays `all()`).
+fn prefixed_text(raw: &str, prefix: &str) -> String {
+    parse(raw).map(|e| e.prefixed(prefix, &Expr::All).to_string()).unwrap_or_default()
+}
+
+/// `prefixAndAppendSelector`.
+fn prefix_and_append(current: String, new: &str, prefix: &str) -> String {
+    if new.is_empty() {
+        return current;
+    }
+    let p = prefixed_text(new, prefix);
+    match (current.is_empty(), p.is_empty()) {
+        (_, true) => current,
+        (true, false) => p,
+        (false, false) => format!("({current}) && {p}"),
+    }
+}
+
+fn compose(text: &str, at: &Pos) -> DResult<Expr> {
+    parse_composed(text).map_err(|e| {
+        Diagnostic::error(at.clone(), format!("the selector Calico composes here does not parse ({e}): {text}"))
+    })
+}
+
+/// The policy-level fields of a Calico policy, as written ("" when absent).
+pub struct PolicySelectors<'a> {
+    /// `selector`.
+    pub selector: &'a str,
+    /// `namespaceSelector` (GlobalNetworkPolicy only).
+    pub namespace_selector: &'a str,
+    /// `serviceAccountSelector`.
+    pub service_account_selector: &'a str,
+}
+
+/// The endpoints a Calico policy applies to (C2). A namespaced policy ANDs
+/// its namespace and appends the service-account selector with no `all()`
+/// rewriting; a global one rewrites `all()` everywhere in the text after each
+/// append, the user's `selector` included.
+pub fn policy_selector(f: &PolicySelectors<'_>, namespace: Option<&str>, at: &Pos) -> DResult<Expr> {
+    // A blank selector is all(); Calico would wrap it as "( )", which no
+    // parser reads, so it joins as the empty string it means.
+    let own = if f.selector.trim_matches([' ', '\t']).is_empty() { "" } else { f.selector };
+    let text = match namespace {
+        Some(ns) => {
+            let ns_term = format!("{NS_LABEL} == '{ns}'");
+            let scoped = if own.is_empty() { ns_term } else { format!("({own}) && {ns_term}") };
+            prefix_and_append(scoped, f.service_account_selector, "pcsa.")
+        }
+        None => {
+            let mut sel = own.to_string();
+            if !f.namespace_selector.is_empty() {
+                sel = prefix_and_append(sel, f.namespace_selector, "pcns.").replace("all()", &has_namespace());
+            }
+            if !f.service_account_selector.is_empty() {
+                sel = prefix_and_append(sel, f.service_account_selector, "pcsa.")
+                    .replace("all()", &format!("has({SA_LABEL})"));
+            }
+            sel
+        }
+    };
+    compose(&text, at)
+}
+
+/// One rule side's selector fields, as written ("" when absent).
+#[derive(Default)]
+pub struct EntitySelectors<'a> {
+    /// `namespaceSelector`.
+    pub namespace_selector: &'a str,
+    /// `selector`.
+    pub selector: &'a str,
+    /// `notSelector`.
+    pub not_selector: &'a str,
+    /// `serviceAccounts.selector`.
+    pub service_account_selector: &'a str,
+    /// `serviceAccounts.names`.
+    pub service_account_names: Vec<String>,
+}
+
+/// A rule side's selectors as Felix evaluates them: the positive selector
+/// (`getEndpointSelector`) with the notSelector folded into it whenever there
+/// is one (`combineMatchesIfPossible`, C3), and the notSelector left over
+/// when there is no positive selector to fold it into.
+pub fn entity_selectors(
+    f: &EntitySelectors<'_>,
+    policy_ns: Option<&str>,
+    at: &Pos,
+) -> DResult<(Option<Expr>, Option<Expr>)> {
+    // A blank selector is all() (only "" means "not set"); written as
+    // all() so that composing it never produces the unreadable "( )".
+    let blank_is_all = |s: &str| -> String {
+        if !s.is_empty() && s.trim_matches([' ', '\t']).is_empty() {
+            "all()".into()
+        } else {
+            s.to_string()
+        }
+    };
+    let endpoint = blank_is_all(f.selector);
+    let not_sel = blank_is_all(f.not_selector);
+
+    let ns_text = if !f.namespace_selector.is_empty() {
+        prefixed_text(f.namespace_selector, "pcns.")
+            .replace("all()", &has_namespace())
+            .replace("global()", &format!("!{}", has_namespace()))
+    } else if let Some(ns) = policy_ns {
+        format!("{NS_LABEL} == '{ns}'")
+    } else {
+        String::new()
+    };
+
+    // parseServiceAccounts: the prefixed selector (no all() rewriting) AND the names.
+    let mut sa = String::new();
+    if !f.service_account_selector.is_empty() {
+        sa = prefixed_text(f.service_account_selector, "pcsa.");
+    }
+    if !f.service_account_names.is_empty() {
+        let names = Expr::In(SA_LABEL.into(), f.service_account_names.iter().cloned().collect()).to_string();
+        sa = if sa.is_empty() { names } else { format!("({sa}) && ({names})") };
+    }
+
+    let parts: Vec<&str> = [sa.as_str(), endpoint.as_str()].into_iter().filter(|s| !s.is_empty()).collect();
+    let mut selector = match parts.as_slice() {
+        [] => String::new(),
+        [one] => one.to_string(),
+        many => format!("({})", many.join(") && (")),
+    };
+    if !ns_text.is_empty() && (!selector.is_empty() || !not_sel.is_empty() || !f.namespace_selector.is_empty()) {
+        selector = if selector.is_empty() { ns_text } else { format!("({ns_text}) && ({selector})") };
+    }
+
+    if selector.is_empty() {
+        let negative = if not_sel.is_empty() { None } else { Some(compose(&not_sel, at)?) };
+        return Ok((None, negative));
+    }
+    if !not_sel.is_empty() {
+        selector = format!("({selector}) && (!({not_sel}))");
+    }
+    Ok((Some(compose(&selector, at)?), None))
+}
