@@ -192,9 +192,7 @@ pub fn pod_from_api(p: &api::Pod) -> Option<Pod> {
     let spec = p.spec.as_ref();
     let node = spec.and_then(|s| s.node_name.clone());
     let host_network = spec.and_then(|s| s.host_network).unwrap_or(false);
-    let service_account = spec
-        .and_then(|s| s.service_account_name.clone().or_else(|| s.service_account.clone()))
-        .unwrap_or_else(|| "default".into());
+    let service_account = spec.and_then(|s| s.service_account_name.clone()).unwrap_or_default();
     let mut ports = Vec::new();
     // Calico takes named ports from init containers too (native sidecars).
     let init = spec.and_then(|s| s.init_containers.as_deref()).unwrap_or_default();
@@ -221,6 +219,14 @@ pub fn pod_from_api(p: &api::Pod) -> Option<Pod> {
                 ips.push(addr);
             }
         }
+    }
+    let annotations: std::collections::BTreeMap<String, String> =
+        p.metadata.annotations.clone().unwrap_or_default().into_iter().collect();
+    if ips.is_empty() {
+        ips = netward_policy::model::cluster::annotated_pod_ips(&annotations);
+    }
+    if netward_policy::model::cluster::network_removed(&annotations, p.metadata.deletion_timestamp.is_some()) {
+        ips.clear();
     }
     Some(Pod {
         origin: origin("pod", Some(&namespace), &name),

@@ -437,20 +437,35 @@ impl<'a> Compiler<'a> {
                 base.push(Match::Icmp { v6: fam == Family::V6, typ: t, code: i.code, negated: false });
             }
         }
-        if let Some(i) = r.not_icmp {
-            if let Some(t) = i.typ {
-                base.push(Match::Icmp { v6: fam == Family::V6, typ: t, code: i.code, negated: true });
+        // notICMP: "not that ICMP type". Without an ICMP protocol on the
+        // rule it also holds for every packet that is not ICMP at all, which
+        // an nft icmp match alone (it implies the protocol) would miss.
+        let mut bases = vec![base];
+        if let Some(t) = r.not_icmp.and_then(|i| i.typ.map(|t| (t, i.code))) {
+            let icmp = if fam == Family::V6 { Protocol::IcmpV6 } else { Protocol::Icmp };
+            let not_type = Match::Icmp { v6: fam == Family::V6, typ: t.0, code: t.1, negated: true };
+            match r.protocol {
+                Some(p) if p == icmp => bases[0].push(not_type),
+                Some(_) => {}
+                None => {
+                    let mut other = bases[0].clone();
+                    other.push(Match::L4Proto { proto: icmp.number(), negated: true });
+                    bases[0].push(not_type);
+                    bases.push(other);
+                }
             }
         }
         let Some(src) = self.entity(&r.source, fam, Side::Saddr) else { return vec![] };
         let Some(dst) = self.entity(&r.destination, fam, Side::Daddr) else { return vec![] };
         let mut out = Vec::new();
-        for s in &src {
-            for d in &dst {
-                let mut m = base.clone();
-                m.extend(s.iter().cloned());
-                m.extend(d.iter().cloned());
-                out.push(m);
+        for base in &bases {
+            for s in &src {
+                for d in &dst {
+                    let mut m = base.clone();
+                    m.extend(s.iter().cloned());
+                    m.extend(d.iter().cloned());
+                    out.push(m);
+                }
             }
         }
         out
@@ -494,7 +509,7 @@ impl<'a> Compiler<'a> {
             common.push(Match::Port { side, set, negated: true });
         }
         for n in named {
-            let set = self.named_port_set(&n, fam);
+            let set = self.named_port_set(&n, e.selector.as_ref(), fam);
             common.push(Match::NamedPort { family: fam, side, set, negated: true });
         }
         if e.ports.is_empty() {
@@ -509,7 +524,7 @@ impl<'a> Compiler<'a> {
             alts.push(m);
         }
         for n in named {
-            let set = self.named_port_set(&n, fam);
+            let set = self.named_port_set(&n, e.selector.as_ref(), fam);
             let mut m = common.clone();
             m.push(Match::NamedPort { family: fam, side, set, negated: false });
             alts.push(m);
@@ -586,12 +601,17 @@ impl<'a> Compiler<'a> {
     }
 
     /// The (address, protocol, port) triples of every workload endpoint that
-    /// declares container port `name`.
-    fn named_port_set(&mut self, port_name: &str, fam: Family) -> String {
-        let name = format!("np-{port_name}-{}", fam.suffix());
+    /// declares container port `name` and matches the rule side's selector
+    /// itself (network sets have no ports: rule_scanner.go namedPortsToIPSets).
+    fn named_port_set(&mut self, port_name: &str, selector: Option<&Expr>, fam: Family) -> String {
+        let name = match selector {
+            None => format!("np-{port_name}-{}", fam.suffix()),
+            Some(s) => format!("np-{port_name}-{:016x}-{}", fnv64(s.to_string().as_bytes()), fam.suffix()),
+        };
         if !self.out.sets.contains_key(&name) {
             let mut elements = BTreeSet::new();
-            for ep in self.an.endpoints.iter().filter(|ep| !ep.host_network) {
+            let owners = self.an.endpoints.iter().filter(|ep| !ep.host_network);
+            for ep in owners.filter(|ep| selector.is_none_or(|s| s.eval(&ep.labels))) {
                 if let Some(ports) = ep.named_ports.get(port_name) {
                     for ip in ep.ips.iter().filter(|ip| Family::of(ip) == fam) {
                         for (proto, port) in ports {

@@ -342,11 +342,11 @@ fn validation_refuses_what_calico_refuses() {
     one_error(&gnp("    protocol: ICMPv6\n    ipVersion: 4\n"), "ICMPv6 needs ipVersion 6");
     one_error(&gnp("    ipVersion: 6\n    source: {nets: [10.0.0.0/8]}\n"), "contradicts");
     one_error(&gnp("    source: {nets: [10.0.0.0/8]}\n    destination: {nets: ['fd00::/64']}\n"), "mix IPv4 and IPv6");
-    one_error(&calico("GlobalNetworkPolicy", None, "a.b.c", "  selector: all()\n"), "more than one '.'");
+    one_error(&calico("GlobalNetworkPolicy", None, "a.b.c", "  selector: all()\n"), "is not a DNS label");
     policies(&calico("GlobalNetworkPolicy", None, "default.b", "  selector: all()\n"));
     one_error(
         &calico("StagedGlobalNetworkPolicy", None, "p", "  stagedAction: Delete\n  selector: app == 'x'\n"),
-        "requires an empty spec",
+        "requires every other spec field to be empty",
     );
     policies(&calico("StagedGlobalNetworkPolicy", None, "p", "  stagedAction: Delete\n"));
     // Network sets may carry host bits.
@@ -429,4 +429,170 @@ fn dual_stack_pairs_are_decided_per_family_in_the_matrix() {
     let v4 = w.an.flow_in("a/peer", "a/x", fp.protocol, fp.port, None, Some(false)).expect("flow");
     let v6 = w.an.flow_in("a/peer", "a/x", fp.protocol, fp.port, None, Some(true)).expect("flow");
     assert!(!w.an.evaluate(&v4).allowed && w.an.evaluate(&v6).allowed);
+}
+
+/// rules.go and selectors.go put no length limit on what they compose: a
+/// Kubernetes namespaceSelector of sixty names keeps its restriction.
+#[test]
+fn c3_a_long_kubernetes_namespace_selector_keeps_its_restriction() {
+    let names: Vec<String> = (0..60).map(|i| format!("team-namespace-{i:02}")).collect();
+    let p = knp(
+        "a",
+        "p",
+        &format!(
+            "  podSelector: {{}}\n  ingress:\n  - from: [{{namespaceSelector: {{matchExpressions: [{{key: kubernetes.io/metadata.name, operator: In, values: [{}]}}]}}}}]\n",
+            names.join(", ")
+        ),
+    );
+    assert!(!w(&p).allows("b/z", "a/x", "80/TCP"), "b is not one of the sixty");
+}
+
+/// Calico composes a blank field as `( )`, which it cannot parse (Felix
+/// drops the policy, or, for a blank notSelector beside a positive
+/// selector, stops in rule_scanner.go): refused, so no commit holding one
+/// is enforced as less than it says. Alone, a blank selector is all().
+#[test]
+fn c2_c3_blank_selectors_that_calico_cannot_compose_are_refused() {
+    one_error(
+        &calico("NetworkPolicy", Some("a"), "p", "  selector: ' '\n  ingress:\n  - action: Deny\n"),
+        "cannot parse",
+    );
+    one_error(
+        &calico("NetworkPolicy", Some("a"), "p", "  ingress:\n  - action: Deny\n    source: {selector: ' '}\n"),
+        "cannot parse",
+    );
+    one_error(
+        &calico(
+            "GlobalNetworkPolicy",
+            None,
+            "p",
+            "  selector: ' '\n  namespaceSelector: team == 't1'\n  ingress:\n  - action: Deny\n",
+        ),
+        "cannot parse",
+    );
+    one_error(
+        &calico(
+            "GlobalNetworkPolicy",
+            None,
+            "p",
+            "  ingress:\n  - action: Deny\n    source: {selector: app == 'x', notSelector: ' '}\n",
+        ),
+        "cannot parse",
+    );
+    // Alone, " " parses as all().
+    let lone = calico("GlobalNetworkPolicy", None, "p", "  selector: ' '\n  ingress:\n  - action: Deny\n");
+    assert!(!w(&lone).allows("b/z", "a/x", "80/TCP"));
+}
+
+/// rule_scanner.go `namedPortsToIPSets`: a named port is an (address, port)
+/// of an endpoint that matches the side's selector itself; network sets have
+/// no ports, so a selector that matches only through one never reaches it.
+#[test]
+fn c5_named_ports_belong_to_endpoints_that_match_the_selector() {
+    let set = "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata: {name: db, labels: {role: db}}\nspec: {nets: [10.0.2.0/24]}\n";
+    let p = calico(
+        "GlobalNetworkPolicy",
+        None,
+        "p",
+        "  selector: app == 'x'\n  types: [Egress]\n  egress:\n  - action: Allow\n    protocol: TCP\n    destination: {selector: role == 'db', ports: [http]}\n",
+    );
+    let world = w(&[set, &p].concat());
+    // b/z owns `http` (8080) and lies in the set, but has no role label.
+    assert!(!world.allows("a/x", "b/z", "8080/TCP"));
+    let labelled = p.replace("role == 'db'", "app == 'z'");
+    assert!(w(&[set, &labelled].concat()).allows("a/x", "b/z", "8080/TCP"));
+    // The node's named-port set holds only the matching endpoints.
+    let text = node_text(&base(), &[set, &p].concat());
+    assert!(!text.contains("10.0.2.2 . tcp . 8080"), "{text}");
+}
+
+/// cal-conv conversion.go `IsFinished` and `getPodIPs`; workload_endpoint_default.go.
+#[test]
+fn c1_finished_pods_annotated_addresses_and_service_accounts() {
+    let c = [
+        namespace("a", ""),
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: done, namespace: a}\nspec: {nodeName: n1}\nstatus: {phase: Completed, podIP: 10.0.1.1}\n".to_string(),
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: ann, namespace: a, annotations: {cni.projectcalico.org/podIPs: '10.0.1.2/32,fd00::2/128'}}\nspec: {nodeName: n1}\nstatus: {phase: Running}\n".to_string(),
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: going, namespace: a, deletionTimestamp: '2026-12-01T00:00:00Z', annotations: {cni.projectcalico.org/podIP: ''}}\nspec: {nodeName: n1}\nstatus: {phase: Running, podIP: 10.0.1.3}\n".to_string(),
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: nosa, namespace: a}\nspec: {nodeName: n1}\nstatus: {phase: Running, podIP: 10.0.1.4}\n".to_string(),
+    ]
+    .concat();
+    let w = World::new(&c, "");
+    assert!(w.an.endpoint("a/done").is_none(), "phase Completed is finished");
+    let ann = w.an.endpoint("a/ann").expect("addresses from the Calico CNI annotation");
+    assert_eq!(ann.ips.len(), 2);
+    assert!(w.an.endpoint("a/going").is_none(), "deleted, and the CNI took its address away");
+    let nosa = &w.an.endpoint("a/nosa").expect("endpoint").labels;
+    assert!(!nosa.contains_key(SA_LABEL) && !nosa.contains_key("pcsa.projectcalico.org/name"), "{nosa:?}");
+}
+
+/// validator.go's name regexes, the StagedAction enum (policy_common.go),
+/// the CEL rules on notProtocol and notICMP, `global(` tested as text,
+/// `ParseCIDR` for rule nets and ipBlock, and the list rules on types.
+#[test]
+fn validation_follows_the_api_to_the_letter() {
+    let gnp = |name: &str| calico("GlobalNetworkPolicy", None, name, "  selector: all()\n");
+    let np = |name: &str| calico("NetworkPolicy", Some("a"), name, "  selector: all()\n");
+    one_error(&gnp("knp.default.thing"), "is not");
+    one_error(&np("default.a.b"), "is not");
+    one_error(&np("a-.b"), "is not");
+    policies(&np("knp.default.a.b.c"));
+    policies(&np("ossg.default.a.b"));
+    policies(&gnp("tier1.a"));
+
+    let staged = |kind: &str, spec: &str| calico(kind, Some("a"), "p", spec);
+    policies(&staged("StagedNetworkPolicy", "  stagedAction: Ignore\n"));
+    policies(&staged("StagedNetworkPolicy", "  stagedAction: Delete\n  selector: ''\n"));
+    one_error(&staged("StagedNetworkPolicy", "  stagedAction: Delete\n  ingress: []\n"), "empty");
+    let sknp = |spec: &str| {
+        format!("apiVersion: projectcalico.org/v3\nkind: StagedKubernetesNetworkPolicy\nmetadata: {{name: p, namespace: a}}\nspec:\n{spec}")
+    };
+    policies(&sknp("  stagedAction: Learn\n  podSelector: {}\n"));
+    one_error(&sknp("  stagedAction: Delete\n  podSelector: {matchLabels: {app: x}}\n"), "empty");
+    one_error(&sknp("  podSelector: {}\n  policyTypes: [Ingress, Ingress]\n"), "listed twice");
+    one_error(&knp("a", "p", "  podSelector: {}\n  policyTypes: [Ingress, Ingress, Egress]\n"), "at most two");
+    one_error(&calico("GlobalNetworkPolicy", None, "p", "  types: []\n"), "at least one");
+
+    let rule = |r: &str| calico("GlobalNetworkPolicy", None, "p", &format!("  ingress:\n  - action: Allow\n{r}"));
+    one_error(&rule("    notProtocol: ICMP\n    ipVersion: 6\n"), "notProtocol ICMP needs ipVersion 4");
+    policies(&rule("    notICMP: {type: 8}\n"));
+    one_error(&calico("GlobalNetworkPolicy", None, "p", "  selector: app == 'global(x)'\n"), "global()");
+    policies(&rule("    source: {notSelector: global()}\n"));
+    policies(&rule("    source: {namespaceSelector: ' global()'}\n"));
+    one_error(&rule("    source: {namespaceSelector: '(global())'}\n"), "global() must be used alone");
+    one_error(&rule("    source: {nets: [10.0.0.1]}\n"), "not a CIDR");
+    one_error(&knp("a", "p", "  podSelector: {}\n  ingress:\n  - from: [{ipBlock: {cidr: 10.0.0.1}}]\n"), "not a CIDR");
+}
+
+/// Composing prints every group parenthesised: a namespaceSelector nested
+/// forty groups deep, which loads as a selector, loads here too.
+#[test]
+fn composition_keeps_deeply_nested_fields() {
+    let mut sel = "has(a)".to_string();
+    for _ in 0..40 {
+        sel = format!("has(b) || has(c) && ({sel})");
+    }
+    let p = calico(
+        "GlobalNetworkPolicy",
+        None,
+        "p",
+        &format!("  namespaceSelector: \"{sel}\"\n  ingress:\n  - action: Deny\n"),
+    );
+    policies(&p);
+}
+
+/// notICMP without an ICMP protocol also holds for what is not ICMP at all:
+/// the node's ruleset keeps TCP matching.
+#[test]
+fn not_icmp_without_a_protocol_still_matches_other_protocols() {
+    let p = calico(
+        "GlobalNetworkPolicy",
+        None,
+        "p",
+        "  selector: app == 'x'\n  ingress:\n  - action: Allow\n    notICMP: {type: 8}\n",
+    );
+    assert!(w(&p).allows("b/z", "a/x", "80/TCP"));
+    let text = node_text(&base(), &p);
+    let rules: Vec<&str> = text.lines().filter(|l| l.contains("GlobalNetworkPolicy p rule 0")).collect();
+    assert!(rules.iter().any(|l| l.contains("l4proto != icmp")), "{rules:#?}");
 }

@@ -522,7 +522,7 @@ fn snapshots_in_kubectl_json_shape_merge_across_files() {
     let json = r#"{"apiVersion": "v1", "kind": "List", "items": [
       {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "j", "labels": {"team": "json"}}},
       {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "j", "labels": {"app": "x"}},
-       "spec": {"nodeName": "n1", "containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]}]},
+       "spec": {"nodeName": "n1", "serviceAccountName": "default", "containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]}]},
        "status": {"phase": "Running", "podIP": "10.9.0.1", "podIPs": [{"ip": "10.9.0.1"}, {"ip": "fd00::9"}]}}]}"#;
     let mut diags = Vec::new();
     let mut c = netward::manifest::load::load_cluster_text(&Arc::from("a.json"), json, &mut diags);

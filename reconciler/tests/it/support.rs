@@ -64,7 +64,7 @@ impl World {
 /// A pod document: `pod("ns", "name", "10.0.0.1", "app: a, role: x")`.
 pub fn pod(ns: &str, name: &str, ip: &str, labels: &str) -> String {
     format!(
-        "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels: {{{labels}}}\nspec:\n  nodeName: n1\n  containers:\n  - name: c\n    ports:\n    - {{name: http, containerPort: 8080}}\n    - {{name: dns, containerPort: 53, protocol: UDP}}\nstatus:\n  phase: Running\n  podIP: {ip}\n"
+        "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels: {{{labels}}}\nspec:\n  nodeName: n1\n  serviceAccountName: default\n  containers:\n  - name: c\n    ports:\n    - {{name: http, containerPort: 8080}}\n    - {{name: dns, containerPort: 53, protocol: UDP}}\nstatus:\n  phase: Running\n  podIP: {ip}\n"
     )
 }
 

@@ -291,7 +291,7 @@ pub fn world(cluster: &Cluster, ports: &[(Protocol, u16)]) -> String {
         cluster.pods.iter().map(|p| (p.namespace.as_str(), p.service_account.as_str())).collect();
     accounts.sort();
     accounts.dedup();
-    for (ns, sa) in accounts.into_iter().filter(|(_, sa)| *sa != "default") {
+    for (ns, sa) in accounts.into_iter().filter(|(_, sa)| *sa != "default" && !sa.is_empty()) {
         let _ = writeln!(
             o,
             "---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  namespace: {}\n  name: {}",
@@ -318,8 +318,13 @@ pub fn world(cluster: &Cluster, ports: &[(Protocol, u16)]) -> String {
         for (k, v) in &p.labels {
             let _ = writeln!(o, "    {}: {}", q(k), q(v));
         }
-        let _ =
-            writeln!(o, "spec:\n  serviceAccountName: {}\n  terminationGracePeriodSeconds: 0", q(&p.service_account));
+        // A pod without one gets `default` from the API server (and Calico
+        // the labels of that account; the model has none for it).
+        let _ = writeln!(o, "spec:");
+        if !p.service_account.is_empty() {
+            let _ = writeln!(o, "  serviceAccountName: {}", q(&p.service_account));
+        }
+        let _ = writeln!(o, "  terminationGracePeriodSeconds: 0");
         let _ = writeln!(o, "  containers:\n  - name: probe\n    image: {}", q(NETSHOOT));
         let _ = writeln!(o, "    command: [\"sh\", \"-c\", {}]", q(&script));
         let mut declared: Vec<(Option<&str>, Protocol, u16)> =
@@ -510,7 +515,11 @@ mod tests {
             for (k, v) in &p.labels {
                 assert_eq!(doc["metadata"]["labels"][k], v.as_str());
             }
-            assert_eq!(doc["spec"]["serviceAccountName"], p.service_account.as_str());
+            if p.service_account.is_empty() {
+                assert!(doc["spec"]["serviceAccountName"].is_null());
+            } else {
+                assert_eq!(doc["spec"]["serviceAccountName"], p.service_account.as_str());
+            }
             let container = &doc["spec"]["containers"][0];
             assert_eq!(container["image"], NETSHOOT);
             for cp in &p.ports {

@@ -380,11 +380,16 @@ impl Analysis {
             caveats.push(Caveat::SourcePort(r.origin.clone()));
             return e.ports.is_empty();
         };
+        // A named port is an (address, port) of an endpoint that matches the
+        // side's selector itself: network sets have no ports
+        // (rule_scanner.go namedPortsToIPSets).
         let hit = |pm: &PortMatch| match pm {
             PortMatch::Range(a, b) => (*a..=*b).contains(&port),
-            PortMatch::Named(n) => {
-                peer.endpoint.is_some_and(|ep| !ep.host_network && ep.named_port(n, flow_proto, port))
-            }
+            PortMatch::Named(n) => peer.endpoint.is_some_and(|ep| {
+                !ep.host_network
+                    && ep.named_port(n, flow_proto, port)
+                    && e.selector.as_ref().is_none_or(|s| s.eval(&ep.labels))
+            }),
         };
         (e.ports.is_empty() || e.ports.iter().any(hit)) && !e.not_ports.iter().any(hit)
     }

@@ -522,14 +522,27 @@ impl<'a> Space<'a> {
     }
 
     /// Classes whose port on this side matches the entity's ports/notPorts.
+    /// A named port counts only on endpoints that match the side's selector
+    /// themselves (network sets have no ports).
     fn port_set(&mut self, e: &EntityRule, proto: Protocol, port: u16) -> Bitset {
+        let owners = e.selector.as_ref().map(|s| {
+            let mut b = self.labels_eval(s);
+            b.and(&self.workload);
+            b
+        });
         let hit = |s: &mut Self, pms: &[PortMatch]| {
             let mut b = Bitset::empty(s.n);
             for pm in pms {
                 match pm {
                     PortMatch::Range(a, z) if (*a..=*z).contains(&port) => b = Bitset::full(s.n),
                     PortMatch::Range(..) => {}
-                    PortMatch::Named(name) => b.or(&s.named_set(name, proto, port)),
+                    PortMatch::Named(name) => {
+                        let mut named = s.named_set(name, proto, port);
+                        if let Some(o) = &owners {
+                            named.and(o);
+                        }
+                        b.or(&named);
+                    }
                 }
             }
             b

@@ -53,7 +53,8 @@ pub struct Pod {
     pub node: Option<String>,
     /// `spec.hostNetwork`: the pod uses its node's network, not its own endpoint.
     pub host_network: bool,
-    /// `spec.serviceAccountName` (`default` when unset).
+    /// `spec.serviceAccountName`; empty when unset (the API server sets
+    /// `default`; Calico gives a pod without one no service-account labels).
     pub service_account: String,
     /// The ports its containers declare.
     pub ports: Vec<ContainerPort>,
@@ -72,9 +73,38 @@ impl Pod {
     pub fn is_endpoint(&self) -> bool {
         self.node.as_deref().is_some_and(|n| !n.is_empty())
             && !self.ips.is_empty()
-            && self.phase != "Failed"
-            && self.phase != "Succeeded"
+            && !matches!(self.phase.as_str(), "Failed" | "Succeeded" | "Completed")
     }
+}
+
+/// Calico CNI's and the AWS VPC CNI's pod annotations (cal-conv constants.go).
+const IP_ANNOTATIONS: [&str; 3] =
+    ["cni.projectcalico.org/podIPs", "cni.projectcalico.org/podIP", "vpc.amazonaws.com/pod-ips"];
+
+/// A pod's addresses when its status has none, from the first CNI
+/// annotation that holds any (cal-conv `getPodIPs`; CIDRs give their address).
+pub fn annotated_pod_ips(annotations: &BTreeMap<String, String>) -> Vec<IpAddr> {
+    let Some(text) = IP_ANNOTATIONS.iter().find_map(|k| annotations.get(*k).filter(|v| !v.is_empty())) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in text.split(',') {
+        let addr = item.trim().split('/').next().unwrap_or("").parse::<IpAddr>();
+        if let Ok(a) = addr {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+    }
+    out
+}
+
+/// A pod being deleted whose CNI has already taken its network away (its
+/// podIP annotation set to "", cal-conv `IsFinished`).
+pub fn network_removed(annotations: &BTreeMap<String, String>, deleting: bool) -> bool {
+    deleting
+        && (annotations.get("cni.projectcalico.org/podIP").is_some_and(|v| v.is_empty())
+            || annotations.get("vpc.amazonaws.com/pod-ips").is_some_and(|v| v.is_empty()))
 }
 
 /// A node of the cluster: what the enforcer needs of its Node object.
@@ -175,12 +205,16 @@ impl Cluster {
     /// then the pod's own labels and Calico's, which win.
     pub fn calico_labels(&self, pod: &Pod) -> BTreeMap<String, String> {
         let mut l = namespace_profile_labels(&pod.namespace, self.namespaces.get(&pod.namespace));
-        l.insert("pcsa.projectcalico.org/name".into(), pod.service_account.clone());
+        // The service account's profile and label exist only when the pod
+        // names one (the API server fills in `default`; a snapshot may not).
+        if !pod.service_account.is_empty() {
+            l.insert("pcsa.projectcalico.org/name".into(), pod.service_account.clone());
+        }
         l.extend(pod.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
         l.insert(NS_LABEL.into(), pod.namespace.clone());
         l.insert(ORCH_LABEL.into(), "k8s".into());
         // workload_endpoint_default.go: only names shorter than 63 bytes.
-        if pod.service_account.len() < 63 {
+        if !pod.service_account.is_empty() && pod.service_account.len() < 63 {
             l.insert(SA_LABEL.into(), pod.service_account.clone());
         }
         l

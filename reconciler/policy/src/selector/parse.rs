@@ -53,8 +53,10 @@ pub(crate) fn parse_composed(text: &str) -> Result<Expr, ParseError> {
     parse_chars(text.chars().collect(), MAX_DEPTH + COMPOSED_DEPTH)
 }
 
-/// How many levels of parentheses composing a selector adds at most.
-const COMPOSED_DEPTH: usize = 8;
+/// Composing prints fields canonically, which parenthesises every `&&` and
+/// `||` group (so a field may come back nested twice as deep), then adds a
+/// few levels of its own.
+const COMPOSED_DEPTH: usize = MAX_DEPTH + 16;
 
 fn parse_chars(chars: Vec<char>, max_depth: usize) -> Result<Expr, ParseError> {
     let mut p = Parser { s: chars, i: 0, depth: 0, max_depth };

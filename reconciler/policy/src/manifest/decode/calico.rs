@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 
-use super::k8s::{cidr, decode_meta, policy_types, port_number};
+use super::k8s::{cidr, decode_meta, policy_types, port_number, staged_action_field, zero_spec_but};
 use super::scope;
 use crate::diag::{DResult, Diagnostic};
 use crate::manifest::fields::{Fields, Src};
@@ -25,20 +25,46 @@ fn selector_at(src: Src<'_>, n: &Node, what: &str) -> DResult<Expr> {
         .map_err(|e| Diagnostic::error(src.char_pos(n, e.col - 1), format!("{what}: invalid selector: {}", e.message)))
 }
 
-/// A selector field's text as written ("" when absent), once it parsed and
-/// uses no `global()`; Calico composes the text, not the parse (`scope`).
-fn selector_field(src: Src<'_>, n: Option<&Node>, what: &str) -> DResult<String> {
+/// A selector field's text as written ("" when absent), once it parsed
+/// (and, where the CEL rules say so, has no `global(`); Calico composes the
+/// text, not the parse (`scope`).
+fn selector_field(src: Src<'_>, n: Option<&Node>, what: &str, global_ok: bool) -> DResult<String> {
     let Some(n) = n else { return Ok(String::new()) };
-    let e = selector_at(src, n, what)?;
-    no_global(src, n, &e, what)?;
+    selector_at(src, n, what)?;
+    if !global_ok {
+        no_global(src, n, what)?;
+    }
     Ok(src.str(n, what)?.value)
 }
 
-fn no_global(src: Src<'_>, n: &Node, e: &Expr, what: &str) -> DResult<()> {
-    if e.mentions_global() {
+/// The CEL rules on policy selectors and rule `selector`s test the text:
+/// `!self.selector.contains('global(')`, string literals included.
+fn no_global(src: Src<'_>, n: &Node, what: &str) -> DResult<()> {
+    if src.str(n, what)?.value.contains("global(") {
         return Err(src.err(n, format!("{what}: global() may only be used alone in a rule's namespaceSelector")));
     }
     Ok(())
+}
+
+fn dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
+}
+
+/// validator.go `globalNetworkPolicyNameRegex` (a label, or two joined by
+/// one '.') and `networkPolicyNameRegex` (the same, or `knp.default.` /
+/// `ossg.default.` and a DNS subdomain).
+fn policy_name_ok(name: &str, global: bool) -> bool {
+    let parts: Vec<&str> = name.split('.').collect();
+    if parts.len() <= 2 && parts.iter().all(|p| dns_label(p)) {
+        return true;
+    }
+    !global
+        && ["knp.default.", "ossg.default."]
+            .iter()
+            .any(|prefix| name.strip_prefix(prefix).is_some_and(|rest| rest.split('.').all(dns_label)))
 }
 
 /// Decodes a Calico NetworkPolicy, GlobalNetworkPolicy or staged form.
@@ -62,35 +88,21 @@ pub fn decode_policy(src: Src<'_>, root: &Node, kind: PolicyKind) -> DResult<Pol
     f.finish()?;
     let mut s = src.fields(spec, "policy spec")?;
 
-    let staged = if kind.is_staged() {
-        Some(match s.str("stagedAction")? {
-            None => StagedAction::Set,
-            Some(a) if a.value == "Set" => StagedAction::Set,
-            Some(a) if a.value == "Delete" => StagedAction::Delete,
-            // Learn marks a policy that recommendation is still filling in;
-            // its rules preview like Set's (Calico's API accepts all three).
-            Some(a) if a.value == "Learn" => StagedAction::Set,
-            Some(a) => {
-                return Err(Diagnostic::error(
-                    a.pos,
-                    format!("stagedAction must be Set, Delete or Learn, not {:?}", a.value),
-                ))
-            }
-        })
-    } else {
-        None
-    };
+    let staged = if kind.is_staged() { Some(staged_action_field(&mut s)?) } else { None };
     let tier = match s.str("tier")? {
         Some(t) if t.value.is_empty() => "default".to_string(),
         Some(t) => t.value,
         None => "default".to_string(),
     };
-    // Calico refuses policy names with more than one '.', once the legacy
-    // `default.` / `knp.default.` prefixes of its CRD forms are dropped.
-    if crate::manifest::kinds::normalize_legacy_name(&meta.name.value, &tier).matches('.').count() > 1 {
+    if !policy_name_ok(&meta.name.value, global) {
+        let form = if global {
+            "a DNS label, or two joined by one '.'"
+        } else {
+            "a DNS label, two joined by one '.', or knp.default. / ossg.default. and a DNS subdomain"
+        };
         return Err(Diagnostic::error(
             meta.name.pos.clone(),
-            format!("{} name {:?} has more than one '.'; Calico refuses it", kind.name(), meta.name.value),
+            format!("{} name {:?} is not {form} (validator.go)", kind.name(), meta.name.value),
         ));
     }
     let order = match s.get("order") {
@@ -102,23 +114,26 @@ pub fn decode_policy(src: Src<'_>, root: &Node, kind: PolicyKind) -> DResult<Pol
         }),
     };
 
-    let sel_raw = selector_field(src, s.get("selector"), "selector")?;
+    let sel_raw = selector_field(src, s.get("selector"), "selector", false)?;
     let ns_raw = if namespace.is_none() {
-        selector_field(src, s.get("namespaceSelector"), "namespaceSelector")?
+        selector_field(src, s.get("namespaceSelector"), "namespaceSelector", false)?
     } else {
         String::new()
     };
-    let sa_raw = selector_field(src, s.get("serviceAccountSelector"), "serviceAccountSelector")?;
+    let sa_raw = selector_field(src, s.get("serviceAccountSelector"), "serviceAccountSelector", false)?;
     let fields =
         scope::PolicySelectors { selector: &sel_raw, namespace_selector: &ns_raw, service_account_selector: &sa_raw };
     let selector = scope::policy_selector(&fields, namespace.as_deref(), &src.pos(spec))?;
 
     let ingress_nodes = s.seq("ingress")?.unwrap_or(&[]);
     let egress_nodes = s.seq("egress")?.unwrap_or(&[]);
+    if let Some(t) = s.get("types").filter(|t| matches!(&t.value, Value::Seq(v) if v.is_empty())) {
+        return Err(src.err(t, "types: at least one of Ingress, Egress (or leave it out)"));
+    }
     let types = s.strings("types")?;
     // C10: Calico's own defaulting, unlike Kubernetes' K2.
     let default = (!ingress_nodes.is_empty() || egress_nodes.is_empty(), !egress_nodes.is_empty());
-    let (ingress_type, egress_type) = policy_types(&types, "types", default)?;
+    let (ingress_type, egress_type) = policy_types(&types, "types", default, false)?;
 
     let do_not_track = s.bool("doNotTrack")?.unwrap_or(false);
     let pre_dnat = s.bool("preDNAT")?.unwrap_or(false);
@@ -143,14 +158,8 @@ pub fn decode_policy(src: Src<'_>, root: &Node, kind: PolicyKind) -> DResult<Pol
     let egress =
         egress_nodes.iter().enumerate().map(|(i, r)| rule(src, r, i, ns, false)).collect::<DResult<Vec<_>>>()?;
     if staged == Some(StagedAction::Delete) {
-        // validator.go: a staged Delete carries nothing but its action (and tier).
-        if let Value::Map(entries) = &spec.value {
-            if let Some((k, _)) =
-                entries.iter().find(|(k, _)| !matches!(&k.value, Value::Str(s) if s == "stagedAction" || s == "tier"))
-            {
-                return Err(src.err(k, "stagedAction Delete requires an empty spec (only stagedAction and tier)"));
-            }
-        }
+        // validator.go: a staged Delete carries nothing but its action and tier.
+        zero_spec_but(src, spec, &["stagedAction", "tier"])?;
     }
     s.finish()?;
 
@@ -236,16 +245,25 @@ fn rule(src: Src<'_>, n: &Node, index: usize, ns: Option<&str>, ingress: bool) -
         Some(v) => return Err(Diagnostic::error(v.pos, "ipVersion must be 4 or 6")),
     };
     // validator.go validateRule: ICMP is IPv4's, ICMPv6 IPv6's, with or without icmp fields.
-    match (protocol, ip_version) {
-        (Some(Protocol::Icmp), Some(6)) => return Err(src.err(n, "protocol ICMP needs ipVersion 4 (or none)")),
-        (Some(Protocol::IcmpV6), Some(4)) => return Err(src.err(n, "protocol ICMPv6 needs ipVersion 6 (or none)")),
-        _ => {}
+    // policy_common.go's CEL rules: for protocol and notProtocol alike.
+    for (field, p) in [("protocol", protocol), ("notProtocol", not_protocol)] {
+        match (p, ip_version) {
+            (Some(Protocol::Icmp), Some(6)) => {
+                return Err(src.err(n, format!("{field} ICMP needs ipVersion 4 (or none)")))
+            }
+            (Some(Protocol::IcmpV6), Some(4)) => {
+                return Err(src.err(n, format!("{field} ICMPv6 needs ipVersion 6 (or none)")))
+            }
+            _ => {}
+        }
     }
     let icmp_node = f.get("icmp");
     let not_icmp_node = f.get("notICMP");
     let icmp_m = icmp_node.map(|x| icmp(src, x, "icmp")).transpose()?;
     let not_icmp_m = not_icmp_node.map(|x| icmp(src, x, "notICMP")).transpose()?;
-    if let Some(x) = icmp_node.or(not_icmp_node) {
+    // The CEL rule covers icmp only: notICMP is accepted with any protocol
+    // or none (it then also matches what is not ICMP at all).
+    if let Some(x) = icmp_node {
         match protocol {
             Some(Protocol::Icmp) if ip_version == Some(6) => return Err(src.err(x, "protocol ICMP needs ipVersion 4")),
             Some(Protocol::IcmpV6) if ip_version == Some(4) => {
@@ -379,6 +397,15 @@ fn nets(f: &mut Fields<'_>, key: &str, strict: bool) -> DResult<Vec<IpNet>> {
     f.strings(key)?.iter().map(|a| cidr(a, strict)).collect()
 }
 
+/// Whether the text is the one token `global()` (spaces around it and
+/// inside its parentheses allowed, as Calico's tokenizer reads it).
+fn is_global_token(text: &str) -> bool {
+    let t = text.trim_matches([' ', '\t']);
+    t.strip_prefix("global(")
+        .and_then(|r| r.strip_suffix(')'))
+        .is_some_and(|inner| inner.chars().all(|c| c == ' ' || c == '\t'))
+}
+
 /// One EntityRule, scoped by namespace the way rules.go does (C3).
 fn entity(src: Src<'_>, n: &Node, policy_ns: Option<&str>, proto: Option<Protocol>, side: &str) -> DResult<EntityRule> {
     let mut f = src.fields(n, "source/destination")?;
@@ -389,18 +416,15 @@ fn entity(src: Src<'_>, n: &Node, policy_ns: Option<&str>, proto: Option<Protoco
             return Err(src.err(n, format!("{side}.notNets may not contain {net} (it would match nothing)")));
         }
     }
-    let sel_raw = selector_field(src, f.get("selector"), &format!("{side}.selector"))?;
-    let not_raw = selector_field(src, f.get("notSelector"), &format!("{side}.notSelector"))?;
-    let ns_raw = match f.get("namespaceSelector") {
-        None => String::new(),
-        Some(x) => {
-            let e = selector_at(src, x, &format!("{side}.namespaceSelector"))?;
-            if e.mentions_global() && e != Expr::Global {
-                return Err(src.err(x, format!("{side}.namespaceSelector: global() must be used alone")));
-            }
-            src.str(x, "namespaceSelector")?.value
-        }
-    };
+    let sel_raw = selector_field(src, f.get("selector"), &format!("{side}.selector"), false)?;
+    // No CEL rule covers notSelector: global() there is accepted (and true).
+    let not_raw = selector_field(src, f.get("notSelector"), &format!("{side}.notSelector"), true)?;
+    let ns_raw = selector_field(src, f.get("namespaceSelector"), &format!("{side}.namespaceSelector"), true)?;
+    // validateEntityRule: a namespaceSelector with global( is the one token global().
+    if ns_raw.contains("global(") && !is_global_token(&ns_raw) {
+        let x = f.get("namespaceSelector").expect("read above");
+        return Err(src.err(x, format!("{side}.namespaceSelector: global() must be used alone")));
+    }
     let ports_v = ports(src, f.seq("ports")?.unwrap_or(&[]), proto, &format!("{side}.ports"))?;
     let not_ports = ports(src, f.seq("notPorts")?.unwrap_or(&[]), proto, &format!("{side}.notPorts"))?;
     let mut sa_names = Vec::new();
@@ -408,7 +432,7 @@ fn entity(src: Src<'_>, n: &Node, policy_ns: Option<&str>, proto: Option<Protoco
     if let Some(sa) = f.get("serviceAccounts") {
         let mut sf = src.fields(sa, "serviceAccounts")?;
         sa_names = sf.strings("names")?.into_iter().map(|a| a.value).collect();
-        sa_raw = selector_field(src, sf.get("selector"), &format!("{side}.serviceAccounts.selector"))?;
+        sa_raw = selector_field(src, sf.get("selector"), &format!("{side}.serviceAccounts.selector"), true)?;
         sf.finish()?;
     }
     let service = match f.get("services") {

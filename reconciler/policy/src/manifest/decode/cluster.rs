@@ -53,18 +53,23 @@ pub fn decode_pod(src: Src<'_>, root: &YamlNode) -> DResult<Pod> {
     let name = m.str("name")?.ok_or_else(|| src.err(meta, "Pod without metadata.name"))?.value;
     let namespace = m.str("namespace")?.map(|a| a.value).unwrap_or_else(|| "default".into());
     let labels = m.string_map("labels")?;
+    let annotations = m.string_map("annotations")?;
+    let deleting = m.get("deletionTimestamp").is_some();
 
     let mut node = None;
     let mut host_network = false;
-    let mut service_account = "default".to_string();
+    let mut service_account = String::new();
     let mut ports = Vec::new();
     if let Some(spec) = f.get("spec") {
         let mut s = src.fields(spec, "spec")?;
         node = s.str("nodeName")?.map(|a| a.value);
         host_network = s.bool("hostNetwork")?.unwrap_or(false);
-        if let Some(sa) = s.str("serviceAccountName")?.or(s.str("serviceAccount")?) {
+        // Calico reads serviceAccountName only (the API server copies the
+        // deprecated serviceAccount into it).
+        if let Some(sa) = s.str("serviceAccountName")? {
             service_account = sa.value;
         }
+        s.skip(&["serviceAccount"]);
         // Calico takes named ports from init containers too (native sidecars, C1).
         let containers = s.seq("containers")?.unwrap_or(&[]);
         let init = s.seq("initContainers")?.unwrap_or(&[]);
@@ -120,6 +125,12 @@ pub fn decode_pod(src: Src<'_>, root: &YamlNode) -> DResult<Pod> {
                 ips.insert(0, addr);
             }
         }
+    }
+    if ips.is_empty() {
+        ips = crate::model::cluster::annotated_pod_ips(&annotations);
+    }
+    if crate::model::cluster::network_removed(&annotations, deleting) {
+        ips.clear();
     }
     Ok(Pod { namespace, name, labels, ips, node, host_network, service_account, ports, phase, origin: src.pos(root) })
 }

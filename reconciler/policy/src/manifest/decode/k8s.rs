@@ -55,12 +55,21 @@ fn check_object_name(n: &At<String>) -> DResult<()> {
 /// egress), or `default` when the list is empty. Unknown or repeated entries
 /// are errors.
 ///
-/// Kubernetes' API server accepts a type listed twice (`policyTypes`);
-/// Calico's refuses it (`types`, validator.go).
-pub(crate) fn policy_types(types: &[At<String>], field: &str, default: (bool, bool)) -> DResult<(bool, bool)> {
-    let repeats_ok = field == "policyTypes";
+/// Kubernetes' API server accepts a type listed twice in `policyTypes`
+/// (`repeats_ok`); Calico refuses it in `types` and in a staged Kubernetes
+/// policy's `policyTypes` (a `listType=set`).
+pub(crate) fn policy_types(
+    types: &[At<String>],
+    field: &str,
+    default: (bool, bool),
+    repeats_ok: bool,
+) -> DResult<(bool, bool)> {
     if types.is_empty() {
         return Ok(default);
+    }
+    // Kubernetes' validation: at most two entries (so one repeat at most).
+    if types.len() > 2 {
+        return Err(Diagnostic::error(types[2].pos.clone(), format!("{field}: at most two entries (Ingress, Egress)")));
     }
     let (mut ingress, mut egress) = (false, false);
     for t in types {
@@ -80,6 +89,47 @@ pub(crate) fn policy_types(types: &[At<String>], field: &str, default: (bool, bo
         *slot = true;
     }
     Ok((ingress, egress))
+}
+
+/// A staged policy's `stagedAction` (policy_common.go: Set, Delete, Learn,
+/// Ignore; absent is Set). Learn and Ignore mark policies that Calico's
+/// recommendation engine works on; their rules preview as Set's do.
+pub(crate) fn staged_action_field(s: &mut Fields<'_>) -> DResult<StagedAction> {
+    Ok(match s.str("stagedAction")? {
+        None => StagedAction::Set,
+        Some(a) => match a.value.as_str() {
+            "Set" | "Learn" | "Ignore" => StagedAction::Set,
+            "Delete" => StagedAction::Delete,
+            other => {
+                return Err(Diagnostic::error(
+                    a.pos,
+                    format!("stagedAction must be Set, Delete, Learn or Ignore, not {other:?}"),
+                ))
+            }
+        },
+    })
+}
+
+/// A staged Delete carries nothing: every spec field but `allowed` holds its
+/// zero value (validator.go compares the spec with an empty one, so `""`,
+/// `false`, `null` and `{}` pass; a list, even an empty one, does not).
+pub(crate) fn zero_spec_but(src: Src<'_>, spec: &Node, allowed: &[&str]) -> DResult<()> {
+    let Value::Map(entries) = &spec.value else { return Ok(()) };
+    for (k, v) in entries {
+        let key = matches!(&k.value, Value::Str(s) if allowed.contains(&s.as_str()));
+        let zero = match &v.value {
+            Value::Null => true,
+            Value::Str(s) => s.is_empty(),
+            Value::Bool(b) => !b,
+            Value::Int(i) => *i == 0,
+            Value::Map(m) => m.is_empty(),
+            _ => false,
+        };
+        if !key && !zero {
+            return Err(src.err(k, "stagedAction Delete requires every other spec field to be empty"));
+        }
+    }
+    Ok(())
 }
 
 /// Decodes a `metav1.LabelSelector` into a selector expression.
@@ -136,7 +186,25 @@ pub(crate) fn label_selector(src: Src<'_>, n: &Node) -> DResult<Expr> {
 }
 
 /// Parses a CIDR; host bits must be zero, as the API server requires for ipBlock.
+/// A CIDR; `strict` refuses host bits. A bare address is refused where the
+/// API parses with `ParseCIDR` (`must_be_cidr`: rule nets, ipBlock) and
+/// read as a host route elsewhere (network sets).
 pub(crate) fn cidr(a: &At<String>, strict: bool) -> DResult<IpNet> {
+    cidr_of(a, strict, strict)
+}
+
+pub(crate) fn cidr_of(a: &At<String>, strict: bool, must_be_cidr: bool) -> DResult<IpNet> {
+    if must_be_cidr && !a.value.contains('/') {
+        return Err(Diagnostic::error(
+            a.pos.clone(),
+            format!(
+                "{:?} is an address, not a CIDR (write {}/{})",
+                a.value,
+                a.value,
+                if a.value.contains(':') { 128 } else { 32 }
+            ),
+        ));
+    }
     let net: IpNet = a
         .value
         .parse()
@@ -165,14 +233,12 @@ pub fn decode(src: Src<'_>, root: &Node, staged: bool) -> DResult<Policy> {
     let mut s = src.fields(spec, "NetworkPolicy spec")?;
     let mut staged_action = None;
     if staged {
-        staged_action = Some(match s.str("stagedAction")? {
-            None => StagedAction::Set,
-            Some(a) if a.value == "Set" => StagedAction::Set,
-            Some(a) if a.value == "Delete" => StagedAction::Delete,
-            Some(a) => {
-                return Err(Diagnostic::error(a.pos, format!("stagedAction must be Set or Delete, not {:?}", a.value)))
-            }
-        });
+        let action = staged_action_field(&mut s)?;
+        if action == StagedAction::Delete {
+            // validateStagedKubernetesNetworkPolicy: every other field zero.
+            zero_spec_but(src, spec, &["stagedAction"])?;
+        }
+        staged_action = Some(action);
     }
     let pod_sel = match s.get("podSelector") {
         Some(n) => label_selector(src, n)?,
@@ -182,7 +248,7 @@ pub fn decode(src: Src<'_>, root: &Node, staged: bool) -> DResult<Policy> {
     let egress_nodes = s.seq("egress")?.unwrap_or(&[]);
     let types = s.strings("policyTypes")?;
     // K2: Ingress always; Egress iff there are egress rules.
-    let (ingress_type, egress_type) = policy_types(&types, "policyTypes", (true, !egress_nodes.is_empty()))?;
+    let (ingress_type, egress_type) = policy_types(&types, "policyTypes", (true, !egress_nodes.is_empty()), !staged)?;
 
     let mut ingress = Vec::new();
     for (i, r) in ingress_nodes.iter().enumerate() {
@@ -275,10 +341,10 @@ fn peer(src: Src<'_>, n: &Node, ns: &str) -> DResult<EntityRule> {
         }
         let mut bf = src.fields(b, "ipBlock")?;
         let c = bf.str("cidr")?.ok_or_else(|| src.err(b, "ipBlock without cidr"))?;
-        let net = cidr(&c, false)?;
+        let net = cidr_of(&c, false, true)?;
         let mut except = Vec::new();
         for e in bf.strings("except")? {
-            let x = cidr(&e, false)?;
+            let x = cidr_of(&e, false, true)?;
             if x.addr().is_ipv4() != net.addr().is_ipv4() || !net.contains(&x) || x.prefix_len() <= net.prefix_len() {
                 return Err(Diagnostic::error(
                     e.pos,

@@ -13,7 +13,7 @@
 
 use crate::diag::{DResult, Diagnostic, Pos};
 use crate::model::cluster::{NS_LABEL, SA_LABEL};
-use crate::selector::{parse, parse_composed, Expr};
+use crate::selector::{parse_composed, Expr};
 
 /// `has(projectcalico.org/namespace)`: what `all()` becomes in a namespace selector.
 fn has_namespace() -> String {
@@ -21,27 +21,34 @@ fn has_namespace() -> String {
 }
 
 /// `parseSelectorAttachPrefix`: the selector parsed, every label prefixed,
-/// printed in canonical form (where `all()` stays `all()`).
-fn prefixed_text(raw: &str, prefix: &str) -> String {
-    parse(raw).map(|e| e.prefixed(prefix, &Expr::All).to_string()).unwrap_or_default()
+/// printed in canonical form (where `all()` stays `all()`). No length limit:
+/// a Kubernetes label selector may print longer than a Calico field.
+fn prefixed_text(raw: &str, prefix: &str, at: &Pos) -> DResult<String> {
+    Ok(compose(raw, at)?.prefixed(prefix, &Expr::All).to_string())
 }
 
 /// `prefixAndAppendSelector`.
-fn prefix_and_append(current: String, new: &str, prefix: &str) -> String {
+fn prefix_and_append(current: String, new: &str, prefix: &str, at: &Pos) -> DResult<String> {
     if new.is_empty() {
-        return current;
+        return Ok(current);
     }
-    let p = prefixed_text(new, prefix);
-    match (current.is_empty(), p.is_empty()) {
-        (_, true) => current,
-        (true, false) => p,
-        (false, false) => format!("({current}) && {p}"),
-    }
+    let p = prefixed_text(new, prefix, at)?;
+    Ok(if current.is_empty() { p } else { format!("({current}) && {p}") })
 }
 
+/// Parses composed text. What Calico composes but cannot parse (a blank
+/// field wrapped as `( )`) makes Felix drop the policy (or, for a blank
+/// notSelector, stop): refused here with the text, so no commit holding it
+/// is ever enforced as less than it says.
 fn compose(text: &str, at: &Pos) -> DResult<Expr> {
     parse_composed(text).map_err(|e| {
-        Diagnostic::error(at.clone(), format!("the selector Calico composes here does not parse ({e}): {text}"))
+        Diagnostic::error(
+            at.clone(),
+            format!(
+                "Calico composes the selector {text:?} here and cannot parse it ({}), so Felix would drop this policy; a blank selector is the likely cause: leave it out or write all()",
+                e.message
+            ),
+        )
     })
 }
 
@@ -60,22 +67,20 @@ pub struct PolicySelectors<'a> {
 /// rewriting; a global one rewrites `all()` everywhere in the text after each
 /// append, the user's `selector` included.
 pub fn policy_selector(f: &PolicySelectors<'_>, namespace: Option<&str>, at: &Pos) -> DResult<Expr> {
-    // A blank selector is all(); Calico would wrap it as "( )", which no
-    // parser reads, so it joins as the empty string it means.
-    let own = if f.selector.trim_matches([' ', '\t']).is_empty() { "" } else { f.selector };
+    let own = f.selector;
     let text = match namespace {
         Some(ns) => {
             let ns_term = format!("{NS_LABEL} == '{ns}'");
             let scoped = if own.is_empty() { ns_term } else { format!("({own}) && {ns_term}") };
-            prefix_and_append(scoped, f.service_account_selector, "pcsa.")
+            prefix_and_append(scoped, f.service_account_selector, "pcsa.", at)?
         }
         None => {
             let mut sel = own.to_string();
             if !f.namespace_selector.is_empty() {
-                sel = prefix_and_append(sel, f.namespace_selector, "pcns.").replace("all()", &has_namespace());
+                sel = prefix_and_append(sel, f.namespace_selector, "pcns.", at)?.replace("all()", &has_namespace());
             }
             if !f.service_account_selector.is_empty() {
-                sel = prefix_and_append(sel, f.service_account_selector, "pcsa.")
+                sel = prefix_and_append(sel, f.service_account_selector, "pcsa.", at)?
                     .replace("all()", &format!("has({SA_LABEL})"));
             }
             sel
@@ -108,20 +113,11 @@ pub fn entity_selectors(
     policy_ns: Option<&str>,
     at: &Pos,
 ) -> DResult<(Option<Expr>, Option<Expr>)> {
-    // A blank selector is all() (only "" means "not set"); written as
-    // all() so that composing it never produces the unreadable "( )".
-    let blank_is_all = |s: &str| -> String {
-        if !s.is_empty() && s.trim_matches([' ', '\t']).is_empty() {
-            "all()".into()
-        } else {
-            s.to_string()
-        }
-    };
-    let endpoint = blank_is_all(f.selector);
-    let not_sel = blank_is_all(f.not_selector);
+    let endpoint = f.selector.to_string();
+    let not_sel = f.not_selector.to_string();
 
     let ns_text = if !f.namespace_selector.is_empty() {
-        prefixed_text(f.namespace_selector, "pcns.")
+        prefixed_text(f.namespace_selector, "pcns.", at)?
             .replace("all()", &has_namespace())
             .replace("global()", &format!("!{}", has_namespace()))
     } else if let Some(ns) = policy_ns {
@@ -133,7 +129,7 @@ pub fn entity_selectors(
     // parseServiceAccounts: the prefixed selector (no all() rewriting) AND the names.
     let mut sa = String::new();
     if !f.service_account_selector.is_empty() {
-        sa = prefixed_text(f.service_account_selector, "pcsa.");
+        sa = prefixed_text(f.service_account_selector, "pcsa.", at)?;
     }
     if !f.service_account_names.is_empty() {
         let names = Expr::In(SA_LABEL.into(), f.service_account_names.iter().cloned().collect()).to_string();
