@@ -8,6 +8,7 @@
 pub mod cluster_lab;
 pub mod kind;
 pub mod lab;
+pub mod localkube;
 pub mod runner;
 pub mod spec;
 pub mod verify;

@@ -22,6 +22,8 @@ pub enum Tier {
     Cni,
     /// A program the test drives (sshd, ssh-keygen).
     Tool,
+    /// A real Kubernetes control plane (localkube), built from source with Go.
+    ControlPlane,
 }
 
 impl Display for Tier {
@@ -30,6 +32,7 @@ impl Display for Tier {
             Tier::Kernel => "kernel",
             Tier::Cni => "CNI",
             Tier::Tool => "tool",
+            Tier::ControlPlane => "control plane",
         })
     }
 }

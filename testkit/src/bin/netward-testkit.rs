@@ -97,6 +97,26 @@ enum Command {
         #[command(subcommand)]
         command: LabCommand,
     },
+    /// A throwaway Kubernetes control plane on loopback, built from source: up, down.
+    Localkube {
+        #[command(subcommand)]
+        command: LocalkubeCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LocalkubeCommand {
+    /// Build (once) and start etcd, kube-apiserver, kube-controller-manager and
+    /// kube-scheduler; write DIR/kubeconfig (cluster admin); wait until ready.
+    Up {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Stop what `up` started in DIR and remove DIR.
+    Down {
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -320,6 +340,31 @@ fn main() -> ExitCode {
                 verify(&lab, &an, 16, Duration::from_millis(700), &|d, n| progress_of("probes", Some((d, n))));
             progress_done();
             report_verify(&checked)
+        }
+        Command::Localkube { command } => {
+            let done = match command {
+                LocalkubeCommand::Up { dir } => netward_testkit::localkube::up(&dir, &|m| progress(&format!("localkube: {m}")))
+                    .map(|p| {
+                        format!(
+                            "localkube is ready at {}\n  export KUBECONFIG={}\n  {}/kubectl get --raw /readyz\nnetward-testkit localkube down --dir {} stops it",
+                            p.server,
+                            p.kubeconfig.display(),
+                            p.bin.display(),
+                            dir.display()
+                        )
+                    }),
+                LocalkubeCommand::Down { dir } => {
+                    netward_testkit::localkube::down(&dir).map(|()| format!("localkube in {} is gone", dir.display()))
+                }
+            };
+            progress_done();
+            match done {
+                Ok(msg) => {
+                    println!("{msg}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
         }
         Command::Kind { command } => {
             let root = repo_root();

@@ -1,0 +1,291 @@
+//! netward against a real Kubernetes control plane: etcd, kube-apiserver,
+//! kube-controller-manager and kube-scheduler built from source by
+//! `localkube` (control-plane tier: needs Go and the module proxy the first
+//! time, then the binaries cached under target/localkube). What the
+//! stand-in API server claimed, checked against the real one: the inventory
+//! `snapshot` lists, `reconcile --kube` into a node's table with the
+//! DaemonSet's own ServiceAccount token, the RBAC that token has and lacks,
+//! `--publish-status` on the Node, and a restarted API server.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use netward_test_support::{gate, TempDir, Tier};
+use netward_testkit::localkube::{self, Plane};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("root").to_path_buf()
+}
+
+/// The `netward` binary, built beside this test by `cargo test --workspace`.
+fn netward_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    exe.parent().and_then(Path::parent).expect("target dir").join("netward")
+}
+
+fn netward(args: &[&str], dir: &Path) -> Output {
+    Command::new(netward_bin()).args(args).current_dir(dir).output().expect("run netward")
+}
+
+fn can_run() -> Result<(), String> {
+    if !netward_bin().exists() {
+        return Err(format!("{} is not built (cargo build -p netward)", netward_bin().display()));
+    }
+    let go = Command::new("go").arg("version").output().map_err(|e| format!("go: {e}"))?;
+    if !go.status.success() {
+        return Err("go version failed".into());
+    }
+    if !Command::new("ip").args(["netns", "list"]).output().is_ok_and(|o| o.status.success()) {
+        return Err("ip netns: not root?".into());
+    }
+    Ok(())
+}
+
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        let name = format!("nwlk-{}-{tag}", std::process::id());
+        let ok = Command::new("ip").args(["netns", "add", &name]).status().is_ok_and(|s| s.success());
+        assert!(ok, "ip netns add {name}");
+        Netns(name)
+    }
+
+    fn table(&self) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.0, "nft", "list", "table", "inet", "netward"])
+            .output()
+            .expect("nft");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The example policies in a Git repository of their own.
+fn repo(dir: &Path) -> PathBuf {
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    let copied = Command::new("cp").arg("-r").arg(root().join("policies")).arg(&repo).status().expect("cp");
+    assert!(copied.success());
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-qm", "the example"]);
+    repo
+}
+
+fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `wait_for`, printing the reconciler's log when it times out.
+fn wait_for_or(log: &Path, what: &str, secs: u64, ok: impl FnMut() -> bool) {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wait_for(what, secs, ok)));
+    if let Err(e) = r {
+        eprintln!("reconcile log:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+        std::panic::resume_unwind(e);
+    }
+}
+
+/// Stops the control plane when the test ends, however it ends.
+struct Down(PathBuf);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = localkube::down(&self.0);
+    }
+}
+
+/// Kills the reconciler when the test ends, however it ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else { return String::new() };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes());
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn token_kubeconfig(plane: &Plane, dir: &Path) -> PathBuf {
+    let token = plane.kubectl_out(&["create", "token", "netward", "-n", "netward-system"], None).expect("token");
+    let path = dir.join("netward.kubeconfig");
+    std::fs::write(&path, localkube::token_kubeconfig(plane, token.trim()).expect("kubeconfig")).expect("write");
+    path
+}
+
+#[test]
+fn netward_against_a_real_control_plane() {
+    if !gate(Tier::ControlPlane, "localkube", can_run()) {
+        return;
+    }
+    let tmp = TempDir::new("localkube");
+    let dir = tmp.join("plane");
+    let say = |m: &str| eprintln!("localkube: {m}");
+    let plane = localkube::up(&dir, &say).expect("localkube up");
+    let _down = Down(dir.clone());
+    let v = localkube::Versions::pinned().expect("versions");
+    let version = plane.kubectl_out(&["version", "-o", "json"], None).expect("version");
+    assert!(version.contains(&format!("\"gitVersion\": \"{}\"", v.kubernetes)), "{version}");
+
+    // The example cluster, created through the API (statuses written as a kubelet would).
+    let example = netward::manifest::load::load_cluster(&[root().join("policies/cluster.yaml")]).value;
+    plane.load(&example).expect("load the example");
+
+    // The DaemonSet's own objects and RBAC, applied as a user would.
+    let deploy = root().join("reconciler/deploy");
+    plane.kubectl_out(&["apply", "-k", deploy.to_str().expect("utf-8")], None).expect("kubectl apply -k deploy");
+    let sa = "system:serviceaccount:netward-system:netward";
+    for (verb, resource, allowed) in [
+        ("list", "pods", true),
+        ("watch", "namespaces", true),
+        ("get", "nodes", true),
+        ("patch", "nodes", true),
+        ("create", "pods", false),
+        ("delete", "pods", false),
+        ("get", "secrets", false),
+        ("update", "nodes", false),
+        ("delete", "nodes", false),
+        ("list", "networkpolicies.networking.k8s.io", false),
+        ("create", "namespaces", false),
+    ] {
+        let out =
+            plane.kubectl().args(["auth", "can-i", verb, resource, "--as", sa]).output().expect("kubectl auth can-i");
+        let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(said == "yes", allowed, "can-i {verb} {resource} as the reconciler: {said}");
+    }
+    let token = token_kubeconfig(&plane, &tmp);
+    let token_s = token.to_str().expect("utf-8").to_string();
+    // What the token cannot do, the reconciler cannot either.
+    let denied = Command::new(plane.bin.join("kubectl"))
+        .args(["--kubeconfig", &token_s, "get", "secrets", "-A"])
+        .output()
+        .expect("kubectl");
+    assert!(!denied.status.success() && String::from_utf8_lossy(&denied.stderr).contains("Forbidden"));
+
+    // snapshot, with the ServiceAccount's token: the same matrix as the file it came from.
+    let out = netward(&["snapshot", "--kubeconfig", &token_s], &root());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let snap = tmp.join("snapshot.yaml");
+    std::fs::write(&snap, &out.stdout).expect("write");
+    let matrix = |cluster: &Path| {
+        let c = cluster.to_str().expect("utf-8");
+        let out =
+            netward(&["matrix", "--policies", "policies", "--cluster", c, "--port", "8080/TCP", "5432/TCP"], &root());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(matrix(&snap), matrix(&root().join("policies/cluster.yaml")));
+
+    // reconcile --kube with that token: the node's table equals the one the snapshot file gives.
+    let repo = repo(&tmp);
+    let repo_s = repo.to_str().expect("utf-8").to_string();
+    let (ns_api, ns_file) = (Netns::new("api"), Netns::new("file"));
+    let once = |ns: &Netns, inv: &[&str]| {
+        let mut args = vec!["reconcile", "--once", "--path", "policies", "--node", "node-b", "--netns", &ns.0];
+        args.extend(["--repo", &repo_s]);
+        args.extend(inv);
+        netward(&args, &repo)
+    };
+    let out = once(&ns_api, &["--kubeconfig", &token_s]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = once(&ns_file, &["--cluster", "policies/cluster.yaml"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(ns_api.table().contains("chain pod-"));
+    assert_eq!(ns_api.table(), ns_file.table());
+
+    // The loop, as the DaemonSet runs it: the revision lands on the Node; a
+    // pod scheduled here gets chains and loses them when deleted; a
+    // restarted API server is followed without a restart of netward.
+    let addr = format!("127.0.0.1:{}", 21000 + std::process::id() % 20000);
+    let child = Command::new(netward_bin())
+        .args(["reconcile", "--path", "policies", "--node", "node-b", "--interval", "60", "--netns", &ns_api.0])
+        .args(["--listen", &addr, "--kubeconfig", &token_s, "--publish-status", "--repo", &repo_s])
+        .current_dir(&repo)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(tmp.join("reconcile.log")).expect("log"))
+        .spawn()
+        .expect("netward reconcile");
+    let _child = Killed(child);
+    wait_for("ready", 30, || get(&addr, "/readyz").contains(" 200 "));
+    let head = git(&repo, &["rev-parse", "HEAD"]);
+    let annotation = || {
+        plane
+            .kubectl_out(
+                &["get", "node", "node-b", "-o", "jsonpath={.metadata.annotations.netward\\.io/revision}"],
+                None,
+            )
+            .unwrap_or_default()
+    };
+    wait_for("the revision on the Node", 30, || annotation() == head);
+
+    let chains = |t: &str| t.matches("chain pod-").count();
+    let before = chains(&ns_api.table());
+    let pod = "---\napiVersion: v1\nkind: Pod\nmetadata: {name: api-new, namespace: backend, labels: {app: api}}\nspec:\n  nodeName: node-b\n  serviceAccountName: api\n  containers: [{name: main, image: registry.k8s.io/pause:3.10, ports: [{name: http, containerPort: 8080}]}]\n";
+    plane.kubectl_out(&["apply", "-f", "-"], Some(pod)).expect("create a pod");
+    plane.set_pod_status("backend", "api-new", &["10.244.2.88".parse().expect("ip")], "Running").expect("status");
+    wait_for("the new pod's chains", 15, || chains(&ns_api.table()) > before);
+    assert!(ns_api.table().contains("10.244.2.88"));
+
+    plane.restart("kube-apiserver").expect("restart the API server");
+    // Without a kubelet a graceful delete never finishes (the pod stays,
+    // terminating, with its address: Calico keeps such a pod as an endpoint
+    // too); the kubelet's part is to remove it, which --force does here.
+    plane
+        .kubectl_out(&["delete", "pod", "api-new", "-n", "backend", "--force", "--grace-period=0"], None)
+        .expect("delete");
+    let log = tmp.join("reconcile.log");
+    wait_for_or(&log, "the deleted pod's chains to go after the restart", 60, || {
+        !ns_api.table().contains("10.244.2.88")
+    });
+    assert_eq!(chains(&ns_api.table()), before);
+    wait_for("ready after the restart", 30, || get(&addr, "/readyz").contains(" 200 "));
+    drop(_child);
+
+    // A crashed run (every process killed, its files left) is cleaned up by the next up.
+    for name in localkube::BINARIES.iter().filter(|b| **b != "kubectl") {
+        if let Some(pid) = plane.pid(name) {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+    }
+    let again = localkube::up(&dir, &say).expect("up after a crash");
+    assert!(again.ready());
+    let pids: Vec<u32> = localkube::BINARIES.iter().filter_map(|b| again.pid(b)).collect();
+    localkube::down(&dir).expect("down");
+    assert!(!dir.exists(), "down removes what up wrote");
+    for pid in pids {
+        // A killed child of this test lingers as a zombie with no command line.
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(cmdline.is_empty(), "pid {pid} still runs after down");
+    }
+}
