@@ -95,8 +95,9 @@ pub(crate) enum Command {
     Reconcile {
         #[command(flatten)]
         target: NodeTarget,
-        /// Branch, tag or commit to track.
-        #[arg(long = "ref", default_value = "main")]
+        /// Branch, tag or commit to track; by default HEAD: the remote's
+        /// default branch, or a local checkout's current one (as Argo CD's HEAD).
+        #[arg(long = "ref", default_value = "HEAD")]
         git_ref: String,
         #[arg(long, value_enum, default_value_t = ReconcileMode::Enforce)]
         mode: ReconcileMode,

@@ -859,3 +859,19 @@ fn a_fetch_that_may_succeed_later_is_retried_soon_and_one_that_cannot_waits() {
     assert_eq!(never.matches("result=error").count(), 1, "one pass, then the interval:\n{never}");
     assert!(never.contains("not found on"), "{never}");
 }
+
+#[test]
+fn without_ref_reconcile_follows_head_whatever_the_branch_is_called() {
+    // A repository whose only branch is `master` (#22): the default ref is
+    // HEAD, the checkout's current branch, as Argo CD's HEAD; by URL it is the
+    // remote's default branch.
+    let Some(ns) = Netns::new("head") else { return };
+    let dir = repo("head");
+    git(&dir, &["branch", "-m", "main", "master"]);
+    let (code, err) = once(&dir, &ns, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(ns.table().contains("chain pod-"), "{}", ns.table());
+    let url = format!("file://{}", dir.display());
+    let (code, err) = once(&dir, &ns, &["--repo", &url]);
+    assert_eq!(code, 0, "{err}");
+}
