@@ -88,6 +88,13 @@ fn version_ok(bin: &Path, name: &str, v: &Versions) -> Result<(), String> {
 pub fn build(say: &dyn Fn(&str)) -> Result<PathBuf, String> {
     let v = Versions::pinned()?;
     let dir = bin_dir(&v);
+    // One build at a time (two tests, or a test and a user's `up`): the
+    // others wait on the lock and then find the binaries built.
+    let parent = dir.parent().unwrap_or(&dir).to_path_buf();
+    fs::create_dir_all(&parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    let lock_path = parent.join(".build.lock");
+    let lock = fs::File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    lock.lock().map_err(|e| format!("{}: {e}", lock_path.display()))?;
     if BINARIES.iter().all(|b| version_ok(&dir.join(b), b, &v).is_ok()) {
         return Ok(dir);
     }
