@@ -184,7 +184,8 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode, Failure> {
                 ExplainFormat::Json => report::explain_json(&an, &flow, &v),
             };
             let _ = out(&text);
-            Ok(ExitCode::SUCCESS)
+            // As `kubectl auth can-i`: a script can branch on the verdict.
+            Ok(if v.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Reconcile {
             target,

@@ -106,8 +106,9 @@ fn explain_names_tier_policy_and_rule_with_file_and_line() {
     ));
     assert_eq!(code, 0, "{err}");
     insta::assert_snapshot!("explain_allowed", out);
-    let (_, out, _) =
+    let (code, out, _) =
         run(with_example("explain", &["--from", "sandbox/debug", "--to", "database/postgres-0", "--port", "5432/TCP"]));
+    assert_eq!(code, 1, "denied exits 1, as kubectl auth can-i says no");
     insta::assert_snapshot!("explain_denied", out);
     let (_, out, _) = run(with_example(
         "explain",
