@@ -230,7 +230,7 @@ fn the_loop_serves_health_readiness_metrics_and_status() {
     assert!(metrics.contains("netward_applied_revision{commit=\""), "{metrics}");
     assert!(metrics.contains("netward_refused_commits_total 0"), "{metrics}");
     let v: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
-    assert_eq!(v["tracked_ref"], "main");
+    assert_eq!(v["tracked_ref"], "HEAD", "the default ref");
     assert!(v["applied"].as_str().is_some_and(|c| c.len() == 40));
     assert!(missing.contains("404"));
 }
