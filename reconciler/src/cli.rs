@@ -49,8 +49,9 @@ pub(crate) enum Command {
         /// Cluster snapshots (`kubectl get namespaces,pods -A -o yaml`); several merge.
         #[arg(long, required = true, num_args = 1..)]
         cluster: Vec<PathBuf>,
-        /// PORT/PROTO, e.g. 80/TCP, 53/UDP.
-        #[arg(long, required = true, num_args = 1..)]
+        /// PORT/PROTO, e.g. 80/TCP, 53/UDP; by default every port the pods
+        /// declare and the rules name.
+        #[arg(long, num_args = 1..)]
         port: Vec<String>,
         #[arg(short = 'o', long, value_enum, default_value_t = Format::Table)]
         format: Format,

@@ -155,8 +155,8 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode, Failure> {
         Command::Matrix { policies: pp, cluster: cp, port, format, staged, family } => {
             let set = policies(&pp)?;
             let c = cluster(&cp)?;
-            let ports = ports(&port)?;
             let an = Analysis::new(&set, &c, if staged { View::Staged } else { View::Enforced });
+            let ports = if port.is_empty() { an.mentioned_ports() } else { ports(&port)? };
             let m = Matrix::compute(&an, &ports).with_family_v6(family.as_deref() == Some("6"));
             let f = match format {
                 Format::Table => MatrixFormat::Table,

@@ -12,7 +12,8 @@ pub mod matrix;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use crate::model::{Cluster, Endpoint, NetworkSet, Policy, PolicySet, Tier};
+use crate::model::port::FlowPort;
+use crate::model::{Cluster, Endpoint, NetworkSet, Policy, PolicySet, PortMatch, Tier};
 
 pub use eval::{Caveat, Decision, DirVerdict, Flow, Peer, Reason, Verdict};
 pub use matrix::Matrix;
@@ -112,5 +113,29 @@ impl Analysis {
     /// The endpoint that owns an IP, if any.
     pub fn endpoint_at(&self, ip: IpAddr) -> Option<&Endpoint> {
         self.by_ip.get(&ip).map(|&i| &self.endpoints[i])
+    }
+
+    /// Every port the world mentions, sorted: each container port a pod
+    /// declares (so every named port, resolved), and each end of a numeric
+    /// port or range a rule names with its protocol. What `matrix` decides
+    /// when no `--port` is given.
+    pub fn mentioned_ports(&self) -> Vec<FlowPort> {
+        let mut out: Vec<FlowPort> = self
+            .endpoints
+            .iter()
+            .flat_map(|e| e.ports.iter().map(|&(protocol, port)| FlowPort { port, protocol }))
+            .collect();
+        for r in self.policies.iter().chain(&self.staged).flat_map(|p| p.ingress.iter().chain(&p.egress)) {
+            let Some(protocol) = r.protocol.filter(|p| p.has_ports()) else { continue };
+            for pm in r.destination.ports.iter().chain(&r.destination.not_ports) {
+                if let PortMatch::Range(a, b) = pm {
+                    out.push(FlowPort { port: *a, protocol });
+                    out.push(FlowPort { port: *b, protocol });
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
     }
 }

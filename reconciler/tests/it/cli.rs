@@ -517,3 +517,26 @@ fn matrix_and_explain_choose_the_family_of_dual_stack_pairs() {
     let (code, _, err) = netward(&["matrix", "--policies", p, "--cluster", c, "--port", "80/TCP", "--family", "5"]);
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn matrix_without_port_decides_every_port_the_world_mentions() {
+    let (code, out, err) =
+        netward(&["matrix", "--policies", "policies", "--cluster", "policies/cluster.yaml", "-o", "summary"]);
+    assert_eq!(code, 0, "{err}");
+    let ports: Vec<&str> = out.lines().skip(1).filter_map(|l| l.split(':').next()).collect();
+    // The pods' declared ports (named ones resolved) and the rules' own (443 to the outside).
+    assert_eq!(ports, ["53/TCP", "53/UDP", "443/TCP", "5432/TCP", "8080/TCP"], "{out}");
+    let (_, explicit, _) = netward(&[
+        "matrix",
+        "--policies",
+        "policies",
+        "--cluster",
+        "policies/cluster.yaml",
+        "--port",
+        "5432/TCP",
+        "-o",
+        "summary",
+    ]);
+    let line = |text: &str| text.lines().find(|l| l.starts_with("5432/TCP")).map(str::to_string);
+    assert_eq!(line(&out), line(&explicit), "the same verdicts as when asked for");
+}
