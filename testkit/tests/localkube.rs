@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use netward_test_support::{gate, TempDir, Tier};
+use netward_test_support::{gate, Netns, TempDir, Tier};
 use netward_testkit::localkube::{self, Plane};
 
 fn root() -> PathBuf {
@@ -40,31 +40,6 @@ fn can_run() -> Result<(), String> {
         return Err("ip netns: not root?".into());
     }
     Ok(())
-}
-
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("nwlk-{}-{tag}", std::process::id());
-        let ok = Command::new("ip").args(["netns", "add", &name]).status().is_ok_and(|s| s.success());
-        assert!(ok, "ip netns add {name}");
-        Netns(name)
-    }
-
-    fn table(&self) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.0, "nft", "list", "table", "inet", "netward"])
-            .output()
-            .expect("nft");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -210,7 +185,7 @@ fn netward_against_a_real_control_plane() {
     // reconcile --kube with that token: the node's table equals the one the snapshot file gives.
     let repo = repo(&tmp);
     let repo_s = repo.to_str().expect("utf-8").to_string();
-    let (ns_api, ns_file) = (Netns::new("api"), Netns::new("file"));
+    let (ns_api, ns_file) = (Netns::new("api").expect("netns"), Netns::new("file").expect("netns"));
     let once = |ns: &Netns, inv: &[&str]| {
         let mut args = vec!["reconcile", "--once", "--path", "policies", "--node", "node-b", "--netns", &ns.0];
         args.extend(["--repo", &repo_s]);

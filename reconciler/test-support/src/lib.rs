@@ -7,6 +7,8 @@
 //!   because every tier must run there.
 //! - [`TempDir`]: a directory removed when dropped, also when the test
 //!   panics, so a failing test leaves nothing behind in /tmp.
+//! - [`Netns`]: a network namespace of the test's own, removed when dropped,
+//!   and the `inet netward` table netward programmed into it.
 
 use std::ffi::OsStr;
 use std::fmt::Display;
@@ -116,5 +118,38 @@ mod tests {
         if !on_ci() {
             assert!(!gate(Tier::Tool, "that", Err("no such program")));
         }
+    }
+}
+
+/// A network namespace of the test's own (`nwlab-<pid>-t-<tag>`: the lab
+/// sweeps those of dead processes), deleted when dropped; nothing of the
+/// machine's own namespace is touched.
+#[derive(Debug)]
+pub struct Netns(pub String);
+
+impl Netns {
+    /// A fresh namespace, or None (SKIPPED) where this cannot run; on CI
+    /// that is a failure (kernel tier).
+    pub fn new(tag: &str) -> Option<Netns> {
+        let name = format!("nwlab-{}-t-{tag}", std::process::id());
+        let made =
+            std::process::Command::new("ip").args(["netns", "add", &name]).output().is_ok_and(|o| o.status.success());
+        let check = if made { Ok(()) } else { Err("cannot create a network namespace (not root?)") };
+        gate(Tier::Kernel, "a test in a network namespace", check).then_some(Netns(name))
+    }
+
+    /// `nft list table inet netward` inside the namespace ("" when there is none).
+    pub fn table(&self) -> String {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.0, "nft", "list", "table", "inet", "netward"])
+            .output()
+            .expect("ip netns exec nft");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.0]).output();
     }
 }

@@ -5,35 +5,7 @@ use netward_test_support::{gate, TempDir, Tier};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub(crate) struct Netns(pub(crate) String);
-
-impl Netns {
-    /// A fresh namespace, or None (with a message) where this cannot run;
-    /// on CI that is a failure.
-    pub(crate) fn new(tag: &str) -> Option<Netns> {
-        let name = format!("nwlab-{}-rec-{tag}", std::process::id());
-        let ok = Command::new("ip").args(["netns", "add", &name]).output().is_ok_and(|o| o.status.success());
-        let check = if ok { Ok(()) } else { Err("cannot create a network namespace (not root?)") };
-        if !gate(Tier::Kernel, "reconcile test", check) {
-            return None;
-        }
-        Some(Netns(name))
-    }
-
-    pub(crate) fn table(&self) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.0, "nft", "list", "table", "inet", "netward"])
-            .output()
-            .expect("nft");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
+pub(crate) use netward_test_support::Netns;
 
 pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")

@@ -432,21 +432,14 @@ impl Analysis {
         src_port: Option<u16>,
         v6: Option<bool>,
     ) -> Result<Flow<'_>, String> {
-        let mut src = self.resolve(from)?;
-        let mut dst = self.resolve(to)?;
-        if let Some(v6) = v6 {
-            let is_ip = |s: &str| s.parse::<IpAddr>().is_ok();
-            if !is_ip(from) {
-                if let Some(p) = src.endpoint.and_then(|e| self.peer_of(e, v6)) {
-                    src = p;
-                }
-            }
-            if !is_ip(to) {
-                if let Some(p) = dst.endpoint.and_then(|e| self.peer_of(e, v6)) {
-                    dst = p;
-                }
-            }
-        }
+        // An end given as `ns/pod` takes the chosen family when it has it.
+        let end = |s: &str| -> Result<Peer<'_>, String> {
+            let p = self.resolve(s)?;
+            let chosen = v6.filter(|_| s.parse::<IpAddr>().is_err());
+            Ok(chosen.and_then(|v6| p.endpoint.and_then(|e| self.peer_of(e, v6))).unwrap_or(p))
+        };
+        let mut src = end(from)?;
+        let mut dst = end(to)?;
         if src.ip.is_ipv6() != dst.ip.is_ipv6() {
             if let Some(p) = dst.endpoint.and_then(|e| self.peer_of(e, src.ip.is_ipv6())) {
                 dst = p;
