@@ -25,6 +25,16 @@ fn pod_with(ns: &str, name: &str, ips: &[&str], labels: &str, spec: &str) -> Str
     )
 }
 
+/// Namespace a with two dual-stack pods, a/x (10.0.1.1, fd00::1:1) and a/peer.
+fn dual_stack_pair() -> String {
+    [
+        namespace("a", ""),
+        pod_with("a", "x", &["10.0.1.1", "fd00::1:1"], "app: x", ""),
+        pod_with("a", "peer", &["10.0.1.2", "fd00::1:2"], "app: peer", ""),
+    ]
+    .concat()
+}
+
 /// The nft text of node n1's ruleset.
 fn node_text(cluster_yaml: &str, policy_yaml: &str) -> String {
     let c = cluster(cluster_yaml);
@@ -196,12 +206,7 @@ fn c3_not_selector_folds_into_the_positive_selector() {
 /// not exist in that family.
 #[test]
 fn c5_a_rule_exists_only_in_the_families_of_its_cidrs() {
-    let c = [
-        namespace("a", ""),
-        pod_with("a", "x", &["10.0.1.1", "fd00::1:1"], "app: x", ""),
-        pod_with("a", "peer", &["10.0.1.2", "fd00::1:2"], "app: peer", ""),
-    ]
-    .concat();
+    let c = dual_stack_pair();
     let p = calico(
         "GlobalNetworkPolicy",
         None,
@@ -396,12 +401,7 @@ fn dual_stack_pairs_are_decided_per_family_in_the_matrix() {
     use netward::analysis::Matrix;
     use netward::model::port::FlowPort;
     use netward::report::{write_matrix, MatrixFormat};
-    let c = [
-        namespace("a", ""),
-        pod_with("a", "x", &["10.0.1.1", "fd00::1:1"], "app: x", ""),
-        pod_with("a", "peer", &["10.0.1.2", "fd00::1:2"], "app: peer", ""),
-    ]
-    .concat();
+    let c = dual_stack_pair();
     let p = calico(
         "GlobalNetworkPolicy",
         None,

@@ -202,13 +202,16 @@ impl Matrix {
 
     /// The pass that decides a pair: the preferred family if both ends have
     /// it, else the one they share.
+    /// Called once per pair by every output format: no allocation here.
     fn pass_for(&self, a: usize, b: usize) -> Option<(&Pass, usize, usize)> {
-        let pick = |p: &'_ Pass| Some((p.class_of[a]?, p.class_of[b]?));
-        let mut order: Vec<&Pass> = self.passes.iter().collect();
-        if self.prefer_v6 {
-            order.reverse();
+        fn pick(p: &Pass, a: usize, b: usize) -> Option<(&Pass, usize, usize)> {
+            Some((p, p.class_of[a]?, p.class_of[b]?))
         }
-        order.into_iter().find_map(|p| pick(p).map(|(ca, cb)| (p, ca, cb)))
+        if self.prefer_v6 {
+            self.passes.iter().rev().find_map(|p| pick(p, a, b))
+        } else {
+            self.passes.iter().find_map(|p| pick(p, a, b))
+        }
     }
 
     /// Whether endpoint `a` may open a new connection to endpoint `b` on port `port`.
