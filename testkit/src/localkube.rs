@@ -210,17 +210,37 @@ impl Plane {
         nodes.sort();
         nodes.dedup();
         for n in &nodes {
-            let cidrs: Vec<String> = cluster
-                .nodes
-                .get(*n)
-                .map(|x| x.pod_cidrs.iter().map(|c| q(&c.to_string())).collect())
-                .unwrap_or_default();
+            let node = cluster.nodes.get(*n);
+            let cidrs: Vec<String> =
+                node.map(|x| x.pod_cidrs.iter().map(|c| q(&c.to_string())).collect()).unwrap_or_default();
             let spec = if cidrs.is_empty() {
                 String::new()
             } else {
                 format!(", spec: {{podCIDR: {}, podCIDRs: [{}]}}", cidrs[0], cidrs.join(", "))
             };
-            let _ = writeln!(o, "---\napiVersion: v1\nkind: Node\nmetadata: {{name: {}}}{spec}", q(n));
+            let labels: Vec<String> =
+                node.map(|x| x.labels.iter().map(|(k, v)| format!("{}: {}", q(k), q(v))).collect()).unwrap_or_default();
+            // A Node's create keeps its status (the kubelet registers that way):
+            // the addresses ClusterNetworkPolicy `nodes` peers stand for.
+            let addrs: Vec<String> = node
+                .map(|x| {
+                    x.addresses
+                        .iter()
+                        .map(|a| format!("{{type: InternalIP, address: {}}}", q(&a.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let status = if addrs.is_empty() {
+                String::new()
+            } else {
+                format!(", status: {{addresses: [{}]}}", addrs.join(", "))
+            };
+            let _ = writeln!(
+                o,
+                "---\napiVersion: v1\nkind: Node\nmetadata: {{name: {}, labels: {{{}}}}}{spec}{status}",
+                q(n),
+                labels.join(", ")
+            );
         }
         let mut accounts: Vec<(&str, &str)> = cluster
             .pods

@@ -49,9 +49,22 @@ pub fn render(cluster: &Cluster) -> String {
     for n in cluster.nodes.values() {
         sep(&mut o);
         let _ = writeln!(o, "apiVersion: v1\nkind: Node\nmetadata:\n  name: {}", q(&n.name));
+        if !n.labels.is_empty() {
+            o.push_str("  labels:\n");
+            for (k, v) in &n.labels {
+                let _ = writeln!(o, "    {}: {}", q(k), q(v));
+            }
+        }
         if !n.pod_cidrs.is_empty() {
             let cidrs: Vec<String> = n.pod_cidrs.iter().map(|c| q(&c.to_string())).collect();
             let _ = writeln!(o, "spec:\n  podCIDRs: [{}]", cidrs.join(", "));
+        }
+        // ClusterNetworkPolicy `nodes` peers stand for these addresses.
+        if !n.addresses.is_empty() {
+            o.push_str("status:\n  addresses:\n");
+            for a in &n.addresses {
+                let _ = writeln!(o, "    - {{type: InternalIP, address: {}}}", q(&a.to_string()));
+            }
         }
     }
     let mut pods: Vec<_> = cluster.pods.iter().collect();

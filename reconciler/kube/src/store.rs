@@ -243,7 +243,7 @@ pub fn pod_from_api(p: &api::Pod) -> Option<Pod> {
 }
 
 /// The engine's namespace, with the implicit `kubernetes.io/metadata.name`.
-/// A Node object's name and pod CIDRs.
+/// A Node object's name, labels, pod CIDRs and addresses.
 pub fn node_from_api(n: &api::Node) -> Option<netward_policy::model::cluster::Node> {
     let name = n.metadata.name.clone()?;
     let spec = n.spec.as_ref();
@@ -252,7 +252,22 @@ pub fn node_from_api(n: &api::Node) -> Option<netward_policy::model::cluster::No
         cidrs.extend(spec.and_then(|s| s.pod_cidr.clone()));
     }
     let pod_cidrs = cidrs.iter().filter_map(|c| c.parse::<ipnet::IpNet>().ok()).map(|c| c.trunc()).collect();
-    Some(netward_policy::model::cluster::Node { origin: origin("node", None, &name), name, pod_cidrs })
+    let labels = n.metadata.labels.clone().unwrap_or_default().into_iter().collect();
+    let mut addresses = Vec::new();
+    for a in n.status.as_ref().and_then(|s| s.addresses.as_ref()).into_iter().flatten() {
+        if let Ok(ip) = a.address.parse() {
+            if !addresses.contains(&ip) {
+                addresses.push(ip);
+            }
+        }
+    }
+    Some(netward_policy::model::cluster::Node {
+        origin: origin("node", None, &name),
+        name,
+        pod_cidrs,
+        labels,
+        addresses,
+    })
 }
 
 /// The engine's namespace for an API one (None without a name).

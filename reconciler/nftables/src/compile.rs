@@ -383,7 +383,10 @@ impl<'a> Compiler<'a> {
             None => p.id.name.clone(),
         };
         for r in p.rules(dir) {
-            let mut note = format!("{} rule {} {}", p.id, r.index, r.origin);
+            let mut note = match &r.name {
+                Some(n) => format!("{} rule {} {n:?} {}", p.id, r.index, r.origin),
+                None => format!("{} rule {} {}", p.id, r.index, r.origin),
+            };
             if r.http {
                 // The end of a comment survives cutting (nft.rs `comment`).
                 note.push_str(" (http match not enforced)");
@@ -497,6 +500,17 @@ impl<'a> Compiler<'a> {
         }
         if let Some(s) = &e.selector {
             let set = self.selector_set(s, fam);
+            common.push(Match::Addr { family: fam, side, set, negated: false });
+        }
+        if let Some(s) = &e.nodes {
+            // A ClusterNetworkPolicy `nodes` peer: the matching Nodes'
+            // addresses in this family; none, and the rule cannot match here.
+            let hosts: Vec<IpNet> =
+                self.an.node_addresses(s).map(IpNet::from).filter(|n| fam_of_net(n) == fam).collect();
+            if hosts.is_empty() {
+                return None;
+            }
+            let set = self.nets_set(hosts, fam);
             common.push(Match::Addr { family: fam, side, set, negated: false });
         }
         if let Some(s) = &e.not_selector {

@@ -12,8 +12,10 @@ pub mod matrix;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
+use crate::model::cluster::Node;
 use crate::model::port::FlowPort;
 use crate::model::{Cluster, Endpoint, NetworkSet, Policy, PolicySet, PortMatch, Tier};
+use crate::selector::Expr;
 
 pub use eval::{Caveat, Decision, DirVerdict, Flow, Peer, Reason, Verdict};
 pub use matrix::Matrix;
@@ -58,6 +60,8 @@ pub struct Analysis {
     pub endpoints: Vec<Endpoint>,
     /// Every network set, with the labels selectors see.
     pub network_sets: Vec<LabelledSet>,
+    /// The cluster's Nodes: what ClusterNetworkPolicy `nodes` peers select.
+    pub nodes: Vec<Node>,
     by_ip: HashMap<IpAddr, usize>,
 }
 
@@ -102,7 +106,13 @@ impl Analysis {
             .iter()
             .map(|s| LabelledSet { labels: cluster.network_set_labels(s), set: s.clone() })
             .collect();
-        Analysis { policies, staged, tiers, endpoints, network_sets, by_ip }
+        let nodes = cluster.nodes.values().cloned().collect();
+        Analysis { policies, staged, tiers, endpoints, network_sets, nodes, by_ip }
+    }
+
+    /// The addresses of the Nodes whose labels match a `nodes` peer.
+    pub fn node_addresses<'a>(&'a self, sel: &'a Expr) -> impl Iterator<Item = IpAddr> + 'a {
+        self.nodes.iter().filter(|n| sel.eval(&n.labels)).flat_map(|n| n.addresses.iter().copied())
     }
 
     /// The endpoint with this id (`ns/name`).

@@ -349,10 +349,19 @@ fn dir_json(d: &DirVerdict) -> Value {
     let reason = match &d.reason {
         Reason::NotPoliced(why) => json!({"kind": "not-policed", "why": why}),
         Reason::SameNode => json!({"kind": "same-node"}),
-        Reason::Rule { policy, tier, rule, action, origin } => json!({
-            "kind": "rule", "policy": policy.to_string(), "tier": tier, "rule": rule,
-            "action": action.to_string(), "at": origin.to_string()
-        }),
+        Reason::Rule { policy, tier, rule, name, priority, action, origin } => {
+            let mut v = json!({
+                "kind": "rule", "policy": policy.to_string(), "tier": tier, "rule": rule,
+                "action": action.to_string(), "at": origin.to_string()
+            });
+            if let Some(n) = name {
+                v["name"] = json!(n);
+            }
+            if let Some(p) = priority {
+                v["priority"] = json!(p);
+            }
+            v
+        }
         Reason::TierDefault { tier, action } => {
             json!({"kind": "tier-default", "tier": tier, "action": action.to_string()})
         }

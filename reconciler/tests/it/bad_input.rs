@@ -211,9 +211,11 @@ fn a_policy_without_api_version_is_an_error() {
 
 #[test]
 fn policy_kinds_netward_does_not_enforce_are_errors() {
-    let anp =
-        "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {name: a}\nspec: {}\n";
-    one_error(anp, 2, 7, "would not be enforced");
+    let profile = "apiVersion: projectcalico.org/v3\nkind: Profile\nmetadata: {name: a}\nspec: {}\n";
+    one_error(profile, 2, 7, "would not be enforced");
+    // An AdminNetworkPolicy is read, but only in the version that served it.
+    let anp = "apiVersion: policy.networking.k8s.io/v1beta1\nkind: AdminNetworkPolicy\nmetadata: {name: a}\nspec: {}\n";
+    one_error(anp, 2, 7, "use policy.networking.k8s.io/v1alpha1");
     let cilium = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: c}\nspec: {}\n";
     one_error(cilium, 2, 7, "does not read cilium.io/v2 CiliumNetworkPolicy");
     // What is not policy stays skipped.

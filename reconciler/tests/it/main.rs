@@ -3,6 +3,7 @@
 mod bad_input;
 mod calico_exact;
 mod cli;
+mod cluster_network_policy;
 mod deploy;
 mod diff;
 mod kube;

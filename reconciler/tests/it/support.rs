@@ -51,7 +51,11 @@ impl World {
         let fp = FlowPort::parse(port).expect("port");
         let flow = self.an.flow(from, to, fp.protocol, fp.port, None).expect("flow");
         let v = self.an.evaluate(&flow);
-        if let (Some(a), Some(b)) = (flow.src.endpoint, flow.dst.endpoint) {
+        // A pod and itself are not a pair of the matrix.
+        if let (Some(a), Some(b)) = (
+            flow.src.endpoint,
+            flow.dst.endpoint.filter(|b| Some(b.id.as_str()) != flow.src.endpoint.map(|a| a.id.as_str())),
+        ) {
             let m = Matrix::compute(&self.an, &[fp]).with_family_v6(flow.dst.ip.is_ipv6());
             let ia = self.an.endpoints.iter().position(|e| e.id == a.id).expect("a");
             let ib = self.an.endpoints.iter().position(|e| e.id == b.id).expect("b");

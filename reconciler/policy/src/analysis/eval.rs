@@ -76,6 +76,10 @@ pub enum Reason {
         tier: String,
         /// The rule's index as the user wrote it.
         rule: usize,
+        /// The rule's `name`, when it has one (ClusterNetworkPolicy rules).
+        name: Option<String>,
+        /// A ClusterNetworkPolicy's or AdminNetworkPolicy's `priority`.
+        priority: Option<f64>,
         /// Allow or Deny.
         action: Action,
         /// Where the rule is written.
@@ -99,8 +103,16 @@ impl fmt::Display for Reason {
         match self {
             Reason::NotPoliced(why) => write!(f, "not policed: {why}"),
             Reason::SameNode => f.write_str("allowed: traffic between a pod and its own node is always allowed"),
-            Reason::Rule { policy, tier, rule, action, origin } => {
-                write!(f, "{} by {policy} rule {rule} (tier {tier}) at {origin}", action.past_tense())
+            Reason::Rule { policy, tier, rule, name, priority, action, origin } => {
+                write!(f, "{} by {policy} rule {rule}", action.past_tense())?;
+                if let Some(n) = name {
+                    write!(f, " {n:?}")?;
+                }
+                match priority {
+                    Some(p) => write!(f, " (tier {tier}, priority {p})")?,
+                    None => write!(f, " (tier {tier})")?,
+                }
+                write!(f, " at {origin}")
             }
             Reason::TierDefault { tier, action } => {
                 write!(f, "{} by the end of tier {tier}: policies applied and none matched", action.past_tense())
@@ -245,12 +257,16 @@ impl Analysis {
     pub fn evaluate_direction(&self, local: &Endpoint, dir: Direction, flow: &Flow<'_>) -> DirVerdict {
         let mut steps = Vec::new();
         let mut caveats = Vec::new();
+        // A pod's connection to its own IP never meets a ClusterNetworkPolicy
+        // (network-policy-api: hairpin traffic is enforced outside the pod).
+        let hairpin = flow.src.ip == flow.dst.ip;
         for plan in &self.tiers {
             let applicable: Vec<&Policy> = plan
                 .policies
                 .iter()
                 .map(|&i| &self.policies[i])
                 .filter(|p| p.applies_in(dir) && p.selector.eval(&local.labels))
+                .filter(|p| !(hairpin && p.id.kind.is_cluster_network_policy()))
                 .collect();
             if applicable.is_empty() {
                 continue;
@@ -282,6 +298,8 @@ impl Analysis {
                                     policy: p.id.clone(),
                                     tier: plan.tier.name.clone(),
                                     rule: r.index,
+                                    name: r.name.clone(),
+                                    priority: p.order.filter(|_| p.id.kind.is_cluster_network_policy()),
                                     action: r.action,
                                     origin: r.origin.clone(),
                                 },
@@ -356,6 +374,11 @@ impl Analysis {
         if !e.domains.is_empty() {
             caveats.push(Caveat::Domains(r.origin.clone()));
             return false;
+        }
+        if let Some(sel) = &e.nodes {
+            if !self.node_addresses(sel).any(|ip| ip == peer.ip) {
+                return false;
+            }
         }
         if !e.nets.is_empty() && !e.nets.iter().any(|n| n.contains(&peer.ip)) {
             return false;

@@ -272,6 +272,10 @@ fn mentioned_cidrs(an: &Analysis) -> Vec<IpNet> {
         for r in p.ingress.iter().chain(&p.egress) {
             for e in [&r.source, &r.destination] {
                 e.nets.iter().chain(&e.not_nets).for_each(&mut add);
+                // A `nodes` peer stands for its Nodes' addresses, each a host route.
+                if let Some(sel) = &e.nodes {
+                    an.node_addresses(sel).for_each(|ip| add(&IpNet::from(ip)));
+                }
             }
         }
     }
@@ -495,6 +499,10 @@ impl<'a> Space<'a> {
         } else {
             if !e.nets.is_empty() {
                 b.and(&self.nets_union(&e.nets));
+            }
+            if let Some(sel) = &e.nodes {
+                let hosts: Vec<IpNet> = self.an.node_addresses(sel).map(IpNet::from).collect();
+                b.and(&self.nets_union(&hosts));
             }
             b.and_not(&self.nets_union(&e.not_nets));
             if let Some(s) = &e.selector {

@@ -77,11 +77,15 @@ const K8S_NOT_POLICY: [&str; 4] = ["Ingress", "IngressClass", "IPAddress", "Serv
 
 /// Kinds that carry policy which netward does not implement (yet): refused,
 /// so a commit holding them is never enforced without them.
-const NOT_IMPLEMENTED: [(&str, &str); 4] = [
-    ("AdminNetworkPolicy", ADMIN_GROUP),
-    ("BaselineAdminNetworkPolicy", ADMIN_GROUP),
-    ("ClusterNetworkPolicy", ADMIN_GROUP),
-    ("Profile", CALICO_GROUP),
+const NOT_IMPLEMENTED: [(&str, &str); 1] = [("Profile", CALICO_GROUP)];
+
+/// network-policy-api kinds by the versions that serve them (v0.3.0 serves
+/// ClusterNetworkPolicy as v1alpha2 and v1beta1, one schema; v0.1.x served
+/// the v1alpha1 pair that v1alpha2 replaced).
+const ADMIN_READ: [(&str, &[&str], PolicyKind); 3] = [
+    ("ClusterNetworkPolicy", &["v1alpha2", "v1beta1"], PolicyKind::ClusterNetworkPolicy),
+    ("AdminNetworkPolicy", &["v1alpha1"], PolicyKind::AdminNetworkPolicy),
+    ("BaselineAdminNetworkPolicy", &["v1alpha1"], PolicyKind::BaselineAdminNetworkPolicy),
 ];
 
 fn looks_like_policy(kind: &str) -> bool {
@@ -152,9 +156,14 @@ pub fn classify(api_version: Option<&str>, kind: Option<&str>) -> Class {
                 k => Class::Policy { kind: policy_kind(k).expect("CALICO_READ lists policy kinds"), legacy_crd },
             }
         }
-        (Some(ADMIN_GROUP), _) => {
-            unknown(av, kind, &["AdminNetworkPolicy", "BaselineAdminNetworkPolicy", "ClusterNetworkPolicy"])
-        }
+        (Some(ADMIN_GROUP), Some(v)) => match ADMIN_READ.iter().find(|(k, _, _)| *k == kind) {
+            Some((_, versions, pk)) if versions.contains(&v) => Class::Policy { kind: *pk, legacy_crd: false },
+            Some((_, versions, _)) => Class::Refused(format!(
+                "{av} is not served for {kind}: use {}",
+                versions.iter().map(|v| format!("{ADMIN_GROUP}/{v}")).collect::<Vec<_>>().join(" or ")
+            )),
+            None => unknown(av, kind, &["AdminNetworkPolicy", "BaselineAdminNetworkPolicy", "ClusterNetworkPolicy"]),
+        },
         _ if looks_like_policy(kind) => match known_kind(kind) {
             Some(k) => Class::Refused(format!("{av} {kind}: netward reads {k} only as {}", served_as(k))),
             None => Class::Refused(format!("netward does not read {av} {kind}: its rules would not be enforced")),
@@ -255,8 +264,10 @@ mod tests {
         assert!(why.contains("use networking.k8s.io/v1"), "{why}");
         let why = refused(None, Some("NetworkPolicy"));
         assert!(why.contains("without an apiVersion"), "{why}");
-        let why = refused(Some("policy.networking.k8s.io/v1alpha1"), Some("AdminNetworkPolicy"));
-        assert!(why.contains("would not be enforced"), "{why}");
+        let why = refused(Some("policy.networking.k8s.io/v1alpha1"), Some("ClusterNetworkPolicy"));
+        assert!(why.contains("use policy.networking.k8s.io/v1alpha2 or policy.networking.k8s.io/v1beta1"), "{why}");
+        let why = refused(Some("policy.networking.k8s.io/v1alpha1"), Some("ClusterNetworkpolicy"));
+        assert!(why.contains("did you mean ClusterNetworkPolicy?"), "{why}");
         let why = refused(Some("cilium.io/v2"), Some("CiliumNetworkPolicy"));
         assert!(why.contains("does not read"), "{why}");
         let why = refused(Some("projectcalico.org/v3"), None);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::diag::{self, Diagnostic, Pos};
 use crate::manifest::decode::cluster::{decode_namespace, decode_node, decode_pod};
-use crate::manifest::decode::{calico, k8s};
+use crate::manifest::decode::{calico, k8s, npapi};
 use crate::manifest::fields::Src;
 use crate::manifest::kinds::{self, Class};
 use crate::manifest::yaml::{parse_documents, Node, Value};
@@ -222,6 +222,7 @@ pub fn load_policy_texts<'t>(
                         let decoded = match kind {
                             PolicyKind::KubernetesNetworkPolicy => k8s::decode(src, o.node, false),
                             PolicyKind::StagedKubernetesNetworkPolicy => k8s::decode(src, o.node, true),
+                            k if k.is_cluster_network_policy() => npapi::decode(src, o.node, k),
                             k => calico::decode_policy(src, o.node, k),
                         };
                         match decoded {

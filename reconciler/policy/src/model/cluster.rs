@@ -116,6 +116,11 @@ pub struct Node {
     /// get. An address there that the inventory does not know yet is a pod
     /// netward has not heard of: failed closed by default.
     pub pod_cidrs: Vec<ipnet::IpNet>,
+    /// `metadata.labels`: what a ClusterNetworkPolicy's `nodes` peer selects.
+    pub labels: BTreeMap<String, String>,
+    /// The IP addresses of `status.addresses` (InternalIP, ExternalIP):
+    /// what a `nodes` peer stands for.
+    pub addresses: Vec<IpAddr>,
     /// Where the Node was read.
     pub origin: Pos,
 }

@@ -78,6 +78,15 @@ pub enum PolicyKind {
     StagedNetworkPolicy,
     /// A staged Calico GlobalNetworkPolicy: a preview, never enforced.
     StagedGlobalNetworkPolicy,
+    /// `policy.networking.k8s.io` ClusterNetworkPolicy (v1alpha2, v1beta1):
+    /// cluster-wide, in tier `kube-admin` or `kube-baseline` (A5, A6).
+    ClusterNetworkPolicy,
+    /// `policy.networking.k8s.io/v1alpha1` AdminNetworkPolicy: read as a
+    /// ClusterNetworkPolicy of the Admin tier.
+    AdminNetworkPolicy,
+    /// `policy.networking.k8s.io/v1alpha1` BaselineAdminNetworkPolicy: read as
+    /// a ClusterNetworkPolicy of the Baseline tier.
+    BaselineAdminNetworkPolicy,
 }
 
 impl PolicyKind {
@@ -110,6 +119,29 @@ impl PolicyKind {
             PolicyKind::StagedKubernetesNetworkPolicy => "StagedKubernetesNetworkPolicy",
             PolicyKind::StagedNetworkPolicy => "StagedNetworkPolicy",
             PolicyKind::StagedGlobalNetworkPolicy => "StagedGlobalNetworkPolicy",
+            PolicyKind::ClusterNetworkPolicy => "ClusterNetworkPolicy",
+            PolicyKind::AdminNetworkPolicy => "AdminNetworkPolicy",
+            PolicyKind::BaselineAdminNetworkPolicy => "BaselineAdminNetworkPolicy",
+        }
+    }
+
+    /// One of the network-policy-api kinds (CNP, ANP, BANP): cluster
+    /// guardrails that a pod's traffic to its own IP never meets (A5).
+    pub fn is_cluster_network_policy(self) -> bool {
+        matches!(
+            self,
+            PolicyKind::ClusterNetworkPolicy | PolicyKind::AdminNetworkPolicy | PolicyKind::BaselineAdminNetworkPolicy
+        )
+    }
+
+    /// The kind as Felix's policy sorter names it (model.Kind*), for the
+    /// tie-break within an order: every network-policy-api kind is a
+    /// `KubernetesClusterNetworkPolicy` there (cal-conv clusternetworkpolicy.go).
+    fn sort_name(self) -> &'static str {
+        if self.is_cluster_network_policy() {
+            "KubernetesClusterNetworkPolicy"
+        } else {
+            self.name()
         }
     }
 }
@@ -162,8 +194,12 @@ pub struct EntityRule {
     /// A Kubernetes Service by namespace/name; netward has no Service inventory,
     /// so such a rule is reported and matches nothing.
     pub service: Option<(String, String)>,
-    /// DNS names (Calico Enterprise); not decidable at L3/L4.
+    /// DNS names (Calico Enterprise, and a ClusterNetworkPolicy's
+    /// `domainNames`); not decidable at L3/L4.
     pub domains: Vec<String>,
+    /// A ClusterNetworkPolicy's `nodes` peer: the addresses of the Nodes
+    /// whose labels match (their `status.addresses`).
+    pub nodes: Option<Expr>,
 }
 
 impl EntityRule {
@@ -207,6 +243,9 @@ pub struct Rule {
     /// Index of the rule as the user wrote it (for Kubernetes policies the
     /// index of the ingress/egress rule; one k8s rule may expand to several).
     pub index: usize,
+    /// The rule's `name` (ClusterNetworkPolicy rules, Calico `metadata.name`
+    /// is not read), for reports.
+    pub name: Option<String>,
     /// Where the rule is written (for Kubernetes, the peer it was expanded from).
     pub origin: Pos,
 }
@@ -284,7 +323,8 @@ impl Policy {
     /// compares the joined string, so `block/...` sorts after
     /// `block-exception/...` ('-' < '/').
     pub fn sort_key(&self) -> (f64, String) {
-        let key = format!("{}/{}/{}", self.id.name, self.id.namespace.as_deref().unwrap_or(""), self.id.kind.name());
+        let key =
+            format!("{}/{}/{}", self.id.name, self.id.namespace.as_deref().unwrap_or(""), self.id.kind.sort_name());
         (self.order.unwrap_or(f64::INFINITY), key)
     }
 }

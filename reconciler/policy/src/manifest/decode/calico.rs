@@ -344,6 +344,7 @@ fn rule(src: Src<'_>, n: &Node, index: usize, ns: Option<&str>, ingress: bool) -
         destination,
         http,
         index,
+        name: None,
         origin,
     })
 }
@@ -484,6 +485,7 @@ fn entity(src: Src<'_>, n: &Node, policy_ns: Option<&str>, proto: Option<Protoco
         not_ports,
         service,
         domains,
+        nodes: None,
     })
 }
 

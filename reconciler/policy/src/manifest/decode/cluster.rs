@@ -21,13 +21,27 @@ pub fn decode_namespace(src: Src<'_>, root: &YamlNode) -> DResult<Namespace> {
     Ok(Namespace { name: name.value, labels, origin: src.pos(root) })
 }
 
-/// Decodes a `v1` Node object: its name and pod CIDRs (the rest of a Node,
-/// from `kubectl get nodes -o yaml`, is not read).
+/// Decodes a `v1` Node object: its name, labels, pod CIDRs and addresses
+/// (the rest of a Node, from `kubectl get nodes -o yaml`, is not read).
 pub fn decode_node(src: Src<'_>, root: &YamlNode) -> DResult<Node> {
     let mut f = src.fields(root, "Node")?;
     let meta = f.get("metadata").ok_or_else(|| src.err(root, "Node without metadata"))?;
     let mut m = src.fields(meta, "metadata")?;
     let name = m.str("name")?.ok_or_else(|| src.err(meta, "Node without metadata.name"))?.value;
+    let labels = m.string_map("labels")?;
+    let mut addresses = Vec::new();
+    if let Some(status) = f.get("status") {
+        let mut st = src.fields(status, "status")?;
+        for a in st.seq("addresses")?.unwrap_or(&[]) {
+            let mut af = src.fields(a, "address")?;
+            // Hostname entries hold names, not addresses.
+            if let Some(ip) = af.str("address")?.and_then(|v| v.value.parse().ok()) {
+                if !addresses.contains(&ip) {
+                    addresses.push(ip);
+                }
+            }
+        }
+    }
     let mut pod_cidrs = Vec::new();
     if let Some(spec) = f.get("spec") {
         let mut s = src.fields(spec, "spec")?;
@@ -42,7 +56,7 @@ pub fn decode_node(src: Src<'_>, root: &YamlNode) -> DResult<Node> {
             pod_cidrs.push(net.trunc());
         }
     }
-    Ok(Node { name, pod_cidrs, origin: src.pos(root) })
+    Ok(Node { name, pod_cidrs, labels, addresses, origin: src.pos(root) })
 }
 
 /// Decodes a `v1` Pod object.

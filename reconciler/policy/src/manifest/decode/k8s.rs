@@ -321,6 +321,7 @@ fn rule(src: Src<'_>, n: &Node, index: usize, ns: &str, ingress: bool) -> DResul
                 destination,
                 http: false,
                 index,
+                name: None,
                 origin: pos.clone(),
             });
         }

@@ -4,4 +4,5 @@
 pub mod calico;
 pub mod cluster;
 pub mod k8s;
+pub mod npapi;
 pub mod scope;
