@@ -8,8 +8,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::analysis::{Analysis, Matrix, Reason, View};
+use crate::manifest::decode::npapi::{ADMIN_TIER, BASELINE_TIER};
 use crate::model::port::FlowPort;
-use crate::model::{Cluster, Endpoint, PolicySet, PortMatch, Protocol};
+use crate::model::{Action, Cluster, Endpoint, PolicySet, PortMatch, Protocol};
 
 pub use crate::analysis::Decision;
 pub use crate::guard::BrokenGuard;
@@ -245,6 +246,22 @@ fn risk_of(
 ) -> Option<String> {
     if before.allowed && !after.allowed && fp.port == 53 {
         return Some("DNS lost".into());
+    }
+    // The cluster administrator's tiers (ClusterNetworkPolicy): an Admin
+    // Deny is a guardrail no namespace can lift; a Baseline verdict is the
+    // cluster's default for pods no NetworkPolicy selects.
+    let decided_in = |v: &crate::analysis::Verdict, t: &str, deny_only: bool| {
+        [&v.egress, &v.ingress].iter().any(|d| {
+            matches!(&d.reason, Reason::Rule { tier, action, .. } if tier == t && (!deny_only || *action == Action::Deny))
+        })
+    };
+    if !before.allowed && after.allowed && decided_in(before, ADMIN_TIER, true) {
+        return Some("an Admin Deny removed".into());
+    }
+    if before.allowed != after.allowed
+        && (decided_in(before, BASELINE_TIER, false) || decided_in(after, BASELINE_TIER, false))
+    {
+        return Some("a Baseline default changed".into());
     }
     if !before.allowed && after.allowed {
         // Opened by a rule that matches every address or every namespace?

@@ -255,3 +255,38 @@ fn the_enforcer_compiles_cnp_tiers_and_node_peers() {
     let default = text.find("tier default").expect("a default tier");
     assert!(admin < default, "kube-admin runs before default");
 }
+
+/// `netward diff` headlines what a cluster administrator's change does: a
+/// removed Admin Deny, a changed Baseline verdict.
+#[test]
+fn diff_headlines_admin_denies_removed_and_baseline_defaults_changed() {
+    use std::sync::Arc;
+
+    use netward::change::{diff, Revision};
+
+    let c = cluster(&base());
+    let rev =
+        |label: &str, yaml: &str| (label.to_string(), policies(yaml), vec![(Arc::from("p.yaml"), yaml.to_string())]);
+    let risks = |a: &(String, netward::model::PolicySet, Vec<(Arc<str>, String)>),
+                 b: &(String, netward::model::PolicySet, Vec<(Arc<str>, String)>)| {
+        let ra = Revision { label: a.0.clone(), set: &a.1, files: &a.2 };
+        let rb = Revision { label: b.0.clone(), set: &b.1, files: &b.2 };
+        let r = diff(&ra, &rb, &c, "snapshot");
+        r.opened.iter().chain(&r.closed).map(|f| (f.from.clone(), f.to.clone(), f.risk.clone())).collect::<Vec<_>>()
+    };
+    let admin = rev("base", &cnp("admin", "Admin", 10, &ingress_from_b("Deny")));
+    let none = rev("head", "");
+    let changes = risks(&admin, &none);
+    assert!(!changes.is_empty());
+    assert!(changes.iter().all(|(_, _, r)| r.as_deref() == Some("an Admin Deny removed")), "{changes:?}");
+
+    let baseline = rev("head", &cnp("baseline", "Baseline", 10, &ingress_from_b("Deny")));
+    let changes = risks(&none, &baseline);
+    assert!(changes.iter().any(|(f, t, _)| f == "b/x" && t == "a/x"), "{changes:?}");
+    // DNS lost outranks it on port 53; every other closed connection says why.
+    assert!(
+        changes.iter().all(|(_, _, r)| matches!(r.as_deref(), Some("a Baseline default changed" | "DNS lost"))),
+        "{changes:?}"
+    );
+    assert!(changes.iter().any(|(_, _, r)| r.as_deref() == Some("a Baseline default changed")));
+}
