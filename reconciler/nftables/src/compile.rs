@@ -242,10 +242,7 @@ impl<'a> Compiler<'a> {
             note: "a pod of this node netward has not heard of yet (--unknown-pods deny)".into(),
         };
         for fam in [Family::V4, Family::V6] {
-            if self.spec.unknown_pods == UnknownPods::Deny {
-                egress.push(unknown(fam, Side::Saddr));
-            }
-            egress.push(Rule {
+            let dispatch = Rule {
                 matches: vec![],
                 verdict: Verdict::Dispatch {
                     family: fam,
@@ -254,6 +251,21 @@ impl<'a> Compiler<'a> {
                     by_iface: false,
                 },
                 note: "isolated local pods: their egress chain".into(),
+            };
+            // A pod to its own node passes the pod's egress policy too (C12):
+            // what arrives from a pod's link, never the node's own traffic.
+            let from_pods = Match::Iface { set: "local-ifaces".into() };
+            if self.spec.unknown_pods == UnknownPods::Deny {
+                egress.push(unknown(fam, Side::Saddr));
+                let mut r = unknown(fam, Side::Saddr);
+                r.matches.insert(0, from_pods.clone());
+                input.push(r);
+            }
+            egress.push(dispatch.clone());
+            input.push(Rule {
+                matches: vec![from_pods],
+                note: "local pods to this node: their egress chain".into(),
+                ..dispatch
             });
         }
         let mut ingress = vec![established];
@@ -282,7 +294,7 @@ impl<'a> Compiler<'a> {
             "ingress".into(),
             Chain { base: Some(BaseChain { hook: Hook::Forward, priority: 10 }), rules: ingress },
         );
-        // Pod -> its own node is always allowed (K11); input only stops spoofing.
+        // The node to its own pods is never policed (K11): no output chain.
         chains.insert("input".into(), Chain { base: Some(BaseChain { hook: Hook::Input, priority: 0 }), rules: input });
     }
 

@@ -180,7 +180,17 @@ fn k11_k12_host_network_pods_and_their_node() {
     let p = knp("b", "deny", "  podSelector: {}\n  policyTypes: [Ingress, Egress]\n");
     let w = World::new(&cluster, &p);
     assert!(w.allows("b/agent", "b/x", "80/TCP"), "the node reaches its own pods");
-    assert!(w.allows("b/x", "b/agent", "80/TCP"), "pods reach their own node");
+    // C12: a pod to its own node passes the pod's egress policy first
+    // (Felix's from-workload chain, then DefaultEndpointToHostAction).
+    assert!(!w.allows("b/x", "b/agent", "80/TCP"), "b/x's egress default-deny holds towards its node");
+    let open_egress = knp(
+        "b",
+        "deny",
+        "  podSelector: {}
+  policyTypes: [Ingress]
+",
+    );
+    assert!(World::new(&cluster, &open_egress).allows("b/x", "b/agent", "80/TCP"), "without egress policy it passes");
     assert!(!w.allows("b/agent", "b/far", "80/TCP"), "another node's pod polices the host IP");
     let by_ip = World::new(
         &cluster,

@@ -66,7 +66,7 @@ pub enum Reason {
     /// This end is not a workload endpoint (an outside address, a
     /// hostNetwork pod): nothing polices it.
     NotPoliced(&'static str),
-    /// Kubernetes: traffic between a pod and its own node is always allowed.
+    /// Traffic from a pod's own node to the pod is always allowed (K11).
     SameNode,
     /// A rule decided.
     Rule {
@@ -102,7 +102,7 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::NotPoliced(why) => write!(f, "not policed: {why}"),
-            Reason::SameNode => f.write_str("allowed: traffic between a pod and its own node is always allowed"),
+            Reason::SameNode => f.write_str("allowed: traffic from a pod's own node to the pod is always allowed"),
             Reason::Rule { policy, tier, rule, name, priority, action, origin } => {
                 write!(f, "{} by {policy} rule {rule}", action.past_tense())?;
                 if let Some(n) = name {
@@ -226,9 +226,14 @@ impl Verdict {
     }
 }
 
+/// The node (a hostNetwork pod) to a pod of its own: never policed (K11;
+/// felix/rules/static.go does not police host -> local endpoint). The other
+/// way, a pod to its own node, passes the pod's egress policy first (C12)
+/// and then Calico's `DefaultEndpointToHostAction`, which Kubernetes
+/// installs set to Accept.
 fn same_node(a: Option<&Endpoint>, b: Option<&Endpoint>) -> bool {
     match (a, b) {
-        (Some(a), Some(b)) => a.node.is_some() && a.node == b.node && (a.host_network || b.host_network),
+        (Some(a), Some(b)) => a.node.is_some() && a.node == b.node && a.host_network,
         _ => false,
     }
 }

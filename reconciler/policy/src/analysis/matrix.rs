@@ -123,11 +123,10 @@ impl Matrix {
         let mut same_node = Vec::new();
         for (h, _) in host.iter().enumerate().filter(|(_, h)| **h) {
             for (w, n) in node.iter().enumerate() {
+                // Node -> its own pod only: the pod -> node way passes the
+                // pod's egress policy (C12), as the passes compute it.
                 if w != h && n.is_some() && *n == node[h] && passes_share(&passes, h, w) {
                     same_node.push((h, w));
-                    if !host[w] {
-                        same_node.push((w, h));
-                    }
                 }
             }
         }
@@ -183,13 +182,10 @@ impl Matrix {
         (split, unflagged)
     }
 
-    /// K11: a host-networked pod and a pod on its node always talk (over an
-    /// address family both have).
+    /// K11: a host-networked pod reaches the pods of its node (over an
+    /// address family both have); the other way passes the pod's egress (C12).
     fn node_local(&self, a: usize, b: usize) -> bool {
-        (self.host[a] || self.host[b])
-            && self.node[a].is_some()
-            && self.node[a] == self.node[b]
-            && self.pass_for(a, b).is_some()
+        self.host[a] && self.node[a].is_some() && self.node[a] == self.node[b] && self.pass_for(a, b).is_some()
     }
 
     fn class_allowed(&self, port: usize, a: usize, b: usize) -> bool {
