@@ -164,6 +164,24 @@ pub(crate) enum Command {
         #[arg(long)]
         guards: Option<PathBuf>,
     },
+    /// Rewrite v1alpha1 AdminNetworkPolicy/BaselineAdminNetworkPolicy as
+    /// v1alpha2 ClusterNetworkPolicy, and prove with netward's own diff that
+    /// no connection opens or closes.
+    Convert {
+        /// The API version to write (only v1alpha2).
+        #[arg(long, value_parser = ["v1alpha2"])]
+        to: String,
+        /// Policy files or directories (recursively *.yaml, *.yml, *.json).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Cluster snapshots the proof runs over (default: one representative
+        /// endpoint per label combination the policies name).
+        #[arg(long, num_args = 1..)]
+        cluster: Vec<PathBuf>,
+        /// Rewrite the files in place (default: print the converted text).
+        #[arg(long)]
+        write: bool,
+    },
     /// The nftables ruleset netward would program on one node.
     Plan {
         /// The node whose local pods to compile for (the pods' spec.nodeName).

@@ -292,6 +292,7 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode, Failure> {
             }
             Ok(exit_code(&pass))
         }
+        Command::Convert { to: _, paths, cluster: cp, write } => convert(&paths, &cp, write),
         Command::Diff { base, head, path, cluster: cp, format, repo, guards } => {
             // In diff, 1 means "connectivity changed": bad input is an error (2).
             let as_error = |f: Failure| match f {
@@ -421,4 +422,90 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `netward convert --to v1alpha2`: every file rewritten in memory, both
+/// versions loaded, and the conversion refused unless netward's own diff
+/// finds no connection opened or closed.
+fn convert(paths: &[PathBuf], cp: &[PathBuf], write: bool) -> Result<ExitCode, Failure> {
+    let mut diags = Vec::new();
+    let files = netward::manifest::load::collect_files(paths, &mut diags);
+    if !diags.is_empty() {
+        return Err(Failure::Input(diags));
+    }
+    let mut before = Vec::new();
+    let mut after = Vec::new();
+    let mut changed = 0;
+    for f in &files {
+        let name: std::sync::Arc<str> = std::sync::Arc::from(f.display().to_string());
+        let text = std::fs::read_to_string(f).map_err(|e| Failure::Io(format!("{}: {e}", f.display())))?;
+        let c = netward::convert::to_v1alpha2(&name, &text).map_err(|d| Failure::Input(vec![d]))?;
+        changed += c.changed;
+        before.push((name.clone(), text));
+        after.push((name, c.text));
+    }
+    let load = |files: &[(std::sync::Arc<str>, String)]| -> Result<PolicySet, Failure> {
+        let mut d = Vec::new();
+        let set =
+            netward::manifest::load::load_policy_texts(files.iter().map(|(n, t)| (n.clone(), t.as_str())), &mut d);
+        if d.iter().any(|x| x.severity == Severity::Error) {
+            Err(Failure::Input(d))
+        } else {
+            Ok(set)
+        }
+    };
+    let (bset, aset) = (load(&before)?, load(&after)?);
+    let (cl, source) = if cp.is_empty() {
+        let mut c = netward::change::representatives(&[&bset, &aset]);
+        // A proof over no port proves nothing: representatives declare none,
+        // so each serves 80/TCP besides the ports the rules name.
+        for p in &mut c.pods {
+            p.ports.push(netward::model::cluster::ContainerPort {
+                name: None,
+                port: 80,
+                protocol: netward::model::Protocol::Tcp,
+            });
+        }
+        let n = c.endpoints().len();
+        (c, format!("{n} representative endpoints"))
+    } else {
+        let c = cluster(cp)?;
+        let n = c.endpoints().len();
+        (c, format!("{n} endpoints of the snapshot"))
+    };
+    let rev = |label: &str, set, files| netward::change::Revision { label: label.into(), set, files };
+    let report = netward::change::diff(&rev("v1alpha1", &bset, &before), &rev("v1alpha2", &aset, &after), &cl, &source);
+    let moved = report.opened.len() + report.closed.len();
+    if moved > 0 {
+        let mut text =
+            format!("error: the conversion would change {moved} connection(s) over {source}; nothing written\n");
+        for c in report.opened.iter().chain(&report.closed).take(10) {
+            text.push_str(&format!("  {} -> {} {}: {} -> {}\n", c.from, c.to, c.port, c.before.by, c.after.by));
+        }
+        eprint!("{text}");
+        return Err(Failure::Exit(1));
+    }
+    let proof = format!(
+        "converted {changed} object(s) in {} file(s); netward diff: no connection opened or closed over {source} and {} port(s)",
+        files.len(),
+        report.ports.len()
+    );
+    if write {
+        for ((name, new), (_, old)) in after.iter().zip(&before) {
+            if new != old {
+                std::fs::write(&**name, new).map_err(|e| Failure::Io(format!("{name}: {e}")))?;
+            }
+        }
+        println!("{proof}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut text = String::new();
+    for (name, new) in &after {
+        if files.len() > 1 {
+            text.push_str(&format!("# {name}\n"));
+        }
+        text.push_str(new);
+    }
+    eprintln!("{proof}");
+    out(&text)
 }

@@ -11,7 +11,9 @@
 //! policy, and dataplane -> netlink (the one crate with unsafe code).
 
 pub use netward_kube as kubernetes;
-pub use netward_policy::{analysis, change, diag, guard, l7, manifest, model, report, selector, synth, text, validate};
+pub use netward_policy::{
+    analysis, change, convert, diag, guard, l7, manifest, model, report, selector, synth, text, validate,
+};
 
 pub mod enforce;
 pub mod git;

@@ -63,3 +63,57 @@ fn every_conformance_assertion_holds_in_the_lab() {
     assert_eq!(modelled, sctp + host, "{xml}");
     assert!(ASSERTIONS - modelled >= 280, "{} of {ASSERTIONS} probed for real", ASSERTIONS - modelled);
 }
+
+/// The same suite as network-policy-api v0.1.7 wrote it, in v1alpha1
+/// AdminNetworkPolicy/BaselineAdminNetworkPolicy (from the Go module cache;
+/// `.ci/run` downloads the module): `netward convert --to v1alpha2` rewrites
+/// every file and its own diff, over the suite's cluster, finds no
+/// connection opened or closed.
+#[test]
+fn converting_the_v1alpha1_suite_changes_no_connection() {
+    let cache = Command::new("go").args(["env", "GOMODCACHE"]).output().ok().filter(|o| o.status.success());
+    let base = cache
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .map(|c| c.join("sigs.k8s.io/network-policy-api@v0.1.7/conformance/base"));
+    let check = match &base {
+        Some(b) if b.is_dir() => Ok(()),
+        _ => Err("sigs.k8s.io/network-policy-api@v0.1.7 is not in the Go module cache (go mod download it)"),
+    };
+    if !gate(Tier::ControlPlane, "v1alpha1 conformance conversion", check) {
+        return;
+    }
+    let base = base.expect("checked");
+    let mut files = Vec::new();
+    for dir in ["admin_network_policy", "baseline_admin_network_policy", "api_integration"] {
+        for e in std::fs::read_dir(base.join(dir)).expect("suite dir") {
+            files.push(e.expect("entry").path());
+        }
+    }
+    files.sort();
+    assert!(files.len() >= 20, "{files:?}");
+    let cluster = root().join("testkit/conformance/network-policy-api/cluster.yaml");
+    let mut objects = 0;
+    for f in &files {
+        let out = Command::new(std::path::Path::new(env!("CARGO_BIN_EXE_netward-testkit")).with_file_name("netward"))
+            .args(["convert", "--to", "v1alpha2"])
+            .arg(f)
+            .arg("--cluster")
+            .arg(&cluster)
+            .output()
+            .expect("run netward");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{}: {err}", f.display());
+        assert!(
+            err.contains("no connection opened or closed over 10 endpoints of the snapshot"),
+            "{}: {err}",
+            f.display()
+        );
+        let n: usize =
+            err.split("converted ").nth(1).and_then(|s| s.split(' ').next()).and_then(|s| s.parse().ok()).unwrap_or(0);
+        assert!(n >= 1, "{}: nothing converted: {err}", f.display());
+        objects += n;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("v1alpha1"), "{}: {text}", f.display());
+    }
+    assert!(objects >= 22, "{objects} objects converted");
+}

@@ -15,6 +15,7 @@
 
 pub mod analysis;
 pub mod change;
+pub mod convert;
 pub mod diag;
 pub mod guard;
 pub mod l7;

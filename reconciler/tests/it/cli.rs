@@ -540,3 +540,46 @@ fn matrix_without_port_decides_every_port_the_world_mentions() {
     let line = |text: &str| text.lines().find(|l| l.starts_with("5432/TCP")).map(str::to_string);
     assert_eq!(line(&out), line(&explicit), "the same verdicts as when asked for");
 }
+
+/// `netward convert --to v1alpha2`: an AdminNetworkPolicy and a
+/// BaselineAdminNetworkPolicy rewritten (comments above them and other
+/// documents kept), proved by netward's own diff, and written in place.
+#[test]
+fn convert_rewrites_anp_and_banp_and_proves_no_connection_changed() {
+    let dir = TempDir::new("convert");
+    let file = dir.path().join("admin.yaml");
+    let v1alpha1 = "# guardrails\napiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {name: guard}\nspec:\n  priority: 10\n  subject: {namespaces: {matchLabels: {team: a}}}\n  ingress:\n  - name: web\n    action: Allow\n    from: [{namespaces: {}}]\n    ports:\n    - portNumber: {protocol: TCP, port: 80}\n    - portRange: {protocol: UDP, start: 5000, end: 5000}\n    - namedPort: dns\n  - action: Deny\n    from: [{namespaces: {}}]\n---\n# the default\napiVersion: policy.networking.k8s.io/v1alpha1\nkind: BaselineAdminNetworkPolicy\nmetadata: {name: default}\nspec:\n  subject: {namespaces: {}}\n  egress:\n  - action: Deny\n    to: [{networks: [10.0.0.0/8]}]\n    ports: [{portRange: {start: 8000, end: 9000}}]\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: keep, namespace: a}\nspec: {podSelector: {}}   # untouched\n";
+    std::fs::write(&file, v1alpha1).unwrap();
+    let path = file.to_string_lossy().to_string();
+    let (code, out, err) = netward(&["convert", "--to", "v1alpha2", &path]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("converted 2 object(s) in 1 file(s); netward diff: no connection opened or closed over"),
+        "{err}"
+    );
+    assert!(
+        out.starts_with("# guardrails\napiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\n"),
+        "{out}"
+    );
+    for want in [
+        "spec:\n  tier: Admin\n  priority: 10\n",
+        "    action: Accept\n",
+        "    protocols:\n    - tcp:\n        destinationPort:\n          number: 80\n    - udp:\n        destinationPort:\n          number: 5000\n    - destinationNamedPort: dns\n",
+        "# the default\napiVersion: policy.networking.k8s.io/v1alpha2\n",
+        "  tier: Baseline\n  priority: 1000\n",
+        "          range:\n            start: 8000\n            end: 9000\n",
+        "spec: {podSelector: {}}   # untouched\n",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
+    // The converted text is valid v1alpha2, and --write puts it in place.
+    let (code, _, err) = netward(&["convert", "--to", "v1alpha2", "--write", &path]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), out);
+    let (code, out, err) = netward(&["validate", &path]);
+    assert_eq!(code, 0, "{out}{err}");
+    // A second conversion has nothing left to do.
+    let (code, _, err) = netward(&["convert", "--to", "v1alpha2", &path]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("converted 0 object(s)"), "{err}");
+}
