@@ -583,3 +583,19 @@ fn convert_rewrites_anp_and_banp_and_proves_no_connection_changed() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("converted 0 object(s)"), "{err}");
 }
+
+/// The README's ClusterNetworkPolicy example is what `explain` prints.
+#[test]
+fn the_readme_cluster_network_policy_example_is_real_output() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README");
+    let section =
+        readme.split("## ClusterNetworkPolicy").nth(1).expect("the section").split("\n## ").next().expect("it");
+    let block = section.split("```console\n").nth(1).expect("a console block").split("\n```").next().expect("closed");
+    let mut lines = block.lines();
+    let cmd = lines.next().and_then(|l| l.strip_prefix("$ netward ")).expect("a netward command");
+    let words: Vec<&str> = cmd.split_whitespace().collect();
+    let (code, out, err) = netward(&words);
+    assert_eq!(code, 1, "denied: {err}");
+    let expected: Vec<&str> = lines.collect();
+    assert_eq!(out.lines().collect::<Vec<_>>(), expected, "{out}");
+}
