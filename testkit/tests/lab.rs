@@ -221,3 +221,81 @@ fn neighbour_discovery_is_not_policy_on_ptp() {
 fn neighbour_discovery_is_not_policy_on_bridge() {
     neighbour_discovery_is_not_policy(Cni::Bridge);
 }
+
+/// C12 on the kernel: a pod's egress policy holds towards its own node (the
+/// node's `input` hook runs the pod's egress chain, as Felix runs its
+/// from-workload chain before DefaultEndpointToHostAction), while a pod
+/// without egress policy reaches it, over IPv4 and IPv6; and the model says
+/// the same of each connection.
+fn a_pods_egress_policy_holds_towards_its_own_node(cni: Cni) {
+    if !supported() {
+        return;
+    }
+    let pod = |name: &str, ip: &str| {
+        format!(
+            "- apiVersion: v1\n  kind: Pod\n  metadata: {{name: {name}, namespace: shop, labels: {{app: {name}}}}}\n  spec: {{nodeName: n1, containers: [{{name: c, ports: [{{containerPort: 8080}}]}}]}}\n  status: {{phase: Running, podIP: {ip}}}\n"
+        )
+    };
+    let cluster = format!(
+        "apiVersion: v1\nkind: List\nitems:\n- {{apiVersion: v1, kind: Namespace, metadata: {{name: shop}}}}\n{}{}",
+        pod("a", "10.250.2.10"),
+        pod("b", "10.250.2.11"),
+    );
+    let policy = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: a-no-egress, namespace: shop}\nspec:\n  podSelector: {matchLabels: {app: a}}\n  policyTypes: [Egress]\n";
+    let mut d = Vec::new();
+    let cluster = load_cluster_text(&Arc::from("cluster.yaml"), &cluster, &mut d);
+    let set = load_policy_texts(std::iter::once((Arc::from("policies.yaml"), policy)), &mut d);
+    assert!(d.is_empty(), "{d:?}");
+    let cluster = dual_stack(&cluster);
+    let an = Analysis::new(&set, &cluster, View::Enforced);
+    let probe = PathBuf::from(env!("CARGO_BIN_EXE_netward-probe"));
+    let mut lab =
+        ClusterLab::up_with(&format!("own{cni}"), &cluster, &[], &probe, false, cni, &|_| {}).expect("lab up");
+    lab.enforce(&an, Mode::Enforce).expect("enforced");
+    // A server on the node itself (its fabric addresses are its own).
+    let node_ns = lab.node_netns("n1").expect("node n1").to_string();
+    let mut server = std::process::Command::new("ip")
+        .args(["netns", "exec", &node_ns])
+        .arg(&probe)
+        .args(["serve", "--tcp", "9999"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("server");
+    let mut line = String::new();
+    let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(server.stdout.take().expect("piped")), &mut line);
+    assert_eq!(line.trim(), "ready");
+    let netns = |id: &str| lab.pods().iter().find(|p| p.id == id).expect("pod").netns.clone();
+    let connect = |from: &str, to: &str| {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &netns(from)])
+            .arg(&probe)
+            .args(["connect", "tcp", to, "9999", "--timeout-ms", "600"])
+            .output()
+            .expect("probe");
+        out.status.code()
+    };
+    for node_ip in ["100.64.0.1", "fd00:100:64::1"] {
+        for (from, allowed) in [("shop/a", false), ("shop/b", true)] {
+            let flow = an.flow(from, node_ip, netward::model::Protocol::Tcp, 9999, None).expect("flow");
+            assert_eq!(an.evaluate(&flow).allowed, allowed, "model: {from} -> {node_ip}");
+            let code = connect(from, node_ip);
+            assert_eq!(
+                code,
+                Some(if allowed { 0 } else { 1 }),
+                "{cni}: {from} -> {node_ip} (0 connected, 1 timed out)"
+            );
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+#[test]
+fn a_pods_egress_policy_holds_towards_its_own_node_on_ptp() {
+    a_pods_egress_policy_holds_towards_its_own_node(Cni::Ptp);
+}
+
+#[test]
+fn a_pods_egress_policy_holds_towards_its_own_node_on_bridge() {
+    a_pods_egress_policy_holds_towards_its_own_node(Cni::Bridge);
+}

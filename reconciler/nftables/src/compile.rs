@@ -214,7 +214,10 @@ impl<'a> Compiler<'a> {
         .collect();
         let mut egress = vec![established.clone()];
         egress.extend(discovery.iter().cloned());
+        // Neighbour discovery to the node is never policy either: a pod's
+        // egress chain below must not stop it from finding its gateway.
         let mut input = vec![established.clone()];
+        input.extend(discovery.iter().cloned());
         // From a pod's link, only that pod's own addresses (and link-local
         // sources) may come: anything else is spoofed, and would otherwise
         // slip past the pod's egress chain, which is found by source address.
