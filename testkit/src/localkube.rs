@@ -216,7 +216,7 @@ impl Plane {
             let spec = if cidrs.is_empty() {
                 String::new()
             } else {
-                format!(", spec: {{podCIDR: {}, podCIDRs: [{}]}}", cidrs[0], cidrs.join(", "))
+                format!("\nspec: {{podCIDR: {}, podCIDRs: [{}]}}", cidrs[0], cidrs.join(", "))
             };
             let labels: Vec<String> =
                 node.map(|x| x.labels.iter().map(|(k, v)| format!("{}: {}", q(k), q(v))).collect()).unwrap_or_default();
@@ -233,7 +233,7 @@ impl Plane {
             let status = if addrs.is_empty() {
                 String::new()
             } else {
-                format!(", status: {{addresses: [{}]}}", addrs.join(", "))
+                format!("\nstatus: {{addresses: [{}]}}", addrs.join(", "))
             };
             let _ = writeln!(
                 o,
