@@ -16,10 +16,11 @@ use crate::lab::Probe;
 pub const NETSHOOT: &str =
     "nicolaka/netshoot:v0.13@sha256:a20c2531bf35436ed3766cd6cfe89d352b050ccc4d7005ce6400adf97503da1b";
 
-/// Calico's release (its operator manifest pinned with it). 3.30 is the first
-/// open-source release with the staged policy kinds and without tier-prefixed
-/// policy names, both of which the example uses.
-pub const CALICO: &str = "v3.30.0";
+/// Calico's release (its operator manifests pinned with it). 3.32 is the
+/// first that enforces ClusterNetworkPolicy (tiers kube-admin and
+/// kube-baseline; its operator-crds.yaml carries the network-policy-api CRD);
+/// 3.30 was the first with the staged kinds and without tier-prefixed names.
+pub const CALICO: &str = "v3.32.1";
 
 /// The image `kind up` builds for a netward cluster.
 pub const NETWARD_IMAGE: &str = "netward:testkit";
@@ -119,6 +120,13 @@ pub fn up(config: &Path, name: &str, cni: Cni, exists: bool, root: &Path) -> Vec
         None => {}
         Some(Cni::Kindnet) => {}
         Some(Cni::Calico) => {
+            // Since 3.32 the CRDs (Calico's, the operator's and the
+            // network-policy-api's ClusterNetworkPolicy) ship apart from the operator.
+            plan.push(Cmd::new(
+                "install the CRDs (ClusterNetworkPolicy included)",
+                "kubectl",
+                &["--context", &ctx, "create", "-f", &format!("{base}/operator-crds.yaml")],
+            ));
             plan.push(Cmd::new(
                 "install the Tigera operator",
                 "kubectl",
