@@ -350,9 +350,14 @@ pub fn with_old_dispatch(rs: &netward::enforce::Ruleset, pods: &[PodSpec]) -> ne
             })
             .collect();
     }
-    for r in &mut old.chains.get_mut("egress").expect("egress").rules {
-        if let Verdict::Dispatch { by_iface, .. } = &mut r.verdict {
-            *by_iface = true;
+    // Every chain that looks the map up (egress, and input for a pod's own node).
+    for chain in old.chains.values_mut() {
+        for r in &mut chain.rules {
+            if let Verdict::Dispatch { by_iface, map, .. } = &mut r.verdict {
+                if map.starts_with("egress-dispatch-") {
+                    *by_iface = true;
+                }
+            }
         }
     }
     old
