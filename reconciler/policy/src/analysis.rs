@@ -115,9 +115,10 @@ impl Analysis {
         self.nodes.iter().filter(|n| sel.eval(&n.labels)).flat_map(|n| n.addresses.iter().copied())
     }
 
-    /// The endpoint with this id (`ns/name`).
+    /// The endpoint with this id (`ns/name`): a binary search, since
+    /// `endpoints` is sorted by id.
     pub fn endpoint(&self, id: &str) -> Option<&Endpoint> {
-        self.endpoints.iter().find(|e| e.id == id)
+        self.endpoints.binary_search_by(|e| e.id.as_str().cmp(id)).ok().map(|i| &self.endpoints[i])
     }
 
     /// The endpoint that owns an IP, if any.

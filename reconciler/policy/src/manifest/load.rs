@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::diag::{self, Diagnostic, Pos};
+use crate::diag::{self, DResult, Diagnostic, Pos};
 use crate::manifest::decode::cluster::{decode_namespace, decode_node, decode_pod};
 use crate::manifest::decode::{calico, k8s, npapi};
 use crate::manifest::fields::Src;
@@ -307,52 +307,72 @@ pub fn load_cluster(paths: &[PathBuf]) -> Loaded<Cluster> {
 
 /// One snapshot text.
 pub fn load_cluster_text(name: &Arc<str>, text: &str, diags: &mut Vec<Diagnostic>) -> Cluster {
-    let mut cluster = Cluster::default();
-    let docs = match parse_documents(name, text) {
-        Ok(d) => d,
-        Err(e) => {
-            diags.push(e);
-            return cluster;
-        }
-    };
     let src = Src { file: name, text };
-    for doc in &docs {
-        let mut objs = Vec::new();
-        objects(&doc.root, &mut objs);
-        for o in objs {
-            match (o.api_version.as_deref().unwrap_or(""), o.kind.as_deref().unwrap_or("")) {
-                ("v1", "Namespace") => match decode_namespace(src, o.node) {
-                    Ok(n) => {
-                        cluster.namespaces.insert(n.name.clone(), n);
-                    }
-                    Err(e) => diags.push(e),
-                },
-                ("v1", "Node") => match decode_node(src, o.node) {
-                    Ok(n) => {
-                        cluster.nodes.insert(n.name.clone(), n);
-                    }
-                    Err(e) => diags.push(e),
-                },
-                ("v1", "Pod") => match decode_pod(src, o.node) {
-                    Ok(p) => {
-                        if let Some(first) =
-                            cluster.pods.iter().find(|q| q.namespace == p.namespace && q.name == p.name)
-                        {
-                            diags.push(Diagnostic::error(
-                                p.origin.clone(),
-                                format!("duplicate Pod {}/{} (first defined at {})", p.namespace, p.name, first.origin),
-                            ));
-                        } else {
-                            cluster.pods.push(p);
-                        }
-                    }
-                    Err(e) => diags.push(e),
-                },
-                _ => {}
+    // A large snapshot is decoded piece by piece where it is parsed (every
+    // core; each piece's tree dropped as soon as its objects are decoded),
+    // so memory holds the model, not the whole YAML tree.
+    let pieces = (text.len() >= crate::manifest::yaml::PARALLEL_FROM)
+        .then(|| crate::manifest::yaml::pieces::map_roots(text, &|root| decode_objects(src, &root)))
+        .flatten();
+    let decoded: Vec<Decoded> = match pieces {
+        Some(per_root) => per_root.into_iter().flatten().collect(),
+        None => match parse_documents(name, text) {
+            Ok(docs) => docs.iter().flat_map(|d| decode_objects(src, &d.root)).collect(),
+            Err(e) => {
+                diags.push(e);
+                return Cluster::default();
             }
+        },
+    };
+    let mut cluster = Cluster::default();
+    // Each pod's place by identity: the duplicate check stays linear in pods.
+    let mut seen: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
+    for d in decoded {
+        match d {
+            Decoded::Namespace(Ok(n)) => {
+                cluster.namespaces.insert(n.name.clone(), n);
+            }
+            Decoded::Node(Ok(n)) => {
+                cluster.nodes.insert(n.name.clone(), n);
+            }
+            Decoded::Pod(Ok(p)) => match seen.entry((p.namespace.clone(), p.name.clone())) {
+                std::collections::hash_map::Entry::Occupied(first) => {
+                    let first = &cluster.pods[*first.get()];
+                    diags.push(Diagnostic::error(
+                        p.origin.clone(),
+                        format!("duplicate Pod {}/{} (first defined at {})", p.namespace, p.name, first.origin),
+                    ));
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(cluster.pods.len());
+                    cluster.pods.push(p);
+                }
+            },
+            Decoded::Namespace(Err(e)) | Decoded::Node(Err(e)) | Decoded::Pod(Err(e)) => diags.push(e),
         }
     }
     cluster
+}
+
+/// One snapshot object, decoded.
+enum Decoded {
+    Namespace(DResult<crate::model::Namespace>),
+    Node(DResult<crate::model::cluster::Node>),
+    Pod(DResult<crate::model::Pod>),
+}
+
+/// The Namespaces, Nodes and Pods of one document root (inside Lists too).
+fn decode_objects(src: Src<'_>, root: &Node) -> Vec<Decoded> {
+    let mut objs = Vec::new();
+    objects(root, &mut objs);
+    objs.into_iter()
+        .filter_map(|o| match (o.api_version.as_deref().unwrap_or(""), o.kind.as_deref().unwrap_or("")) {
+            ("v1", "Namespace") => Some(Decoded::Namespace(decode_namespace(src, o.node))),
+            ("v1", "Node") => Some(Decoded::Node(decode_node(src, o.node))),
+            ("v1", "Pod") => Some(Decoded::Pod(decode_pod(src, o.node))),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Endpoints a repository describes itself: its Namespace and Pod objects,
@@ -377,8 +397,7 @@ pub fn cluster_from_manifests(files: &[(Arc<str>, String)]) -> Cluster {
                 }
                 if let Some(pod) = template_pod(src, o.node, next_ip) {
                     next_ip += 1;
-                    cluster.pods.retain(|p| !(p.namespace == pod.namespace && p.name == pod.name));
-                    cluster.pods.push(pod);
+                    cluster.merge(Cluster { pods: vec![pod], ..Cluster::default() });
                 }
             }
         }

@@ -238,14 +238,23 @@ impl Cluster {
         }
     }
 
-    /// Adds another snapshot: its objects replace those of the same name.
+    /// Adds another snapshot: its objects replace those of the same name
+    /// (within `other`, the last of a name wins). Linear in pods: one pass
+    /// over each side, whatever the sizes.
     pub fn merge(&mut self, other: Cluster) {
         self.namespaces.extend(other.namespaces);
         self.nodes.extend(other.nodes);
+        let mut incoming: std::collections::HashMap<(String, String), Pod> =
+            std::collections::HashMap::with_capacity(other.pods.len());
+        let mut order = Vec::with_capacity(other.pods.len());
         for pod in other.pods {
-            self.pods.retain(|p| !(p.namespace == pod.namespace && p.name == pod.name));
-            self.pods.push(pod);
+            let key = (pod.namespace.clone(), pod.name.clone());
+            if incoming.insert(key.clone(), pod).is_none() {
+                order.push(key);
+            }
         }
+        self.pods.retain(|p| !incoming.contains_key(&(p.namespace.clone(), p.name.clone())));
+        self.pods.extend(order.into_iter().filter_map(|k| incoming.remove(&k)));
     }
 
     /// Adds namespaces that pods mention but no snapshot listed (with only the implicit label).
