@@ -156,6 +156,31 @@ fn build_a_lab_and_hang() {
     }
 }
 
+/// A one-node lab of namespace `shop`: pods (name, IPv4; label `app` is the
+/// name) on node n1, made dual-stack, wired by `cni`, and `policies`
+/// enforced. Returns the lab and the analysis it enforces.
+fn shop_lab(tag: &str, cni: Cni, pods: &[(&str, &str)], policies: &str) -> (ClusterLab, Analysis) {
+    let mut cluster = String::from(
+        "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Namespace, metadata: {name: shop}}\n",
+    );
+    for (name, ip) in pods {
+        cluster.push_str(&format!(
+            "- apiVersion: v1\n  kind: Pod\n  metadata: {{name: {name}, namespace: shop, labels: {{app: {name}}}}}\n  spec: {{nodeName: n1, containers: [{{name: c, ports: [{{containerPort: 8080}}]}}]}}\n  status: {{phase: Running, podIP: {ip}}}\n"
+        ));
+    }
+    let mut d = Vec::new();
+    let cluster = load_cluster_text(&Arc::from("cluster.yaml"), &cluster, &mut d);
+    let set = load_policy_texts(std::iter::once((Arc::from("policies.yaml"), policies)), &mut d);
+    assert!(d.is_empty(), "{d:?}");
+    let cluster = dual_stack(&cluster);
+    let an = Analysis::new(&set, &cluster, View::Enforced);
+    let probe = PathBuf::from(env!("CARGO_BIN_EXE_netward-probe"));
+    let mut lab =
+        ClusterLab::up_with(&format!("{tag}{cni}"), &cluster, &[], &probe, false, cni, &|_| {}).expect("lab up");
+    lab.enforce(&an, Mode::Enforce).expect("enforced");
+    (lab, an)
+}
+
 /// Three pods on one node: `b` may open no connection (egress isolated),
 /// `c` accepts none (ingress isolated); `a` may reach `b`, `c` may reach `a`
 /// and `b`. On a bridge the pods are neighbours on `cni0`, and with
@@ -168,30 +193,12 @@ fn neighbour_discovery_is_not_policy(cni: Cni) {
     if !supported() {
         return;
     }
-    let pod = |name: &str, ip: &str| {
-        format!(
-            "- apiVersion: v1\n  kind: Pod\n  metadata: {{name: {name}, namespace: shop, labels: {{app: {name}}}}}\n  spec: {{nodeName: n1, containers: [{{name: c, ports: [{{containerPort: 8080}}]}}]}}\n  status: {{phase: Running, podIP: {ip}}}\n"
-        )
-    };
-    let cluster = format!(
-        "apiVersion: v1\nkind: List\nitems:\n- {{apiVersion: v1, kind: Namespace, metadata: {{name: shop}}}}\n{}{}{}",
-        pod("a", "10.250.1.10"),
-        pod("b", "10.250.1.11"),
-        pod("c", "10.250.1.12")
-    );
     let isolate = |name: &str, app: &str, dir: &str| {
         format!("---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: {name}, namespace: shop}}\nspec:\n  podSelector: {{matchLabels: {{app: {app}}}}}\n  policyTypes: [{dir}]\n")
     };
     let policies = isolate("b-no-egress", "b", "Egress") + &isolate("c-no-ingress", "c", "Ingress");
-    let mut d = Vec::new();
-    let cluster = load_cluster_text(&Arc::from("cluster.yaml"), &cluster, &mut d);
-    let set = load_policy_texts(std::iter::once((Arc::from("policies.yaml"), policies.as_str())), &mut d);
-    assert!(d.is_empty(), "{d:?}");
-    let cluster = dual_stack(&cluster);
-    let an = Analysis::new(&set, &cluster, View::Enforced);
-    let probe = PathBuf::from(env!("CARGO_BIN_EXE_netward-probe"));
-    let mut lab = ClusterLab::up_with(&format!("nd{cni}"), &cluster, &[], &probe, false, cni, &|_| {}).expect("lab up");
-    lab.enforce(&an, Mode::Enforce).expect("enforced");
+    let pods = [("a", "10.250.1.10"), ("b", "10.250.1.11"), ("c", "10.250.1.12")];
+    let (lab, an) = shop_lab("nd", cni, &pods, &policies);
     let checked = verify(&lab, &an, 4, Duration::from_millis(500), &|_, _| {});
     assert_eq!(checked.len(), 12, "every pair, over IPv4 and IPv6");
     assert_eq!(checked.iter().filter(|c| c.model_allows).count(), 6, "a -> b, c -> a, c -> b in both families");
@@ -231,27 +238,9 @@ fn a_pods_egress_policy_holds_towards_its_own_node(cni: Cni) {
     if !supported() {
         return;
     }
-    let pod = |name: &str, ip: &str| {
-        format!(
-            "- apiVersion: v1\n  kind: Pod\n  metadata: {{name: {name}, namespace: shop, labels: {{app: {name}}}}}\n  spec: {{nodeName: n1, containers: [{{name: c, ports: [{{containerPort: 8080}}]}}]}}\n  status: {{phase: Running, podIP: {ip}}}\n"
-        )
-    };
-    let cluster = format!(
-        "apiVersion: v1\nkind: List\nitems:\n- {{apiVersion: v1, kind: Namespace, metadata: {{name: shop}}}}\n{}{}",
-        pod("a", "10.250.2.10"),
-        pod("b", "10.250.2.11"),
-    );
     let policy = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: a-no-egress, namespace: shop}\nspec:\n  podSelector: {matchLabels: {app: a}}\n  policyTypes: [Egress]\n";
-    let mut d = Vec::new();
-    let cluster = load_cluster_text(&Arc::from("cluster.yaml"), &cluster, &mut d);
-    let set = load_policy_texts(std::iter::once((Arc::from("policies.yaml"), policy)), &mut d);
-    assert!(d.is_empty(), "{d:?}");
-    let cluster = dual_stack(&cluster);
-    let an = Analysis::new(&set, &cluster, View::Enforced);
+    let (lab, an) = shop_lab("own", cni, &[("a", "10.250.2.10"), ("b", "10.250.2.11")], policy);
     let probe = PathBuf::from(env!("CARGO_BIN_EXE_netward-probe"));
-    let mut lab =
-        ClusterLab::up_with(&format!("own{cni}"), &cluster, &[], &probe, false, cni, &|_| {}).expect("lab up");
-    lab.enforce(&an, Mode::Enforce).expect("enforced");
     // A server on the node itself (its fabric addresses are its own).
     let node_ns = lab.node_netns("n1").expect("node n1").to_string();
     let mut server = std::process::Command::new("ip")

@@ -377,8 +377,8 @@ fn network_policy_api_validation_agrees_with_the_real_crds() {
         for e in std::fs::read_dir(&d).expect("crdtest data") {
             let p = e.expect("entry").path();
             corpus.push((
-                format!("crdtest/{kind}/{}", p.file_name().unwrap().to_string_lossy()),
-                std::fs::read_to_string(&p).unwrap(),
+                format!("crdtest/{kind}/{}", p.file_name().expect("a file").to_string_lossy()),
+                std::fs::read_to_string(&p).expect("crdtest data"),
             ));
         }
     }
@@ -465,9 +465,9 @@ fn network_policy_api_validation_agrees_with_the_real_crds() {
             &[
                 "explain",
                 "--policies",
-                policy.to_str().unwrap(),
+                policy.to_str().expect("utf-8 path"),
                 "--cluster",
-                cluster.to_str().unwrap(),
+                cluster.to_str().expect("utf-8 path"),
                 "--from",
                 "network-policy-conformance-gryffindor/harry-potter-0",
                 "--to",

@@ -549,7 +549,7 @@ fn convert_rewrites_anp_and_banp_and_proves_no_connection_changed() {
     let dir = TempDir::new("convert");
     let file = dir.path().join("admin.yaml");
     let v1alpha1 = "# guardrails\napiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {name: guard}\nspec:\n  priority: 10\n  subject: {namespaces: {matchLabels: {team: a}}}\n  ingress:\n  - name: web\n    action: Allow\n    from: [{namespaces: {}}]\n    ports:\n    - portNumber: {protocol: TCP, port: 80}\n    - portRange: {protocol: UDP, start: 5000, end: 5000}\n    - namedPort: dns\n  - action: Deny\n    from: [{namespaces: {}}]\n---\n# the default\napiVersion: policy.networking.k8s.io/v1alpha1\nkind: BaselineAdminNetworkPolicy\nmetadata: {name: default}\nspec:\n  subject: {namespaces: {}}\n  egress:\n  - action: Deny\n    to: [{networks: [10.0.0.0/8]}]\n    ports: [{portRange: {start: 8000, end: 9000}}]\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: keep, namespace: a}\nspec: {podSelector: {}}   # untouched\n";
-    std::fs::write(&file, v1alpha1).unwrap();
+    std::fs::write(&file, v1alpha1).expect("write the v1alpha1 file");
     let path = file.to_string_lossy().to_string();
     let (code, out, err) = netward(&["convert", "--to", "v1alpha2", &path]);
     assert_eq!(code, 0, "{out}{err}");
@@ -575,7 +575,7 @@ fn convert_rewrites_anp_and_banp_and_proves_no_connection_changed() {
     // The converted text is valid v1alpha2, and --write puts it in place.
     let (code, _, err) = netward(&["convert", "--to", "v1alpha2", "--write", &path]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(std::fs::read_to_string(&file).unwrap(), out);
+    assert_eq!(std::fs::read_to_string(&file).expect("the written file"), out);
     let (code, out, err) = netward(&["validate", &path]);
     assert_eq!(code, 0, "{out}{err}");
     // A second conversion has nothing left to do.

@@ -121,7 +121,8 @@ fn networks_match_pod_ips_nodes_match_node_addresses() {
         &format!("{SUBJECT_A}  egress:\n  - action: Accept\n    to:\n    - domainNames: ['*.example.com']\n"),
     );
     let w = World::new(&base(), &dns);
-    let flow = w.an.flow("a/x", "203.0.113.9", netward::model::Protocol::Tcp, 443, None).unwrap();
+    let flow =
+        w.an.flow("a/x", "203.0.113.9", netward::model::Protocol::Tcp, 443, None).expect("a/x and an IP make a flow");
     let v = w.an.evaluate(&flow);
     assert!(v.allowed, "matches nothing, so the default allows");
     assert!(v.decision().by.contains("DNS domains not evaluated"), "{}", v.decision().by);

@@ -582,12 +582,12 @@ mod tests {
     fn a_large_text_parsed_in_pieces_is_the_same_tree() {
         let list = big_list(6_000, &pod);
         let text = format!("kind: Namespace\napiVersion: v1\nmetadata: {{name: ns0}}\n---\n{list}---\n# last\nkind: Namespace\napiVersion: v1\nmetadata: {{name: ns1}}\n");
-        let whole = parse_text(&file(), &text, MAX_DEPTH).unwrap();
+        let whole = parse_text(&file(), &text, MAX_DEPTH).expect("the text is valid YAML");
         let cut = pieces::parse(&text).expect("cut into pieces");
         assert_eq!(cut.len(), 3);
         assert!(cut == whole, "first difference: {:?}", first_difference(&cut, &whole));
         let Some(Node { value: Value::Map(m), .. }) = &cut[1] else { panic!("a List") };
-        let items = &m.iter().find(|(k, _)| k.value == Value::Str("items".into())).unwrap().1;
+        let items = &m.iter().find(|(k, _)| k.value == Value::Str("items".into())).expect("the List has items").1;
         let Value::Seq(items) = &items.value else { panic!("items") };
         assert_eq!(items.len(), 6_000);
         assert_eq!(items[5_999].line, 7 + 5_999 * 14, "the last item keeps its line");

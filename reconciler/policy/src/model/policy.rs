@@ -251,6 +251,43 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// A rule of the Kubernetes APIs (NetworkPolicy, ClusterNetworkPolicy):
+    /// a remote `peer`, and `ports` on the destination, which is the local
+    /// pod for ingress and the peer for egress. Nothing else is set.
+    pub fn towards_peer(
+        action: Action,
+        ingress: bool,
+        peer: &EntityRule,
+        protocol: Option<Protocol>,
+        ports: &[PortMatch],
+        index: usize,
+        origin: Pos,
+    ) -> Rule {
+        let mut remote = peer.clone();
+        let mut local = EntityRule::default();
+        let (source, destination) = if ingress {
+            local.ports = ports.to_vec();
+            (remote, local)
+        } else {
+            remote.ports = ports.to_vec();
+            (local, remote)
+        };
+        Rule {
+            action,
+            ip_version: None,
+            protocol,
+            not_protocol: None,
+            icmp: None,
+            not_icmp: None,
+            source,
+            destination,
+            http: false,
+            index,
+            name: None,
+            origin,
+        }
+    }
+
     /// Whether the rule exists for one IP family. Felix renders a rule per
     /// family: `ipVersion` names one, and a CIDR field (`nets` or `notNets`,
     /// either side) that is set but holds no CIDR of the family removes the

@@ -303,27 +303,9 @@ fn rule(src: Src<'_>, n: &Node, index: usize, ns: &str, ingress: bool) -> DResul
     let mut out = Vec::new();
     for (peer, pos) in &peers {
         for (proto, pm) in &ports {
-            let mut local = EntityRule { ports: pm.clone(), ..EntityRule::default() };
-            let mut remote = peer.clone();
-            if !ingress {
-                // Egress: the destination is the peer, and the ports are its ports.
-                remote.ports = std::mem::take(&mut local.ports);
-            }
-            let (source, destination) = if ingress { (remote, local) } else { (local, remote) };
-            out.push(Rule {
-                action: Action::Allow,
-                ip_version: peer.nets.first().map(|n| if n.addr().is_ipv4() { 4 } else { 6 }),
-                protocol: *proto,
-                not_protocol: None,
-                icmp: None,
-                not_icmp: None,
-                source,
-                destination,
-                http: false,
-                index,
-                name: None,
-                origin: pos.clone(),
-            });
+            let mut r = Rule::towards_peer(Action::Allow, ingress, peer, *proto, pm, index, pos.clone());
+            r.ip_version = peer.nets.first().map(|n| if n.addr().is_ipv4() { 4 } else { 6 });
+            out.push(r);
         }
     }
     Ok(out)

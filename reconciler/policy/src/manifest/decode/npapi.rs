@@ -482,29 +482,9 @@ fn rule(src: Src<'_>, n: &Node, index: usize, api: Api, ingress: bool) -> DResul
     let mut out = Vec::new();
     for (proto, ports) in &groups {
         for p in &peers {
-            let mut remote = p.side.clone();
-            let mut local = EntityRule::default();
-            let (source, destination) = if ingress {
-                local.ports = ports.clone();
-                (remote, local)
-            } else {
-                remote.ports = ports.clone();
-                (local, remote)
-            };
-            out.push(Rule {
-                action,
-                ip_version: None,
-                protocol: *proto,
-                not_protocol: None,
-                icmp: None,
-                not_icmp: None,
-                source,
-                destination,
-                http: false,
-                index,
-                name: name.clone(),
-                origin: p.pos.clone(),
-            });
+            let mut r = Rule::towards_peer(action, ingress, &p.side, *proto, ports, index, p.pos.clone());
+            r.name = name.clone();
+            out.push(r);
         }
     }
     Ok(out)
